@@ -1,0 +1,363 @@
+"""The PyTorch side of latent: the notebook's two autoencoders, an MNIST
+reader and a minimal safetensors reader/writer (pure python + numpy).
+
+The module layouts below are the notebook's, unchanged: the state-dict names
+("encoder.1.weight", "decoder.5.bias", ...) are the names that latent's Go
+checkpoints use, with tensors in PyTorch's layout, so that
+load_model(path) can load a latent model.safetensors with strict=True.
+
+Use Debian's interpreter: /usr/bin/python3 (it has torch).
+"""
+
+import gzip
+import json
+import os
+import struct
+
+import numpy as np
+import torch
+from torch import nn
+
+DEFAULT_BOTTLENECK = 10
+
+# Repository root = the parent of this file's folder (bench/).
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def default_data_dir():
+    """LATENT_DATA if set, else ../shared/datasets/mnist relative to the repo root."""
+    env = os.environ.get("LATENT_DATA")
+    if env:
+        return env
+    return os.path.normpath(os.path.join(REPO_ROOT, "..", "shared", "datasets", "mnist"))
+
+
+# --------------------------------------------------------------------------
+# The notebook's models.
+
+
+class ClassicAutoEncoder(nn.Module):
+    """The notebook's MLP autoencoder: 784-512-512-b / b-512-512-784."""
+
+    kind = "classic"
+
+    def __init__(self, bottleneck=DEFAULT_BOTTLENECK):
+        super().__init__()
+        self.bottleneck = bottleneck
+        self.encoder = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(784, 512),
+            nn.ReLU(),
+            nn.Linear(512, 512),
+            nn.ReLU(),
+            nn.Linear(512, bottleneck),
+        )
+        self.decoder = nn.Sequential(
+            nn.Linear(bottleneck, 512),
+            nn.ReLU(),
+            nn.Linear(512, 512),
+            nn.ReLU(),
+            nn.Linear(512, 784),
+            nn.Sigmoid(),
+            nn.Unflatten(1, (1, 28, 28)),
+        )
+
+    def forward(self, x):
+        return self.decoder(self.encoder(x))
+
+
+class ConvAutoEncoder(nn.Module):
+    """The notebook's convolutional autoencoder."""
+
+    kind = "conv"
+
+    def __init__(self, bottleneck=DEFAULT_BOTTLENECK):
+        super().__init__()
+        self.bottleneck = bottleneck
+        self.encoder = nn.Sequential(
+            nn.Conv2d(1, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(1568, 128),
+            nn.ReLU(),
+            nn.Linear(128, bottleneck),
+        )
+        self.decoder = nn.Sequential(
+            nn.Linear(bottleneck, 128),
+            nn.ReLU(),
+            nn.Linear(128, 1568),
+            nn.ReLU(),
+            nn.Unflatten(1, (32, 7, 7)),
+            nn.ConvTranspose2d(32, 16, 2, stride=2),
+            nn.ReLU(),
+            nn.ConvTranspose2d(16, 1, 2, stride=2),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, x):
+        return self.decoder(self.encoder(x))
+
+
+MODELS = {"classic": ClassicAutoEncoder, "conv": ConvAutoEncoder}
+
+
+def build_model(kind, bottleneck=DEFAULT_BOTTLENECK):
+    """A freshly initialised model of the given kind (uses torch's RNG)."""
+    if kind not in MODELS:
+        raise ValueError("unknown model kind %r: want one of %s" % (kind, ", ".join(sorted(MODELS))))
+    b = int(bottleneck)
+    if b < 1 or b > 4096:
+        raise ValueError("bottleneck %d out of range: want 1 to 4096" % b)
+    return MODELS[kind](b)
+
+
+def arch_json(kind, bottleneck):
+    """The architecture declaration as latent's Go models.Arch.JSON() writes it
+    (same field order, omitempty), for the "arch" metadata key."""
+    b = int(bottleneck)
+    L = lambda i, o: {"op": "Linear", "in": i, "out": o}
+    R = {"op": "ReLU"}
+    S = {"op": "Sigmoid"}
+    if kind == "classic":
+        enc = [{"op": "Flatten"}, L(784, 512), R, L(512, 512), R, L(512, b)]
+        dec = [L(b, 512), R, L(512, 512), R, L(512, 784), S, {"op": "Unflatten", "shape": [1, 28, 28]}]
+    elif kind == "conv":
+        C = lambda i, o: {"op": "Conv2d", "in": i, "out": o, "kernel": 3, "stride": 1, "pad": 1}
+        P = {"op": "MaxPool2d", "kernel": 2, "stride": 2}
+        T = lambda i, o: {"op": "ConvTranspose2d", "in": i, "out": o, "kernel": 2, "stride": 2}
+        enc = [C(1, 16), R, P, C(16, 32), R, P, {"op": "Flatten"}, L(1568, 128), R, L(128, b)]
+        dec = [L(b, 128), R, L(128, 1568), R, {"op": "Unflatten", "shape": [32, 7, 7]}, T(32, 16), R, T(16, 1), S]
+    else:
+        raise ValueError("unknown model kind %r" % kind)
+    a = {"kind": kind, "bottleneck": b, "input": [1, 28, 28], "encoder": enc, "decoder": dec}
+    return json.dumps(a, separators=(",", ":"))
+
+
+# --------------------------------------------------------------------------
+# MNIST.
+
+_SPLIT_PREFIX = {"train": "train", "test": "t10k", "t10k": "t10k"}
+
+
+def _read_idx(path):
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    if len(data) < 4 or data[0] != 0 or data[1] != 0:
+        raise ValueError("%s: not an IDX file" % path)
+    if data[2] != 0x08:
+        raise ValueError("%s: IDX type 0x%02x, want 0x08 (uint8)" % (path, data[2]))
+    ndim = data[3]
+    dims = struct.unpack(">" + "I" * ndim, data[4 : 4 + 4 * ndim])
+    arr = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    if arr.size != int(np.prod(dims)):
+        raise ValueError("%s: %d values, want %d for shape %s" % (path, arr.size, int(np.prod(dims)), dims))
+    return arr.reshape(dims)
+
+
+def _find(dirpath, name):
+    for cand in (name + ".gz", name):
+        p = os.path.join(dirpath, cand)
+        if os.path.exists(p):
+            return p
+    raise FileNotFoundError("MNIST file %s(.gz) not found in %s" % (name, dirpath))
+
+
+def load_mnist(dirpath=None, split="train"):
+    """Read MNIST in place from gzip IDX files.
+
+    Returns (images, labels): images float32 [N,1,28,28] = uint8/255,
+    labels int64 [N].
+    """
+    dirpath = dirpath or default_data_dir()
+    if split not in _SPLIT_PREFIX:
+        raise ValueError("unknown split %r: want train or test" % split)
+    pre = _SPLIT_PREFIX[split]
+    imgs = _read_idx(_find(dirpath, pre + "-images-idx3-ubyte"))
+    labs = _read_idx(_find(dirpath, pre + "-labels-idx1-ubyte"))
+    if imgs.ndim != 3 or imgs.shape[1:] != (28, 28):
+        raise ValueError("MNIST %s images have shape %s, want [N,28,28]" % (split, imgs.shape))
+    if labs.shape != (imgs.shape[0],):
+        raise ValueError("MNIST %s: %d labels for %d images" % (split, labs.shape[0], imgs.shape[0]))
+    images = (imgs.astype(np.float32) / np.float32(255.0)).reshape(-1, 1, 28, 28)
+    return images, labs.astype(np.int64)
+
+
+# --------------------------------------------------------------------------
+# safetensors, minimal: 8-byte little-endian header length, JSON header
+# {name: {dtype, shape, data_offsets:[begin,end]}, "__metadata__": {str:str}},
+# then the raw little-endian data (offsets relative to the end of the header).
+
+_DTYPES = {
+    "F64": np.dtype("<f8"),
+    "F32": np.dtype("<f4"),
+    "F16": np.dtype("<f2"),
+    "I64": np.dtype("<i8"),
+    "I32": np.dtype("<i4"),
+    "I16": np.dtype("<i2"),
+    "I8": np.dtype("i1"),
+    "U8": np.dtype("u1"),
+    "BOOL": np.dtype("?"),
+}
+
+_MAX_HEADER = 100 * 1024 * 1024
+
+
+class SafetensorsError(ValueError):
+    pass
+
+
+def read_safetensors(path):
+    """Read a safetensors file. Returns (tensors, metadata): tensors is a dict
+    name -> numpy array (native byte order, in file order), metadata a dict
+    str -> str (empty when absent). BF16 is widened to float32."""
+    with open(path, "rb") as f:
+        buf = f.read()
+    if len(buf) < 8:
+        raise SafetensorsError("%s: %d bytes, too short for a safetensors file" % (path, len(buf)))
+    (n,) = struct.unpack("<Q", buf[:8])
+    if n > _MAX_HEADER or 8 + n > len(buf):
+        raise SafetensorsError("%s: header length %d does not fit a %d-byte file" % (path, n, len(buf)))
+    try:
+        header = json.loads(buf[8 : 8 + n].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise SafetensorsError("%s: bad JSON header: %s" % (path, e))
+    if not isinstance(header, dict):
+        raise SafetensorsError("%s: header is not a JSON object" % path)
+    data = memoryview(buf)[8 + n :]
+    meta = header.pop("__metadata__", None) or {}
+    if not isinstance(meta, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
+        raise SafetensorsError("%s: __metadata__ must map strings to strings" % path)
+    tensors = {}
+    spans = []
+    for name, info in header.items():
+        try:
+            dt, shape, (b, e) = info["dtype"], [int(s) for s in info["shape"]], info["data_offsets"]
+            b, e = int(b), int(e)
+        except (KeyError, TypeError, ValueError):
+            raise SafetensorsError("%s: tensor %r: want dtype, shape and data_offsets [begin,end]" % (path, name))
+        if any(s < 0 for s in shape):
+            raise SafetensorsError("%s: tensor %r: negative shape %s" % (path, name, shape))
+        if dt == "BF16":
+            itemsize = 2
+        elif dt in _DTYPES:
+            itemsize = _DTYPES[dt].itemsize
+        else:
+            raise SafetensorsError("%s: tensor %r: unsupported dtype %s" % (path, name, dt))
+        count = int(np.prod(shape)) if shape else 1
+        if not (0 <= b <= e <= len(data)):
+            raise SafetensorsError("%s: tensor %r: data_offsets [%d,%d] outside the %d data bytes" % (path, name, b, e, len(data)))
+        if e - b != count * itemsize:
+            raise SafetensorsError("%s: tensor %r: %d bytes for %s %s, want %d" % (path, name, e - b, dt, shape, count * itemsize))
+        raw = bytes(data[b:e])
+        if dt == "BF16":
+            u = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
+            arr = u.view(np.float32)
+        else:
+            arr = np.frombuffer(raw, dtype=_DTYPES[dt]).astype(_DTYPES[dt].newbyteorder("="))
+        tensors[name] = arr.reshape(shape)
+        spans.append((b, e, name))
+    spans.sort()
+    for (b0, e0, n0), (b1, e1, n1) in zip(spans, spans[1:]):
+        if b1 < e0:
+            raise SafetensorsError("%s: tensors %r and %r overlap" % (path, n0, n1))
+    return tensors, dict(meta)
+
+
+def write_safetensors(path, tensors, metadata=None):
+    """Write tensors (dict name -> numpy array or torch tensor, written in the
+    dict's order) and string metadata to path in safetensors format."""
+    header = {}
+    chunks = []
+    off = 0
+    for name, t in tensors.items():
+        if isinstance(t, torch.Tensor):
+            t = t.detach().cpu().numpy()
+        a = np.ascontiguousarray(t)
+        dt = a.dtype.newbyteorder("<") if a.dtype.itemsize > 1 else a.dtype
+        key = None
+        for k, v in _DTYPES.items():
+            if v == dt:
+                key = k
+                break
+        if key is None:
+            raise SafetensorsError("tensor %r: unsupported numpy dtype %s" % (name, a.dtype))
+        raw = a.astype(dt, copy=False).tobytes()
+        header[name] = {"dtype": key, "shape": list(a.shape), "data_offsets": [off, off + len(raw)]}
+        chunks.append(raw)
+        off += len(raw)
+    if metadata:
+        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
+    h = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    h += b" " * ((-len(h)) % 8)  # pad so the data starts 8-byte aligned
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(struct.pack("<Q", len(h)))
+        f.write(h)
+        for c in chunks:
+            f.write(c)
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------
+# latent checkpoints.
+
+
+class ModelLoadError(Exception):
+    pass
+
+
+def state_dict_numpy(model):
+    return {k: v.detach().cpu().numpy().astype(np.float32) for k, v in model.state_dict().items()}
+
+
+def save_model(path, model, extra_metadata=None):
+    """Write a model's state dict as a latent-style model.safetensors (F32,
+    metadata kind / bottleneck / arch)."""
+    meta = {"kind": model.kind, "bottleneck": str(model.bottleneck), "arch": arch_json(model.kind, model.bottleneck)}
+    if extra_metadata:
+        meta.update({str(k): str(v) for k, v in extra_metadata.items()})
+    write_safetensors(path, state_dict_numpy(model), meta)
+
+
+def load_model(path):
+    """Load a latent model.safetensors (or a folder holding one) into the
+    notebook class named by its "kind" metadata, with strict=True. Returns
+    (model in eval mode, metadata). Raises ModelLoadError with a clear
+    message on any problem."""
+    if os.path.isdir(path):
+        path = os.path.join(path, "model.safetensors")
+    try:
+        tensors, meta = read_safetensors(path)
+    except (OSError, SafetensorsError) as e:
+        raise ModelLoadError("cannot read %s: %s" % (path, e))
+    kind = meta.get("kind")
+    if kind not in MODELS:
+        raise ModelLoadError("%s: metadata kind=%r, want one of %s" % (path, kind, ", ".join(sorted(MODELS))))
+    b = meta.get("bottleneck")
+    if b is None:
+        # Infer from the encoder's last Linear, if the metadata lacks it.
+        last = "encoder.5.bias" if kind == "classic" else "encoder.9.bias"
+        if last not in tensors:
+            raise ModelLoadError("%s: no bottleneck metadata and no %s tensor" % (path, last))
+        b = tensors[last].shape[0]
+    try:
+        b = int(b)
+        model = build_model(kind, b)
+    except ValueError as e:
+        raise ModelLoadError("%s: bad bottleneck %r: %s" % (path, meta.get("bottleneck"), e))
+    sd = {}
+    for k, v in tensors.items():
+        if not np.issubdtype(v.dtype, np.floating):
+            raise ModelLoadError("%s: tensor %s has dtype %s, want a float type" % (path, k, v.dtype))
+        sd[k] = torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32))
+    try:
+        model.load_state_dict(sd, strict=True)
+    except RuntimeError as e:
+        raise ModelLoadError("%s: state dict does not match the notebook's %s model (bottleneck %d): %s" % (path, kind, b, e))
+    model.eval()
+    return model, meta

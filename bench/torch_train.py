@@ -1,0 +1,175 @@
+#!/usr/bin/python3
+"""The notebook's training recipe in PyTorch, as latent's reference.
+
+MSE loss (mean), Adam lr 1e-3 (default betas/eps), batch 64, 5 epochs, no
+shuffling (the order of DataLoader(shuffle=False, drop_last=False): the last
+training batch has 60000 % 64 = 32 images), torch.manual_seed(seed) before
+the model is built.
+
+MNIST is read once up-front into tensors and batches are slices of them, so
+the timings measure training, not torchvision's per-sample pipeline (the
+numbers are the same as ToTensor's: uint8/255 in float32).
+
+  /usr/bin/python3 bench/torch_train.py --model classic --json
+  /usr/bin/python3 bench/torch_train.py --model conv --steps 200
+
+Per-epoch lines go to stderr; with --json, one JSON line goes to stdout.
+"""
+
+import argparse
+import json
+import os
+import platform
+import resource
+import sys
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import notebook  # noqa: E402
+
+
+def peak_rss_mib():
+    # ru_maxrss is in KiB on Linux.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+def batches(n, batch):
+    for i in range(0, n, batch):
+        yield i, min(i + batch, n)
+
+
+def test_mse(model, x, batch=1000):
+    """Mean squared error over all test pixels, model.eval(), no_grad."""
+    model.eval()
+    total = 0.0
+    with torch.no_grad():
+        for b, e in batches(x.shape[0], batch):
+            xb = x[b:e]
+            total += float(((model(xb) - xb) ** 2).sum(dtype=torch.float64))
+    model.train()
+    return total / x.numel()
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", choices=sorted(notebook.MODELS), default="classic")
+    p.add_argument("--bottleneck", type=int, default=notebook.DEFAULT_BOTTLENECK)
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--data", default=notebook.default_data_dir(),
+                   help="MNIST folder (default: $LATENT_DATA or <repo>/../shared/datasets/mnist)")
+    p.add_argument("--steps", type=int, default=0,
+                   help="benchmark mode: time N training steps after 5 warm-up steps, print samples/s only")
+    p.add_argument("--warmup", type=int, default=5, help="warm-up steps for --steps")
+    p.add_argument("--limit", type=int, default=0,
+                   help="use only the first N training images and the first N test images (quick checks)")
+    p.add_argument("--save", default="", help="write the trained model here as a latent-style model.safetensors")
+    p.add_argument("--json", action="store_true", help="print one JSON line of results to stdout")
+    a = p.parse_args(argv)
+
+    torch.set_num_threads(a.threads)
+    try:
+        xtr, _ = notebook.load_mnist(a.data, "train")
+        xte, _ = (None, None) if a.steps else notebook.load_mnist(a.data, "test")
+    except (OSError, ValueError) as e:
+        log("error: reading MNIST from %s: %s" % (a.data, e))
+        return 2
+    if a.limit > 0:
+        xtr = xtr[: a.limit]
+        if xte is not None:
+            xte = xte[: a.limit]
+    xtr = torch.from_numpy(np.ascontiguousarray(xtr))
+    if xte is not None:
+        xte = torch.from_numpy(np.ascontiguousarray(xte))
+    n = xtr.shape[0]
+
+    torch.manual_seed(a.seed)
+    model = notebook.build_model(a.model, a.bottleneck)
+    model.train()
+    loss_fn = nn.MSELoss()
+    opt = torch.optim.Adam(model.parameters(), lr=a.lr)
+
+    def step(xb):
+        opt.zero_grad()
+        loss = loss_fn(model(xb), xb)
+        loss.backward()
+        opt.step()
+        return loss
+
+    base = {
+        "model": a.model, "bottleneck": a.bottleneck, "batch": a.batch, "lr": a.lr, "seed": a.seed,
+        "threads": a.threads, "torch": torch.__version__, "python": platform.python_version(),
+    }
+
+    if a.steps > 0:
+        # Benchmark mode: batches in data order, wrapping round at the end.
+        spans = list(batches(n, a.batch))
+        k = 0
+
+        def next_batch():
+            nonlocal k
+            b, e = spans[k % len(spans)]
+            k += 1
+            return xtr[b:e]
+
+        for _ in range(a.warmup):
+            step(next_batch())
+        samples = 0
+        t0 = time.perf_counter()
+        for _ in range(a.steps):
+            xb = next_batch()
+            step(xb)
+            samples += xb.shape[0]
+        dt = time.perf_counter() - t0
+        sps = samples / dt
+        if a.json:
+            out = dict(base, mode="steps", steps=a.steps, warmup=a.warmup, samples=samples,
+                       seconds=dt, samples_per_sec=sps, peak_rss_mib=peak_rss_mib())
+            print(json.dumps(out), flush=True)
+        else:
+            print("%.1f" % sps, flush=True)
+        return 0
+
+    epoch_loss, epoch_sec = [], []
+    samples = 0
+    train_sec = 0.0
+    for ep in range(a.epochs):
+        t0 = time.perf_counter()
+        total, nb = 0.0, 0
+        for b, e in batches(n, a.batch):
+            loss = step(xtr[b:e])
+            total += loss.item()
+            nb += 1
+            samples += e - b
+        dt = time.perf_counter() - t0
+        train_sec += dt
+        epoch_loss.append(total / nb)
+        epoch_sec.append(dt)
+        log("epoch %d/%d  train loss %.6f  %.1fs  %.0f samples/s" % (ep + 1, a.epochs, total / nb, dt, (n / dt)))
+    mse = test_mse(model, xte)
+    log("test MSE %.6f" % mse)
+    if a.save:
+        notebook.save_model(a.save, model, {"producer": "bench/torch_train.py", "epochs": a.epochs, "seed": a.seed})
+        log("saved %s" % a.save)
+    out = dict(base, mode="train", epochs=a.epochs, train_samples=n, test_samples=int(xte.shape[0]),
+               epoch_loss=epoch_loss, epoch_seconds=epoch_sec, test_mse=mse,
+               train_seconds=train_sec, samples_per_sec=samples / train_sec if train_sec > 0 else 0.0,
+               peak_rss_mib=peak_rss_mib())
+    if a.json:
+        print(json.dumps(out), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,256 @@
+package dataset
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Names of the data sets that Load, Ensure and Verify know.
+const (
+	MNIST        = "mnist"
+	FashionMNIST = "fashion-mnist"
+)
+
+// Splits of a data set.
+const (
+	Train = "train" // 60000 records
+	Test  = "test"  // 10000 records, files named t10k-*
+)
+
+// Side is the number of rows and of columns of an MNIST-type image.
+const Side = 28
+
+// DefaultFashionDir is where Debian's package dataset-fashion-mnist
+// installs Fashion-MNIST.
+const DefaultFashionDir = "/usr/share/datasets/fashion-mnist"
+
+// EnvData is the environment variable that names the data folder when no
+// --data flag is given.
+const EnvData = "LATENT_DATA"
+
+// fashionDir is DefaultFashionDir; tests replace it.
+var fashionDir = DefaultFashionDir
+
+// fileNames are the base names of the four files of a data set, without
+// the .gz suffix: train images, train labels, test images, test labels.
+var fileNames = []string{
+	"train-images-idx3-ubyte",
+	"train-labels-idx1-ubyte",
+	"t10k-images-idx3-ubyte",
+	"t10k-labels-idx1-ubyte",
+}
+
+// Set is one split of a data set, loaded in memory.
+type Set struct {
+	Name  string // data set name: "mnist" or "fashion-mnist"
+	Split string // "train" or "test"
+
+	N, Rows, Cols int
+
+	// Images holds N images of Rows*Cols pixels each, row-major, image
+	// after image. Each value is the pixel byte divided by 255, in [0, 1].
+	Images []float32
+	// Labels holds the N class labels, each in 0-9.
+	Labels []uint8
+}
+
+// Image returns the pixels of image i, a subslice of s.Images that shares
+// its memory; its capacity ends with the image, so appending to it cannot
+// overwrite the next one. Like a slice index, it panics if i is not in
+// [0, s.N).
+func (s *Set) Image(i int) []float32 {
+	size := s.Rows * s.Cols
+	return s.Images[i*size : (i+1)*size : (i+1)*size]
+}
+
+// Dir returns the folder that holds the data set name: flagValue (the
+// value of a --data flag) if it is not empty, else $LATENT_DATA if set,
+// else ./data/mnist for "mnist", DefaultFashionDir for "fashion-mnist",
+// and ./data/NAME for any other name.
+func Dir(name, flagValue string) string {
+	if flagValue != "" {
+		return flagValue
+	}
+	if v := os.Getenv(EnvData); v != "" {
+		return v
+	}
+	if name == FashionMNIST {
+		return fashionDir
+	}
+	return "./data/" + name
+}
+
+func checkName(name string) error {
+	if name != MNIST && name != FashionMNIST {
+		return fmt.Errorf("dataset: unknown data set %q, want %q or %q", name, MNIST, FashionMNIST)
+	}
+	return nil
+}
+
+// splitFiles returns the base names of the images and labels files of split.
+func splitFiles(split string) (images, labels string, err error) {
+	switch split {
+	case Train:
+		return fileNames[0], fileNames[1], nil
+	case Test:
+		return fileNames[2], fileNames[3], nil
+	}
+	return "", "", fmt.Errorf("dataset: unknown split %q, want %q or %q", split, Train, Test)
+}
+
+// findFile returns the path of base+".gz" or, failing that, base in dir,
+// or "" if neither exists.
+func findFile(dir, base string) (string, error) {
+	for _, name := range []string{base + ".gz", base} {
+		path := filepath.Join(dir, name)
+		_, err := os.Stat(path)
+		if err == nil {
+			return path, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return "", fmt.Errorf("dataset: %w", err)
+		}
+	}
+	return "", nil
+}
+
+// findFiles returns the paths of bases in dir, or an error that lists the
+// missing files and says how to get them.
+func findFiles(name, dir string, bases ...string) ([]string, error) {
+	var paths, missing []string
+	for _, base := range bases {
+		path, err := findFile(dir, base)
+		if err != nil {
+			return nil, err
+		}
+		if path == "" {
+			missing = append(missing, base+".gz")
+		}
+		paths = append(paths, path)
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("dataset: %s: %s missing in folder %s (the names without .gz are accepted too); %s",
+			name, strings.Join(missing, ", "), dir, obtainHint(name, dir))
+	}
+	return paths, nil
+}
+
+// obtainHint says how to get the files of data set name into dir.
+func obtainHint(name, dir string) string {
+	var all []string
+	for _, base := range fileNames {
+		all = append(all, base+".gz")
+	}
+	files := strings.Join(all, ", ")
+	if name == FashionMNIST && filepath.Clean(dir) == filepath.Clean(fashionDir) {
+		return "install them with: apt-get install dataset-fashion-mnist (or download " + files +
+			" into another folder and name it with --data or $" + EnvData + ")"
+	}
+	return "let the program download them (needs network access), or copy " + files +
+		" from " + Mirrors(name)[0] + " into " + dir
+}
+
+// Load reads the split ("train" or "test") of the data set name ("mnist"
+// or "fashion-mnist") from the folder dir, which holds the four standard
+// files train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz,
+// t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz, or the same
+// names without .gz. It checks that the images are 28x28, that there are
+// as many images as labels, and that every label is in 0-9. It does not
+// compare checksums; see Verify.
+//
+// The pixels are converted to float32 while they are read, so memory use
+// is little more than the returned Set: about 188 MB for the train split.
+func Load(name, dir, split string) (*Set, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	imagesBase, labelsBase, err := splitFiles(split)
+	if err != nil {
+		return nil, err
+	}
+	paths, err := findFiles(name, dir, imagesBase, labelsBase)
+	if err != nil {
+		return nil, err
+	}
+	imagesPath, labelsPath := paths[0], paths[1]
+
+	labels, err := ReadLabelsFile(labelsPath)
+	if err != nil {
+		return nil, err
+	}
+	if len(labels) == 0 {
+		return nil, fmt.Errorf("dataset: %s: no labels; the file is damaged: delete it so that it is downloaded again", labelsPath)
+	}
+	for i, l := range labels {
+		if l > 9 {
+			return nil, fmt.Errorf("dataset: %s: label %d is %d, want 0-9; the file is damaged or not an MNIST labels file: delete it so that it is downloaded again", labelsPath, i, l)
+		}
+	}
+	images, err := loadImages(imagesPath, labelsPath, len(labels))
+	if err != nil {
+		return nil, err
+	}
+	return &Set{
+		Name:   name,
+		Split:  split,
+		N:      len(labels),
+		Rows:   Side,
+		Cols:   Side,
+		Images: images,
+		Labels: labels,
+	}, nil
+}
+
+// loadImages reads the images file at path, which must hold n images of
+// 28x28 pixels, and returns the pixels scaled to [0, 1]. The header is
+// checked before the output is allocated, and n comes from a labels file
+// already read in full, so the allocation is backed by real data.
+func loadImages(path, labelsPath string, n int) ([]float32, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("dataset: %w", err)
+	}
+	defer f.Close()
+	d, _, err := decompress(f)
+	if err != nil {
+		return nil, fileError(path, err)
+	}
+	count, rows, cols, err := readImageHeader(d)
+	if err != nil {
+		return nil, fileError(path, err)
+	}
+	if rows != Side || cols != Side {
+		return nil, fmt.Errorf("dataset: %s: images are %dx%d, want %dx%d; this is not an MNIST-type images file: delete it so that it is downloaded again", path, rows, cols, Side, Side)
+	}
+	if count != n {
+		return nil, fmt.Errorf("dataset: %s holds %d images but %s holds %d labels: the files do not belong together; delete both so that they are downloaded again", path, count, labelsPath, n)
+	}
+
+	var scale [256]float32
+	for b := range scale {
+		scale[b] = float32(b) / 255
+	}
+	claim := fmt.Sprintf("%d images of %dx%d", count, rows, cols)
+	size := count * rows * cols
+	out := make([]float32, size)
+	buf := make([]byte, readChunk)
+	for off := 0; off < size; {
+		k, err := io.ReadFull(d, buf[:min(len(buf), size-off)])
+		for i, b := range buf[:k] {
+			out[off+i] = scale[b]
+		}
+		off += k
+		if err != nil {
+			return nil, fileError(path, dataError(err, off, size, claim))
+		}
+	}
+	if err := expectEOF(d, claim); err != nil {
+		return nil, fileError(path, err)
+	}
+	return out, nil
+}

@@ -1,0 +1,471 @@
+// Package exporter writes a latent model as two ONNX graphs: an encoder
+// (input "image" float32 [N,1,28,28] → output "code" float32 [N,bottleneck])
+// and a decoder ("code" → "image"), both with a dynamic batch dimension N.
+//
+// The graphs are built by walking the architecture declaration
+// (models.Arch.Encoder and Decoder) layer by layer:
+//
+//	Linear           Gemm (transB=1), weight [out,in] and bias initializers
+//	Conv2d           Conv (kernel_shape, strides, pads)
+//	ConvTranspose2d  ConvTranspose (weight [in,out,k,k], ONNX's layout too)
+//	MaxPool2d        MaxPool
+//	ReLU, Sigmoid    Relu, Sigmoid
+//	Flatten          Flatten (axis=1)
+//	Unflatten        Reshape to the constant shape [-1, C, H, W]
+//
+// Initializers keep the PyTorch state-dict names ("encoder.1.weight"), and
+// each node is named after its module ("encoder.1"). The files use IR
+// version 8 and opset 17, so that older ONNX tools (onnx 1.12) accept them.
+//
+// Each file's metadata_props describe the model (see Metadata): kind,
+// bottleneck, dataset, training summary, architecture, and optionally the
+// latent statistics of the training set, so that a pair of files is all that
+// sampling needs.
+package exporter
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/advancedclimatesystems/gonnx/onnx"
+	"github.com/latent-ai/latent/atomicfile"
+	"github.com/latent-ai/latent/checkpoint"
+	"github.com/latent-ai/latent/latentstats"
+	"github.com/latent-ai/latent/models"
+	"google.golang.org/protobuf/proto"
+)
+
+// The versions the exported files declare.
+const (
+	IRVersion = 8
+	Opset     = 17
+)
+
+// File names of an exported pair in a run folder.
+const (
+	EncoderFile = "encoder.onnx"
+	DecoderFile = "decoder.onnx"
+)
+
+// Names of the graph inputs and outputs, and of the symbolic batch dimension.
+const (
+	ImageName = "image"
+	CodeName  = "code"
+	BatchDim  = "N"
+)
+
+// The parts of an autoencoder.
+const (
+	Encoder = "encoder"
+	Decoder = "decoder"
+)
+
+// Export writes EncoderFile and DecoderFile for m into dir, each atomically,
+// and returns their paths. stats, when not nil, are the latent statistics of
+// the training set and go into the metadata of both files; their size must
+// be the model's bottleneck.
+func Export(m *checkpoint.Model, stats *latentstats.Stats, dir string) (encoderPath, decoderPath string, err error) {
+	encoderPath = filepath.Join(dir, EncoderFile)
+	decoderPath = filepath.Join(dir, DecoderFile)
+	if err := writeFile(encoderPath, m, Encoder, stats); err != nil {
+		return "", "", err
+	}
+	if err := writeFile(decoderPath, m, Decoder, stats); err != nil {
+		return "", "", err
+	}
+	return encoderPath, decoderPath, nil
+}
+
+// WriteFile writes one part ("encoder" or "decoder") of m to path
+// atomically.
+func WriteFile(path string, m *checkpoint.Model, part string, stats *latentstats.Stats) error {
+	return writeFile(path, m, part, stats)
+}
+
+func writeFile(path string, m *checkpoint.Model, part string, stats *latentstats.Stats) error {
+	var buf bytes.Buffer
+	if err := write(&buf, m, part, stats); err != nil {
+		return fmt.Errorf("export %s: %w", path, err)
+	}
+	return atomicfile.WriteBytes(path, buf.Bytes(), 0o644)
+}
+
+// WriteEncoder writes the encoder of m as a serialized ONNX ModelProto to w.
+// stats may be nil.
+func WriteEncoder(w io.Writer, m *checkpoint.Model, stats *latentstats.Stats) error {
+	return write(w, m, Encoder, stats)
+}
+
+// WriteDecoder writes the decoder of m as a serialized ONNX ModelProto to w.
+// stats may be nil.
+func WriteDecoder(w io.Writer, m *checkpoint.Model, stats *latentstats.Stats) error {
+	return write(w, m, Decoder, stats)
+}
+
+func write(w io.Writer, m *checkpoint.Model, part string, stats *latentstats.Stats) error {
+	mp, err := Build(m, part, stats)
+	if err != nil {
+		return err
+	}
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(mp)
+	if err != nil {
+		return fmt.Errorf("export %s: %w", part, err)
+	}
+	if _, err := w.Write(b); err != nil {
+		return fmt.Errorf("export %s: %w", part, err)
+	}
+	return nil
+}
+
+// Build returns the ONNX model of one part ("encoder" or "decoder") of m.
+// The returned model holds copies of m's weights. stats may be nil.
+func Build(m *checkpoint.Model, part string, stats *latentstats.Stats) (*onnx.ModelProto, error) {
+	if err := check(m, stats); err != nil {
+		return nil, fmt.Errorf("export %s: %w", part, err)
+	}
+	a := m.Arch
+	var layers []models.Layer
+	var in, out *onnx.ValueInfoProto
+	code := []int{a.Bottleneck}
+	switch part {
+	case Encoder:
+		layers = a.Encoder
+		in, out = valueInfo(ImageName, a.Input), valueInfo(CodeName, code)
+	case Decoder:
+		layers = a.Decoder
+		in, out = valueInfo(CodeName, code), valueInfo(ImageName, a.Input)
+	default:
+		return nil, fmt.Errorf("export: unknown part %q: want %q or %q", part, Encoder, Decoder)
+	}
+
+	if len(layers) == 0 {
+		return nil, fmt.Errorf("export %s: the %s model has no %s layers", part, a.Kind, part)
+	}
+	g := &onnx.GraphProto{
+		Name:   fmt.Sprintf("latent_%s_%s", a.Kind, part),
+		Input:  []*onnx.ValueInfoProto{in},
+		Output: []*onnx.ValueInfoProto{out},
+	}
+	shapes := a.Shapes(part)
+	cur := in.Name
+	for i, l := range layers {
+		mod := fmt.Sprintf("%s.%d", part, i)
+		next := mod + ".output"
+		if i == len(layers)-1 {
+			next = out.Name
+		} else {
+			g.ValueInfo = append(g.ValueInfo, valueInfo(next, shapes[i+1]))
+		}
+		n := &onnx.NodeProto{Name: mod, Input: []string{cur}, Output: []string{next}}
+		if l.HasParams() {
+			w, b := mod+".weight", mod+".bias"
+			g.Initializer = append(g.Initializer,
+				floatTensor(w, l.WeightShape(), m.Params[w]),
+				floatTensor(b, []int{l.Out}, m.Params[b]))
+			n.Input = append(n.Input, w, b)
+		}
+		k, s, p := int64(l.Kernel), int64(l.Stride), int64(l.Pad)
+		switch l.Op {
+		case models.Linear:
+			n.OpType = "Gemm"
+			n.Attribute = []*onnx.AttributeProto{floatAttr("alpha", 1), floatAttr("beta", 1), intAttr("transB", 1)}
+		case models.Conv2d:
+			n.OpType = "Conv"
+			n.Attribute = []*onnx.AttributeProto{
+				intsAttr("kernel_shape", k, k), intsAttr("strides", s, s),
+				intsAttr("pads", p, p, p, p), intsAttr("dilations", 1, 1), intAttr("group", 1),
+			}
+		case models.ConvTranspose2d:
+			n.OpType = "ConvTranspose"
+			n.Attribute = []*onnx.AttributeProto{
+				intsAttr("kernel_shape", k, k), intsAttr("strides", s, s),
+				intsAttr("pads", p, p, p, p), intsAttr("dilations", 1, 1), intAttr("group", 1),
+			}
+		case models.MaxPool2d:
+			n.OpType = "MaxPool"
+			n.Attribute = []*onnx.AttributeProto{
+				intsAttr("kernel_shape", k, k), intsAttr("strides", s, s), intsAttr("pads", p, p, p, p),
+			}
+		case models.ReLU:
+			n.OpType = "Relu"
+		case models.Sigmoid:
+			n.OpType = "Sigmoid"
+		case models.Flatten:
+			n.OpType = "Flatten"
+			n.Attribute = []*onnx.AttributeProto{intAttr("axis", 1)}
+		case models.Unflatten:
+			n.OpType = "Reshape"
+			shape := mod + ".shape"
+			dims := []int64{-1}
+			for _, d := range l.Shape {
+				dims = append(dims, int64(d))
+			}
+			g.Initializer = append(g.Initializer, &onnx.TensorProto{
+				Name: shape, Dims: []int64{int64(len(dims))},
+				DataType: int32(onnx.TensorProto_INT64), Int64Data: dims,
+			})
+			n.Input = append(n.Input, shape)
+		default:
+			return nil, fmt.Errorf("export %s: layer %s: unsupported op %q", part, mod, l.Op)
+		}
+		g.Node = append(g.Node, n)
+		cur = next
+	}
+	md, err := NewMetadata(m, part, stats)
+	if err != nil {
+		return nil, err
+	}
+	mp := &onnx.ModelProto{
+		IrVersion:    IRVersion,
+		OpsetImport:  []*onnx.OperatorSetIdProto{{Domain: "", Version: Opset}},
+		ProducerName: "latent",
+		DocString: fmt.Sprintf("latent %s %s, bottleneck %d: %s",
+			a.Kind, part, a.Bottleneck, describe(part, a)),
+		Graph: g,
+	}
+	for _, kv := range md.props() {
+		mp.MetadataProps = append(mp.MetadataProps, &onnx.StringStringEntryProto{Key: kv[0], Value: kv[1]})
+	}
+	return mp, nil
+}
+
+func describe(part string, a models.Arch) string {
+	img := fmt.Sprintf("%s float32 [N,%d,%d,%d] in [0,1]", ImageName, a.Input[0], a.Input[1], a.Input[2])
+	code := fmt.Sprintf("%s float32 [N,%d]", CodeName, a.Bottleneck)
+	if part == Encoder {
+		return img + " -> " + code
+	}
+	return code + " -> " + img
+}
+
+// check validates the model and the stats before export.
+func check(m *checkpoint.Model, stats *latentstats.Stats) error {
+	if m == nil {
+		return errors.New("nil model")
+	}
+	if err := m.Arch.Validate(); err != nil {
+		return err
+	}
+	if len(m.Arch.Input) != 3 {
+		return fmt.Errorf("input shape %v: want [C H W]", m.Arch.Input)
+	}
+	for _, p := range m.Arch.Params() {
+		v, ok := m.Params[p.Name]
+		if !ok {
+			return fmt.Errorf("parameter %s missing", p.Name)
+		}
+		if len(v) != p.Size() {
+			return fmt.Errorf("parameter %s has %d values, want %d (shape %v)", p.Name, len(v), p.Size(), p.Shape)
+		}
+		for i, x := range v {
+			if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+				return fmt.Errorf("parameter %s holds %v at index %d", p.Name, x, i)
+			}
+		}
+	}
+	if stats != nil {
+		if err := stats.Validate(); err != nil {
+			return err
+		}
+		if stats.Dim != m.Arch.Bottleneck {
+			return fmt.Errorf("latent stats of size %d for a model with bottleneck %d", stats.Dim, m.Arch.Bottleneck)
+		}
+	}
+	return nil
+}
+
+func valueInfo(name string, perSample []int) *onnx.ValueInfoProto {
+	dims := []*onnx.TensorShapeProto_Dimension{
+		{Value: &onnx.TensorShapeProto_Dimension_DimParam{DimParam: BatchDim}},
+	}
+	for _, d := range perSample {
+		dims = append(dims, &onnx.TensorShapeProto_Dimension{Value: &onnx.TensorShapeProto_Dimension_DimValue{DimValue: int64(d)}})
+	}
+	return &onnx.ValueInfoProto{
+		Name: name,
+		Type: &onnx.TypeProto{Value: &onnx.TypeProto_TensorType{TensorType: &onnx.TypeProto_Tensor{
+			ElemType: int32(onnx.TensorProto_FLOAT),
+			Shape:    &onnx.TensorShapeProto{Dim: dims},
+		}}},
+	}
+}
+
+func floatTensor(name string, shape []int, v []float32) *onnx.TensorProto {
+	dims := make([]int64, len(shape))
+	for i, d := range shape {
+		dims[i] = int64(d)
+	}
+	raw := make([]byte, 4*len(v))
+	for i, x := range v {
+		binary.LittleEndian.PutUint32(raw[4*i:], math.Float32bits(x))
+	}
+	return &onnx.TensorProto{Name: name, Dims: dims, DataType: int32(onnx.TensorProto_FLOAT), RawData: raw}
+}
+
+func intAttr(name string, v int64) *onnx.AttributeProto {
+	return &onnx.AttributeProto{Name: name, Type: onnx.AttributeProto_INT, I: v}
+}
+
+func intsAttr(name string, v ...int64) *onnx.AttributeProto {
+	return &onnx.AttributeProto{Name: name, Type: onnx.AttributeProto_INTS, Ints: v}
+}
+
+func floatAttr(name string, v float32) *onnx.AttributeProto {
+	return &onnx.AttributeProto{Name: name, Type: onnx.AttributeProto_FLOAT, F: v}
+}
+
+// Format identifies latent's ONNX files in their metadata.
+const Format = "latent-onnx/1"
+
+// Metadata keys of the exported files.
+const (
+	KeyFormat     = "format"
+	KeyPart       = "part"
+	KeyKind       = "kind"
+	KeyBottleneck = "bottleneck"
+	KeyDataset    = "dataset"
+	KeyTraining   = "training"
+	KeyArch       = "arch"
+	KeyStats      = "latent_stats"
+)
+
+// Keys lists every metadata key that latent writes, in the order written.
+var Keys = []string{KeyFormat, KeyPart, KeyKind, KeyBottleneck, KeyDataset, KeyTraining, KeyArch, KeyStats}
+
+// ErrNotLatent is wrapped by ParseMetadata's error for a file without
+// latent's metadata (one not written by this package).
+var ErrNotLatent = errors.New("no latent metadata: the file was not exported by latent")
+
+// Metadata is what an exported file says about its model.
+type Metadata struct {
+	// Part is "encoder" or "decoder".
+	Part string
+	// Arch is the whole architecture, encoder and decoder.
+	Arch models.Arch
+	// Dataset is the data set the model was trained on.
+	Dataset string
+	// Training is the training summary of the checkpoint.
+	Training checkpoint.Meta
+	// Stats are the latent statistics of the training set, or nil when the
+	// file was exported without them.
+	Stats *latentstats.Stats
+}
+
+// NewMetadata returns the metadata of part of m. stats may be nil.
+func NewMetadata(m *checkpoint.Model, part string, stats *latentstats.Stats) (*Metadata, error) {
+	if part != Encoder && part != Decoder {
+		return nil, fmt.Errorf("metadata: unknown part %q", part)
+	}
+	return &Metadata{Part: part, Arch: m.Arch, Dataset: m.Meta.Dataset, Training: m.Meta, Stats: stats}, nil
+}
+
+// Props returns the metadata as the key/value map that the files store.
+func (md *Metadata) Props() map[string]string {
+	out := make(map[string]string)
+	for _, kv := range md.props() {
+		out[kv[0]] = kv[1]
+	}
+	return out
+}
+
+func (md *Metadata) props() [][2]string {
+	training, _ := json.Marshal(md.Training)
+	kv := [][2]string{
+		{KeyFormat, Format},
+		{KeyPart, md.Part},
+		{KeyKind, md.Arch.Kind},
+		{KeyBottleneck, strconv.Itoa(md.Arch.Bottleneck)},
+		{KeyDataset, md.Dataset},
+		{KeyTraining, string(training)},
+		{KeyArch, md.Arch.JSON()},
+	}
+	if md.Stats != nil {
+		s, _ := md.Stats.JSON()
+		kv = append(kv, [2]string{KeyStats, string(s)})
+	}
+	return kv
+}
+
+// ParseMetadata reads the metadata_props of an exported file. It checks
+// that the architecture is valid and agrees with the kind and bottleneck
+// keys, and that the stats, if any, fit the bottleneck. A map without the
+// format key gives an error that wraps ErrNotLatent.
+func ParseMetadata(props map[string]string) (*Metadata, error) {
+	f, ok := props[KeyFormat]
+	if !ok {
+		return nil, ErrNotLatent
+	}
+	if f != Format {
+		return nil, fmt.Errorf("metadata format %q, want %q: the file was written by another version of latent", f, Format)
+	}
+	md := &Metadata{Part: props[KeyPart], Dataset: props[KeyDataset]}
+	if md.Part != Encoder && md.Part != Decoder {
+		return nil, fmt.Errorf("metadata: part %q, want %q or %q", md.Part, Encoder, Decoder)
+	}
+	var err error
+	if md.Arch, err = models.ParseJSON(props[KeyArch]); err != nil {
+		return nil, fmt.Errorf("metadata: %w", err)
+	}
+	if k := props[KeyKind]; k != md.Arch.Kind {
+		return nil, fmt.Errorf("metadata: kind %q but the architecture is %q", k, md.Arch.Kind)
+	}
+	if b := props[KeyBottleneck]; b != strconv.Itoa(md.Arch.Bottleneck) {
+		return nil, fmt.Errorf("metadata: bottleneck %q but the architecture's is %d", b, md.Arch.Bottleneck)
+	}
+	if t := props[KeyTraining]; t != "" {
+		if err := json.Unmarshal([]byte(t), &md.Training); err != nil {
+			return nil, fmt.Errorf("metadata: training summary: %w", err)
+		}
+	}
+	if s, ok := props[KeyStats]; ok {
+		if md.Stats, err = latentstats.Parse([]byte(s)); err != nil {
+			return nil, fmt.Errorf("metadata: %w", err)
+		}
+		if md.Stats.Dim != md.Arch.Bottleneck {
+			return nil, fmt.Errorf("metadata: latent stats of size %d for bottleneck %d", md.Stats.Dim, md.Arch.Bottleneck)
+		}
+	}
+	return md, nil
+}
+
+// Read parses the ONNX model in the file at path.
+func Read(path string) (*onnx.ModelProto, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read onnx: %w", err)
+	}
+	mp := &onnx.ModelProto{}
+	if err := proto.Unmarshal(b, mp); err != nil {
+		return nil, fmt.Errorf("read %s: not a valid ONNX model (%v): the file is damaged or truncated; export it again", path, err)
+	}
+	if mp.Graph == nil {
+		return nil, fmt.Errorf("read %s: not a valid ONNX model: no graph", path)
+	}
+	return mp, nil
+}
+
+// ReadMetadata reads the metadata of the ONNX file at path without running
+// it. See ParseMetadata.
+func ReadMetadata(path string) (*Metadata, error) {
+	mp, err := Read(path)
+	if err != nil {
+		return nil, err
+	}
+	props := make(map[string]string)
+	for _, kv := range mp.MetadataProps {
+		props[kv.Key] = kv.Value
+	}
+	md, err := ParseMetadata(props)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return md, nil
+}

@@ -1,0 +1,357 @@
+// Package models declares the autoencoder architectures of latent.
+//
+// An architecture is declared once, as two lists of layers (the encoder and
+// the decoder) that mirror PyTorch nn.Sequential modules. That declaration
+// drives everything else: the Gorgonia trainer builds its graph from it, the
+// exporter writes ONNX nodes from it, and checkpoints name their tensors after
+// it with PyTorch's state-dict names ("encoder.1.weight", "decoder.5.bias"),
+// so that weights move between latent and PyTorch unchanged.
+//
+// Every tensor shape here is in PyTorch's layout:
+//
+//	Linear           weight [out, in],              bias [out]
+//	Conv2d           weight [out, in, k, k],        bias [out]
+//	ConvTranspose2d  weight [in, out, k, k],        bias [out]
+//
+// Images are float32 in [0,1], laid out NCHW: [N, 1, 28, 28].
+package models
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+)
+
+// Op is the kind of one layer.
+type Op string
+
+// The layer kinds. Each matches the PyTorch module of the same name.
+const (
+	Linear          Op = "Linear"
+	Conv2d          Op = "Conv2d"
+	ConvTranspose2d Op = "ConvTranspose2d"
+	MaxPool2d       Op = "MaxPool2d"
+	ReLU            Op = "ReLU"
+	Sigmoid         Op = "Sigmoid"
+	Flatten         Op = "Flatten"   // [N, ...] -> [N, prod(...)]
+	Unflatten       Op = "Unflatten" // [N, prod(Shape)] -> [N, Shape...]
+)
+
+// Layer is one module of an nn.Sequential.
+type Layer struct {
+	Op Op `json:"op"`
+	// In and Out are features for Linear and channels for the convolutions.
+	In  int `json:"in,omitempty"`
+	Out int `json:"out,omitempty"`
+	// Kernel, Stride and Pad are the square kernel size, stride and zero
+	// padding of Conv2d, ConvTranspose2d and MaxPool2d.
+	Kernel int `json:"kernel,omitempty"`
+	Stride int `json:"stride,omitempty"`
+	Pad    int `json:"pad,omitempty"`
+	// Shape is the per-sample shape that Unflatten produces.
+	Shape []int `json:"shape,omitempty"`
+}
+
+// HasParams reports whether the layer owns a weight and a bias.
+func (l Layer) HasParams() bool {
+	return l.Op == Linear || l.Op == Conv2d || l.Op == ConvTranspose2d
+}
+
+// WeightShape is the PyTorch shape of the layer's weight, or nil.
+func (l Layer) WeightShape() []int {
+	switch l.Op {
+	case Linear:
+		return []int{l.Out, l.In}
+	case Conv2d:
+		return []int{l.Out, l.In, l.Kernel, l.Kernel}
+	case ConvTranspose2d:
+		return []int{l.In, l.Out, l.Kernel, l.Kernel}
+	}
+	return nil
+}
+
+// FanIn is the fan-in that PyTorch's default initialisation uses for the
+// layer: in·k·k for Linear and Conv2d, and out·k·k for ConvTranspose2d, whose
+// weight is stored [in, out, k, k] and whose fan-in PyTorch reads from
+// dimension 1.
+func (l Layer) FanIn() int {
+	switch l.Op {
+	case Linear:
+		return l.In
+	case Conv2d:
+		return l.In * l.Kernel * l.Kernel
+	case ConvTranspose2d:
+		return l.Out * l.Kernel * l.Kernel
+	}
+	return 0
+}
+
+// OutShape infers the per-sample output shape (without the batch dimension)
+// of the layer for a per-sample input shape.
+func (l Layer) OutShape(in []int) ([]int, error) {
+	bad := func(want string) ([]int, error) {
+		return nil, fmt.Errorf("%s: input shape %v, want %s", l.Op, in, want)
+	}
+	switch l.Op {
+	case Linear:
+		if len(in) != 1 || in[0] != l.In {
+			return bad(fmt.Sprintf("[%d]", l.In))
+		}
+		return []int{l.Out}, nil
+	case Conv2d:
+		if len(in) != 3 || in[0] != l.In {
+			return bad(fmt.Sprintf("[%d H W]", l.In))
+		}
+		h := (in[1]+2*l.Pad-l.Kernel)/l.Stride + 1
+		w := (in[2]+2*l.Pad-l.Kernel)/l.Stride + 1
+		return []int{l.Out, h, w}, nil
+	case ConvTranspose2d:
+		if len(in) != 3 || in[0] != l.In {
+			return bad(fmt.Sprintf("[%d H W]", l.In))
+		}
+		h := (in[1]-1)*l.Stride - 2*l.Pad + l.Kernel
+		w := (in[2]-1)*l.Stride - 2*l.Pad + l.Kernel
+		return []int{l.Out, h, w}, nil
+	case MaxPool2d:
+		if len(in) != 3 {
+			return bad("[C H W]")
+		}
+		return []int{in[0], (in[1]-l.Kernel)/l.Stride + 1, (in[2]-l.Kernel)/l.Stride + 1}, nil
+	case ReLU, Sigmoid:
+		return append([]int(nil), in...), nil
+	case Flatten:
+		return []int{prod(in)}, nil
+	case Unflatten:
+		if len(in) != 1 || in[0] != prod(l.Shape) {
+			return bad(fmt.Sprintf("[%d]", prod(l.Shape)))
+		}
+		return append([]int(nil), l.Shape...), nil
+	}
+	return nil, fmt.Errorf("unknown layer op %q", l.Op)
+}
+
+// Arch is one autoencoder architecture.
+type Arch struct {
+	// Kind names the architecture: "classic" or "conv".
+	Kind string `json:"kind"`
+	// Bottleneck is the size of the code.
+	Bottleneck int `json:"bottleneck"`
+	// Input is the per-sample image shape, [1, 28, 28].
+	Input   []int   `json:"input"`
+	Encoder []Layer `json:"encoder"`
+	Decoder []Layer `json:"decoder"`
+}
+
+// DefaultBottleneck is the notebook's code size.
+const DefaultBottleneck = 10
+
+// Kinds lists the architectures that New knows, sorted.
+func Kinds() []string {
+	k := make([]string, 0, len(builders))
+	for name := range builders {
+		k = append(k, name)
+	}
+	sort.Strings(k)
+	return k
+}
+
+var builders = map[string]func(bottleneck int) Arch{
+	// classic is the notebook's MLP: 784-512-512-b / b-512-512-784.
+	"classic": func(b int) Arch {
+		return Arch{
+			Kind: "classic", Bottleneck: b, Input: []int{1, 28, 28},
+			Encoder: []Layer{
+				{Op: Flatten},
+				{Op: Linear, In: 784, Out: 512}, {Op: ReLU},
+				{Op: Linear, In: 512, Out: 512}, {Op: ReLU},
+				{Op: Linear, In: 512, Out: b},
+			},
+			Decoder: []Layer{
+				{Op: Linear, In: b, Out: 512}, {Op: ReLU},
+				{Op: Linear, In: 512, Out: 512}, {Op: ReLU},
+				{Op: Linear, In: 512, Out: 784}, {Op: Sigmoid},
+				{Op: Unflatten, Shape: []int{1, 28, 28}},
+			},
+		}
+	},
+	// conv is the notebook's convolutional autoencoder.
+	"conv": func(b int) Arch {
+		return Arch{
+			Kind: "conv", Bottleneck: b, Input: []int{1, 28, 28},
+			Encoder: []Layer{
+				{Op: Conv2d, In: 1, Out: 16, Kernel: 3, Stride: 1, Pad: 1}, {Op: ReLU},
+				{Op: MaxPool2d, Kernel: 2, Stride: 2},
+				{Op: Conv2d, In: 16, Out: 32, Kernel: 3, Stride: 1, Pad: 1}, {Op: ReLU},
+				{Op: MaxPool2d, Kernel: 2, Stride: 2},
+				{Op: Flatten},
+				{Op: Linear, In: 1568, Out: 128}, {Op: ReLU},
+				{Op: Linear, In: 128, Out: b},
+			},
+			Decoder: []Layer{
+				{Op: Linear, In: b, Out: 128}, {Op: ReLU},
+				{Op: Linear, In: 128, Out: 1568}, {Op: ReLU},
+				{Op: Unflatten, Shape: []int{32, 7, 7}},
+				{Op: ConvTranspose2d, In: 32, Out: 16, Kernel: 2, Stride: 2}, {Op: ReLU},
+				{Op: ConvTranspose2d, In: 16, Out: 1, Kernel: 2, Stride: 2}, {Op: Sigmoid},
+			},
+		}
+	},
+}
+
+// New returns the architecture of the given kind with the given bottleneck.
+func New(kind string, bottleneck int) (Arch, error) {
+	build, ok := builders[kind]
+	if !ok {
+		return Arch{}, fmt.Errorf("unknown model %q: want one of %s", kind, strings.Join(Kinds(), ", "))
+	}
+	if bottleneck < 1 || bottleneck > 4096 {
+		return Arch{}, fmt.Errorf("bottleneck %d out of range: want 1 to 4096", bottleneck)
+	}
+	a := build(bottleneck)
+	if err := a.Validate(); err != nil {
+		return Arch{}, err
+	}
+	return a, nil
+}
+
+// Validate runs shape inference through the encoder and the decoder and
+// checks that the code has Bottleneck values and the output has Input's shape.
+func (a Arch) Validate() error {
+	code, err := infer("encoder", a.Input, a.Encoder)
+	if err != nil {
+		return err
+	}
+	if len(code) != 1 || code[0] != a.Bottleneck {
+		return fmt.Errorf("%s: encoder gives %v, want [%d]", a.Kind, code, a.Bottleneck)
+	}
+	out, err := infer("decoder", code, a.Decoder)
+	if err != nil {
+		return err
+	}
+	if !equal(out, a.Input) {
+		return fmt.Errorf("%s: decoder gives %v, want %v", a.Kind, out, a.Input)
+	}
+	return nil
+}
+
+func infer(part string, in []int, layers []Layer) ([]int, error) {
+	s := in
+	for i, l := range layers {
+		var err error
+		if s, err = l.OutShape(s); err != nil {
+			return nil, fmt.Errorf("%s.%d: %w", part, i, err)
+		}
+	}
+	return s, nil
+}
+
+// Shapes returns the per-sample input shape of every layer of a part
+// ("encoder" or "decoder") followed by the part's output shape, so that
+// Shapes(part)[i] is layer i's input and Shapes(part)[i+1] its output.
+func (a Arch) Shapes(part string) [][]int {
+	s, layers := a.Input, a.Encoder
+	if part == "decoder" {
+		s, layers = []int{a.Bottleneck}, a.Decoder
+	}
+	out := [][]int{s}
+	for _, l := range layers {
+		s, _ = l.OutShape(s)
+		out = append(out, s)
+	}
+	return out
+}
+
+// Param is one trainable tensor of an architecture.
+type Param struct {
+	// Name is the PyTorch state-dict name, such as "encoder.1.weight".
+	Name string
+	// Module is the name of the owning module, such as "encoder.1".
+	Module string
+	// Shape is the tensor's shape in PyTorch's layout.
+	Shape []int
+	// Bias is true for a bias and false for a weight.
+	Bias bool
+	// Layer is the owning layer.
+	Layer Layer
+}
+
+// Size is the number of values in the tensor.
+func (p Param) Size() int { return prod(p.Shape) }
+
+// Params lists the trainable tensors in state-dict order: for each module
+// with parameters, encoder first, its weight then its bias.
+func (a Arch) Params() []Param {
+	var ps []Param
+	for _, part := range []struct {
+		name   string
+		layers []Layer
+	}{{"encoder", a.Encoder}, {"decoder", a.Decoder}} {
+		for i, l := range part.layers {
+			if !l.HasParams() {
+				continue
+			}
+			mod := fmt.Sprintf("%s.%d", part.name, i)
+			ps = append(ps,
+				Param{Name: mod + ".weight", Module: mod, Shape: l.WeightShape(), Layer: l},
+				Param{Name: mod + ".bias", Module: mod, Shape: []int{l.Out}, Bias: true, Layer: l})
+		}
+	}
+	return ps
+}
+
+// NumParams is the total number of trainable values.
+func (a Arch) NumParams() int {
+	n := 0
+	for _, p := range a.Params() {
+		n += p.Size()
+	}
+	return n
+}
+
+// InitBound is the half-width of PyTorch's default uniform initialisation
+// for the layer's weight and bias: 1/sqrt(fan-in). (For weights this is
+// kaiming_uniform_ with a=sqrt(5).)
+func (l Layer) InitBound() float64 { return 1 / math.Sqrt(float64(l.FanIn())) }
+
+// JSON returns the declaration as JSON, for metadata.
+func (a Arch) JSON() string {
+	b, _ := json.Marshal(a)
+	return string(b)
+}
+
+// ParseJSON reads a declaration written by JSON and validates it.
+func ParseJSON(s string) (Arch, error) {
+	var a Arch
+	if err := json.Unmarshal([]byte(s), &a); err != nil {
+		return Arch{}, fmt.Errorf("architecture: %w", err)
+	}
+	if err := a.Validate(); err != nil {
+		return Arch{}, fmt.Errorf("architecture: %w", err)
+	}
+	return a, nil
+}
+
+// Equal reports whether two architectures declare the same layers.
+func (a Arch) Equal(b Arch) bool { return a.JSON() == b.JSON() }
+
+func prod(s []int) int {
+	n := 1
+	for _, v := range s {
+		n *= v
+	}
+	return n
+}
+
+func equal(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

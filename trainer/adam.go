@@ -1,0 +1,57 @@
+package trainer
+
+import "math"
+
+// Adam is the Adam optimizer with PyTorch's semantics (torch.optim.Adam,
+// no weight decay, no amsgrad):
+//
+//	m ← β1·m + (1-β1)·g
+//	v ← β2·v + (1-β2)·g²
+//	p ← p - lr/(1-β1ᵗ) · m / (sqrt(v)/sqrt(1-β2ᵗ) + ε)
+//
+// It updates parameters in place and allocates nothing per step.
+type Adam struct {
+	LR, Beta1, Beta2, Eps float64
+	// Step is the number of steps taken (t above, before the next step).
+	Step int
+	// M and V are the first and second moments, one slice per parameter,
+	// with the parameters' layout.
+	M, V [][]float32
+}
+
+// NewAdam returns an optimizer for parameters of the given sizes with
+// PyTorch's default betas (0.9, 0.999) and eps (1e-8).
+func NewAdam(lr float64, sizes []int) *Adam {
+	a := &Adam{LR: lr, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}
+	for _, n := range sizes {
+		a.M = append(a.M, make([]float32, n))
+		a.V = append(a.V, make([]float32, n))
+	}
+	return a
+}
+
+// Update takes one step: params[i] -= … using grads[i]. params and grads
+// must have the sizes given to NewAdam.
+func (a *Adam) Update(params, grads [][]float32) {
+	a.Step++
+	bc1 := 1 - math.Pow(a.Beta1, float64(a.Step))
+	bc2 := 1 - math.Pow(a.Beta2, float64(a.Step))
+	stepSize := float32(a.LR / bc1)
+	bc2Sqrt := float32(math.Sqrt(bc2))
+	b1, b2 := float32(a.Beta1), float32(a.Beta2)
+	eps := float32(a.Eps)
+	for i, p := range params {
+		g, m, v := grads[i], a.M[i], a.V[i]
+		g = g[:len(p)]
+		m = m[:len(p)]
+		v = v[:len(p)]
+		for j := range p {
+			gj := g[j]
+			mj := b1*m[j] + (1-b1)*gj
+			vj := b2*v[j] + (1-b2)*gj*gj
+			m[j], v[j] = mj, vj
+			denom := float32(math.Sqrt(float64(vj)))/bc2Sqrt + eps
+			p[j] -= stepSize * mj / denom
+		}
+	}
+}

@@ -1,0 +1,438 @@
+// Package trainer trains latent's autoencoders with Gorgonia.
+//
+// The graph of a model is built from its declaration in package models. The
+// loss is the mean squared error between the reconstruction and the input;
+// the optimizer is Adam with PyTorch's semantics. Training is deterministic:
+// the same seed, data and build give bit-identical weights, and a run that
+// is stopped and resumed ends with the same weights as one that is not.
+//
+// A run folder holds:
+//
+//	model.safetensors      the weights after the last completed epoch
+//	optimizer.safetensors  the Adam state that goes with them
+//	metrics.jsonl          one JSON line per completed epoch
+package trainer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/latent-ai/latent/atomicfile"
+	"github.com/latent-ai/latent/checkpoint"
+	"github.com/latent-ai/latent/models"
+	"github.com/schollz/progressbar/v3"
+	"gorgonia.org/tensor"
+)
+
+// The files of a run folder.
+const (
+	ModelFile     = "model.safetensors"
+	OptimizerFile = "optimizer.safetensors"
+	MetricsFile   = "metrics.jsonl"
+)
+
+// Config is the recipe of a training run. The notebook's recipe is
+// Epochs 5, Batch 64, LR 1e-3, no shuffling.
+type Config struct {
+	Arch    models.Arch
+	Dataset string // recorded in the checkpoint, e.g. "mnist"
+	Epochs  int
+	Batch   int
+	LR      float64
+	Seed    int64
+	Shuffle bool // shuffle the training set each epoch (seeded)
+	Limit   int  // train on the first Limit images only; 0 means all
+}
+
+// DefaultConfig returns the notebook's recipe for arch.
+func DefaultConfig(arch models.Arch) Config {
+	return Config{Arch: arch, Dataset: "mnist", Epochs: 5, Batch: 64, LR: 1e-3}
+}
+
+// Data is a set of images: N images of 28×28 float32 pixels in [0,1],
+// row-major, N·784 values. The trainer only reads it.
+type Data struct {
+	Images []float32
+	N      int
+}
+
+// EpochMetrics is what the trainer records after each epoch.
+type EpochMetrics struct {
+	Epoch         int     `json:"epoch"`
+	TrainLoss     float64 `json:"train_loss"` // mean of the batch losses
+	TestMSE       float64 `json:"test_mse"`   // mean over all test pixels
+	Seconds       float64 `json:"seconds"`    // training time, without evaluation
+	SamplesPerSec float64 `json:"samples_per_sec"`
+	RSSMiB        float64 `json:"rss_mib"`
+	PeakRSSMiB    float64 `json:"peak_rss_mib"`
+}
+
+// Trainer trains one model.
+type Trainer struct {
+	cfg     Config
+	w       *Weights
+	tensors []tensor.Tensor // views of w.Values, shared by every graph
+	adam    *Adam
+	meta    checkpoint.Meta
+	train   map[int]*graph // by batch size
+	eval    map[int]*graph
+	grads   [][]float32
+}
+
+// New returns a trainer for a fresh model initialised from cfg.Seed.
+func New(cfg Config) (*Trainer, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	w := Init(cfg.Arch, cfg.Seed)
+	t := newTrainer(cfg, w)
+	t.meta = checkpoint.Meta{Dataset: cfg.Dataset, Seed: cfg.Seed, Batch: cfg.Batch, LR: cfg.LR,
+		Shuffle: cfg.Shuffle, Limit: cfg.Limit, EpochsPlanned: cfg.Epochs}
+	return t, nil
+}
+
+func (c Config) check() error {
+	switch {
+	case c.Epochs < 0:
+		return fmt.Errorf("epochs %d: want 0 or more", c.Epochs)
+	case c.Batch < 1 || c.Batch > 65536:
+		return fmt.Errorf("batch %d: want 1 to 65536", c.Batch)
+	case !(c.LR > 0) || math.IsInf(c.LR, 0):
+		return fmt.Errorf("learning rate %v: want a positive number", c.LR)
+	case c.Limit < 0:
+		return fmt.Errorf("limit %d: want 0 (all) or more", c.Limit)
+	}
+	return c.Arch.Validate()
+}
+
+func newTrainer(cfg Config, w *Weights) *Trainer {
+	t := &Trainer{cfg: cfg, w: w, train: map[int]*graph{}, eval: map[int]*graph{}}
+	sizes := make([]int, len(w.Values))
+	for i, v := range w.Values {
+		sizes[i] = len(v)
+		shape := w.Params[i].Shape
+		if w.isLinearWeight(i) {
+			shape = []int{shape[1], shape[0]}
+		}
+		t.tensors = append(t.tensors, tensor.New(tensor.WithShape(shape...), tensor.WithBacking(v)))
+	}
+	t.adam = NewAdam(cfg.LR, sizes)
+	t.grads = make([][]float32, len(w.Values))
+	return t
+}
+
+// Resume returns a trainer that carries on the run saved in dir, with its
+// recorded recipe. epochs, if positive, replaces the planned epoch count.
+func Resume(dir string, epochs int) (*Trainer, error) {
+	m, err := checkpoint.Load(filepath.Join(dir, ModelFile))
+	if err != nil {
+		return nil, err
+	}
+	st, done, err := checkpoint.LoadAdam(filepath.Join(dir, OptimizerFile), m.Arch)
+	if err != nil {
+		return nil, fmt.Errorf("resume %s: %w", dir, err)
+	}
+	if done != m.Meta.Epochs || st.Step != m.Meta.Step {
+		return nil, fmt.Errorf("resume %s: the optimizer state (epoch %d, step %d) does not match the model (epoch %d, step %d)",
+			dir, done, st.Step, m.Meta.Epochs, m.Meta.Step)
+	}
+	w, err := FromModel(m)
+	if err != nil {
+		return nil, fmt.Errorf("resume %s: %w", dir, err)
+	}
+	cfg := Config{Arch: m.Arch, Dataset: m.Meta.Dataset, Epochs: m.Meta.EpochsPlanned, Batch: m.Meta.Batch,
+		LR: m.Meta.LR, Seed: m.Meta.Seed, Shuffle: m.Meta.Shuffle, Limit: m.Meta.Limit}
+	if epochs > 0 {
+		cfg.Epochs = epochs
+	}
+	if err := cfg.check(); err != nil {
+		return nil, fmt.Errorf("resume %s: recorded recipe: %w", dir, err)
+	}
+	t := newTrainer(cfg, w)
+	t.meta = m.Meta
+	t.meta.EpochsPlanned = cfg.Epochs
+	t.adam.Step = st.Step
+	for i, p := range w.Params {
+		tmp := NewWeights(m.Arch)
+		tmp.setTorch(i, st.ExpAvg[p.Name])
+		copy(t.adam.M[i], tmp.Values[i])
+		tmp.setTorch(i, st.ExpAvgSq[p.Name])
+		copy(t.adam.V[i], tmp.Values[i])
+	}
+	return t, nil
+}
+
+// Config returns the recipe the trainer follows.
+func (t *Trainer) Config() Config { return t.cfg }
+
+// EpochsDone is the number of completed epochs.
+func (t *Trainer) EpochsDone() int { return t.meta.Epochs }
+
+// Weights returns the current weights; the trainer owns them and changes
+// them at every step.
+func (t *Trainer) Weights() *Weights { return t.w }
+
+// Model returns the current weights and training summary as a checkpoint
+// model (a copy, in PyTorch layout).
+func (t *Trainer) Model() *checkpoint.Model {
+	m := t.w.Model()
+	m.Meta = t.meta
+	m.Meta.Step = t.adam.Step
+	return m
+}
+
+// Save writes the model and the optimizer state into dir atomically: the
+// optimizer first, then the model, each tagged with the epoch count.
+func (t *Trainer) Save(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("save run: %w", err)
+	}
+	st := &checkpoint.Adam{Step: t.adam.Step, ExpAvg: t.w.byName(t.adam.M), ExpAvgSq: t.w.byName(t.adam.V)}
+	if err := checkpoint.SaveAdam(filepath.Join(dir, OptimizerFile), t.cfg.Arch, st, t.meta.Epochs); err != nil {
+		return err
+	}
+	return t.Model().Save(filepath.Join(dir, ModelFile))
+}
+
+// Step trains on one batch: images holds n·784 pixels. It returns the
+// batch's loss before the update.
+func (t *Trainer) Step(images []float32, n int) (float64, error) {
+	gr, err := t.graphFor(t.train, n, true)
+	if err != nil {
+		return 0, err
+	}
+	copy(gr.inputData(), images[:n*784])
+	if err := gr.run(); err != nil {
+		return 0, fmt.Errorf("training step: %w", err)
+	}
+	for i, p := range gr.params {
+		g, err := p.Grad()
+		if err != nil {
+			return 0, fmt.Errorf("gradient of %s: %w", t.w.Params[i].Name, err)
+		}
+		t.grads[i] = g.Data().([]float32)
+	}
+	loss := scalar(gr.lossVal)
+	if math.IsNaN(loss) || math.IsInf(loss, 0) {
+		return loss, fmt.Errorf("the loss is %v at step %d: training diverged; lower --lr", loss, t.adam.Step+1)
+	}
+	t.adam.Update(t.w.Values, t.grads)
+	return loss, nil
+}
+
+func scalar(v interface{ Data() interface{} }) float64 {
+	switch d := v.Data().(type) {
+	case float32:
+		return float64(d)
+	case float64:
+		return d
+	}
+	return math.NaN()
+}
+
+func (t *Trainer) graphFor(cache map[int]*graph, n int, train bool) (*graph, error) {
+	if gr, ok := cache[n]; ok {
+		return gr, nil
+	}
+	gr, err := newGraph(t.cfg.Arch, partAutoencoder, n, t.tensors, train)
+	if err != nil {
+		return nil, fmt.Errorf("build the %s graph: %w", t.cfg.Arch.Kind, err)
+	}
+	cache[n] = gr
+	return gr, nil
+}
+
+// evalBatch is the batch size of evaluation.
+const evalBatch = 500
+
+// Evaluate returns the mean squared error of the reconstructions of data,
+// averaged over every pixel.
+func (t *Trainer) Evaluate(data Data) (float64, error) {
+	var sum float64
+	for start := 0; start < data.N; start += evalBatch {
+		n := min(evalBatch, data.N-start)
+		gr, err := t.graphFor(t.eval, n, false)
+		if err != nil {
+			return 0, err
+		}
+		in := data.Images[start*784 : (start+n)*784]
+		copy(gr.inputData(), in)
+		if err := gr.run(); err != nil {
+			return 0, fmt.Errorf("evaluate: %w", err)
+		}
+		for i, y := range gr.outputData() {
+			d := float64(y) - float64(in[i])
+			sum += d * d
+		}
+	}
+	return sum / float64(data.N*784), nil
+}
+
+// Run trains until the planned number of epochs is done, evaluating on test
+// after each epoch and saving into dir (when not empty) at the start and
+// after each epoch, so that dir always holds a model that loads. Progress
+// goes to progress and one summary line per epoch to log (either may be
+// nil). When ctx is cancelled, Run stops within a batch and returns
+// ctx.Err(); the last completed epoch stays saved.
+func (t *Trainer) Run(ctx context.Context, dir string, train, test Data, progress, log io.Writer) ([]EpochMetrics, error) {
+	n := train.N
+	if t.cfg.Limit > 0 && t.cfg.Limit < n {
+		n = t.cfg.Limit
+	}
+	if n == 0 {
+		return nil, errors.New("no training images")
+	}
+	if len(train.Images) < n*784 || len(test.Images) < test.N*784 {
+		return nil, errors.New("image data shorter than its count")
+	}
+	if dir != "" && t.meta.Epochs == 0 && t.adam.Step == 0 {
+		if err := t.Save(dir); err != nil {
+			return nil, err
+		}
+	}
+	var history []EpochMetrics
+	batch := make([]float32, t.cfg.Batch*784)
+	steps := (n + t.cfg.Batch - 1) / t.cfg.Batch
+	for t.meta.Epochs < t.cfg.Epochs {
+		epoch := t.meta.Epochs + 1
+		order := t.order(epoch, n)
+		bar := newBar(progress, n, fmt.Sprintf("epoch %d/%d", epoch, t.cfg.Epochs))
+		start := time.Now()
+		var lossSum float64
+		for s := 0; s < steps; s++ {
+			if err := ctx.Err(); err != nil {
+				if bar != nil {
+					bar.Exit()
+				}
+				return history, err
+			}
+			lo := s * t.cfg.Batch
+			bn := min(t.cfg.Batch, n-lo)
+			images := train.Images[lo*784 : (lo+bn)*784]
+			if order != nil {
+				for i := 0; i < bn; i++ {
+					j := order[lo+i]
+					copy(batch[i*784:(i+1)*784], train.Images[j*784:(j+1)*784])
+				}
+				images = batch
+			}
+			loss, err := t.Step(images, bn)
+			if err != nil {
+				if bar != nil {
+					bar.Exit()
+				}
+				return history, fmt.Errorf("epoch %d: %w", epoch, err)
+			}
+			lossSum += loss
+			if bar != nil {
+				bar.Describe(fmt.Sprintf("epoch %d/%d batch %d/%d loss %.4f", epoch, t.cfg.Epochs, s+1, steps, loss))
+				bar.Add(bn)
+			}
+		}
+		secs := time.Since(start).Seconds()
+		if bar != nil {
+			bar.Finish()
+			fmt.Fprintln(progress)
+		}
+		testMSE := math.NaN()
+		if test.N > 0 {
+			var err error
+			if testMSE, err = t.Evaluate(test); err != nil {
+				return history, err
+			}
+		}
+		rss, peak := MemoryMiB()
+		m := EpochMetrics{Epoch: epoch, TrainLoss: lossSum / float64(steps), TestMSE: testMSE,
+			Seconds: secs, SamplesPerSec: float64(n) / secs, RSSMiB: rss, PeakRSSMiB: peak}
+		history = append(history, m)
+		t.meta.Epochs = epoch
+		t.meta.TrainLoss = append(t.meta.TrainLoss, m.TrainLoss)
+		t.meta.TestLoss = append(t.meta.TestLoss, m.TestMSE)
+		if log != nil {
+			fmt.Fprintf(log, "epoch %d/%d  train loss %.6f  test MSE %.6f  %.0f samples/s  RSS %.0f MiB\n",
+				epoch, t.cfg.Epochs, m.TrainLoss, m.TestMSE, m.SamplesPerSec, m.RSSMiB)
+		}
+		if dir != "" {
+			if err := t.Save(dir); err != nil {
+				return history, err
+			}
+			if err := appendMetrics(dir, m); err != nil {
+				return history, err
+			}
+		}
+	}
+	return history, nil
+}
+
+// order returns the sample order of an epoch: nil (in order) without
+// shuffling, else a permutation drawn from the seed and the epoch number,
+// so that a resumed run sees the same order.
+func (t *Trainer) order(epoch, n int) []int {
+	if !t.cfg.Shuffle {
+		return nil
+	}
+	rng := rand.New(rand.NewPCG(uint64(t.cfg.Seed), uint64(epoch)))
+	return rng.Perm(n)
+}
+
+func newBar(w io.Writer, n int, desc string) *progressbar.ProgressBar {
+	if w == nil {
+		return nil
+	}
+	return progressbar.NewOptions(n,
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionSetDescription(desc),
+		progressbar.OptionShowCount(),
+		progressbar.OptionShowIts(),
+		progressbar.OptionSetItsString("samples"),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionThrottle(200*time.Millisecond),
+		progressbar.OptionSetWidth(20),
+	)
+}
+
+// appendMetrics rewrites the metrics file of dir with the lines of the
+// epochs before m's and then m, atomically.
+func appendMetrics(dir string, m EpochMetrics) error {
+	path := filepath.Join(dir, MetricsFile)
+	old, err := ReadMetrics(dir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		old = nil // a damaged file is replaced
+	}
+	var buf []byte
+	for _, o := range old {
+		if o.Epoch < m.Epoch {
+			line, _ := json.Marshal(o)
+			buf = append(append(buf, line...), '\n')
+		}
+	}
+	line, _ := json.Marshal(m)
+	buf = append(append(buf, line...), '\n')
+	return atomicfile.WriteBytes(path, buf, 0o644)
+}
+
+// ReadMetrics reads the per-epoch metrics of a run folder.
+func ReadMetrics(dir string) ([]EpochMetrics, error) {
+	data, err := os.ReadFile(filepath.Join(dir, MetricsFile))
+	if err != nil {
+		return nil, err
+	}
+	var out []EpochMetrics
+	dec := json.NewDecoder(bytesReader(data))
+	for dec.More() {
+		var m EpochMetrics
+		if err := dec.Decode(&m); err != nil {
+			return out, fmt.Errorf("%s: %w", filepath.Join(dir, MetricsFile), err)
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
