@@ -23,6 +23,7 @@ import (
 	"os"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/latent-ai/latent/atomicfile"
 	"github.com/latent-ai/latent/models"
@@ -186,6 +187,9 @@ func LoadAdam(path string, arch models.Arch) (*Adam, int, error) {
 	if !got.Equal(arch) {
 		return nil, 0, fmt.Errorf("load %s: optimizer state of a %s model, not %s", path, got.Kind, arch.Kind)
 	}
+	if st.Len() != 2*len(arch.Params()) {
+		return nil, 0, fmt.Errorf("load %s: %d tensors, want %d moments", path, st.Len(), 2*len(arch.Params()))
+	}
 	a := &Adam{}
 	if a.Step, err = strconv.Atoi(info["step"]); err != nil || a.Step < 0 {
 		return nil, 0, fmt.Errorf("load %s: bad step %q", path, info["step"])
@@ -284,7 +288,7 @@ func paramsFrom(st safetensors.SafeTensors, arch models.Arch, prefix string) (ma
 		out[p.Name] = v
 	}
 	for _, n := range st.Names() {
-		if !want[n] {
+		if !want[n] && strings.HasPrefix(n, prefix) {
 			return nil, fmt.Errorf("unexpected tensor %s: the file is not a %s model with bottleneck %d", n, arch.Kind, arch.Bottleneck)
 		}
 	}

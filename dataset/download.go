@@ -159,7 +159,7 @@ func (d *Downloader) fetch(ctx context.Context, name, dir, base string, mirrors 
 		errs = append(errs, errors.New("no mirrors to download from"))
 	}
 	return fmt.Errorf("dataset: cannot download %s into %s: %w\nWithout network access, %s",
-		base+".gz", dir, errors.Join(errs...), obtainHint(name, dir))
+		base+".gz", dir, errors.Join(errs...), copyHint(name, dir))
 }
 
 func (d *Downloader) progressf(format string, args ...any) {
@@ -278,7 +278,10 @@ func hashContent(r io.Reader, size int64) (string, bool, error) {
 	if err != nil {
 		return "", gzipped, readError(err, "data")
 	}
-	if n != size {
+	if n > size {
+		return "", gzipped, formatError("decompressed content is longer than the %d bytes expected", size)
+	}
+	if n < size {
 		return "", gzipped, formatError("decompressed content is %d bytes, want %d", n, size)
 	}
 	if err := expectEOF(d, "content"); err != nil {

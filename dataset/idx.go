@@ -67,7 +67,43 @@ func decompress(r io.Reader) (io.Reader, bool, error) {
 	if err != nil {
 		return nil, true, readError(err, "gzip header")
 	}
-	return zr, true, nil
+	zr.Multistream(false)
+	return &gzipReader{br: br, zr: zr}, true, nil
+}
+
+// gzipReader reads a gzip stream of one or more members, like gzip.Reader
+// in multistream mode, but reports bytes after the last member that do not
+// start another member as trailing data rather than as a truncated header.
+type gzipReader struct {
+	br *bufio.Reader
+	zr *gzip.Reader
+}
+
+func (g *gzipReader) Read(p []byte) (int, error) {
+	for {
+		n, err := g.zr.Read(p)
+		if err != io.EOF {
+			return n, err
+		}
+		if n > 0 {
+			// End of a member: look for another on the next call.
+			return n, nil
+		}
+		next, err := g.br.Peek(2)
+		switch {
+		case len(next) == 0 && errors.Is(err, io.EOF):
+			return 0, io.EOF
+		case len(next) == 2 && next[0] == 0x1f && next[1] == 0x8b:
+			if err := g.zr.Reset(g.br); err != nil {
+				return 0, err
+			}
+			g.zr.Multistream(false)
+		case err != nil && !errors.Is(err, io.EOF):
+			return 0, err
+		default:
+			return 0, formatError("trailing data after the gzip stream")
+		}
+	}
 }
 
 // readError classifies an error met while reading what: the end of input

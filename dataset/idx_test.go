@@ -3,11 +3,13 @@ package dataset
 import (
 	"bytes"
 	"errors"
+	"io"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 func TestReadImages(t *testing.T) {
@@ -68,7 +70,7 @@ func TestReadImagesErrors(t *testing.T) {
 		{"truncated gzip", validGz[:len(validGz)/2], "truncated"},
 		{"gzip without trailer", validGz[:len(validGz)-8], "truncated"},
 		{"gzip bad checksum", badCRC, "checksum"},
-		{"garbage after gzip", append(bytes.Clone(validGz), "junk"...), "gzip"},
+		{"garbage after gzip", append(bytes.Clone(validGz), "junk"...), "trailing data after the gzip stream"},
 		{"gzip of garbage", gzipBytes(t, []byte("hello, world")), "bad magic number"},
 	}
 	for _, tt := range tests {
@@ -127,6 +129,29 @@ func TestReadLabelsErrors(t *testing.T) {
 			}
 			if !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("error %q: want ErrFormat and %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestReaderErrors checks that an error of the underlying reader is passed
+// on, not mistaken for malformed data.
+func TestReaderErrors(t *testing.T) {
+	errDisk := errors.New("disk on fire")
+	tests := []struct {
+		name string
+		in   io.Reader
+	}{
+		{"in header", iotest.ErrReader(errDisk)},
+		{"in data", io.MultiReader(bytes.NewReader(header(ImagesMagic, 2, 2, 2)), iotest.ErrReader(errDisk))},
+		{"in gzip data", io.MultiReader(bytes.NewReader(gzipBytes(t, idxImages(1, 2, 2, seq(4)))[:12]), iotest.ErrReader(errDisk))},
+		{"after data", io.MultiReader(bytes.NewReader(idxImages(1, 2, 2, seq(4))), iotest.ErrReader(errDisk))},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, _, _, err := ReadImages(tt.in)
+			if !errors.Is(err, errDisk) || errors.Is(err, ErrFormat) {
+				t.Errorf("error = %v, want the reader's error and not ErrFormat", err)
 			}
 		})
 	}

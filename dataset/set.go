@@ -142,17 +142,23 @@ func findFiles(name, dir string, bases ...string) ([]string, error) {
 
 // obtainHint says how to get the files of data set name into dir.
 func obtainHint(name, dir string) string {
+	if name == FashionMNIST && filepath.Clean(dir) == filepath.Clean(fashionDir) {
+		return "install them with: apt-get install dataset-fashion-mnist (or name another folder with --data or $" + EnvData + ")"
+	}
+	return "let the program download them (it needs network access), or " + copyHint(name, dir)
+}
+
+// copyHint says which files to copy into dir, and from where.
+func copyHint(name, dir string) string {
 	var all []string
 	for _, base := range fileNames {
 		all = append(all, base+".gz")
 	}
-	files := strings.Join(all, ", ")
-	if name == FashionMNIST && filepath.Clean(dir) == filepath.Clean(fashionDir) {
-		return "install them with: apt-get install dataset-fashion-mnist (or download " + files +
-			" into another folder and name it with --data or $" + EnvData + ")"
+	from := ""
+	if m := Mirrors(name); len(m) > 0 {
+		from = " (from " + m[0] + ")"
 	}
-	return "let the program download them (needs network access), or copy " + files +
-		" from " + Mirrors(name)[0] + " into " + dir
+	return "copy the files " + strings.Join(all, ", ") + from + " into " + dir
 }
 
 // Load reads the split ("train" or "test") of the data set name ("mnist"

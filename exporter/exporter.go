@@ -442,12 +442,22 @@ func Read(path string) (*onnx.ModelProto, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read onnx: %w", err)
 	}
-	mp := &onnx.ModelProto{}
-	if err := proto.Unmarshal(b, mp); err != nil {
-		return nil, fmt.Errorf("read %s: not a valid ONNX model (%v): the file is damaged or truncated; export it again", path, err)
+	mp, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
-	if mp.Graph == nil {
-		return nil, fmt.Errorf("read %s: not a valid ONNX model: no graph", path)
+	return mp, nil
+}
+
+// Parse parses a serialized ONNX model. It checks only that data is a
+// ModelProto with a graph.
+func Parse(data []byte) (*onnx.ModelProto, error) {
+	mp := &onnx.ModelProto{}
+	if err := proto.Unmarshal(data, mp); err != nil {
+		return nil, fmt.Errorf("not a valid ONNX model (%v): the file is damaged or truncated; export it again", err)
+	}
+	if mp.Graph == nil || len(mp.Graph.Node) == 0 {
+		return nil, errors.New("not a valid ONNX model: no graph; the file is damaged or truncated; export it again")
 	}
 	return mp, nil
 }

@@ -67,9 +67,9 @@ type Data struct {
 // EpochMetrics is what the trainer records after each epoch.
 type EpochMetrics struct {
 	Epoch         int     `json:"epoch"`
-	TrainLoss     float64 `json:"train_loss"` // mean of the batch losses
-	TestMSE       float64 `json:"test_mse"`   // mean over all test pixels
-	Seconds       float64 `json:"seconds"`    // training time, without evaluation
+	TrainLoss     float64 `json:"train_loss"`         // mean of the batch losses
+	TestMSE       float64 `json:"test_mse,omitempty"` // mean over all test pixels; 0 without a test set
+	Seconds       float64 `json:"seconds"`            // training time, without evaluation
 	SamplesPerSec float64 `json:"samples_per_sec"`
 	RSSMiB        float64 `json:"rss_mib"`
 	PeakRSSMiB    float64 `json:"peak_rss_mib"`
@@ -225,6 +225,10 @@ func (t *Trainer) Step(images []float32, n int) (float64, error) {
 		return loss, fmt.Errorf("the loss is %v at step %d: training diverged; lower --lr", loss, t.adam.Step+1)
 	}
 	t.adam.Update(t.w.Values, t.grads)
+	// Gorgonia adds each run's gradients to the last ones: clear them.
+	for _, g := range t.grads {
+		clear(g)
+	}
 	return loss, nil
 }
 
@@ -342,7 +346,7 @@ func (t *Trainer) Run(ctx context.Context, dir string, train, test Data, progres
 			bar.Finish()
 			fmt.Fprintln(progress)
 		}
-		testMSE := math.NaN()
+		var testMSE float64
 		if test.N > 0 {
 			var err error
 			if testMSE, err = t.Evaluate(test); err != nil {
@@ -355,7 +359,9 @@ func (t *Trainer) Run(ctx context.Context, dir string, train, test Data, progres
 		history = append(history, m)
 		t.meta.Epochs = epoch
 		t.meta.TrainLoss = append(t.meta.TrainLoss, m.TrainLoss)
-		t.meta.TestLoss = append(t.meta.TestLoss, m.TestMSE)
+		if test.N > 0 {
+			t.meta.TestLoss = append(t.meta.TestLoss, m.TestMSE)
+		}
 		if log != nil {
 			fmt.Fprintf(log, "epoch %d/%d  train loss %.6f  test MSE %.6f  %.0f samples/s  RSS %.0f MiB\n",
 				epoch, t.cfg.Epochs, m.TrainLoss, m.TestMSE, m.SamplesPerSec, m.RSSMiB)
@@ -433,6 +439,64 @@ func ReadMetrics(dir string) ([]EpochMetrics, error) {
 			return out, fmt.Errorf("%s: %w", filepath.Join(dir, MetricsFile), err)
 		}
 		out = append(out, m)
+	}
+	return out, nil
+}
+
+// Forward runs the encoder and the decoder of a set of weights through
+// Gorgonia, without training. It is not safe for concurrent use.
+type Forward struct {
+	arch    models.Arch
+	tensors []tensor.Tensor
+	graphs  map[string]*graph // by part and batch size
+}
+
+// NewForward returns a forward pass over w. It reads w's values at every
+// call, so it follows later changes to them.
+func NewForward(w *Weights) *Forward {
+	f := &Forward{arch: w.Arch, graphs: map[string]*graph{}}
+	for i, v := range w.Values {
+		shape := w.Params[i].Shape
+		if w.isLinearWeight(i) {
+			shape = []int{shape[1], shape[0]}
+		}
+		f.tensors = append(f.tensors, tensor.New(tensor.WithShape(shape...), tensor.WithBacking(v)))
+	}
+	return f
+}
+
+// Encode maps n images (n·784 pixels) to n codes (n·bottleneck values), in
+// a new slice.
+func (f *Forward) Encode(images []float32, n int) ([]float32, error) {
+	return f.run(partEncoder, images, n, 784, f.arch.Bottleneck)
+}
+
+// Decode maps n codes to n images, in a new slice.
+func (f *Forward) Decode(codes []float32, n int) ([]float32, error) {
+	return f.run(partDecoder, codes, n, f.arch.Bottleneck, 784)
+}
+
+func (f *Forward) run(part string, in []float32, n, inSize, outSize int) ([]float32, error) {
+	if n < 1 || len(in) != n*inSize {
+		return nil, fmt.Errorf("%s: %d values for %d samples of %d", part, len(in), n, inSize)
+	}
+	out := make([]float32, 0, n*outSize)
+	for start := 0; start < n; start += evalBatch {
+		bn := min(evalBatch, n-start)
+		key := fmt.Sprintf("%s/%d", part, bn)
+		gr, ok := f.graphs[key]
+		if !ok {
+			var err error
+			if gr, err = newGraph(f.arch, part, bn, f.tensors, false); err != nil {
+				return nil, fmt.Errorf("build the %s graph: %w", part, err)
+			}
+			f.graphs[key] = gr
+		}
+		copy(gr.inputData(), in[start*inSize:(start+bn)*inSize])
+		if err := gr.run(); err != nil {
+			return nil, fmt.Errorf("%s: %w", part, err)
+		}
+		out = append(out, gr.outputData()...)
 	}
 	return out, nil
 }

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/latent-ai/latent/models"
+	"github.com/latent-ai/latent/trainer"
+)
+
+func init() {
+	register(&command{
+		name:  "train",
+		short: "train an autoencoder and save it in a run folder",
+		setup: setupTrain,
+	})
+}
+
+func setupTrain(fs *flag.FlagSet) func(context.Context, []string) error {
+	var (
+		kind       = fs.String("model", "classic", "architecture: "+fmt.Sprint(models.Kinds()))
+		bottleneck = fs.Int("bottleneck", models.DefaultBottleneck, "size of the code")
+		epochs     = fs.Int("epochs", 5, "epochs to train (with --resume: the new total, 0 keeps the recorded one)")
+		batch      = fs.Int("batch", 64, "batch size")
+		lr         = fs.Float64("lr", 1e-3, "Adam learning rate")
+		seed       = fs.Int64("seed", 0, "seed of the initial weights and of shuffling")
+		shuffle    = fs.Bool("shuffle", false, "shuffle the training set every epoch (the notebook does not)")
+		limit      = fs.Int("limit", 0, "train on the first N images only (0: all)")
+		out        = fs.String("out", "", "run folder to write (default runs/MODEL)")
+		resume     = fs.String("resume", "", "carry on the run in this folder where it stopped")
+		force      = fs.Bool("force", false, "overwrite a run folder that already holds a model")
+		quiet      = fs.Bool("quiet", false, "no progress bar")
+	)
+	var data dataFlags
+	data.register(fs, "mnist")
+	return func(ctx context.Context, args []string) error {
+		if len(args) > 0 {
+			return usageError("unexpected arguments %q", args)
+		}
+		var (
+			t   *trainer.Trainer
+			dir string
+			err error
+		)
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if *resume != "" {
+			for _, name := range []string{"model", "bottleneck", "batch", "lr", "seed", "shuffle", "limit", "out"} {
+				if set[name] {
+					return usageError("--%s cannot change a resumed run; it keeps its recorded recipe", name)
+				}
+			}
+			dir = *resume
+			n := 0
+			if set["epochs"] {
+				n = *epochs
+			}
+			if t, err = trainer.Resume(dir, n); err != nil {
+				return err
+			}
+			if !set["dataset"] {
+				data.name = t.Config().Dataset
+			}
+			fmt.Fprintf(os.Stderr, "resuming %s after epoch %d of %d\n", dir, t.EpochsDone(), t.Config().Epochs)
+		} else {
+			arch, err := models.New(*kind, *bottleneck)
+			if err != nil {
+				return usageError("%v", err)
+			}
+			dir = *out
+			if dir == "" {
+				dir = filepath.Join("runs", *kind)
+			}
+			if _, err := os.Stat(filepath.Join(dir, trainer.ModelFile)); err == nil && !*force {
+				return fmt.Errorf("%s already holds a model: use --resume %s to carry on, --force to start over, or another --out", dir, dir)
+			}
+			cfg := trainer.Config{Arch: arch, Dataset: data.name, Epochs: *epochs, Batch: *batch, LR: *lr,
+				Seed: *seed, Shuffle: *shuffle, Limit: *limit}
+			if t, err = trainer.New(cfg); err != nil {
+				return usageError("%v", err)
+			}
+			if *force {
+				os.Remove(filepath.Join(dir, trainer.MetricsFile))
+			}
+		}
+		train, err := data.load(ctx, "train")
+		if err != nil {
+			return err
+		}
+		test, err := data.load(ctx, "test")
+		if err != nil {
+			return err
+		}
+		cfg := t.Config()
+		fmt.Fprintf(os.Stderr, "training %s (bottleneck %d, %d parameters) on %s: %d epochs, batch %d, lr %g, seed %d\n",
+			cfg.Arch.Kind, cfg.Arch.Bottleneck, cfg.Arch.NumParams(), data.name, cfg.Epochs, cfg.Batch, cfg.LR, cfg.Seed)
+		progress := os.Stderr
+		if *quiet {
+			progress = nil
+		}
+		history, err := t.Run(ctx, dir, asData(train), asData(test), progressWriter(progress), os.Stderr)
+		if errors.Is(err, context.Canceled) {
+			return fmt.Errorf("interrupted after epoch %d; %s holds that epoch's model: carry on with 'latent train --resume %s'", t.EpochsDone(), dir, dir)
+		}
+		if err != nil {
+			return err
+		}
+		if len(history) > 0 {
+			last := history[len(history)-1]
+			_, peak := trainer.MemoryMiB()
+			fmt.Fprintf(os.Stderr, "peak RSS %.0f MiB\n", peak)
+			fmt.Printf("%s\ttest MSE %.6f\ttrain loss %.6f\n", filepath.Join(dir, trainer.ModelFile), last.TestMSE, last.TrainLoss)
+		} else {
+			fmt.Printf("%s\tnothing to do: %d of %d epochs done\n", filepath.Join(dir, trainer.ModelFile), t.EpochsDone(), cfg.Epochs)
+		}
+		return nil
+	}
+}
+
+// progressWriter returns w as an io.Writer, or nil for none, so that a nil
+// *os.File does not become a non-nil interface.
+func progressWriter(w *os.File) interface{ Write([]byte) (int, error) } {
+	if w == nil {
+		return nil
+	}
+	return w
+}

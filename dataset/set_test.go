@@ -1,0 +1,305 @@
+package dataset
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestLoadMNIST(t *testing.T) {
+	dir := mnistDir(t)
+	tests := []struct {
+		split       string
+		n           int
+		firstLabels []uint8
+		counts      [10]int // images of each digit
+	}{
+		{Train, 60000, []uint8{5, 0, 4, 1, 9, 2, 1, 3, 1, 4},
+			[10]int{5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949}},
+		{Test, 10000, []uint8{7, 2, 1, 0, 4, 1, 4, 9, 5, 9},
+			[10]int{980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.split, func(t *testing.T) {
+			s, err := Load(MNIST, dir, tt.split)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Name != MNIST || s.Split != tt.split {
+				t.Errorf("Name, Split = %q, %q, want %q, %q", s.Name, s.Split, MNIST, tt.split)
+			}
+			if s.N != tt.n || s.Rows != 28 || s.Cols != 28 {
+				t.Fatalf("got %d images of %dx%d, want %d of 28x28", s.N, s.Rows, s.Cols, tt.n)
+			}
+			if len(s.Images) != tt.n*28*28 || len(s.Labels) != tt.n {
+				t.Fatalf("got %d pixels and %d labels, want %d and %d", len(s.Images), len(s.Labels), tt.n*28*28, tt.n)
+			}
+			if !slices.Equal(s.Labels[:10], tt.firstLabels) {
+				t.Errorf("first labels = %v, want %v", s.Labels[:10], tt.firstLabels)
+			}
+			var counts [10]int
+			for _, l := range s.Labels {
+				counts[l]++
+			}
+			if counts != tt.counts {
+				t.Errorf("images of each digit = %v, want %v", counts, tt.counts)
+			}
+			var zeros, ones int
+			for i, v := range s.Images {
+				if !(v >= 0 && v <= 1) {
+					t.Fatalf("pixel %d = %v, want a value in [0, 1]", i, v)
+				}
+				switch v {
+				case 0:
+					zeros++
+				case 1:
+					ones++
+				}
+			}
+			// MNIST is mostly background, with saturated strokes.
+			if zeros < len(s.Images)/2 || ones == 0 {
+				t.Errorf("%d zeros and %d ones among %d pixels: not MNIST-like", zeros, ones, len(s.Images))
+			}
+		})
+	}
+}
+
+// TestLoadMatchesBytes checks the conversion to float32 against the raw
+// bytes, and that Image shares the memory of Images.
+func TestLoadMatchesBytes(t *testing.T) {
+	dir := mnistDir(t)
+	s, err := Load(MNIST, dir, Test)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, rows, cols, pix, err := ReadImagesFile(filepath.Join(dir, "t10k-images-idx3-ubyte.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != s.N || rows != s.Rows || cols != s.Cols {
+		t.Fatalf("ReadImagesFile: %d images of %dx%d, Load: %d of %dx%d", n, rows, cols, s.N, s.Rows, s.Cols)
+	}
+	for i, b := range pix {
+		if s.Images[i] != float32(b)/255 {
+			t.Fatalf("pixel %d = %v, want %d/255", i, s.Images[i], b)
+		}
+	}
+	img := s.Image(1)
+	if len(img) != 784 || cap(img) != 784 {
+		t.Fatalf("Image(1) has length %d and capacity %d, want 784 and 784", len(img), cap(img))
+	}
+	if &img[0] != &s.Images[784] {
+		t.Error("Image(1) does not share the memory of Images")
+	}
+	if last := s.Image(s.N - 1); &last[783] != &s.Images[len(s.Images)-1] {
+		t.Error("the last image does not end Images")
+	}
+}
+
+func TestLoadFashionMNIST(t *testing.T) {
+	dir := DefaultFashionDir
+	if _, err := os.Stat(filepath.Join(dir, "train-images-idx3-ubyte.gz")); err != nil {
+		t.Skip("Fashion-MNIST is not installed: apt-get install dataset-fashion-mnist")
+	}
+	for _, tt := range []struct {
+		split string
+		n     int
+	}{{Train, 60000}, {Test, 10000}} {
+		s, err := Load(FashionMNIST, dir, tt.split)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.N != tt.n || s.Rows != 28 || s.Cols != 28 || len(s.Images) != tt.n*784 {
+			t.Fatalf("%s: got %d images of %dx%d, want %d of 28x28", tt.split, s.N, s.Rows, s.Cols, tt.n)
+		}
+		// Fashion-MNIST is balanced: a tenth of each split per class.
+		var counts [10]int
+		for _, l := range s.Labels {
+			counts[l]++
+		}
+		for label, c := range counts {
+			if c != tt.n/10 {
+				t.Errorf("%s: %d images of class %d, want %d", tt.split, c, label, tt.n/10)
+			}
+		}
+	}
+	if err := Verify(FashionMNIST, dir); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestLoadFileForms checks that compression is detected from the content,
+// not the name, and that names without .gz are found.
+func TestLoadFileForms(t *testing.T) {
+	images := idxImages(2, 28, 28, seq(2*784))
+	labels := idxLabels([]byte{3, 9})
+	tests := []struct {
+		name  string
+		files map[string][]byte
+	}{
+		{"gzip", map[string][]byte{
+			"t10k-images-idx3-ubyte.gz": gzipBytes(t, images),
+			"t10k-labels-idx1-ubyte.gz": gzipBytes(t, labels),
+		}},
+		{"raw", map[string][]byte{
+			"t10k-images-idx3-ubyte": images,
+			"t10k-labels-idx1-ubyte": labels,
+		}},
+		{"raw named .gz, gzip named raw", map[string][]byte{
+			"t10k-images-idx3-ubyte.gz": images,
+			"t10k-labels-idx1-ubyte":    gzipBytes(t, labels),
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for name, b := range tt.files {
+				writeFile(t, dir, name, b)
+			}
+			s, err := Load(MNIST, dir, Test)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.N != 2 || !slices.Equal(s.Labels, []uint8{3, 9}) {
+				t.Fatalf("got %d images, labels %v", s.N, s.Labels)
+			}
+			if got, want := s.Image(1)[5], float32((784+5)%256)/255; got != want {
+				t.Errorf("Image(1)[5] = %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	images := idxImages(2, 28, 28, seq(2*784))
+	labels := idxLabels([]byte{3, 9})
+	const (
+		imagesName = "train-images-idx3-ubyte.gz"
+		labelsName = "train-labels-idx1-ubyte.gz"
+	)
+	tests := []struct {
+		name   string
+		images []byte // nil: no file
+		labels []byte
+		split  string
+		wants  []string // "DIR" and "IMAGES" and "LABELS" stand for paths
+	}{
+		{"no files", nil, nil, Train, []string{
+			"train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz missing in folder DIR",
+			"t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", "download"}},
+		{"no labels", images, nil, Train, []string{"train-labels-idx1-ubyte.gz missing in folder DIR"}},
+		{"unknown split", images, labels, "validation", []string{`unknown split "validation"`}},
+		{"count mismatch", images, idxLabels([]byte{1, 2, 3}), Train,
+			[]string{"IMAGES holds 2 images but LABELS holds 3 labels", "delete both"}},
+		{"label out of range", images, idxLabels([]byte{1, 10}), Train,
+			[]string{"LABELS: label 1 is 10, want 0-9", "delete it"}},
+		{"no labels in file", images, idxLabels(nil), Train, []string{"LABELS: no labels"}},
+		{"27x28 images", idxImages(2, 27, 28, seq(2*27*28)), labels, Train,
+			[]string{"IMAGES: images are 27x28, want 28x28"}},
+		{"images swapped with labels", labels, images, Train, []string{"LABELS", "mixed up", "delete it"}},
+		{"truncated images", images[:1000], labels, Train, []string{"IMAGES", "only 984 bytes follow", "delete it"}},
+		{"trailing image bytes", append(bytes.Clone(images), 1, 2), labels, Train,
+			[]string{"IMAGES", "2 extra bytes", "delete it"}},
+		{"bad gzip", []byte{0x1f, 0x8b, 8, 0}, labels, Train, []string{"IMAGES", "gzip", "delete it"}},
+		{"truncated gzip", gzipBytes(t, images)[:100], labels, Train, []string{"IMAGES", "truncated", "delete it"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if tt.images != nil {
+				writeFile(t, dir, imagesName, tt.images)
+			}
+			if tt.labels != nil {
+				writeFile(t, dir, labelsName, tt.labels)
+			}
+			s, err := Load(MNIST, dir, tt.split)
+			if err == nil {
+				t.Fatalf("got %d images, want an error", s.N)
+			}
+			r := strings.NewReplacer("DIR", dir,
+				"IMAGES", filepath.Join(dir, imagesName), "LABELS", filepath.Join(dir, labelsName))
+			for _, want := range tt.wants {
+				if want := r.Replace(want); !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not contain %q", err, want)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadUnknownName(t *testing.T) {
+	_, err := Load("cifar", t.TempDir(), Train)
+	wantError(t, err, `unknown data set "cifar"`)
+}
+
+func TestDir(t *testing.T) {
+	tests := []struct {
+		name, flag, env, want string
+	}{
+		{MNIST, "/flag", "/env", "/flag"},
+		{MNIST, "", "/env", "/env"},
+		{FashionMNIST, "", "/env", "/env"},
+		{MNIST, "", "", "./data/mnist"},
+		{FashionMNIST, "", "", "/usr/share/datasets/fashion-mnist"},
+		{FashionMNIST, "rel/dir", "", "rel/dir"},
+	}
+	for _, tt := range tests {
+		t.Setenv(EnvData, tt.env)
+		if got := Dir(tt.name, tt.flag); got != tt.want {
+			t.Errorf("with $%s=%q, Dir(%q, %q) = %q, want %q", EnvData, tt.env, tt.name, tt.flag, got, tt.want)
+		}
+	}
+}
+
+func TestVerifyMNIST(t *testing.T) {
+	dir := mnistDir(t)
+	if err := Verify(MNIST, dir); err != nil {
+		t.Fatal(err)
+	}
+	// MNIST is not Fashion-MNIST: every file's MD5 differs.
+	err := Verify(FashionMNIST, dir)
+	for _, base := range fileNames {
+		wantError(t, err, filepath.Join(dir, base+".gz")+": MD5 of the decompressed content")
+	}
+}
+
+func TestVerifyDamaged(t *testing.T) {
+	src := mnistDir(t)
+	labelsPath := filepath.Join(src, "t10k-labels-idx1-ubyte.gz")
+	labels, err := ReadLabelsFile(labelsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := bytes.Clone(labels)
+	changed[0] = (changed[0] + 1) % 10
+	tests := []struct {
+		name  string
+		file  []byte
+		wants []string
+	}{
+		{"one label changed", gzipBytes(t, idxLabels(changed)), []string{"MD5 of the decompressed content is", "want 27ae3e4e09519cfbb04c329615203637", "delete it"}},
+		{"one label missing", gzipBytes(t, idxLabels(labels[1:])), []string{"decompressed content is 10007 bytes, want 10008", "delete it"}},
+		{"corrupt gzip", []byte{0x1f, 0x8b, 8, 0, 1, 2}, []string{"gzip", "delete it"}},
+	}
+	dir := t.TempDir()
+	for _, base := range []string{"train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte"} {
+		copyFile(t, filepath.Join(src, base+".gz"), dir)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeFile(t, dir, "t10k-labels-idx1-ubyte", tt.file)
+			err := Verify(MNIST, dir)
+			wantError(t, err, append(tt.wants, path)...)
+			for _, base := range fileNames[:3] {
+				if err != nil && strings.Contains(err.Error(), base) {
+					t.Errorf("error %q names an intact file, %s", err, base)
+				}
+			}
+		})
+	}
+	os.Remove(filepath.Join(dir, "t10k-labels-idx1-ubyte"))
+	wantError(t, Verify(MNIST, dir), "t10k-labels-idx1-ubyte.gz missing in folder "+dir)
+}

@@ -1,0 +1,126 @@
+package inference_test
+
+import (
+	"compress/gzip"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/latent-ai/latent/checkpoint"
+	"github.com/latent-ai/latent/exporter"
+	"github.com/latent-ai/latent/inference"
+	"github.com/latent-ai/latent/latentstats"
+	"github.com/latent-ai/latent/models"
+)
+
+// TestMain fails the whole package with the runtime's message when ONNX
+// Runtime cannot be loaded, unless LATENT_SKIP_ORT=1.
+func TestMain(m *testing.M) {
+	if _, _, err := inference.Runtime(); err != nil {
+		if os.Getenv("LATENT_SKIP_ORT") == "1" {
+			fmt.Printf("skipping the inference tests (LATENT_SKIP_ORT=1): %v\n", err)
+			os.Exit(0)
+		}
+		fmt.Fprintf(os.Stderr, "inference tests: %v\n(set LATENT_SKIP_ORT=1 to skip them)\n", err)
+		os.Exit(1)
+	}
+	os.Exit(m.Run())
+}
+
+// randomModel returns a model of the given kind with PyTorch's default
+// initialisation, uniform in ±1/sqrt(fan-in), from a fixed seed.
+func randomModel(t testing.TB, kind string, bottleneck int, seed uint64) *checkpoint.Model {
+	t.Helper()
+	a, err := models.New(kind, bottleneck)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := checkpoint.NewModel(a)
+	m.Meta.Dataset = "mnist"
+	rng := rand.New(rand.NewPCG(seed, 1))
+	for _, p := range a.Params() {
+		bound := p.Layer.InitBound()
+		for i := range m.Params[p.Name] {
+			m.Params[p.Name][i] = float32((2*rng.Float64() - 1) * bound)
+		}
+	}
+	return m
+}
+
+// exportRandom exports a random model into a new temporary folder, with
+// latent stats fitted to random codes when withStats is set.
+func exportRandom(t testing.TB, kind string, bottleneck int, withStats bool) (*checkpoint.Model, string) {
+	t.Helper()
+	m := randomModel(t, kind, bottleneck, 42)
+	var stats *latentstats.Stats
+	if withStats {
+		rng := rand.New(rand.NewPCG(3, 3))
+		codes := make([]float32, 500*bottleneck)
+		for i := range codes {
+			codes[i] = float32(rng.NormFloat64()*0.5 + 0.1)
+		}
+		var err error
+		if stats, err = latentstats.Fit(codes, 500, bottleneck); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	if _, _, err := exporter.Export(m, stats, dir); err != nil {
+		t.Fatal(err)
+	}
+	return m, dir
+}
+
+func openRun(t testing.TB, dir string, opts inference.Options) *inference.Model {
+	t.Helper()
+	m, err := inference.OpenRun(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+// mnistTest returns the first n images of the MNIST test set as float32 in
+// [0,1]. The set is looked for in $LATENT_DATA, in ../shared/datasets/mnist
+// beside the repository (as in CI) and in /work/shared/datasets/mnist.
+func mnistTest(t testing.TB, n int) []float32 {
+	t.Helper()
+	dirs := []string{os.Getenv("LATENT_DATA"), filepath.Join("..", "..", "shared", "datasets", "mnist"), "/work/shared/datasets/mnist"}
+	for _, d := range dirs {
+		if d == "" {
+			continue
+		}
+		f, err := os.Open(filepath.Join(d, "t10k-images-idx3-ubyte.gz"))
+		if err != nil {
+			continue
+		}
+		defer f.Close()
+		z, err := gzip.NewReader(f)
+		if err != nil {
+			t.Fatalf("MNIST test images in %s: %v", d, err)
+		}
+		var hdr [4]uint32
+		if err := binary.Read(z, binary.BigEndian, &hdr); err != nil {
+			t.Fatalf("MNIST test images in %s: %v", d, err)
+		}
+		if hdr[0] != 0x803 || hdr[2] != 28 || hdr[3] != 28 || int(hdr[1]) < n {
+			t.Fatalf("MNIST test images in %s: header %v", d, hdr)
+		}
+		pix := make([]byte, n*784)
+		if _, err := io.ReadFull(z, pix); err != nil {
+			t.Fatalf("MNIST test images in %s: %v", d, err)
+		}
+		out := make([]float32, len(pix))
+		for i, p := range pix {
+			out[i] = float32(p) / 255
+		}
+		return out
+	}
+	t.Fatalf("MNIST test images (t10k-images-idx3-ubyte.gz) not found in any of %q", dirs)
+	return nil
+}

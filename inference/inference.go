@@ -1,0 +1,679 @@
+// Package inference runs latent's exported ONNX encoder and decoder through
+// ONNX Runtime.
+//
+// A Model holds one ONNX Runtime session per graph and is safe for
+// concurrent use by many goroutines: every call makes its own input and
+// output tensors and destroys them before it returns. Batches of any size
+// are accepted and run in chunks of at most Options.MaxBatch samples, so the
+// runtime's working memory stays bounded.
+//
+// Shapes, with b the bottleneck (code size) and [C,H,W] the image shape
+// ([1,28,28] for MNIST), all float32, row-major, sample after sample:
+//
+//	images  n*C*H*W values, [n,C,H,W], each in [0,1]
+//	codes   n*b values,     [n,b]
+//
+// Inputs are only read, never retained after a call returns. Returned slices
+// are new and owned by the caller.
+//
+// The ONNX Runtime shared library is loaded at run time; see Runtime for
+// where it is looked for. scripts/setup-onnxruntime.sh installs it.
+package inference
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+
+	"github.com/advancedclimatesystems/gonnx/onnx"
+	"github.com/latent-ai/latent/exporter"
+	"github.com/latent-ai/latent/latentstats"
+	ort "github.com/yalue/onnxruntime_go"
+)
+
+// Devices that Options.Device names.
+const (
+	CPU  = "cpu"
+	CUDA = "cuda"
+	Auto = "auto"
+)
+
+// DefaultMaxBatch is the chunk size used when Options.MaxBatch is 0.
+const DefaultMaxBatch = 1024
+
+// Sources of Sample.
+const (
+	// FromNormal draws codes from the standard normal N(0, I).
+	FromNormal = "normal"
+	// FromFitted draws codes from the Gaussian fitted to the training set's
+	// codes, stored in the exported files' metadata.
+	FromFitted = "fitted"
+)
+
+// ErrClosed is returned by the methods of a closed Model.
+var ErrClosed = errors.New("inference: the model is closed")
+
+// Options configure Open.
+type Options struct {
+	// Device is "cpu" (also when empty), "cuda" or "auto". "cuda" adds ONNX
+	// Runtime's CUDA execution provider and fails if the library or the
+	// machine cannot use it. "auto" tries CUDA and falls back to the CPU,
+	// saying so through Logf and Model.Warning.
+	Device string
+	// CUDADevice is the GPU index for "cuda" and "auto".
+	CUDADevice int
+	// IntraOpThreads is the number of threads ONNX Runtime uses within one
+	// operator; 0 leaves ONNX Runtime's default (one per physical core).
+	IntraOpThreads int
+	// MaxBatch is the largest number of samples given to ONNX Runtime in
+	// one run; 0 means DefaultMaxBatch.
+	MaxBatch int
+	// Logf, when not nil, receives notes such as a fallback to the CPU.
+	Logf func(format string, args ...any)
+}
+
+// Model is an opened encoder/decoder pair, or one half of a pair.
+type Model struct {
+	// mu is read-held by every call that runs a session and write-held by
+	// Close, so that Close never destroys a session in use.
+	mu     sync.RWMutex
+	closed bool
+
+	enc, dec *graph // either may be nil, not both
+
+	bottleneck int
+	image      []int // per-sample image shape [C, H, W]
+	imageSize  int   // C*H*W
+	maxBatch   int
+	device     string
+	warning    string
+	meta       *exporter.Metadata // nil for files without latent metadata
+}
+
+// graph is one opened ONNX file.
+type graph struct {
+	path    string
+	session *ort.DynamicAdvancedSession
+	meta    *exporter.Metadata
+	in, out []int64 // shapes with the batch dimension first (-1)
+}
+
+// OpenRun opens RUN/encoder.onnx and RUN/decoder.onnx, as written by
+// "latent export RUN".
+func OpenRun(dir string, opts Options) (*Model, error) {
+	enc := filepath.Join(dir, exporter.EncoderFile)
+	dec := filepath.Join(dir, exporter.DecoderFile)
+	for _, p := range []string{enc, dec} {
+		if _, err := os.Stat(p); err != nil {
+			return nil, fmt.Errorf("inference: %s: %w (run \"latent export %s\" first)", p, errors.Unwrap(err), dir)
+		}
+	}
+	return Open(enc, dec, opts)
+}
+
+// Open loads the encoder and decoder graphs at the given paths. Either path
+// may be empty to open one half only; the methods that need the missing half
+// then return an error. Open checks that the encoder maps "image"
+// [N,C,H,W] to "code" [N,b] and the decoder "code" [N,b] to "image"
+// [N,C,H,W], with a dynamic batch dimension N and the same b and [C,H,W] in
+// both, so that swapped or foreign files are refused.
+func Open(encoderPath, decoderPath string, opts Options) (*Model, error) {
+	if encoderPath == "" && decoderPath == "" {
+		return nil, errors.New("inference: no encoder and no decoder path given")
+	}
+	switch opts.Device {
+	case "":
+		opts.Device = CPU
+	case CPU, CUDA, Auto:
+	default:
+		return nil, fmt.Errorf("inference: unknown device %q: want %q, %q or %q", opts.Device, CPU, CUDA, Auto)
+	}
+	if opts.IntraOpThreads < 0 {
+		return nil, fmt.Errorf("inference: %d intra-op threads: want 0 (the default) or more", opts.IntraOpThreads)
+	}
+	if opts.MaxBatch < 0 {
+		return nil, fmt.Errorf("inference: max batch %d: want 0 (the default) or more", opts.MaxBatch)
+	}
+	if opts.MaxBatch == 0 {
+		opts.MaxBatch = DefaultMaxBatch
+	}
+	if _, _, err := Runtime(); err != nil {
+		return nil, err
+	}
+
+	m := &Model{maxBatch: opts.MaxBatch, device: opts.Device}
+	if m.device == Auto {
+		m.device = CUDA
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			m.destroy()
+		}
+	}()
+	var err error
+	if encoderPath != "" {
+		if m.enc, err = m.openGraph(encoderPath, exporter.Encoder, opts); err != nil {
+			return nil, err
+		}
+	}
+	if decoderPath != "" {
+		if m.dec, err = m.openGraph(decoderPath, exporter.Decoder, opts); err != nil {
+			return nil, err
+		}
+	}
+	if err := m.pair(); err != nil {
+		return nil, err
+	}
+	ok = true
+	return m, nil
+}
+
+// pair derives the shapes and metadata of m from its graphs and checks that
+// the two halves agree.
+func (m *Model) pair() error {
+	if m.enc != nil {
+		m.image = dims(m.enc.in[1:])
+		m.bottleneck = int(m.enc.out[1])
+		m.meta = m.enc.meta
+	}
+	if m.dec != nil {
+		img, b := dims(m.dec.out[1:]), int(m.dec.in[1])
+		if m.enc != nil && (b != m.bottleneck || !sameInts(img, m.image)) {
+			return fmt.Errorf("inference: %s and %s do not belong together: the encoder maps %v to %d values, the decoder %d values to %v",
+				m.enc.path, m.dec.path, m.image, m.bottleneck, b, img)
+		}
+		m.image, m.bottleneck = img, b
+		if m.dec.meta != nil {
+			m.meta = m.dec.meta
+		}
+	}
+	if m.enc != nil && m.dec != nil && m.enc.meta != nil && m.dec.meta != nil && !m.enc.meta.Arch.Equal(m.dec.meta.Arch) {
+		return fmt.Errorf("inference: %s and %s do not belong together: a %s encoder and a %s decoder",
+			m.enc.path, m.dec.path, m.enc.meta.Arch.Kind, m.dec.meta.Arch.Kind)
+	}
+	if m.meta != nil && m.meta.Arch.Bottleneck != m.bottleneck {
+		return fmt.Errorf("inference: metadata says bottleneck %d but the graph has %d", m.meta.Arch.Bottleneck, m.bottleneck)
+	}
+	m.imageSize = 1
+	for _, d := range m.image {
+		m.imageSize *= d
+	}
+	return nil
+}
+
+// openGraph checks the file at path, opens a session for it on m's device,
+// and reads its metadata.
+func (m *Model) openGraph(path, part string, opts Options) (*graph, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("inference: open %s: %w", part, err)
+	}
+	g := &graph{path: path}
+	if err := g.checkIO(data, part); err != nil {
+		return nil, err
+	}
+	in, out := exporter.ImageName, exporter.CodeName
+	if part == exporter.Decoder {
+		in, out = out, in
+	}
+	for {
+		g.session, err = newSession(data, in, out, m.device, opts)
+		if err == nil {
+			break
+		}
+		if m.device == CUDA && opts.Device == Auto {
+			m.device = CPU
+			m.warning = fmt.Sprintf("device auto: CUDA is not available (%v); running on the CPU", err)
+			if opts.Logf != nil {
+				opts.Logf("inference: %s", m.warning)
+			}
+			continue
+		}
+		if m.device == CUDA {
+			return nil, fmt.Errorf("inference: open %s %s on CUDA: %w", part, path, err)
+		}
+		return nil, fmt.Errorf("inference: open %s %s: %w", part, path, err)
+	}
+	if g.meta, err = sessionMetadata(g.session); err != nil {
+		g.session.Destroy()
+		return nil, fmt.Errorf("inference: %s: %w", path, err)
+	}
+	if g.meta != nil && g.meta.Part != part {
+		g.session.Destroy()
+		return nil, fmt.Errorf("inference: %s is a %s, not the %s asked for", path, g.meta.Part, part)
+	}
+	return g, nil
+}
+
+// tensorInfo is a graph input or output: its name, element type and
+// dimensions, with -1 for a symbolic or unknown dimension.
+type tensorInfo struct {
+	name  string
+	float bool
+	dims  []int64
+}
+
+func (t tensorInfo) String() string {
+	typ := "float32"
+	if !t.float {
+		typ = "non-float32"
+	}
+	d := ""
+	for j, v := range t.dims {
+		if j > 0 {
+			d += ","
+		}
+		if v < 0 {
+			d += "N"
+		} else {
+			d += strconv.FormatInt(v, 10)
+		}
+	}
+	return fmt.Sprintf("%s %s [%s]", t.name, typ, d)
+}
+
+// graphIO lists the inputs and outputs of the ONNX model in data. Inputs
+// that are also initializers (as older exporters list them) are left out,
+// as ONNX Runtime does.
+func graphIO(data []byte) (ins, outs []tensorInfo, err error) {
+	mp, err := exporter.Parse(data)
+	if err != nil {
+		return nil, nil, err
+	}
+	inits := make(map[string]bool)
+	for _, x := range mp.Graph.Initializer {
+		inits[x.Name] = true
+	}
+	info := func(v *onnx.ValueInfoProto) tensorInfo {
+		t := tensorInfo{name: v.Name}
+		tt := v.GetType().GetTensorType()
+		if tt == nil {
+			return t
+		}
+		t.float = tt.ElemType == int32(onnx.TensorProto_FLOAT)
+		for _, d := range tt.GetShape().GetDim() {
+			if _, ok := d.GetValue().(*onnx.TensorShapeProto_Dimension_DimValue); ok {
+				t.dims = append(t.dims, d.GetDimValue())
+			} else {
+				t.dims = append(t.dims, -1)
+			}
+		}
+		return t
+	}
+	for _, v := range mp.Graph.Input {
+		if !inits[v.Name] {
+			ins = append(ins, info(v))
+		}
+	}
+	for _, v := range mp.Graph.Output {
+		outs = append(outs, info(v))
+	}
+	return ins, outs, nil
+}
+
+// checkIO checks the inputs and outputs of the graph in data against what
+// part needs, and records their shapes in g.
+func (g *graph) checkIO(data []byte, part string) error {
+	ins, outs, err := graphIO(data)
+	if err != nil {
+		return fmt.Errorf("inference: %s: %w", g.path, err)
+	}
+	wantIn, wantOut := "image [N,C,H,W]", "code [N,b]"
+	if part == exporter.Decoder {
+		wantIn, wantOut = wantOut, wantIn
+	}
+	bad := func() error {
+		what := ""
+		switch {
+		case len(ins) == 1 && ins[0].name == exporter.CodeName && part == exporter.Encoder:
+			what = " (it looks like a decoder)"
+		case len(ins) == 1 && ins[0].name == exporter.ImageName && part == exporter.Decoder:
+			what = " (it looks like an encoder)"
+		}
+		return fmt.Errorf("inference: %s is not a latent %s%s: it maps %v to %v, want float32 %s to float32 %s with a dynamic batch dimension",
+			g.path, part, what, ins, outs, wantIn, wantOut)
+	}
+	if len(ins) != 1 || len(outs) != 1 || !ins[0].float || !outs[0].float {
+		return bad()
+	}
+	img, code := ins[0], outs[0]
+	if part == exporter.Decoder {
+		img, code = code, img
+	}
+	if img.name != exporter.ImageName || code.name != exporter.CodeName {
+		return bad()
+	}
+	if len(img.dims) != 4 || len(code.dims) != 2 || img.dims[0] != -1 || code.dims[0] != -1 {
+		return bad()
+	}
+	for _, d := range append(img.dims[1:], code.dims[1]) {
+		if d < 1 {
+			return bad()
+		}
+	}
+	g.in, g.out = ins[0].dims, outs[0].dims
+	return nil
+}
+
+// newSession opens a session for the ONNX model in data on device.
+func newSession(data []byte, in, out, device string, opts Options) (*ort.DynamicAdvancedSession, error) {
+	so, err := ort.NewSessionOptions()
+	if err != nil {
+		return nil, err
+	}
+	defer so.Destroy()
+	if opts.IntraOpThreads > 0 {
+		if err := so.SetIntraOpNumThreads(opts.IntraOpThreads); err != nil {
+			return nil, err
+		}
+	}
+	if device == CUDA {
+		if err := appendCUDA(so, opts.CUDADevice); err != nil {
+			return nil, err
+		}
+	}
+	return ort.NewDynamicAdvancedSessionWithONNXData(data, []string{in}, []string{out}, so)
+}
+
+func appendCUDA(so *ort.SessionOptions, id int) error {
+	path, version, _ := Runtime()
+	hint := fmt.Errorf("ONNX Runtime %s at %s cannot use CUDA (the library that scripts/setup-onnxruntime.sh installs is CPU-only): "+
+		"set %s to a GPU build of ONNX Runtime 1.24 or newer, with CUDA 12 and cuDNN 9, or use the cpu device", version, path, LibraryEnv)
+	co, err := ort.NewCUDAProviderOptions()
+	if err != nil {
+		return fmt.Errorf("%w (%v)", hint, err)
+	}
+	defer co.Destroy()
+	if err := co.Update(map[string]string{"device_id": strconv.Itoa(id)}); err != nil {
+		return fmt.Errorf("%w (%v)", hint, err)
+	}
+	if err := so.AppendExecutionProviderCUDA(co); err != nil {
+		return fmt.Errorf("%w (%v)", hint, err)
+	}
+	return nil
+}
+
+// sessionMetadata reads latent's metadata through ONNX Runtime. It returns
+// nil, nil for a file without it.
+func sessionMetadata(s *ort.DynamicAdvancedSession) (*exporter.Metadata, error) {
+	md, err := s.GetModelMetadata()
+	if err != nil {
+		return nil, fmt.Errorf("metadata: %w", err)
+	}
+	defer md.Destroy()
+	props := make(map[string]string)
+	for _, k := range exporter.Keys {
+		v, ok, err := md.LookupCustomMetadataMap(k)
+		if err != nil {
+			return nil, fmt.Errorf("metadata %s: %w", k, err)
+		}
+		if ok {
+			props[k] = v
+		}
+	}
+	meta, err := exporter.ParseMetadata(props)
+	if errors.Is(err, exporter.ErrNotLatent) {
+		return nil, nil
+	}
+	return meta, err
+}
+
+// Close releases the sessions. It waits for calls in progress to finish;
+// later calls return ErrClosed. Closing twice is harmless.
+func (m *Model) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil
+	}
+	m.closed = true
+	return m.destroy()
+}
+
+func (m *Model) destroy() error {
+	var errs []error
+	for _, g := range []*graph{m.enc, m.dec} {
+		if g != nil && g.session != nil {
+			errs = append(errs, g.session.Destroy())
+			g.session = nil
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Bottleneck is the code size b.
+func (m *Model) Bottleneck() int { return m.bottleneck }
+
+// ImageShape is the per-sample image shape [C, H, W]; the slice is new.
+func (m *Model) ImageShape() []int { return append([]int(nil), m.image...) }
+
+// Device is the device in use: "cpu" or "cuda" (never "auto").
+func (m *Model) Device() string { return m.device }
+
+// Warning is a note about the model, such as why "auto" fell back to the
+// CPU, or "" if there is none.
+func (m *Model) Warning() string { return m.warning }
+
+// HasEncoder and HasDecoder report which halves are open.
+func (m *Model) HasEncoder() bool { return m.enc != nil }
+
+// HasDecoder reports whether the decoder is open.
+func (m *Model) HasDecoder() bool { return m.dec != nil }
+
+// Metadata returns a copy of the model's metadata (the decoder's when both
+// halves are open), or nil when the files carry none (they were not
+// exported by latent).
+func (m *Model) Metadata() *exporter.Metadata {
+	if m.meta == nil {
+		return nil
+	}
+	c := *m.meta
+	if c.Stats != nil {
+		b, err := c.Stats.JSON()
+		if err == nil {
+			c.Stats, _ = latentstats.Parse(b)
+		}
+	}
+	c.Training.TrainLoss = append([]float64(nil), c.Training.TrainLoss...)
+	c.Training.TestLoss = append([]float64(nil), c.Training.TestLoss...)
+	return &c
+}
+
+// Stats returns the latent statistics stored in the files, or nil.
+func (m *Model) Stats() *latentstats.Stats {
+	if md := m.Metadata(); md != nil {
+		return md.Stats
+	}
+	return nil
+}
+
+// Encode maps n images (n*C*H*W values in [0,1]) to n codes (n*b values).
+func (m *Model) Encode(images []float32, n int) ([]float32, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if err := m.ready(m.enc, exporter.Encoder); err != nil {
+		return nil, err
+	}
+	if err := checkBatch("encode", "images", images, n, m.imageSize, true); err != nil {
+		return nil, err
+	}
+	codes := make([]float32, n*m.bottleneck)
+	if err := m.run(m.enc, images, n, m.imageSize, codes, m.bottleneck); err != nil {
+		return nil, fmt.Errorf("inference: encode: %w", err)
+	}
+	return codes, nil
+}
+
+// Decode maps n codes (n*b finite values) to n images (n*C*H*W values in
+// [0,1]).
+func (m *Model) Decode(codes []float32, n int) ([]float32, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.decode(codes, n)
+}
+
+func (m *Model) decode(codes []float32, n int) ([]float32, error) {
+	if err := m.ready(m.dec, exporter.Decoder); err != nil {
+		return nil, err
+	}
+	if err := checkBatch("decode", "codes", codes, n, m.bottleneck, false); err != nil {
+		return nil, err
+	}
+	images := make([]float32, n*m.imageSize)
+	if err := m.run(m.dec, codes, n, m.bottleneck, images, m.imageSize); err != nil {
+		return nil, fmt.Errorf("inference: decode: %w", err)
+	}
+	return images, nil
+}
+
+// Reconstruct encodes and decodes n images: it returns the n reconstructed
+// images (n*C*H*W values).
+func (m *Model) Reconstruct(images []float32, n int) ([]float32, error) {
+	codes, err := m.Encode(images, n)
+	if err != nil {
+		return nil, err
+	}
+	return m.Decode(codes, n)
+}
+
+// Sample draws n codes and decodes them. from is FromNormal (codes from
+// N(0, I)) or FromFitted (codes from the Gaussian fitted to the training
+// set, which needs files exported with latent stats). A nil rng uses a
+// randomly seeded generator. It returns the codes (n*b values) and the
+// images (n*C*H*W values).
+func (m *Model) Sample(n int, from string, rng *rand.Rand) (codes, images []float32, err error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if err := m.ready(m.dec, exporter.Decoder); err != nil {
+		return nil, nil, err
+	}
+	if n <= 0 {
+		return nil, nil, fmt.Errorf("inference: sample: %d samples: want at least 1", n)
+	}
+	if rng == nil {
+		rng = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+	}
+	b := m.bottleneck
+	codes = make([]float32, 0, n*b)
+	switch from {
+	case FromNormal:
+		for i := 0; i < n*b; i++ {
+			codes = append(codes, float32(rng.NormFloat64()))
+		}
+	case FromFitted:
+		if m.meta == nil || m.meta.Stats == nil {
+			return nil, nil, errors.New("inference: sample: the model files hold no latent statistics: export them with stats (latent export without --no-stats) or sample from normal")
+		}
+		for _, c := range m.meta.Stats.Sample(rng, n) {
+			for _, v := range c {
+				codes = append(codes, float32(v))
+			}
+		}
+	default:
+		return nil, nil, fmt.Errorf("inference: sample: unknown source %q: want %q or %q", from, FromNormal, FromFitted)
+	}
+	images, err = m.decode(codes, n)
+	if err != nil {
+		return nil, nil, err
+	}
+	return codes, images, nil
+}
+
+// ready checks that m is open and has the half g.
+func (m *Model) ready(g *graph, part string) error {
+	if m.closed {
+		return ErrClosed
+	}
+	if g == nil {
+		return fmt.Errorf("inference: no %s: the model was opened without one", part)
+	}
+	return nil
+}
+
+// checkBatch checks that x holds n samples of size values each, all finite,
+// and in [0,1] if unit.
+func checkBatch(op, what string, x []float32, n, size int, unit bool) error {
+	if n <= 0 {
+		return fmt.Errorf("inference: %s: batch of %d %s: want at least 1", op, n, what)
+	}
+	if n > math.MaxInt/size {
+		return fmt.Errorf("inference: %s: batch of %d %s is too large", op, n, what)
+	}
+	if len(x) != n*size {
+		return fmt.Errorf("inference: %s: %d values for %d %s of %d values each: want %d", op, len(x), n, what, size, n*size)
+	}
+	for i, v := range x {
+		f := float64(v)
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return fmt.Errorf("inference: %s: %s %d holds %v at index %d: want finite values", op, what[:len(what)-1], i/size, v, i%size)
+		}
+		if unit && (v < 0 || v > 1) {
+			return fmt.Errorf("inference: %s: image %d holds %v at index %d: pixels must be in [0,1] (divide 0-255 bytes by 255)", op, i/size, v, i%size)
+		}
+	}
+	return nil
+}
+
+// run feeds n samples of x (inSize values each) through g in chunks of at
+// most m.maxBatch and writes the results into y (outSize values each).
+// Every tensor it makes is destroyed before it returns.
+func (m *Model) run(g *graph, x []float32, n, inSize int, y []float32, outSize int) error {
+	for off := 0; off < n; off += m.maxBatch {
+		c := min(m.maxBatch, n-off)
+		inShape := batchShape(c, g.in)
+		outShape := batchShape(c, g.out)
+		if err := runChunk(g.session, inShape, x[off*inSize:(off+c)*inSize], outShape, y[off*outSize:(off+c)*outSize]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func runChunk(s *ort.DynamicAdvancedSession, inShape ort.Shape, x []float32, outShape ort.Shape, y []float32) error {
+	in, err := ort.NewTensor(inShape, x)
+	if err != nil {
+		return fmt.Errorf("input tensor: %w", err)
+	}
+	defer in.Destroy()
+	out, err := ort.NewTensor(outShape, y)
+	if err != nil {
+		return fmt.Errorf("output tensor: %w", err)
+	}
+	defer out.Destroy()
+	return s.Run([]ort.Value{in}, []ort.Value{out})
+}
+
+// batchShape returns a copy of s with the dynamic batch dimension set to n.
+// (ort.NewShape does not copy, and s is shared by concurrent calls.)
+func batchShape(n int, s []int64) ort.Shape {
+	out := make(ort.Shape, len(s))
+	copy(out, s)
+	out[0] = int64(n)
+	return out
+}
+
+func dims(s []int64) []int {
+	out := make([]int, len(s))
+	for i, d := range s {
+		out[i] = int(d)
+	}
+	return out
+}
+
+func sameInts(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,180 @@
+package trainer
+
+import (
+	"context"
+	"math"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/latent-ai/latent/checkpoint"
+	"github.com/latent-ai/latent/dataset"
+	"github.com/latent-ai/latent/internal/mnisttest"
+	"github.com/latent-ai/latent/models"
+)
+
+var (
+	mnistOnce             sync.Once
+	mnistTrain, mnistTest *dataset.Set
+	mnistErr              error
+)
+
+// realMNIST loads the real training and test sets once for all tests.
+func realMNIST(t *testing.T) (train, test Data) {
+	t.Helper()
+	dir := mnisttest.Dir(t)
+	mnistOnce.Do(func() {
+		if mnistTrain, mnistErr = dataset.Load("mnist", dir, "train"); mnistErr != nil {
+			return
+		}
+		mnistTest, mnistErr = dataset.Load("mnist", dir, "test")
+	})
+	if mnistErr != nil {
+		t.Fatal(mnistErr)
+	}
+	return Data{Images: mnistTrain.Images, N: mnistTrain.N}, Data{Images: mnistTest.Images, N: mnistTest.N}
+}
+
+func firstN(d Data, n int) Data { return Data{Images: d.Images[:n*784], N: n} }
+
+// TestShortTrainingLearns trains each model for two epochs (conv: three) on
+// the first 4096 real training images and checks that the test error falls well
+// below the error of the untrained model and below 0.06, under the error of
+// always predicting the mean test image (about 0.067 on MNIST).
+func TestShortTrainingLearns(t *testing.T) {
+	train, test := realMNIST(t)
+	test = firstN(test, 1000)
+	for _, kind := range []string{"classic", "conv"} {
+		t.Run(kind, func(t *testing.T) {
+			arch, err := models.New(kind, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := DefaultConfig(arch)
+			cfg.Epochs, cfg.Limit = 2, 4096
+			if kind == "conv" {
+				cfg.Epochs = 3 // the convolutional model starts slower
+			}
+			tr, err := New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			before, err := tr.Evaluate(test)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hist, err := tr.Run(context.Background(), t.TempDir(), train, test, nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			after := hist[len(hist)-1].TestMSE
+			t.Logf("%s: test MSE %.4f before, %.4f after %d epochs of 4096 images", kind, before, after, cfg.Epochs)
+			if !(after < 0.06) || !(after < before/2) {
+				t.Errorf("test MSE %.4f after training (%.4f before): want < 0.06 and < half", after, before)
+			}
+			if hist[len(hist)-1].TrainLoss >= hist[0].TrainLoss {
+				t.Errorf("train loss did not fall: %v", hist)
+			}
+		})
+	}
+}
+
+// TestResumeIsBitIdentical checks that a run stopped after one epoch and
+// resumed from its folder ends with the same weights, bit for bit, as one
+// that trains straight through, with and without shuffling; and that the
+// same seed gives the same weights while another seed does not.
+func TestResumeIsBitIdentical(t *testing.T) {
+	train, _ := realMNIST(t)
+	train = firstN(train, 300) // 4 full batches and one of 44
+	for _, shuffle := range []bool{false, true} {
+		arch, _ := models.New("classic", 10)
+		cfg := DefaultConfig(arch)
+		cfg.Epochs, cfg.Shuffle, cfg.Seed = 2, shuffle, 7
+
+		straight, _ := New(cfg)
+		if _, err := straight.Run(context.Background(), t.TempDir(), train, Data{}, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+
+		dir := t.TempDir()
+		first := cfg
+		first.Epochs = 1
+		part, _ := New(first)
+		if _, err := part.Run(context.Background(), dir, train, Data{}, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		resumed, err := Resume(dir, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resumed.EpochsDone() != 1 {
+			t.Fatalf("resumed after %d epochs, want 1", resumed.EpochsDone())
+		}
+		if _, err := resumed.Run(context.Background(), dir, train, Data{}, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		if d := maxDiff(straight.Weights(), resumed.Weights()); d != 0 {
+			t.Errorf("shuffle=%v: resumed weights differ from straight ones by up to %g", shuffle, d)
+		}
+		saved, err := checkpoint.Load(filepath.Join(dir, ModelFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, _ := FromModel(saved)
+		if d := maxDiff(straight.Weights(), w); d != 0 {
+			t.Errorf("shuffle=%v: saved weights differ from trained ones by up to %g", shuffle, d)
+		}
+		if saved.Meta.Epochs != 2 || len(saved.Meta.TrainLoss) != 2 || saved.Meta.Step != 10 {
+			t.Errorf("saved summary %+v, want 2 epochs, 2 losses, 10 steps", saved.Meta)
+		}
+	}
+
+	arch, _ := models.New("conv", 10)
+	if d := maxDiff(Init(arch, 3), Init(arch, 3)); d != 0 {
+		t.Errorf("same seed, weights differ by %g", d)
+	}
+	if d := maxDiff(Init(arch, 3), Init(arch, 4)); d == 0 {
+		t.Errorf("seeds 3 and 4 gave the same weights")
+	}
+}
+
+func maxDiff(a, b *Weights) float64 {
+	var d float64
+	for i := range a.Values {
+		for j := range a.Values[i] {
+			d = math.Max(d, math.Abs(float64(a.Values[i][j])-float64(b.Values[i][j])))
+		}
+	}
+	return d
+}
+
+// TestInitMatchesPyTorchBounds checks the spread of the initial weights of
+// every parameter against PyTorch's default: uniform in ±1/sqrt(fan-in),
+// with fan-in out·k·k for ConvTranspose2d.
+func TestInitMatchesPyTorchBounds(t *testing.T) {
+	for _, kind := range models.Kinds() {
+		arch, _ := models.New(kind, 10)
+		w := Init(arch, 0)
+		for i, p := range w.Params {
+			bound := p.Layer.InitBound()
+			var maxAbs, sumSq float64
+			for _, v := range w.Values[i] {
+				maxAbs = math.Max(maxAbs, math.Abs(float64(v)))
+				sumSq += float64(v) * float64(v)
+			}
+			if maxAbs > bound {
+				t.Errorf("%s %s: |value| up to %g, over the bound %g", kind, p.Name, maxAbs, bound)
+			}
+			if n := len(w.Values[i]); n >= 100 {
+				// A uniform on ±b has variance b²/3.
+				if rms, want := math.Sqrt(sumSq/float64(n)), bound/math.Sqrt(3); math.Abs(rms-want) > 0.1*want {
+					t.Errorf("%s %s: RMS %g, want about %g", kind, p.Name, rms, want)
+				}
+			}
+		}
+	}
+	ct := models.Layer{Op: models.ConvTranspose2d, In: 32, Out: 16, Kernel: 2, Stride: 2}
+	if got := ct.FanIn(); got != 64 {
+		t.Errorf("ConvTranspose2d(32, 16, 2) fan-in %d, want 16·2·2 = 64 as PyTorch computes it", got)
+	}
+}
