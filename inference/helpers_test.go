@@ -15,6 +15,7 @@ import (
 	"github.com/latent-ai/latent/inference"
 	"github.com/latent-ai/latent/latentstats"
 	"github.com/latent-ai/latent/models"
+	"google.golang.org/protobuf/proto"
 )
 
 // TestMain fails the whole package with the runtime's message when ONNX
@@ -124,3 +125,29 @@ func mnistTest(t testing.TB, n int) []float32 {
 	t.Fatalf("MNIST test images (t10k-images-idx3-ubyte.gz) not found in any of %q", dirs)
 	return nil
 }
+
+// rejectedGraph writes an encoder whose inputs and outputs look right but
+// whose first weight has the wrong shape, so that ONNX Runtime refuses to
+// load it.
+func rejectedGraph(t testing.TB, dir string) string {
+	t.Helper()
+	mp, err := exporter.Build(randomModel(t, "classic", 4, 9), exporter.Encoder, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range mp.Graph.Initializer {
+		if x.Name == "encoder.1.weight" {
+			x.Dims = []int64{512, 783}
+		}
+	}
+	b, err := proto.Marshal(mp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "rejected.onnx")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+

@@ -368,6 +368,7 @@ func TestBadFiles(t *testing.T) {
 		{"garbage", garbage, dec, "not a valid ONNX model"},
 		{"truncated", truncated, dec, "not a valid ONNX model"},
 		{"empty", empty, dec, "not a valid ONNX model"},
+		{"graph that ONNX Runtime rejects", rejectedGraph(t, tmp), dec, "open encoder"},
 		{"decoder as encoder", dec, dec, "looks like a decoder"},
 		{"encoder as decoder", enc, enc, "looks like an encoder"},
 		{"swapped", dec, enc, "not a latent encoder"},
@@ -446,6 +447,7 @@ func TestBadCallsDoNotLeak(t *testing.T) {
 	garbage := filepath.Join(t.TempDir(), "garbage.onnx")
 	data, _ := os.ReadFile(enc)
 	os.WriteFile(garbage, data[:len(data)/3], 0o644)
+	rejected := rejectedGraph(t, t.TempDir())
 	bad := make([]float32, 64*784)
 	bad[len(bad)-1] = float32(math.NaN())
 
@@ -456,6 +458,8 @@ func TestBadCallsDoNotLeak(t *testing.T) {
 			_, err = inference.Open(garbage, dec, inference.Options{})
 		case i%40 == 1:
 			_, err = inference.Open(dec, enc, inference.Options{})
+		case i%40 == 21:
+			_, err = inference.Open(rejected, dec, inference.Options{})
 		case i%4 == 2:
 			_, err = model.Decode(bad[len(bad)-8:], 2)
 		case i%4 == 3:

@@ -178,3 +178,5 @@ func TestInitMatchesPyTorchBounds(t *testing.T) {
 		t.Errorf("ConvTranspose2d(32, 16, 2) fan-in %d, want 16·2·2 = 64 as PyTorch computes it", got)
 	}
 }
+
+func mnistDirFor(t *testing.T) string { return mnisttest.Dir(t) }

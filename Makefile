@@ -1,0 +1,46 @@
+# latent: train autoencoders in Go, ship them as ONNX, run them with ONNX Runtime.
+#
+#   make demo    set up, train both models on MNIST, export and report
+#   make check   set up and run the tests
+#
+# MNIST is read from $(LATENT_DATA): ../shared/datasets/mnist when it
+# exists beside the checkout, else ./data/mnist (downloaded on first use).
+
+SHELL := /bin/bash
+export LATENT_DATA ?= $(abspath $(firstword $(wildcard ../shared/datasets/mnist) data/mnist))
+GO ?= go
+TAGS ?= openblas
+RUNS ?= runs
+EPOCHS ?= 5
+
+.PHONY: all setup build demo check test vet bench clean
+
+all: build
+
+setup:
+	scripts/setup.sh
+
+build:
+	$(GO) build -tags '$(TAGS)' -o bin/latent ./cmd/latent
+
+# The main job: train the notebook's two models with its recipe, export each
+# to ONNX, and show what each run holds.
+demo: setup build
+	@for m in classic conv; do \
+		bin/latent train --model $$m --epochs $(EPOCHS) --out $(RUNS)/$$m --force && \
+		bin/latent export $(RUNS)/$$m && \
+		bin/latent info $(RUNS)/$$m || exit 1; \
+	done
+
+check: setup test
+
+vet:
+	$(GO) vet ./...
+	$(GO) vet -tags '$(TAGS)' ./...
+
+test: vet
+	$(GO) test -tags '$(TAGS)' -timeout 15m ./...
+	$(GO) test -race -timeout 10m ./inference
+
+clean:
+	rm -rf bin

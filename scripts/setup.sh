@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# setup.sh installs what latent needs to build, test and run on a Debian
+# machine: Debian packages (OpenBLAS, and the Python reference tools that the
+# tests compare against), the ONNX Runtime library, and the Go modules.
+#
+# It is idempotent: packages already installed are not installed again.
+# Run it as root, or as a user who may sudo.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+	gcc                 # cgo, for ONNX Runtime and OpenBLAS
+	libopenblas-dev     # the fast BLAS of the trainer (build tag openblas)
+	npm                 # fetches the ONNX Runtime library
+	python3-torch       # the PyTorch reference of the tests and benchmarks
+	libopenblas0-pthread
+	python3-numpy
+	python3-onnx        # the ONNX checker of the exporter's tests
+	dataset-fashion-mnist
+)
+
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+	sudo=""
+	[[ $(id -u) -eq 0 ]] || sudo="sudo"
+	echo "setup: installing ${missing[*]}" >&2
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+scripts/setup-onnxruntime.sh >/dev/null
+go mod download
+echo "setup: done" >&2
