@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"testing"
 
 	"codeberg.org/sbinet/npyio"
+	"github.com/latent-ai/latent/checkpoint"
 	"github.com/latent-ai/latent/models"
 	"gonum.org/v1/gonum/mat"
 )
@@ -143,4 +145,75 @@ func TestPyTorchSameSteps(t *testing.T) {
 			t.Logf("%s: %s", kind, out)
 		})
 	}
+}
+
+func readNpy(t *testing.T, path string) []float32 {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var v []float32
+	if err := npyio.Read(f, &v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return v
+}
+
+// TestPyTorchWeightsLoad has PyTorch initialise each notebook model and
+// save its state dict, loads it in Go, and checks that the Gorgonia forward
+// pass gives PyTorch's codes (within 1e-4) and reconstructions (within 1e-5)
+// on 1,000 real test images: weights move from PyTorch to latent too.
+func TestPyTorchWeightsLoad(t *testing.T) {
+	needTorch(t)
+	_, test := realMNIST(t)
+	test = firstN(test, 1000)
+	for _, kind := range models.Kinds() {
+		t.Run(kind, func(t *testing.T) {
+			dir := t.TempDir()
+			x := filepath.Join(dir, "x.npy")
+			writeMatrix(t, x, test.Images, test.N)
+			model, c, r := filepath.Join(dir, "torch.safetensors"), filepath.Join(dir, "c.npy"), filepath.Join(dir, "r.npy")
+			out, err := exec.Command(torchPython, benchScript("torch_roundtrip.py"), "--write-state-dict", model,
+				"--kind", kind, "--seed", "5", "--images", x, "--codes", c, "--recons", r).CombinedOutput()
+			if err != nil {
+				t.Fatalf("torch_roundtrip.py: %v\n%s", err, out)
+			}
+			m, err := checkpoint.Load(model)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w, err := FromModel(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := NewForward(w)
+			codes, err := f.Encode(test.Images, test.N)
+			if err != nil {
+				t.Fatal(err)
+			}
+			recons, err := f.Decode(codes, test.N)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := maxAbs(codes, readNpy(t, c)); d > 1e-4 {
+				t.Errorf("codes differ from PyTorch's by up to %g", d)
+			}
+			if d := maxAbs(recons, readNpy(t, r)); d > 1e-5 {
+				t.Errorf("reconstructions differ from PyTorch's by up to %g", d)
+			}
+		})
+	}
+}
+
+func maxAbs(a, b []float32) float64 {
+	if len(a) != len(b) {
+		return math.Inf(1)
+	}
+	var d float64
+	for i := range a {
+		d = math.Max(d, math.Abs(float64(a[i])-float64(b[i])))
+	}
+	return d
 }

@@ -1,0 +1,146 @@
+package checkpoint
+
+import (
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/latent-ai/latent/models"
+)
+
+func testModel(t *testing.T, kind string) *Model {
+	t.Helper()
+	arch, err := models.New(kind, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := NewModel(arch)
+	for name, v := range m.Params {
+		for i := range v {
+			v[i] = float32(len(name)+i%7) * 0.01
+		}
+	}
+	m.Meta = Meta{Dataset: "mnist", Epochs: 2, EpochsPlanned: 5, Seed: 3, Batch: 64, LR: 1e-3,
+		TrainLoss: []float64{0.05, 0.03}, TestLoss: []float64{0.04, 0.02}, Step: 1876}
+	return m
+}
+
+func TestSaveLoadRoundTrip(t *testing.T) {
+	for _, kind := range models.Kinds() {
+		m := testModel(t, kind)
+		path := filepath.Join(t.TempDir(), "model.safetensors")
+		if err := m.Save(path); err != nil {
+			t.Fatal(err)
+		}
+		got, err := LoadFor(path, m.Arch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Meta.Step != 1876 || got.Meta.Dataset != "mnist" || len(got.Meta.TrainLoss) != 2 {
+			t.Errorf("%s: meta %+v", kind, got.Meta)
+		}
+		for name, v := range m.Params {
+			for i := range v {
+				if got.Params[name][i] != v[i] {
+					t.Fatalf("%s %s[%d]: got %v want %v", kind, name, i, got.Params[name][i], v[i])
+				}
+			}
+		}
+		info, err := Inspect(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(info.Tensors) != len(m.Arch.Params()) || info.Metadata["kind"] != kind {
+			t.Errorf("%s: inspect %d tensors, metadata %v", kind, len(info.Tensors), info.Metadata)
+		}
+	}
+}
+
+func TestAdamRoundTrip(t *testing.T) {
+	m := testModel(t, "conv")
+	st := &Adam{Step: 12, ExpAvg: m.Params, ExpAvgSq: m.Params}
+	path := filepath.Join(t.TempDir(), "optimizer.safetensors")
+	if err := SaveAdam(path, m.Arch, st, 2); err != nil {
+		t.Fatal(err)
+	}
+	got, epochs, err := LoadAdam(path, m.Arch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Step != 12 || epochs != 2 || got.ExpAvg["decoder.7.bias"][0] != m.Params["decoder.7.bias"][0] {
+		t.Errorf("got step %d epochs %d", got.Step, epochs)
+	}
+	classic, _ := models.New("classic", 10)
+	if _, _, err := LoadAdam(path, classic); err == nil {
+		t.Error("loaded a conv optimizer state for a classic model")
+	}
+}
+
+// TestBadFiles checks that damaged files and files of another model give
+// clear errors, and that a failed save leaves the old file in place.
+func TestBadFiles(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.safetensors")
+	m := testModel(t, "classic")
+	if err := m.Save(good); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(good)
+	nan := testModel(t, "classic")
+	nan.Params["decoder.2.weight"][5] = float32(math.NaN())
+
+	other, _ := models.New("conv", 10)
+	wide, _ := models.New("classic", 12)
+	cases := []struct {
+		name  string
+		bytes []byte
+		want  string
+		arch  *models.Arch
+	}{
+		{"empty", nil, "not a valid safetensors file", nil},
+		{"truncated", data[:len(data)/2], "truncated or damaged", nil},
+		{"header cut", data[:20], "truncated or damaged", nil},
+		{"garbage", []byte(strings.Repeat("latent", 100)), "not a valid safetensors file", nil},
+		{"other kind", data, "holds a classic model with bottleneck 10, not the conv model", &other},
+		{"other bottleneck", data, "not the classic model with bottleneck 12", &wide},
+	}
+	for _, tc := range cases {
+		path := filepath.Join(dir, tc.name+".safetensors")
+		if err := os.WriteFile(path, tc.bytes, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		if tc.arch != nil {
+			_, err = LoadFor(path, *tc.arch)
+		} else {
+			_, err = Load(path)
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got error %v, want one containing %q", tc.name, err, tc.want)
+		}
+	}
+
+	// A NaN weight is refused on load.
+	nanPath := filepath.Join(dir, "nan.safetensors")
+	if err := nan.Save(nanPath); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(nanPath); err == nil || !strings.Contains(err.Error(), "NaN") {
+		t.Errorf("NaN weight: got %v", err)
+	}
+
+	// A save that fails (a tensor missing) leaves the old file untouched.
+	broken := testModel(t, "classic")
+	delete(broken.Params, "encoder.1.bias")
+	if err := broken.Save(good); err == nil {
+		t.Error("saved a model with a missing tensor")
+	}
+	if after, _ := os.ReadFile(good); string(after) != string(data) {
+		t.Error("a failed save changed the file")
+	}
+	if entries, _ := filepath.Glob(filepath.Join(dir, ".*tmp*")); len(entries) > 0 {
+		t.Errorf("temporary files left behind: %v", entries)
+	}
+}
