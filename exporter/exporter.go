@@ -75,22 +75,18 @@ const (
 func Export(m *checkpoint.Model, stats *latentstats.Stats, dir string) (encoderPath, decoderPath string, err error) {
 	encoderPath = filepath.Join(dir, EncoderFile)
 	decoderPath = filepath.Join(dir, DecoderFile)
-	if err := writeFile(encoderPath, m, Encoder, stats); err != nil {
+	if err := WriteFile(encoderPath, m, Encoder, stats); err != nil {
 		return "", "", err
 	}
-	if err := writeFile(decoderPath, m, Decoder, stats); err != nil {
+	if err := WriteFile(decoderPath, m, Decoder, stats); err != nil {
 		return "", "", err
 	}
 	return encoderPath, decoderPath, nil
 }
 
 // WriteFile writes one part ("encoder" or "decoder") of m to path
-// atomically.
+// atomically. stats may be nil.
 func WriteFile(path string, m *checkpoint.Model, part string, stats *latentstats.Stats) error {
-	return writeFile(path, m, part, stats)
-}
-
-func writeFile(path string, m *checkpoint.Model, part string, stats *latentstats.Stats) error {
 	var buf bytes.Buffer
 	if err := write(&buf, m, part, stats); err != nil {
 		return fmt.Errorf("export %s: %w", path, err)

@@ -150,4 +150,3 @@ func rejectedGraph(t testing.TB, dir string) string {
 	}
 	return path
 }
-

@@ -166,7 +166,10 @@ func maxDiff(got []float32, want []float64) (float64, int) {
 // TestMatchesReference compares ONNX Runtime with the plain Go forward pass
 // on real MNIST test images, for both architectures, through chunked runs.
 func TestMatchesReference(t *testing.T) {
-	const n = 300
+	n := 300
+	if raceEnabled {
+		n = 40
+	}
 	images := mnistTest(t, n)
 	for _, kind := range models.Kinds() {
 		t.Run(kind, func(t *testing.T) {

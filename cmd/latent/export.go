@@ -1,0 +1,243 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/latent-ai/latent/checkpoint"
+	"github.com/latent-ai/latent/dataset"
+	"github.com/latent-ai/latent/exporter"
+	"github.com/latent-ai/latent/inference"
+	"github.com/latent-ai/latent/latentstats"
+	"github.com/latent-ai/latent/trainer"
+	"github.com/schollz/progressbar/v3"
+)
+
+func init() {
+	register(&command{
+		name:  "export",
+		args:  "RUN",
+		short: "export RUN/model.safetensors as RUN/encoder.onnx and RUN/decoder.onnx, with the latent statistics of the training set",
+		setup: setupExport,
+	})
+}
+
+func setupExport(fs *flag.FlagSet) func(context.Context, []string) error {
+	var (
+		noStats = fs.Bool("no-stats", false, "skip encoding the training set: no latent statistics, so no sampling from the fitted Gaussian")
+		batch   = fs.Int("batch", 1000, "images per ONNX Runtime call while encoding the training set")
+		quiet   = fs.Bool("quiet", false, "no progress bar")
+	)
+	var data dataFlags
+	data.register(fs, "")
+	var rt ortFlags
+	rt.register(fs)
+	return func(ctx context.Context, args []string) error {
+		args, err := ortArgs(fs, args)
+		if err != nil {
+			return helpShown(err)
+		}
+		if len(args) != 1 {
+			return usageError("want one run folder")
+		}
+		if *batch < 1 {
+			return usageError("--batch %d: want at least 1", *batch)
+		}
+		opts, err := rt.options()
+		if err != nil {
+			return err
+		}
+		dir := args[0]
+		m, err := checkpoint.Load(filepath.Join(dir, trainer.ModelFile))
+		if err != nil {
+			return err
+		}
+		if *noStats {
+			enc, dec, err := exporter.Export(m, nil, dir)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("%s\n%s\n", enc, dec)
+			return nil
+		}
+		if data.name == "" {
+			data.name = m.Meta.Dataset
+		}
+		if data.name == "" {
+			data.name = dataset.MNIST
+		}
+		stats, err := fitStats(ctx, m, dir, &data, opts, *batch, *quiet)
+		if err != nil {
+			return err
+		}
+		statsPath := filepath.Join(dir, latentstats.FileName)
+		if err := stats.Save(statsPath); err != nil {
+			return err
+		}
+		enc, dec, err := exporter.Export(m, stats, dir)
+		if err != nil {
+			return err
+		}
+		total := 0.0
+		for _, l := range stats.Eigenvalues {
+			total += max(l, 0)
+		}
+		var top []string
+		for k := 0; k < min(3, len(stats.Eigenvalues)); k++ {
+			top = append(top, fmt.Sprintf("%.3g (%.0f%%)", stats.Eigenvalues[k], 100*max(stats.Eigenvalues[k], 0)/total))
+		}
+		fmt.Fprintf(os.Stderr, "latent variance %.4g; largest principal variances %s\n", total, strings.Join(top, ", "))
+		fmt.Printf("%s\n%s\n%s\n", enc, dec, statsPath)
+		return nil
+	}
+}
+
+// fitStats writes a temporary encoder without stats, encodes the training
+// set through ONNX Runtime and fits the latent statistics of the codes.
+func fitStats(ctx context.Context, m *checkpoint.Model, dir string, data *dataFlags, opts inference.Options, batch int, quiet bool) (*latentstats.Stats, error) {
+	tmp, err := os.MkdirTemp(dir, ".export-")
+	if err != nil {
+		return nil, fmt.Errorf("export: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	encPath := filepath.Join(tmp, exporter.EncoderFile)
+	if err := exporter.WriteFile(encPath, m, exporter.Encoder, nil); err != nil {
+		return nil, err
+	}
+	model, err := inference.Open(encPath, "", opts)
+	if err != nil {
+		return nil, err
+	}
+	defer model.Close()
+
+	train, err := data.load(ctx, dataset.Train)
+	if err != nil {
+		return nil, err
+	}
+	b := model.Bottleneck()
+	codes := make([]float32, 0, train.N*b)
+	bar := newProgress(train.N, "encoding "+data.name+" train", quiet)
+	start := time.Now()
+	size := train.Rows * train.Cols
+	for off := 0; off < train.N; off += batch {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("export: interrupted: %w; nothing was written", err)
+		}
+		n := min(batch, train.N-off)
+		c, err := model.Encode(train.Images[off*size:(off+n)*size], n)
+		if err != nil {
+			return nil, fmt.Errorf("export: encoding training images %d to %d: %w", off, off+n-1, err)
+		}
+		codes = append(codes, c...)
+		bar.Add(n)
+	}
+	bar.Finish()
+	elapsed := time.Since(start)
+	fmt.Fprintf(os.Stderr, "encoded %d images on %s in %.2fs (%.0f images/s)\n",
+		train.N, model.Device(), elapsed.Seconds(), float64(train.N)/elapsed.Seconds())
+	stats, err := latentstats.Fit(codes, train.N, b)
+	if err != nil {
+		return nil, fmt.Errorf("export: latent statistics: %w", err)
+	}
+	return stats, nil
+}
+
+// ortFlags are the flags of the commands that run ONNX Runtime.
+type ortFlags struct {
+	device  string
+	threads int
+}
+
+func (o *ortFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&o.device, "device", inference.CPU, "where ONNX Runtime runs: cpu, cuda, or auto (cuda when it works, else cpu)")
+	fs.IntVar(&o.threads, "threads", 0, "ONNX Runtime threads per operator (0: one per core)")
+}
+
+// options returns the inference options the flags ask for. Notes from
+// inference (such as a fallback to the CPU) go to stderr.
+func (o *ortFlags) options() (inference.Options, error) {
+	switch o.device {
+	case inference.CPU, inference.CUDA, inference.Auto:
+	default:
+		return inference.Options{}, usageError("--device %q: want cpu, cuda or auto", o.device)
+	}
+	if o.threads < 0 {
+		return inference.Options{}, usageError("--threads %d: want 0 or more", o.threads)
+	}
+	return inference.Options{
+		Device:         o.device,
+		IntraOpThreads: o.threads,
+		Logf: func(format string, args ...any) {
+			fmt.Fprintf(os.Stderr, format+"\n", args...)
+		},
+	}, nil
+}
+
+// ortArgs parses the flags that follow positional arguments, so that
+// "latent encode RUN --split test" works as well as
+// "latent encode --split test RUN". It returns the positional arguments.
+// After --help it prints the usage and returns errHelpShown, which the
+// command turns into success with helpShown.
+func ortArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for len(args) > 0 {
+		a := args[0]
+		if a == "--" {
+			return append(pos, args[1:]...), nil
+		}
+		if len(a) > 1 && a[0] == '-' {
+			out := fs.Output()
+			fs.SetOutput(io.Discard)
+			err := fs.Parse(args)
+			fs.SetOutput(out)
+			if errors.Is(err, flag.ErrHelp) {
+				fs.Usage()
+				return nil, errHelpShown
+			}
+			if err != nil {
+				return nil, usageError("%v", err)
+			}
+			args = fs.Args()
+			continue
+		}
+		pos = append(pos, a)
+		args = args[1:]
+	}
+	return pos, nil
+}
+
+// errHelpShown says that --help came after the positional arguments and the
+// usage has been printed.
+var errHelpShown = errors.New("help shown")
+
+// helpShown turns errHelpShown into success.
+func helpShown(err error) error {
+	if errors.Is(err, errHelpShown) {
+		return nil
+	}
+	return err
+}
+
+// newProgress returns a progress bar of n steps on stderr, or a silent one.
+func newProgress(n int, what string, quiet bool) *progressbar.ProgressBar {
+	var w io.Writer = os.Stderr
+	if quiet {
+		w = io.Discard
+	}
+	return progressbar.NewOptions(n,
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionSetDescription(what),
+		progressbar.OptionShowCount(),
+		progressbar.OptionShowIts(),
+		progressbar.OptionSetItsString("images"),
+		progressbar.OptionThrottle(200*time.Millisecond),
+		progressbar.OptionOnCompletion(func() { fmt.Fprintln(w) }),
+	)
+}

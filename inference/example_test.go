@@ -1,0 +1,100 @@
+package inference_test
+
+import (
+	"fmt"
+	"log"
+	"math"
+	"math/rand/v2"
+	"os"
+
+	"github.com/latent-ai/latent/checkpoint"
+	"github.com/latent-ai/latent/exporter"
+	"github.com/latent-ai/latent/inference"
+	"github.com/latent-ai/latent/models"
+)
+
+// exampleRun exports a small untrained conv model into a temporary run
+// folder, as "latent export" would from RUN/model.safetensors.
+func exampleRun() string {
+	arch, err := models.New("conv", 8)
+	if err != nil {
+		log.Fatal(err)
+	}
+	m := checkpoint.NewModel(arch)
+	for _, p := range arch.Params() {
+		for i := range m.Params[p.Name] {
+			m.Params[p.Name][i] = float32(0.1 * math.Sin(float64(i)))
+		}
+	}
+	dir, err := os.MkdirTemp("", "latent-run")
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, _, err := exporter.Export(m, nil, dir); err != nil {
+		log.Fatal(err)
+	}
+	return dir
+}
+
+func ExampleOpenRun() {
+	dir := exampleRun()
+	defer os.RemoveAll(dir)
+
+	m, err := inference.OpenRun(dir, inference.Options{Device: "cpu"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer m.Close()
+
+	// Three blank images [3,1,28,28] become three codes [3,8].
+	images := make([]float32, 3*28*28)
+	codes, err := m.Encode(images, 3)
+	if err != nil {
+		log.Fatal(err)
+	}
+	recon, err := m.Decode(codes, 3)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("device:", m.Device())
+	fmt.Println("codes:", len(codes), "values, bottleneck", m.Bottleneck())
+	fmt.Println("images:", len(recon), "values of shape", m.ImageShape())
+
+	// Bad input is an error, never a panic.
+	_, err = m.Encode(images[:100], 3)
+	fmt.Println(err)
+	// Output:
+	// device: cpu
+	// codes: 24 values, bottleneck 8
+	// images: 2352 values of shape [1 28 28]
+	// inference: encode: 100 values for 3 images of 784 values each: want 2352
+}
+
+func ExampleModel_Sample() {
+	dir := exampleRun()
+	defer os.RemoveAll(dir)
+
+	m, err := inference.OpenRun(dir, inference.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer m.Close()
+
+	rng := rand.New(rand.NewPCG(1, 2))
+	codes, images, err := m.Sample(16, inference.FromNormal, rng)
+	if err != nil {
+		log.Fatal(err)
+	}
+	inRange := true
+	for _, v := range images {
+		inRange = inRange && v >= 0 && v <= 1
+	}
+	fmt.Println(len(codes)/m.Bottleneck(), "samples, pixels in [0,1]:", inRange)
+
+	// This export has no latent statistics, so "fitted" is refused.
+	_, _, err = m.Sample(16, inference.FromFitted, rng)
+	fmt.Println(err != nil)
+	// Output:
+	// 16 samples, pixels in [0,1]: true
+	// true
+}
