@@ -43,10 +43,6 @@ func setupEncode(fs *flag.FlagSet) func(context.Context, []string) error {
 	var rt ortFlags
 	rt.register(fs)
 	return func(ctx context.Context, args []string) error {
-		args, err := ortArgs(fs, args)
-		if err != nil {
-			return helpShown(err)
-		}
 		if len(args) != 1 {
 			return usageError("want one run folder")
 		}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -40,10 +39,6 @@ func setupExport(fs *flag.FlagSet) func(context.Context, []string) error {
 	var rt ortFlags
 	rt.register(fs)
 	return func(ctx context.Context, args []string) error {
-		args, err := ortArgs(fs, args)
-		if err != nil {
-			return helpShown(err)
-		}
 		if len(args) != 1 {
 			return usageError("want one run folder")
 		}
@@ -178,51 +173,6 @@ func (o *ortFlags) options() (inference.Options, error) {
 			fmt.Fprintf(os.Stderr, format+"\n", args...)
 		},
 	}, nil
-}
-
-// ortArgs parses the flags that follow positional arguments, so that
-// "latent encode RUN --split test" works as well as
-// "latent encode --split test RUN". It returns the positional arguments.
-// After --help it prints the usage and returns errHelpShown, which the
-// command turns into success with helpShown.
-func ortArgs(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for len(args) > 0 {
-		a := args[0]
-		if a == "--" {
-			return append(pos, args[1:]...), nil
-		}
-		if len(a) > 1 && a[0] == '-' {
-			out := fs.Output()
-			fs.SetOutput(io.Discard)
-			err := fs.Parse(args)
-			fs.SetOutput(out)
-			if errors.Is(err, flag.ErrHelp) {
-				fs.Usage()
-				return nil, errHelpShown
-			}
-			if err != nil {
-				return nil, usageError("%v", err)
-			}
-			args = fs.Args()
-			continue
-		}
-		pos = append(pos, a)
-		args = args[1:]
-	}
-	return pos, nil
-}
-
-// errHelpShown says that --help came after the positional arguments and the
-// usage has been printed.
-var errHelpShown = errors.New("help shown")
-
-// helpShown turns errHelpShown into success.
-func helpShown(err error) error {
-	if errors.Is(err, errHelpShown) {
-		return nil
-	}
-	return err
 }
 
 // newProgress returns a progress bar of n steps on stderr, or a silent one.

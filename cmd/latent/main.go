@@ -74,13 +74,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fs := newFlagSet(c, stderr)
 	runner := c.setup(fs)
-	if err := fs.Parse(args[1:]); err != nil {
+	pos, err := parseInterspersed(fs, args[1:])
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
 	}
-	if err := runner(ctx, fs.Args()); err != nil {
+	if err := runner(ctx, pos); err != nil {
 		fmt.Fprintf(stderr, "latent %s: %v\n", c.name, err)
 		if errors.Is(err, errUsage) {
 			fs.Usage()
@@ -89,6 +90,28 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// parseInterspersed parses flags that come before, between or after the
+// positional arguments ("latent encode RUN --split test" as well as
+// "latent encode --split test RUN") and returns the positional arguments.
+// Everything after "--" is positional.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
 }
 
 func newFlagSet(c *command, stderr io.Writer) *flag.FlagSet {

@@ -1,0 +1,363 @@
+// Package report draws the notebook's figures for a trained model and
+// writes them, with the run's settings and metrics, as one self-contained
+// HTML page.
+package report
+
+import (
+	"fmt"
+	"image/color"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+
+	"github.com/latent-ai/latent/dataset"
+	"github.com/latent-ai/latent/figures"
+	"github.com/latent-ai/latent/latentstats"
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
+
+	"github.com/latent-ai/latent/atomicfile"
+	"os"
+)
+
+// Codec encodes images and decodes codes; inference.Model is one.
+type Codec interface {
+	// Encode maps n images (n·784 values) to n codes (n·b values).
+	Encode(images []float32, n int) ([]float32, error)
+	// Decode maps n codes to n images.
+	Decode(codes []float32, n int) ([]float32, error)
+	Bottleneck() int
+}
+
+// Figure is one PNG of the report.
+type Figure struct {
+	File    string // the file name in the figures folder
+	Title   string
+	Caption string
+}
+
+// Inputs is what the figures are drawn from.
+type Inputs struct {
+	Codec Codec
+	Train *dataset.Set // examples
+	Test  *dataset.Set // reconstructions, interpolation, codes
+	// TestCodes are the codes of Test, n·b values; Stats the Gaussian of
+	// the training codes.
+	TestCodes []float32
+	Stats     *latentstats.Stats
+	// TrainLoss and TestLoss hold one value per epoch.
+	TrainLoss, TestLoss []float64
+	Seed                uint64
+}
+
+const scale = 3 // nearest-neighbour upscaling of the digits
+
+// Draw writes every figure into dir and returns them in report order.
+func Draw(dir string, in Inputs) ([]Figure, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("figures: %w", err)
+	}
+	steps := []struct {
+		fig  Figure
+		draw func(path string, in Inputs) error
+	}{
+		{Figure{"examples.png", "The first 10 training images", "with their labels"}, drawExamples},
+		{Figure{"reconstructions.png", "Input, code and reconstruction", "ten test images (top), their codes as grayscale strips (middle; black is the lowest value shown, white the highest) and their decodings (bottom)"}, drawReconstructions},
+		{Figure{"random.png", "Decoding random codes", "codes drawn from N(0, I) as the notebook does, and from the Gaussian fitted to the training codes, with their decodings"}, drawRandom},
+		{Figure{"pca-grid.png", "The top two principal components", "decodings of mean + (i-5)·√λ₂·q₂ + (j-5)·√λ₁·q₁: row i along the second component, column j along the first"}, drawPCAGrid},
+		{Figure{"pca-traversal.png", "Along each of the top 10 components", "row k: decodings of mean + (j-5)·√λₖ·qₖ for j = 0…10"}, drawTraversal},
+		{Figure{"interpolation.png", "Interpolation", "decodings along the straight line between the codes of two test images of different digits"}, drawInterpolation},
+		{Figure{"loss.png", "Loss per epoch", "mean training loss and test MSE after each epoch"}, drawLoss},
+		{Figure{"codes.png", "Test codes on the top two principal components", "each dot a test image, coloured by its digit"}, drawCodes},
+	}
+	var out []Figure
+	for _, s := range steps {
+		if err := s.draw(filepath.Join(dir, s.fig.File), in); err != nil {
+			return out, fmt.Errorf("%s: %w", s.fig.File, err)
+		}
+		out = append(out, s.fig)
+	}
+	return out, nil
+}
+
+func digits(pix []float32, n int) []figures.Raster {
+	r := make([]figures.Raster, n)
+	for i := range r {
+		r[i] = figures.Digit(pix[i*784 : (i+1)*784])
+	}
+	return r
+}
+
+func strips(codes []float32, n, b int) []figures.Raster {
+	lo, hi := float32(math.Inf(1)), float32(math.Inf(-1))
+	for _, v := range codes[:n*b] {
+		lo, hi = min(lo, v), max(hi, v)
+	}
+	r := make([]figures.Raster, n)
+	for i := range r {
+		r[i] = figures.Strip(codes[i*b:(i+1)*b], lo, hi)
+	}
+	return r
+}
+
+func save(path string, g figures.Grid, cells []figures.Raster) error {
+	img, err := g.Draw(cells)
+	if err != nil {
+		return err
+	}
+	return figures.SavePNG(path, img)
+}
+
+func drawExamples(path string, in Inputs) error {
+	g := figures.DigitGrid(1, 10, scale)
+	for i := 0; i < 10; i++ {
+		g.CellLabels = append(g.CellLabels, fmt.Sprint(in.Train.Labels[i]))
+	}
+	return save(path, g, digits(in.Train.Images, 10))
+}
+
+func drawReconstructions(path string, in Inputs) error {
+	b := in.Codec.Bottleneck()
+	codes := in.TestCodes[:10*b]
+	recons, err := in.Codec.Decode(codes, 10)
+	if err != nil {
+		return err
+	}
+	g := figures.DigitGrid(3, 10, scale)
+	g.RowLabels = []string{"input", "code", "output"}
+	cells := append(digits(in.Test.Images, 10), strips(codes, 10, b)...)
+	return save(path, g, append(cells, digits(recons, 10)...))
+}
+
+func drawRandom(path string, in Inputs) error {
+	b := in.Codec.Bottleneck()
+	rng := rand.New(rand.NewPCG(in.Seed, 1))
+	normal := make([]float32, 10*b)
+	for i := range normal {
+		normal[i] = float32(rng.NormFloat64())
+	}
+	fitted := make([]float32, 0, 10*b)
+	for _, z := range in.Stats.Sample(rng, 10) {
+		for _, v := range z {
+			fitted = append(fitted, float32(v))
+		}
+	}
+	var cells []figures.Raster
+	for _, codes := range [][]float32{normal, fitted} {
+		images, err := in.Codec.Decode(codes, 10)
+		if err != nil {
+			return err
+		}
+		cells = append(cells, strips(codes, 10, b)...)
+		cells = append(cells, digits(images, 10)...)
+	}
+	g := figures.DigitGrid(4, 10, scale)
+	g.RowLabels = []string{"N(0,I) code", "decoded", "fitted code", "decoded"}
+	return save(path, g, cells)
+}
+
+// decodeAll decodes codes given as float64 vectors.
+func decodeAll(c Codec, zs [][]float64) ([]float32, error) {
+	flat := make([]float32, 0, len(zs)*c.Bottleneck())
+	for _, z := range zs {
+		for _, v := range z {
+			flat = append(flat, float32(v))
+		}
+	}
+	return c.Decode(flat, len(zs))
+}
+
+// PCAGridCodes returns the 121 codes of the 11×11 grid, row-major:
+// mean + (i-5)·√λ₂·q₂ + (j-5)·√λ₁·q₁ at row i, column j.
+func PCAGridCodes(s *latentstats.Stats) ([][]float64, error) {
+	if s.Dim < 2 {
+		return nil, fmt.Errorf("a grid along two components needs a bottleneck of 2 or more, not %d", s.Dim)
+	}
+	var zs [][]float64
+	for i := 0; i < 11; i++ {
+		for j := 0; j < 11; j++ {
+			z := append([]float64(nil), s.Mean...)
+			for d := range z {
+				z[d] += float64(i-5)*math.Sqrt(max(0, s.Eigenvalues[1]))*s.Eigenvectors[1][d] +
+					float64(j-5)*math.Sqrt(max(0, s.Eigenvalues[0]))*s.Eigenvectors[0][d]
+			}
+			zs = append(zs, z)
+		}
+	}
+	return zs, nil
+}
+
+func drawPCAGrid(path string, in Inputs) error {
+	zs, err := PCAGridCodes(in.Stats)
+	if err != nil {
+		return err
+	}
+	images, err := decodeAll(in.Codec, zs)
+	if err != nil {
+		return err
+	}
+	g := figures.DigitGrid(11, 11, scale)
+	for k := -5; k <= 5; k++ {
+		g.ColLabels = append(g.ColLabels, fmt.Sprintf("%+d", k))
+		g.RowLabels = append(g.RowLabels, fmt.Sprintf("%+d", k))
+	}
+	return save(path, g, digits(images, 121))
+}
+
+func drawTraversal(path string, in Inputs) error {
+	rows := min(10, in.Stats.Dim)
+	var zs [][]float64
+	for k := 0; k < rows; k++ {
+		for j := 0; j < 11; j++ {
+			z, err := in.Stats.Along(k, float64(j-5))
+			if err != nil {
+				return err
+			}
+			zs = append(zs, z)
+		}
+	}
+	images, err := decodeAll(in.Codec, zs)
+	if err != nil {
+		return err
+	}
+	g := figures.DigitGrid(rows, 11, scale)
+	for k := 0; k < rows; k++ {
+		g.RowLabels = append(g.RowLabels, fmt.Sprintf("PC%d", k+1))
+	}
+	for j := -5; j <= 5; j++ {
+		g.ColLabels = append(g.ColLabels, fmt.Sprintf("%+d", j))
+	}
+	return save(path, g, digits(images, rows*11))
+}
+
+// interpolationPairs picks three pairs of test images of different digits:
+// the first images of digits (0,1), (4,9) and (3,8).
+func interpolationPairs(labels []uint8) [][2]int {
+	first := map[uint8]int{}
+	for i := len(labels) - 1; i >= 0; i-- {
+		first[labels[i]] = i
+	}
+	var pairs [][2]int
+	for _, p := range [][2]uint8{{0, 1}, {4, 9}, {3, 8}} {
+		a, okA := first[p[0]]
+		b, okB := first[p[1]]
+		if okA && okB {
+			pairs = append(pairs, [2]int{a, b})
+		}
+	}
+	return pairs
+}
+
+func drawInterpolation(path string, in Inputs) error {
+	b := in.Codec.Bottleneck()
+	pairs := interpolationPairs(in.Test.Labels)
+	if len(pairs) == 0 {
+		return fmt.Errorf("no two test images of different digits")
+	}
+	var codes []float32
+	var g figures.Grid = figures.DigitGrid(len(pairs), 11, scale)
+	for _, p := range pairs {
+		za, zb := in.TestCodes[p[0]*b:(p[0]+1)*b], in.TestCodes[p[1]*b:(p[1]+1)*b]
+		for s := 0; s <= 10; s++ {
+			t := float32(s) / 10
+			for d := 0; d < b; d++ {
+				codes = append(codes, (1-t)*za[d]+t*zb[d])
+			}
+		}
+		g.RowLabels = append(g.RowLabels, fmt.Sprintf("%d to %d", in.Test.Labels[p[0]], in.Test.Labels[p[1]]))
+	}
+	for s := 0; s <= 10; s++ {
+		g.ColLabels = append(g.ColLabels, fmt.Sprintf("%.1f", float64(s)/10))
+	}
+	images, err := in.Codec.Decode(codes, len(codes)/b)
+	if err != nil {
+		return err
+	}
+	return save(path, g, digits(images, len(codes)/b))
+}
+
+func savePlot(path string, p *plot.Plot, w, h vg.Length) error {
+	c := vgimg.PngCanvas{Canvas: vgimg.New(w, h)}
+	p.Draw(draw.New(c))
+	return atomicfile.Write(path, 0o644, func(f *os.File) error {
+		_, err := c.WriteTo(f)
+		return err
+	})
+}
+
+func drawLoss(path string, in Inputs) error {
+	p := plot.New()
+	p.Title.Text = "Loss per epoch"
+	p.X.Label.Text = "epoch"
+	p.Y.Label.Text = "MSE"
+	for i, series := range [][]float64{in.TrainLoss, in.TestLoss} {
+		if len(series) == 0 {
+			continue
+		}
+		pts := make(plotter.XYs, len(series))
+		for e, v := range series {
+			pts[e] = plotter.XY{X: float64(e + 1), Y: v}
+		}
+		line, points, err := plotter.NewLinePoints(pts)
+		if err != nil {
+			return err
+		}
+		line.Color, points.Color = palette[i*3], palette[i*3]
+		p.Add(line, points)
+		p.Legend.Add([]string{"train loss", "test MSE"}[i], line, points)
+	}
+	p.Legend.Top = true
+	p.Add(plotter.NewGrid())
+	return savePlot(path, p, 6*vg.Inch, 4*vg.Inch)
+}
+
+// palette is ten distinguishable colours, one per digit.
+var palette = []color.Color{
+	color.RGBA{31, 119, 180, 255}, color.RGBA{255, 127, 14, 255}, color.RGBA{44, 160, 44, 255},
+	color.RGBA{214, 39, 40, 255}, color.RGBA{148, 103, 189, 255}, color.RGBA{140, 86, 75, 255},
+	color.RGBA{227, 119, 194, 255}, color.RGBA{127, 127, 127, 255}, color.RGBA{188, 189, 34, 255},
+	color.RGBA{23, 190, 207, 255},
+}
+
+func drawCodes(path string, in Inputs) error {
+	b := in.Codec.Bottleneck()
+	if in.Stats.Dim < 2 {
+		return fmt.Errorf("a scatter on two components needs a bottleneck of 2 or more")
+	}
+	byDigit := make([]plotter.XYs, 10)
+	n := len(in.TestCodes) / b
+	for i := 0; i < n; i++ {
+		z := in.TestCodes[i*b : (i+1)*b]
+		var x, y float64
+		for d := range z {
+			c := float64(z[d]) - in.Stats.Mean[d]
+			x += c * in.Stats.Eigenvectors[0][d]
+			y += c * in.Stats.Eigenvectors[1][d]
+		}
+		l := in.Test.Labels[i] % 10
+		byDigit[l] = append(byDigit[l], plotter.XY{X: x, Y: y})
+	}
+	p := plot.New()
+	p.Title.Text = "Test codes on the top two principal components"
+	p.X.Label.Text = "PC1"
+	p.Y.Label.Text = "PC2"
+	for d, pts := range byDigit {
+		if len(pts) == 0 {
+			continue
+		}
+		s, err := plotter.NewScatter(pts)
+		if err != nil {
+			return err
+		}
+		s.GlyphStyle.Color = palette[d]
+		s.GlyphStyle.Radius = vg.Points(1.2)
+		s.GlyphStyle.Shape = draw.CircleGlyph{}
+		p.Add(s)
+		p.Legend.Add(fmt.Sprint(d), s)
+	}
+	p.Legend.Top = true
+	return savePlot(path, p, 7*vg.Inch, 6*vg.Inch)
+}
