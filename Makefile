@@ -24,13 +24,14 @@ build:
 	$(GO) build -tags '$(TAGS)' -o bin/latent ./cmd/latent
 
 # The main job: train the notebook's two models with its recipe, export each
-# to ONNX, and show what each run holds.
+# to ONNX, and write each one's report.
 demo: setup build
 	@for m in classic conv; do \
 		bin/latent train --model $$m --epochs $(EPOCHS) --out $(RUNS)/$$m --force && \
 		bin/latent export $(RUNS)/$$m && \
-		bin/latent info $(RUNS)/$$m || exit 1; \
+		bin/latent report $(RUNS)/$$m > /dev/null || exit 1; \
 	done
+	@echo; for m in classic conv; do echo "$$m: $(RUNS)/$$m/report/index.html"; cat $(RUNS)/$$m/eval.json; done
 
 check: setup test
 
