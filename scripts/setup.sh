@@ -9,9 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(
-	gcc                 # cgo, for ONNX Runtime and OpenBLAS
 	libopenblas-dev     # the fast BLAS of the trainer (build tag openblas)
-	npm                 # fetches the ONNX Runtime library
 	python3-torch       # the PyTorch reference of the tests and benchmarks
 	libopenblas0-pthread
 	python3-numpy
@@ -23,6 +21,9 @@ missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Commands that may come from elsewhere than Debian (Node.js ships npm).
+command -v gcc >/dev/null 2>&1 || missing+=(gcc) # cgo, for ONNX Runtime and OpenBLAS
+command -v npm >/dev/null 2>&1 || missing+=(npm) # fetches the ONNX Runtime library
 if ((${#missing[@]})); then
 	sudo=""
 	[[ $(id -u) -eq 0 ]] || sudo="sudo"
