@@ -1,18 +1,17 @@
 package inference_test
 
 import (
-	"compress/gzip"
-	"encoding/binary"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/latent-ai/latent/checkpoint"
+	"github.com/latent-ai/latent/dataset"
 	"github.com/latent-ai/latent/exporter"
 	"github.com/latent-ai/latent/inference"
+	"github.com/latent-ai/latent/internal/mnisttest"
 	"github.com/latent-ai/latent/latentstats"
 	"github.com/latent-ai/latent/models"
 	"google.golang.org/protobuf/proto"
@@ -91,39 +90,14 @@ func openRun(t testing.TB, dir string, opts inference.Options) *inference.Model 
 // beside the repository (as in CI) and in /work/shared/datasets/mnist.
 func mnistTest(t testing.TB, n int) []float32 {
 	t.Helper()
-	dirs := []string{os.Getenv("LATENT_DATA"), filepath.Join("..", "..", "shared", "datasets", "mnist"), "/work/shared/datasets/mnist"}
-	for _, d := range dirs {
-		if d == "" {
-			continue
-		}
-		f, err := os.Open(filepath.Join(d, "t10k-images-idx3-ubyte.gz"))
-		if err != nil {
-			continue
-		}
-		defer f.Close()
-		z, err := gzip.NewReader(f)
-		if err != nil {
-			t.Fatalf("MNIST test images in %s: %v", d, err)
-		}
-		var hdr [4]uint32
-		if err := binary.Read(z, binary.BigEndian, &hdr); err != nil {
-			t.Fatalf("MNIST test images in %s: %v", d, err)
-		}
-		if hdr[0] != 0x803 || hdr[2] != 28 || hdr[3] != 28 || int(hdr[1]) < n {
-			t.Fatalf("MNIST test images in %s: header %v", d, hdr)
-		}
-		pix := make([]byte, n*784)
-		if _, err := io.ReadFull(z, pix); err != nil {
-			t.Fatalf("MNIST test images in %s: %v", d, err)
-		}
-		out := make([]float32, len(pix))
-		for i, p := range pix {
-			out[i] = float32(p) / 255
-		}
-		return out
+	set, err := dataset.Load(dataset.MNIST, mnisttest.Dir(t), dataset.Test)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("MNIST test images (t10k-images-idx3-ubyte.gz) not found in any of %q", dirs)
-	return nil
+	if set.N < n {
+		t.Fatalf("%d MNIST test images, want %d", set.N, n)
+	}
+	return set.Images[:n*784]
 }
 
 // rejectedGraph writes an encoder whose inputs and outputs look right but

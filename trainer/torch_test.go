@@ -2,58 +2,15 @@ package trainer
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"math"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"testing"
 
-	"codeberg.org/sbinet/npyio"
 	"github.com/latent-ai/latent/checkpoint"
+	"github.com/latent-ai/latent/internal/torchtest"
 	"github.com/latent-ai/latent/models"
-	"gonum.org/v1/gonum/mat"
 )
-
-// torchPython is Debian's Python, which has python3-torch.
-const torchPython = "/usr/bin/python3"
-
-// needTorch skips the test where PyTorch is missing, except under CI, which
-// installs it (scripts/setup.sh).
-func needTorch(t *testing.T) {
-	t.Helper()
-	if err := exec.Command(torchPython, "-c", "import torch").Run(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("PyTorch is needed: %s -c 'import torch': %v (run scripts/setup.sh)", torchPython, err)
-		}
-		t.Skipf("PyTorch not installed (%v): run scripts/setup.sh", err)
-	}
-}
-
-func benchScript(name string) string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "bench", name)
-}
-
-// writeMatrix writes n rows of values as an [n, len/n] .npy file (float64,
-// which holds every float32 exactly).
-func writeMatrix(t *testing.T, path string, v []float32, n int) {
-	t.Helper()
-	d := make([]float64, len(v))
-	for i, x := range v {
-		d[i] = float64(x)
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := npyio.Write(f, mat.NewDense(n, len(v)/n, d)); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // TestPyTorchRoundTrip trains each model briefly in Go, loads the saved
 // model into the notebook's PyTorch classes with load_state_dict(strict=True)
@@ -61,7 +18,7 @@ func writeMatrix(t *testing.T, path string, v []float32, n int) {
 // (within 1e-4) and reconstructions (within 1e-5) on 1,000 real test images
 // as the Gorgonia forward pass.
 func TestPyTorchRoundTrip(t *testing.T) {
-	needTorch(t)
+	torchtest.Need(t)
 	train, test := realMNIST(t)
 	test = firstN(test, 1000)
 	for _, kind := range models.Kinds() {
@@ -87,22 +44,11 @@ func TestPyTorchRoundTrip(t *testing.T) {
 				t.Fatal(err)
 			}
 			x, c, r := filepath.Join(dir, "x.npy"), filepath.Join(dir, "c.npy"), filepath.Join(dir, "r.npy")
-			writeMatrix(t, x, test.Images, test.N)
-			writeMatrix(t, c, codes, test.N)
-			writeMatrix(t, r, recons, test.N)
-			out, err := exec.Command(torchPython, benchScript("torch_roundtrip.py"), "--model", filepath.Join(dir, ModelFile),
-				"--images", x, "--codes", c, "--recons", r, "--code-tol", "1e-4", "--recon-tol", "1e-5").Output()
-			var exit *exec.ExitError
-			if errors.As(err, &exit) {
-				t.Fatalf("torch_roundtrip.py: %v\n%s\n%s", err, out, exit.Stderr)
-			} else if err != nil {
-				t.Fatal(err)
-			}
-			var res map[string]any
-			if err := json.Unmarshal(out, &res); err != nil {
-				t.Fatalf("torch_roundtrip.py printed %q: %v", out, err)
-			}
-			t.Logf("%s: %s", kind, out)
+			torchtest.WriteMatrix(t, x, test.Images, test.N)
+			torchtest.WriteMatrix(t, c, codes, test.N)
+			torchtest.WriteMatrix(t, r, recons, test.N)
+			res := torchtest.RoundTrip(t, filepath.Join(dir, ModelFile), x, c, r)
+			t.Logf("%s: codes within %v, reconstructions within %v of PyTorch", kind, res["code_max_abs_diff"], res["recon_max_abs_diff"])
 		})
 	}
 }
@@ -115,7 +61,7 @@ func TestPyTorchRoundTrip(t *testing.T) {
 // visible part of a step, so 1e-4 is tight: a wrong gradient or update
 // differs by about 1e-3.
 func TestPyTorchSameSteps(t *testing.T) {
-	needTorch(t)
+	torchtest.Need(t)
 	train, _ := realMNIST(t)
 	for _, kind := range models.Kinds() {
 		t.Run(kind, func(t *testing.T) {
@@ -137,7 +83,7 @@ func TestPyTorchSameSteps(t *testing.T) {
 			if err := tr.Model().Save(trained); err != nil {
 				t.Fatal(err)
 			}
-			out, err := exec.Command(torchPython, benchScript("torch_steps.py"), "--init", init, "--trained", trained,
+			out, err := exec.Command(torchtest.Python, torchtest.Script("torch_steps.py"), "--init", init, "--trained", trained,
 				"--data", mnistDirFor(t), "--steps", "3", "--tol", "1e-4").CombinedOutput()
 			if err != nil {
 				t.Fatalf("torch_steps.py: %v\n%s", err, out)
@@ -147,35 +93,21 @@ func TestPyTorchSameSteps(t *testing.T) {
 	}
 }
 
-func readNpy(t *testing.T, path string) []float32 {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var v []float32
-	if err := npyio.Read(f, &v); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	return v
-}
-
 // TestPyTorchWeightsLoad has PyTorch initialise each notebook model and
 // save its state dict, loads it in Go, and checks that the Gorgonia forward
 // pass gives PyTorch's codes (within 1e-4) and reconstructions (within 1e-5)
 // on 1,000 real test images: weights move from PyTorch to latent too.
 func TestPyTorchWeightsLoad(t *testing.T) {
-	needTorch(t)
+	torchtest.Need(t)
 	_, test := realMNIST(t)
 	test = firstN(test, 1000)
 	for _, kind := range models.Kinds() {
 		t.Run(kind, func(t *testing.T) {
 			dir := t.TempDir()
 			x := filepath.Join(dir, "x.npy")
-			writeMatrix(t, x, test.Images, test.N)
+			torchtest.WriteMatrix(t, x, test.Images, test.N)
 			model, c, r := filepath.Join(dir, "torch.safetensors"), filepath.Join(dir, "c.npy"), filepath.Join(dir, "r.npy")
-			out, err := exec.Command(torchPython, benchScript("torch_roundtrip.py"), "--write-state-dict", model,
+			out, err := exec.Command(torchtest.Python, torchtest.Script("torch_roundtrip.py"), "--write-state-dict", model,
 				"--kind", kind, "--seed", "5", "--images", x, "--codes", c, "--recons", r).CombinedOutput()
 			if err != nil {
 				t.Fatalf("torch_roundtrip.py: %v\n%s", err, out)
@@ -197,10 +129,10 @@ func TestPyTorchWeightsLoad(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if d := maxAbs(codes, readNpy(t, c)); d > 1e-4 {
+			if d := maxAbs(codes, torchtest.ReadFloat32(t, c)); d > 1e-4 {
 				t.Errorf("codes differ from PyTorch's by up to %g", d)
 			}
-			if d := maxAbs(recons, readNpy(t, r)); d > 1e-5 {
+			if d := maxAbs(recons, torchtest.ReadFloat32(t, r)); d > 1e-5 {
 				t.Errorf("reconstructions differ from PyTorch's by up to %g", d)
 			}
 		})
