@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/latent-ai/latent/internal/mnisttest"
 )
 
 // realMNIST is the folder of the real, read-only MNIST files, found by
@@ -15,37 +17,13 @@ import (
 var realMNIST string
 
 func TestMain(m *testing.M) {
-	realMNIST = findMNIST()
+	realMNIST = mnisttest.Find()
 	// The examples read the data the way a program does, through Dir,
 	// which honours $LATENT_DATA.
 	if realMNIST != "" && os.Getenv(EnvData) == "" {
 		os.Setenv(EnvData, realMNIST)
 	}
 	os.Exit(m.Run())
-}
-
-// findMNIST returns $LATENT_DATA if set, else the first folder
-// shared/datasets/mnist found beside the package folder or one of its
-// parents (the shared folder lies beside the repository clone).
-func findMNIST() string {
-	if dir := os.Getenv(EnvData); dir != "" {
-		return dir
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		return ""
-	}
-	for {
-		candidate := filepath.Join(dir, "shared", "datasets", "mnist")
-		if _, err := os.Stat(filepath.Join(candidate, "train-images-idx3-ubyte.gz")); err == nil {
-			return candidate
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return ""
-		}
-		dir = parent
-	}
 }
 
 // mnistDir returns the real MNIST folder. Without it the test is skipped,

@@ -1,6 +1,7 @@
 // Package mnisttest finds the real MNIST files for tests.
 //
-// Tests read MNIST in place from $LATENT_DATA or, failing that, from the
+// Tests read MNIST in place from $LATENT_DATA when it holds the files or,
+// failing that, from the
 // first folder shared/datasets/mnist beside the package folder or one of its
 // parents (CI lays the shared folder beside the repository clone).
 package mnisttest
@@ -20,7 +21,7 @@ var (
 // Find returns the MNIST folder, or "" if there is none.
 func Find() string {
 	once.Do(func() {
-		if dir := os.Getenv("LATENT_DATA"); dir != "" {
+		if dir := os.Getenv("LATENT_DATA"); dir != "" && hasMNIST(dir) {
 			found = dir
 			return
 		}
@@ -30,7 +31,7 @@ func Find() string {
 		}
 		for {
 			candidate := filepath.Join(dir, "shared", "datasets", "mnist")
-			if _, err := os.Stat(filepath.Join(candidate, "train-images-idx3-ubyte.gz")); err == nil {
+			if hasMNIST(candidate) {
 				found = candidate
 				return
 			}
@@ -42,6 +43,11 @@ func Find() string {
 		}
 	})
 	return found
+}
+
+func hasMNIST(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, "train-images-idx3-ubyte.gz"))
+	return err == nil
 }
 
 // Dir returns the MNIST folder. Without one the test is skipped, except
