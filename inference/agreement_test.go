@@ -2,7 +2,6 @@ package inference_test
 
 import (
 	"context"
-	"math"
 	"path/filepath"
 	"testing"
 
@@ -69,10 +68,10 @@ func TestAgreementWithGorgoniaAndPyTorch(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if d := maxAbsDiff(codes, gCodes); d > 1e-4 {
+			if d := torchtest.MaxAbsDiff(codes, gCodes); d > 1e-4 {
 				t.Errorf("ONNX Runtime codes differ from Gorgonia's by up to %g", d)
 			}
-			if d := maxAbsDiff(images, gImages); d > 1e-5 {
+			if d := torchtest.MaxAbsDiff(images, gImages); d > 1e-5 {
 				t.Errorf("ONNX Runtime images differ from Gorgonia's by up to %g", d)
 			}
 
@@ -82,18 +81,7 @@ func TestAgreementWithGorgoniaAndPyTorch(t *testing.T) {
 			torchtest.WriteMatrix(t, is, images, n)
 			res := torchtest.RoundTrip(t, filepath.Join(run, trainer.ModelFile), xs, cs, is)
 			t.Logf("%s: ORT vs Gorgonia: codes %.2g, images %.2g; ORT vs PyTorch: codes %v, images %v", kind,
-				maxAbsDiff(codes, gCodes), maxAbsDiff(images, gImages), res["code_max_abs_diff"], res["recon_max_abs_diff"])
+				torchtest.MaxAbsDiff(codes, gCodes), torchtest.MaxAbsDiff(images, gImages), res["code_max_abs_diff"], res["recon_max_abs_diff"])
 		})
 	}
-}
-
-func maxAbsDiff(a, b []float32) float64 {
-	if len(a) != len(b) {
-		return math.Inf(1)
-	}
-	var d float64
-	for i := range a {
-		d = math.Max(d, math.Abs(float64(a[i])-float64(b[i])))
-	}
-	return d
 }

@@ -2,7 +2,6 @@ package trainer
 
 import (
 	"context"
-	"math"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -129,23 +128,12 @@ func TestPyTorchWeightsLoad(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if d := maxAbs(codes, torchtest.ReadFloat32(t, c)); d > 1e-4 {
+			if d := torchtest.MaxAbsDiff(codes, torchtest.ReadFloat32(t, c)); d > 1e-4 {
 				t.Errorf("codes differ from PyTorch's by up to %g", d)
 			}
-			if d := maxAbs(recons, torchtest.ReadFloat32(t, r)); d > 1e-5 {
+			if d := torchtest.MaxAbsDiff(recons, torchtest.ReadFloat32(t, r)); d > 1e-5 {
 				t.Errorf("reconstructions differ from PyTorch's by up to %g", d)
 			}
 		})
 	}
-}
-
-func maxAbs(a, b []float32) float64 {
-	if len(a) != len(b) {
-		return math.Inf(1)
-	}
-	var d float64
-	for i := range a {
-		d = math.Max(d, math.Abs(float64(a[i])-float64(b[i])))
-	}
-	return d
 }

@@ -5,6 +5,7 @@ package torchtest
 import (
 	"encoding/json"
 	"errors"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -89,4 +90,17 @@ func RoundTrip(t testing.TB, model, imagesPath, codesPath, reconsPath string) ma
 		t.Fatalf("torch_roundtrip.py printed %q: %v", out, err)
 	}
 	return res
+}
+
+// MaxAbsDiff is the largest absolute difference between a and b, or +Inf
+// when their lengths differ.
+func MaxAbsDiff(a, b []float32) float64 {
+	if len(a) != len(b) {
+		return math.Inf(1)
+	}
+	var d float64
+	for i := range a {
+		d = math.Max(d, math.Abs(float64(a[i])-float64(b[i])))
+	}
+	return d
 }
