@@ -27,6 +27,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -184,7 +185,7 @@ func (m *Model) pair() error {
 	}
 	if m.dec != nil {
 		img, b := dims(m.dec.out[1:]), int(m.dec.in[1])
-		if m.enc != nil && (b != m.bottleneck || !sameInts(img, m.image)) {
+		if m.enc != nil && (b != m.bottleneck || !slices.Equal(img, m.image)) {
 			return fmt.Errorf("inference: %s and %s do not belong together: the encoder maps %v to %d values, the decoder %d values to %v",
 				m.enc.path, m.dec.path, m.image, m.bottleneck, b, img)
 		}
@@ -664,16 +665,4 @@ func dims(s []int64) []int {
 		out[i] = int(d)
 	}
 	return out
-}
-
-func sameInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

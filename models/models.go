@@ -20,6 +20,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -230,7 +231,7 @@ func (a Arch) Validate() error {
 	if err != nil {
 		return err
 	}
-	if !equal(out, a.Input) {
+	if !slices.Equal(out, a.Input) {
 		return fmt.Errorf("%s: decoder gives %v, want %v", a.Kind, out, a.Input)
 	}
 	return nil
@@ -342,16 +343,4 @@ func prod(s []int) int {
 		n *= v
 	}
 	return n
-}
-
-func equal(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
