@@ -41,7 +41,13 @@ vet:
 
 test: vet
 	$(GO) test -tags '$(TAGS)' -timeout 15m ./...
-	$(GO) test -race -timeout 10m ./inference
+	$(GO) test -race -timeout 10m ./inference ./server
 
 clean:
 	rm -rf bin
+
+# Training speed at batch 64: the Go trainer (pure Go and OpenBLAS) against
+# PyTorch on this machine, with the load average (STEPS, MODELS, THREADS:
+# see the script).
+bench:
+	GO='$(GO)' bench/go_vs_torch.sh

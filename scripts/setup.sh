@@ -15,6 +15,7 @@ packages=(
 	python3-numpy
 	python3-onnx        # the ONNX checker of the exporter's tests
 	dataset-fashion-mnist
+	chromium            # the headless browser of the explorer's tests (package server)
 )
 
 missing=()

@@ -1,0 +1,232 @@
+package server
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/latent-ai/latent/inference"
+)
+
+// staticFiles are the explorer's page, script and style sheet.
+//
+//go:embed static
+var staticFiles embed.FS
+
+// openAPI is the OpenAPI 3 description of the API, served at /openapi.json.
+//
+//go:embed openapi.json
+var openAPI []byte
+
+var staticFS = mustSub(staticFiles, "static")
+
+func mustSub(f fs.FS, dir string) fs.FS {
+	sub, err := fs.Sub(f, dir)
+	if err != nil {
+		panic(err) // dir is a constant that go:embed checked
+	}
+	return sub
+}
+
+// A route is one path of the API.
+type route struct {
+	method string // GET (which also answers HEAD) or POST
+	path   string
+	// inference marks the routes that run the model: they are admitted
+	// under MaxInFlight+MaxQueue and run in an inference slot.
+	inference bool
+	handle    func(w http.ResponseWriter, r *http.Request) error
+}
+
+// apiRoutes lists the routes of the API; the explorer's files are served
+// at every other path.
+func (s *Server) apiRoutes() []route {
+	return []route{
+		{http.MethodPost, "/v1/encode", true, s.handleEncode},
+		{http.MethodPost, "/v1/decode", true, s.handleDecode},
+		{http.MethodPost, "/v1/sample", true, s.handleSample},
+		{http.MethodGet, "/v1/model", false, s.handleModel},
+		{http.MethodGet, "/v1/examples", false, s.handleExamples},
+		{http.MethodGet, "/healthz", false, s.handleHealth},
+		{http.MethodGet, "/openapi.json", false, s.handleOpenAPI},
+	}
+}
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	for _, rt := range s.apiRoutes() {
+		mux.Handle(rt.path, s.api(rt))
+	}
+	mux.HandleFunc("/", s.handleStatic)
+	return s.logged(mux)
+}
+
+// api wraps the handler of rt: it checks the method, admits inference
+// requests, bounds the request's time and answers the handler's error.
+func (s *Server) api(rt route) http.Handler {
+	allow := rt.method
+	if rt.method == http.MethodGet {
+		allow = "GET, HEAD"
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		if r.Method != rt.method && (rt.method != http.MethodGet || r.Method != http.MethodHead) {
+			w.Header().Set("Allow", allow)
+			s.fail(w, r, &apiError{status: http.StatusMethodNotAllowed,
+				msg: fmt.Sprintf("method %s is not allowed on %s: use %s", r.Method, rt.path, rt.method)})
+			return
+		}
+		if rt.inference {
+			limit := int64(s.cfg.MaxInFlight + s.cfg.MaxQueue)
+			if s.admitted.Add(1) > limit {
+				s.admitted.Add(-1)
+				s.fail(w, r, &apiError{status: http.StatusServiceUnavailable, retryAfter: 1,
+					msg: fmt.Sprintf("server busy: %d inference requests in progress; retry later", limit)})
+				return
+			}
+			defer s.admitted.Add(-1)
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+		defer cancel()
+		if err := rt.handle(w, r.WithContext(ctx)); err != nil {
+			s.fail(w, r, err)
+		}
+	})
+}
+
+// apiError is an error answered to the client with its status.
+type apiError struct {
+	status     int
+	msg        string
+	retryAfter int // seconds, for a Retry-After header when > 0
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+// badRequest returns a 400 error.
+func badRequest(format string, args ...any) *apiError {
+	return &apiError{status: http.StatusBadRequest, msg: fmt.Sprintf(format, args...)}
+}
+
+// tooLarge returns a 413 error.
+func tooLarge(format string, args ...any) *apiError {
+	return &apiError{status: http.StatusRequestEntityTooLarge, msg: fmt.Sprintf(format, args...)}
+}
+
+// fail answers err: an *apiError with its status and message, anything
+// else (a bug or a failure of the model, never a client's mistake) with 500
+// and a log line.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var ae *apiError
+	if !errors.As(err, &ae) {
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "error", err.Error())
+		ae = &apiError{status: http.StatusInternalServerError, msg: "internal error"}
+	}
+	writeError(w, ae)
+}
+
+func writeError(w http.ResponseWriter, ae *apiError) {
+	if ae.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(ae.retryAfter))
+	}
+	b, _ := json.Marshal(map[string]string{"error": ae.msg}) // a map of strings always marshals
+	writeBody(w, ae.status, "application/json", append(b, '\n'))
+}
+
+// writeJSON answers v as JSON with the given status.
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("server: encode the response: %w", err)
+	}
+	writeBody(w, status, "application/json", append(b, '\n'))
+	return nil
+}
+
+func writeBody(w http.ResponseWriter, status int, contentType string, b []byte) {
+	h := w.Header()
+	h.Set("Content-Type", contentType)
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	w.Write(b) // an error here is the client's going away: nothing to do
+}
+
+// infer runs f in an inference slot. It waits at most MaxWait for a free
+// slot, less if ctx ends first, and returns a 503 error when none frees up.
+// f runs in a goroutine of its own that holds the slot until f returns,
+// even when ctx ends first and infer returns a 503 error: the slots bound
+// the inference calls actually running. f must not touch the response.
+func (s *Server) infer(ctx context.Context, f func() error) error {
+	wait := time.NewTimer(s.cfg.MaxWait)
+	defer wait.Stop()
+	select {
+	case s.slots <- struct{}{}:
+	case <-wait.C:
+		return &apiError{status: http.StatusServiceUnavailable, retryAfter: 1,
+			msg: fmt.Sprintf("server busy: no inference slot came free within %v; retry later", s.cfg.MaxWait)}
+	case <-ctx.Done():
+		return s.timedOut(ctx)
+	}
+	done := make(chan error, 1)
+	s.work.Add(1)
+	go func() {
+		defer s.work.Done()
+		defer func() { <-s.slots }()
+		defer func() {
+			if v := recover(); v != nil {
+				done <- fmt.Errorf("server: inference panicked: %v", v)
+			}
+		}()
+		done <- f()
+	}()
+	select {
+	case err := <-done:
+		if errors.Is(err, inference.ErrClosed) {
+			return &apiError{status: http.StatusServiceUnavailable, retryAfter: 1, msg: "the server is shutting down"}
+		}
+		return err
+	case <-ctx.Done():
+		return s.timedOut(ctx)
+	}
+}
+
+func (s *Server) timedOut(ctx context.Context) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return &apiError{status: http.StatusServiceUnavailable, retryAfter: 1,
+			msg: fmt.Sprintf("request timed out after %v", s.cfg.RequestTimeout)}
+	}
+	// The client went away; what is answered is never read.
+	return &apiError{status: http.StatusServiceUnavailable, msg: "request cancelled"}
+}
+
+// handleStatic serves the explorer's files: / is index.html. Unknown
+// paths get a JSON 404.
+func (s *Server) handleStatic(w http.ResponseWriter, r *http.Request) {
+	name := strings.TrimPrefix(r.URL.Path, "/")
+	if name == "" {
+		name = "index.html"
+	}
+	info, err := fs.Stat(staticFS, name)
+	if !fs.ValidPath(name) || err != nil || info.IsDir() {
+		s.fail(w, r, &apiError{status: http.StatusNotFound, msg: fmt.Sprintf("no such page: %s (the API is under /v1; see /openapi.json)", r.URL.Path)})
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		s.fail(w, r, &apiError{status: http.StatusMethodNotAllowed, msg: fmt.Sprintf("method %s is not allowed on %s: use GET", r.Method, r.URL.Path)})
+		return
+	}
+	h := w.Header()
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data: blob:; base-uri 'none'; frame-ancestors 'none'")
+	http.ServeFileFS(w, r, staticFS, name)
+}
