@@ -16,7 +16,11 @@ const (
 )
 
 // graph is a Gorgonia expression graph of one part of an architecture for
-// one batch size, built from the declaration in models.
+// one batch size, built from the declaration in models. Every layer is an op
+// of this package (ops*.go) with a hand-written forward pass and a backward
+// pass of more such ops, fused with the ReLU or Sigmoid that follows it: the
+// graph holds no Gorgonia arithmetic op, which also keeps it clear of
+// Gorgonia's element-wise ops overwriting reshaped views of their inputs.
 type graph struct {
 	g      *G.ExprGraph
 	batch  int
@@ -58,6 +62,7 @@ func newGraph(arch models.Arch, part string, batch int, values []tensor.Tensor, 
 			first[p.Module] = i
 		}
 	}
+	b := builder{needs: map[*G.Node]bool{}}
 	x := gr.input
 	var err error
 	parts := []string{part}
@@ -69,163 +74,142 @@ func newGraph(arch models.Arch, part string, batch int, values []tensor.Tensor, 
 		if name == partDecoder {
 			layers = arch.Decoder
 		}
-		for i, l := range reshapesFirst(layers) {
+		for i := 0; i < len(layers); i++ {
+			l := layers[i]
 			mod := fmt.Sprintf("%s.%d", name, i)
-			var w, b *G.Node
+			var w, bias *G.Node
+			act := actNone
 			if l.HasParams() {
 				wi := first[mod]
 				w = G.NodeFromAny(gr.g, values[wi], G.WithName(params[wi].Name))
-				b = G.NodeFromAny(gr.g, values[wi+1], G.WithName(params[wi+1].Name))
-				gr.params[wi], gr.params[wi+1] = w, b
+				bias = G.NodeFromAny(gr.g, values[wi+1], G.WithName(params[wi+1].Name))
+				gr.params[wi], gr.params[wi+1] = w, bias
+				// An activation right after the layer runs inside its op.
+				if i+1 < len(layers) {
+					act = activationOf(layers[i+1].Op)
+				}
 			}
-			if x, err = layer(l, x, w, b); err != nil {
+			if x, err = b.layer(l, x, w, bias, act); err != nil {
 				return nil, fmt.Errorf("%s (%s): %w", mod, l.Op, err)
+			}
+			if act != actNone {
+				i++
 			}
 		}
 	}
 	gr.output = x
 
-	var bound G.Nodes
-	for _, p := range gr.params {
-		if p != nil {
-			bound = append(bound, p)
-		}
-	}
 	if train {
 		if part != partAutoencoder {
 			return nil, fmt.Errorf("only the autoencoder trains, not the %s", part)
 		}
-		diff, err := G.Sub(gr.output, gr.input)
-		if err != nil {
-			return nil, fmt.Errorf("loss: %w", err)
-		}
-		if gr.loss, err = G.Mean(G.Must(G.Square(diff))); err != nil {
+		if gr.loss, err = G.ApplyOp(newMSEOp(gr.output, gr.input), gr.output, gr.input); err != nil {
 			return nil, fmt.Errorf("loss: %w", err)
 		}
 		G.Read(gr.loss, &gr.lossVal)
+		var bound G.Nodes
+		for _, p := range gr.params {
+			if p != nil {
+				bound = append(bound, p)
+			}
+		}
 		if _, err := G.Grad(gr.loss, bound...); err != nil {
 			return nil, fmt.Errorf("gradients: %w", err)
 		}
-		gr.vm = G.NewTapeMachine(gr.g, G.BindDualValues(bound...))
-	} else {
-		gr.vm = G.NewTapeMachine(gr.g)
 	}
+	// Without BindDualValues, a parameter's Grad() is the value of its
+	// gradient node from the last run, which the run overwrites: gradients
+	// do not add up from run to run.
+	gr.vm = G.NewTapeMachine(gr.g)
 	return gr, nil
-}
-
-// reshapesFirst returns the layers with every Flatten or Unflatten that
-// directly follows a ReLU or Sigmoid moved before it. The result is the same
-// (the activations act on each value alone), but Gorgonia's gradients are
-// not: its element-wise ops may overwrite a reshaped view of an activation's
-// output that the activation's own gradient still needs. Module names keep
-// the declared indices, since the swapped layers have no parameters.
-func reshapesFirst(layers []models.Layer) []models.Layer {
-	out := append([]models.Layer(nil), layers...)
-	for i := 0; i+1 < len(out); i++ {
-		act := out[i].Op == models.ReLU || out[i].Op == models.Sigmoid
-		reshape := out[i+1].Op == models.Flatten || out[i+1].Op == models.Unflatten
-		if act && reshape {
-			out[i], out[i+1] = out[i+1], out[i]
-			i++
-		}
-	}
-	return out
 }
 
 func withBatch(n int, s []int) []int { return append([]int{n}, s...) }
 
+// activationOf returns the activation of an activation layer, or actNone.
+func activationOf(op models.Op) activation {
+	switch op {
+	case models.ReLU:
+		return actReLU
+	case models.Sigmoid:
+		return actSigmoid
+	}
+	return actNone
+}
+
+// builder adds layers to a graph.
+type builder struct {
+	// needs records which nodes depend on a parameter, and so need a
+	// gradient; the input and what is computed from it alone do not.
+	needs map[*G.Node]bool
+}
+
 // layer applies one declared layer to x, with w and b its parameters in the
-// trainer's layout.
-func layer(l models.Layer, x, w, b *G.Node) (*G.Node, error) {
-	n := x.Shape()[0]
+// trainer's layout and act the activation that follows it, fused in:
+//
+//	Linear           linearOp        y = a(x·W + b)
+//	Conv2d           convOp          im2col and gemm, sample by sample
+//	ConvTranspose2d  convTOp         gemm and depth-to-space (kernel = stride)
+//	MaxPool2d        maxPoolOp
+//	ReLU, Sigmoid    actOp           where no layer with parameters precedes
+//	Flatten, Unflatten  reshapeOp    a view
+//
+// and the loss is mseOp.
+func (bd *builder) layer(l models.Layer, x, w, b *G.Node, act activation) (*G.Node, error) {
+	need := bd.needs[x]
+	var y *G.Node
+	var err error
+	// unary adds the node of an op of x alone, given its constructor's results.
+	unary := func(op G.Op, err error) (*G.Node, error) {
+		if err != nil {
+			return nil, err
+		}
+		return G.ApplyOp(op, x)
+	}
 	switch l.Op {
 	case models.Linear:
-		y, err := G.Mul(x, w) // [n, in]·[in, out]
-		if err != nil {
-			return nil, err
+		var op *linearOp
+		if op, err = newLinearOp(x, w, b, act, need); err == nil {
+			y, err = G.ApplyOp(op, x, w, b)
 		}
-		b1, err := G.Reshape(b, tensor.Shape{1, l.Out})
-		if err != nil {
-			return nil, err
-		}
-		return G.BroadcastAdd(y, b1, nil, []byte{0})
+		need = true
 	case models.Conv2d:
-		y, err := G.Conv2d(x, w, tensor.Shape{l.Kernel, l.Kernel}, []int{l.Pad, l.Pad}, []int{l.Stride, l.Stride}, []int{1, 1})
-		if err != nil {
-			return nil, err
+		var op *convOp
+		if op, err = newConvOp(x, w, b, l.Kernel, l.Stride, l.Pad, act, need); err == nil {
+			y, err = G.ApplyOp(op, x, w, b)
 		}
-		return addChannelBias(y, b, l.Out)
+		need = true
 	case models.ConvTranspose2d:
-		return convTranspose(l, x, w, b)
-	case models.MaxPool2d:
-		return G.MaxPool2D(x, tensor.Shape{l.Kernel, l.Kernel}, []int{0, 0}, []int{l.Stride, l.Stride})
-	case models.ReLU:
-		return G.Rectify(x)
-	case models.Sigmoid:
-		return G.Sigmoid(x)
-	case models.Flatten:
-		size := 1
-		for _, d := range x.Shape()[1:] {
-			size *= d
+		if l.Kernel != l.Stride || l.Pad != 0 {
+			return nil, fmt.Errorf("only kernel == stride with no padding is supported, not kernel %d stride %d pad %d", l.Kernel, l.Stride, l.Pad)
 		}
-		return G.Reshape(x, tensor.Shape{n, size})
-	case models.Unflatten:
-		return G.Reshape(x, tensor.Shape(withBatch(n, l.Shape)))
+		var op *convTOp
+		if op, err = newConvTOp(x, w, b, act, need); err == nil {
+			y, err = G.ApplyOp(op, x, w, b)
+		}
+		need = true
+	case models.MaxPool2d:
+		if l.Pad != 0 {
+			return nil, fmt.Errorf("padding %d is not supported", l.Pad)
+		}
+		y, err = unary(newMaxPoolOp(x, l.Kernel, l.Stride, need))
+	case models.ReLU, models.Sigmoid:
+		y, err = G.ApplyOp(newActOp(activationOf(l.Op), x, need), x)
+	case models.Flatten, models.Unflatten:
+		n := x.Shape()[0]
+		shape := tensor.Shape{n, x.Shape().TotalSize() / n}
+		if l.Op == models.Unflatten {
+			shape = withBatch(n, l.Shape)
+		}
+		y, err = unary(newReshapeOp(x, shape, need))
+	default:
+		return nil, fmt.Errorf("the trainer has no %s layer", l.Op)
 	}
-	return nil, fmt.Errorf("the trainer has no %s layer", l.Op)
-}
-
-func addChannelBias(y, b *G.Node, c int) (*G.Node, error) {
-	b4, err := G.Reshape(b, tensor.Shape{1, c, 1, 1})
 	if err != nil {
 		return nil, err
 	}
-	return G.BroadcastAdd(y, b4, nil, []byte{0, 2, 3})
-}
-
-// convTranspose computes a ConvTranspose2d whose kernel equals its stride
-// (k×k, stride k, no padding), where output patches do not overlap:
-//
-//	out[n, co, k·h+i, k·w+j] = Σ_ci x[n, ci, h, w]·W[ci, co, i, j] + b[co]
-//
-// as one matrix product [n·H·W, Cin]·[Cin, Cout·k·k] followed by a
-// depth-to-space rearrangement. Gorgonia differentiates through it.
-func convTranspose(l models.Layer, x, w, b *G.Node) (*G.Node, error) {
-	if l.Kernel != l.Stride || l.Pad != 0 {
-		return nil, fmt.Errorf("only kernel == stride with no padding is supported, not kernel %d stride %d pad %d", l.Kernel, l.Stride, l.Pad)
-	}
-	s := x.Shape()
-	n, cin, h, wd := s[0], s[1], s[2], s[3]
-	k, cout := l.Kernel, l.Out
-	xt, err := G.Transpose(x, 0, 2, 3, 1) // [n, h, w, cin]
-	if err != nil {
-		return nil, err
-	}
-	x2, err := G.Reshape(xt, tensor.Shape{n * h * wd, cin})
-	if err != nil {
-		return nil, err
-	}
-	wm, err := G.Reshape(w, tensor.Shape{cin, cout * k * k})
-	if err != nil {
-		return nil, err
-	}
-	y, err := G.Mul(x2, wm) // [n·h·w, cout·k·k]
-	if err != nil {
-		return nil, err
-	}
-	y6, err := G.Reshape(y, tensor.Shape{n, h, wd, cout, k, k})
-	if err != nil {
-		return nil, err
-	}
-	yt, err := G.Transpose(y6, 0, 3, 1, 4, 2, 5) // [n, cout, h, k, w, k]
-	if err != nil {
-		return nil, err
-	}
-	y4, err := G.Reshape(yt, tensor.Shape{n, cout, h * k, wd * k})
-	if err != nil {
-		return nil, err
-	}
-	return addChannelBias(y4, b, cout)
+	bd.needs[y] = need
+	return y, nil
 }
 
 // run executes the graph once on the values in its input node and resets

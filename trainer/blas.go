@@ -1,0 +1,134 @@
+package trainer
+
+import (
+	"runtime"
+	"sync"
+
+	"gonum.org/v1/gonum/blas"
+	G "gorgonia.org/gorgonia"
+)
+
+// float is the element type of the trainer's custom ops: float32 for
+// training, float64 for the finite-difference gradient test.
+type float interface{ ~float32 | ~float64 }
+
+// gemmSplit is whether gemm splits large products across goroutines
+// itself, for a BLAS that runs each call on one thread.
+var gemmSplit = false
+
+// blasThreaded is whether the BLAS runs each call on several threads of its
+// own that spin while they wait (OpenBLAS with OPENBLAS_NUM_THREADS > 1):
+// then the ops call it from one goroutine at a time.
+var blasThreaded = false
+
+// gemmWorkers is the number of goroutines among which an op shares n items
+// of work that call gemmCall, grain at least each.
+func gemmWorkers(n, grain int) int {
+	if blasThreaded {
+		return 1
+	}
+	return workers(n, grain)
+}
+
+// gemmGrain is the least number of multiply-adds worth a goroutine.
+const gemmGrain = 1 << 18
+
+// gemm computes C = op(A)·op(B) + beta·C with the BLAS that Gorgonia uses
+// (G.WhichBLAS: gonum's pure-Go BLAS by default, OpenBLAS with the openblas
+// build tag), where op(X) is X or Xᵀ. C is m×n, op(A) m×k, op(B) k×n, all
+// row-major with leading dimensions lda, ldb and ldc. With gemmSplit, the
+// rows or the columns of C are shared among goroutines; every value of C is
+// still computed by one call, so the result does not depend on the split.
+func gemm[T float](transA, transB bool, m, n, k int, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
+	if m == 0 || n == 0 {
+		return
+	}
+	parts := 1
+	if gemmSplit {
+		parts = min(runtime.GOMAXPROCS(0), m*n*k/gemmGrain, max(m, n)/8)
+	}
+	if parts <= 1 {
+		gemmCall(transA, transB, m, n, k, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
+	if n >= m {
+		parallelParts(n, parts, func(_, lo, hi int) {
+			bj := lo // the columns of op(B) from lo
+			if transB {
+				bj = lo * ldb
+			}
+			gemmCall(transA, transB, m, hi-lo, k, a, lda, b[bj:], ldb, beta, c[lo:], ldc)
+		})
+		return
+	}
+	parallelParts(m, parts, func(_, lo, hi int) {
+		ai := lo * lda // the rows of op(A) from lo
+		if transA {
+			ai = lo
+		}
+		gemmCall(transA, transB, hi-lo, n, k, a[ai:], lda, b, ldb, beta, c[lo*ldc:], ldc)
+	})
+}
+
+func gemmCall[T float](transA, transB bool, m, n, k int, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
+	tA, tB := blas.NoTrans, blas.NoTrans
+	if transA {
+		tA = blas.Trans
+	}
+	if transB {
+		tB = blas.Trans
+	}
+	switch a := any(a).(type) {
+	case []float32:
+		G.WhichBLAS().Sgemm(tA, tB, m, n, k, 1, a, lda, any(b).([]float32), ldb, float32(beta), any(c).([]float32), ldc)
+	case []float64:
+		G.WhichBLAS().Dgemm(tA, tB, m, n, k, 1, a, lda, any(b).([]float64), ldb, float64(beta), any(c).([]float64), ldc)
+	}
+}
+
+// parallelFor calls body(lo, hi) on contiguous parts of [0, n) that cover
+// it, concurrently on up to GOMAXPROCS goroutines when n is at least twice
+// grain. Each index is handled by exactly one call, so bodies that write
+// only to the indices they are given stay deterministic.
+func parallelFor(n, grain int, body func(lo, hi int)) {
+	parallelParts(n, workers(n, grain), func(_, lo, hi int) { body(lo, hi) })
+}
+
+// workers is the number of goroutines that parallelFor uses for n items.
+func workers(n, grain int) int {
+	return max(1, min(runtime.GOMAXPROCS(0), n/max(grain, 1)))
+}
+
+// parallelParts splits [0, n) into parts contiguous ranges and calls
+// body(w, lo, hi) for range w on its own goroutine (the caller's for w = 0).
+func parallelParts(n, parts int, body func(w, lo, hi int)) {
+	parts = max(1, min(parts, n))
+	if parts == 1 {
+		body(0, 0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	wg.Add(parts - 1)
+	for w := 1; w < parts; w++ {
+		go func() {
+			defer wg.Done()
+			body(w, w*n/parts, (w+1)*n/parts)
+		}()
+	}
+	body(0, 0, n/parts)
+	wg.Wait()
+}
+
+// scratchPool holds one scratch buffer per worker of parallelParts, kept by
+// an op from run to run.
+type scratchPool []any
+
+// grow makes room for parts workers; call it before parallelParts.
+func (p *scratchPool) grow(parts int) {
+	for len(*p) < parts {
+		*p = append(*p, nil)
+	}
+}
+
+// poolScratch returns n values of worker w's buffer.
+func poolScratch[T float](p scratchPool, w, n int) []T { return scratch[T](&p[w], n) }

@@ -1,0 +1,749 @@
+package trainer
+
+import (
+	"fmt"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// The convolutions work one sample at a time, so that what a sample needs
+// (its im2col columns, its products) stays in the CPU's caches, and the
+// samples are shared among goroutines. For sample s, with K = Cin·k·k:
+//
+//	Conv2d           cols_s = im2col(x_s)                      [K, oh·ow]
+//	                 y_s    = a(W·cols_s + b)                  W [C, K]
+//	  backward       dZ_s   = dy_s·a'(…)     (actGradOp, or the max pooling's gradient)
+//	                 dW     = Σ_s dZ_s·cols_sᵀ                  (convGradWOp)
+//	                 dx_s   = col2im(Wᵀ·dZ_s)                   (convGradXOp)
+//	                 db     = Σ dZ                              (biasGradOp)
+//
+//	ConvTranspose2d  (kernel k = stride, no padding: output patches do not
+//	                 overlap) with x_s [Cin, h·w] and W [Cin, C·k·k]:
+//	                 Y_s = Wᵀ·x_s                               [C·k·k, h·w]
+//	                 y[s, c, k·i+p, k·j+q] = a(Y_s[(c·k+p)·k+q, i·w+j] + b[c])
+//	  backward       dZ_s   = the same gather of dy_s·a'(…)     (convTGradZOp)
+//	                 dW     = Σ_s x_s·dZ_sᵀ                     (convTGradWOp)
+//	                 dx_s   = W·dZ_s                            (convTGradXOp)
+//	                 db     = Σ dZ                              (biasGradOp)
+
+// convGeom is the geometry of a convolution or pooling window: input
+// [n, c, h, w], a k×k window with stride and zero padding, output oh×ow.
+type convGeom struct {
+	n, c, h, w, k, stride, pad, oh, ow int
+}
+
+func newConvGeom(x tensor.Shape, k, stride, pad int) (convGeom, error) {
+	if x.Dims() != 4 {
+		return convGeom{}, fmt.Errorf("input %v, want [n c h w]", x)
+	}
+	g := convGeom{n: x[0], c: x[1], h: x[2], w: x[3], k: k, stride: stride, pad: pad}
+	if k < 1 || stride < 1 || pad < 0 || g.h+2*pad < k || g.w+2*pad < k {
+		return convGeom{}, fmt.Errorf("kernel %d stride %d padding %d on %v", k, stride, pad, x)
+	}
+	g.oh = (g.h+2*pad-k)/stride + 1
+	g.ow = (g.w+2*pad-k)/stride + 1
+	return g, nil
+}
+
+func (g convGeom) K() int   { return g.c * g.k * g.k } // rows of a sample's columns
+func (g convGeom) ohw() int { return g.oh * g.ow }
+func (g convGeom) chw() int { return g.c * g.h * g.w }
+
+// validRange returns the output positions [lo, hi) whose input position
+// o·stride - pad + i lies in [0, size), clipped to [0, outSize).
+func validRange(i, size, outSize, stride, pad int) (lo, hi int) {
+	if pad-i > 0 {
+		lo = (pad - i + stride - 1) / stride
+	}
+	if top := size - 1 + pad - i; top >= 0 {
+		hi = min(outSize, top/stride+1)
+	}
+	lo = min(lo, outSize)
+	return lo, max(lo, hi)
+}
+
+// im2col writes rows [r0, r1) of the columns of one sample x [c, h, w]
+// into dst [r1-r0, oh·ow]:
+// cols[(ch·k+i)·k+j, oy·ow+ox] = x[ch, oy·stride-pad+i, ox·stride-pad+j],
+// and 0 outside x.
+func im2col[T float](g convGeom, dst, x []T, r0, r1 int) {
+	ohw, hw := g.ohw(), g.h*g.w
+	for r := r0; r < r1; r++ {
+		ch, i, j := r/(g.k*g.k), r/g.k%g.k, r%g.k
+		ylo, yhi := validRange(i, g.h, g.oh, g.stride, g.pad)
+		xlo, xhi := validRange(j, g.w, g.ow, g.stride, g.pad)
+		src := x[ch*hw : (ch+1)*hw]
+		d := dst[(r-r0)*ohw : (r-r0+1)*ohw]
+		clear(d[:ylo*g.ow])
+		clear(d[yhi*g.ow:])
+		if g.stride == 1 && g.ow == g.w {
+			// A "same" convolution: the valid rows are src shifted by a
+			// constant, but for the columns that wrap round.
+			if start, end := ylo*g.ow+xlo, (yhi-1)*g.ow+xhi; start < end {
+				copy(d[start:end], src[start+(i-g.pad)*g.w+j-g.pad:])
+			}
+			if xlo > 0 || xhi < g.ow {
+				for oy := ylo; oy < yhi; oy++ {
+					row := d[oy*g.ow : (oy+1)*g.ow]
+					for x := 0; x < xlo; x++ {
+						row[x] = 0
+					}
+					for x := xhi; x < len(row); x++ {
+						row[x] = 0
+					}
+				}
+			}
+			continue
+		}
+		for oy := ylo; oy < yhi; oy++ {
+			row := d[oy*g.ow : (oy+1)*g.ow]
+			clear(row[:xlo])
+			clear(row[xhi:])
+			in := src[(oy*g.stride-g.pad+i)*g.w : (oy*g.stride-g.pad+i+1)*g.w]
+			for ox := xlo; ox < xhi; ox++ {
+				row[ox] = in[ox*g.stride-g.pad+j]
+			}
+		}
+	}
+}
+
+// col2im sets dx [c, h, w] of one sample to the sum of its columns' values
+// cols [K, oh·ow] at the positions they came from, adding the kernel
+// positions in order.
+func col2im[T float](g convGeom, dx, cols []T) {
+	ohw, hw := g.ohw(), g.h*g.w
+	clear(dx)
+	for r := 0; r < g.K(); r++ {
+		ch, i, j := r/(g.k*g.k), r/g.k%g.k, r%g.k
+		ylo, yhi := validRange(i, g.h, g.oh, g.stride, g.pad)
+		xlo, xhi := validRange(j, g.w, g.ow, g.stride, g.pad)
+		src := cols[r*ohw : (r+1)*ohw]
+		dst := dx[ch*hw : (ch+1)*hw]
+		for oy := ylo; oy < yhi; oy++ {
+			in := src[oy*g.ow+xlo : oy*g.ow+xhi]
+			iy := oy*g.stride - g.pad + i
+			out := dst[iy*g.w : (iy+1)*g.w]
+			if g.stride == 1 {
+				out = out[xlo-g.pad+j:]
+				out = out[:len(in)]
+				for t, v := range in {
+					out[t] += v
+				}
+				continue
+			}
+			for t, v := range in {
+				out[(xlo+t)*g.stride-g.pad+j] += v
+			}
+		}
+	}
+}
+
+// convOp is a Conv2d layer with its activation, x [n, Cin, h, w], W [C, Cin,
+// k, k], b [C].
+type convOp struct {
+	opBase
+	g     convGeom
+	C     int
+	act   activation
+	needX bool
+	cols  scratchPool
+}
+
+func newConvOp(x, w, b *G.Node, k, stride, pad int, act activation, needX bool) (*convOp, error) {
+	g, err := newConvGeom(x.Shape(), k, stride, pad)
+	if err != nil {
+		return nil, err
+	}
+	ws := w.Shape()
+	if ws.Dims() != 4 || ws[1] != g.c || ws[2] != k || ws[3] != k || b.Shape().TotalSize() != ws[0] {
+		return nil, fmt.Errorf("conv: x %v, W %v, b %v", x.Shape(), ws, b.Shape())
+	}
+	C := ws[0]
+	return &convOp{opBase: newBase(withAct("conv", act), tensor.Shape{g.n, C, g.oh, g.ow}, x, w, b),
+		g: g, C: C, act: act, needX: needX}, nil
+}
+
+func withAct(name string, act activation) string {
+	if act == actNone {
+		return name
+	}
+	return name + "+" + act.String()
+}
+
+func (op *convOp) Do(in ...G.Value) (G.Value, error) {
+	dt, err := op.check(in)
+	if err != nil {
+		return nil, err
+	}
+	out := op.output(dt)
+	switch y := op.outData.(type) {
+	case []float32:
+		convForward(op, y, args[float32](&op.opBase))
+	case []float64:
+		convForward(op, y, args[float64](&op.opBase))
+	}
+	return out, nil
+}
+
+func convForward[T float](op *convOp, y []T, a [4][]T) {
+	x, w, b := a[0], a[1], a[2]
+	g, C := op.g, op.C
+	K, ohw := g.K(), g.ohw()
+	parts := gemmWorkers(g.n, 1)
+	op.cols.grow(parts)
+	parallelParts(g.n, parts, func(wk, lo, hi int) {
+		cols := poolScratch[T](op.cols, wk, K*ohw)
+		for s := lo; s < hi; s++ {
+			im2col(g, cols, x[s*g.chw():(s+1)*g.chw()], 0, K)
+			ys := y[s*C*ohw : (s+1)*C*ohw]
+			gemmCall(false, false, C, ohw, K, w, K, cols, ohw, 0, ys, ohw)
+			for c, v := range b {
+				biasActivate(op.act, ys[c*ohw:(c+1)*ohw], v)
+			}
+		}
+	})
+}
+
+func (op *convOp) DiffWRT(int) []bool { return []bool{op.needX, true, true} }
+
+func (op *convOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	x, w := inputs[0], inputs[1]
+	dz, err := applyActGrad(op.act, output, grad)
+	if err != nil {
+		return nil, err
+	}
+	grads := make(G.Nodes, 3)
+	if op.needX {
+		gx := &convGradXOp{opBase: newBase("conv-grad-x", x.Shape().Clone(), w, dz), conv: op}
+		if grads[0], err = G.ApplyOp(gx, w, dz); err != nil {
+			return nil, err
+		}
+	}
+	gw := &convGradWOp{opBase: newBase("conv-grad-w", w.Shape().Clone(), x, dz), conv: op}
+	if grads[1], err = G.ApplyOp(gw, x, dz); err != nil {
+		return nil, err
+	}
+	if grads[2], err = G.ApplyOp(newBiasGradOp(dz, op.g.n, op.C, op.g.ohw()), dz); err != nil {
+		return nil, err
+	}
+	return grads, nil
+}
+
+// convGradWOp is a Conv2d's weight gradient, dW = Σ_s dZ_s·cols_sᵀ, from x
+// and dZ. The goroutines share the columns of dW (or its rows, when there
+// are more), and each adds up the samples in order.
+type convGradWOp struct {
+	opBase
+	conv *convOp
+	cols scratchPool
+}
+
+func (op *convGradWOp) Do(in ...G.Value) (G.Value, error) {
+	dt, err := op.check(in)
+	if err != nil {
+		return nil, err
+	}
+	out := op.output(dt)
+	switch dw := op.outData.(type) {
+	case []float32:
+		convGradW(op, dw, args[float32](&op.opBase))
+	case []float64:
+		convGradW(op, dw, args[float64](&op.opBase))
+	}
+	return out, nil
+}
+
+func convGradW[T float](op *convGradWOp, dw []T, a [4][]T) {
+	x, dz := a[0], a[1]
+	g, C := op.conv.g, op.conv.C
+	K, ohw := g.K(), g.ohw()
+	if K >= C {
+		parts := gemmWorkers(K, 4)
+		op.cols.grow(parts)
+		parallelParts(K, parts, func(wk, lo, hi int) {
+			cols := poolScratch[T](op.cols, wk, (hi-lo)*ohw)
+			for s := 0; s < g.n; s++ {
+				im2col(g, cols, x[s*g.chw():(s+1)*g.chw()], lo, hi)
+				gemmCall(false, true, C, hi-lo, ohw, dz[s*C*ohw:], ohw, cols, ohw, T(min(s, 1)), dw[lo:], K)
+			}
+		})
+		return
+	}
+	parts := gemmWorkers(C, 4)
+	op.cols.grow(parts)
+	parallelParts(C, parts, func(wk, lo, hi int) {
+		cols := poolScratch[T](op.cols, wk, K*ohw)
+		for s := 0; s < g.n; s++ {
+			im2col(g, cols, x[s*g.chw():(s+1)*g.chw()], 0, K)
+			gemmCall(false, true, hi-lo, K, ohw, dz[(s*C+lo)*ohw:], ohw, cols, ohw, T(min(s, 1)), dw[lo*K:], K)
+		}
+	})
+}
+
+// convGradXOp is a Conv2d's input gradient, dx_s = col2im(Wᵀ·dZ_s), from W
+// and dZ.
+type convGradXOp struct {
+	opBase
+	conv  *convOp
+	dcols scratchPool
+}
+
+func (op *convGradXOp) Do(in ...G.Value) (G.Value, error) {
+	dt, err := op.check(in)
+	if err != nil {
+		return nil, err
+	}
+	out := op.output(dt)
+	switch dx := op.outData.(type) {
+	case []float32:
+		convGradX(op, dx, args[float32](&op.opBase))
+	case []float64:
+		convGradX(op, dx, args[float64](&op.opBase))
+	}
+	return out, nil
+}
+
+func convGradX[T float](op *convGradXOp, dx []T, a [4][]T) {
+	w, dz := a[0], a[1]
+	g, C := op.conv.g, op.conv.C
+	K, ohw := g.K(), g.ohw()
+	parts := gemmWorkers(g.n, 1)
+	op.dcols.grow(parts)
+	parallelParts(g.n, parts, func(wk, lo, hi int) {
+		dcols := poolScratch[T](op.dcols, wk, K*ohw)
+		for s := lo; s < hi; s++ {
+			gemmCall(true, false, K, ohw, C, w, K, dz[s*C*ohw:], ohw, 0, dcols, ohw)
+			col2im(g, dx[s*g.chw():(s+1)*g.chw()], dcols)
+		}
+	})
+}
+
+// convTOp is a ConvTranspose2d layer whose kernel equals its stride, with no
+// padding, and its activation: x [n, Cin, h, w], W [Cin, C, k, k], b [C].
+type convTOp struct {
+	opBase
+	n, cin, h, w, C, f int
+	act                activation
+	needX              bool
+	y                  scratchPool
+}
+
+func newConvTOp(x, w, b *G.Node, act activation, needX bool) (*convTOp, error) {
+	xs, ws := x.Shape(), w.Shape()
+	if xs.Dims() != 4 || ws.Dims() != 4 || ws[0] != xs[1] || ws[2] != ws[3] || b.Shape().TotalSize() != ws[1] {
+		return nil, fmt.Errorf("convtranspose: x %v, W %v, b %v", xs, ws, b.Shape())
+	}
+	f := ws[2]
+	op := &convTOp{n: xs[0], cin: xs[1], h: xs[2], w: xs[3], C: ws[1], f: f, act: act, needX: needX}
+	op.opBase = newBase(withAct("convtranspose", act), tensor.Shape{op.n, op.C, op.h * f, op.w * f}, x, w, b)
+	return op, nil
+}
+
+func (op *convTOp) R() int { return op.C * op.f * op.f } // rows of Y_s
+
+func (op *convTOp) Do(in ...G.Value) (G.Value, error) {
+	dt, err := op.check(in)
+	if err != nil {
+		return nil, err
+	}
+	out := op.output(dt)
+	switch y := op.outData.(type) {
+	case []float32:
+		convTForward(op, y, args[float32](&op.opBase))
+	case []float64:
+		convTForward(op, y, args[float64](&op.opBase))
+	}
+	return out, nil
+}
+
+func convTForward[T float](op *convTOp, out []T, a [4][]T) {
+	x, w, b := a[0], a[1], a[2]
+	R, hw, f := op.R(), op.h*op.w, op.f
+	OW, plane := op.w*f, hw*f*f
+	parts := gemmWorkers(op.n, 1)
+	op.y.grow(parts)
+	parallelParts(op.n, parts, func(wk, lo, hi int) {
+		y := poolScratch[T](op.y, wk, R*hw)
+		for s := lo; s < hi; s++ {
+			gemmCall(true, false, R, hw, op.cin, w, R, x[s*op.cin*hw:], hw, 0, y, hw)
+			for c := 0; c < op.C; c++ {
+				dst := out[(s*op.C+c)*plane : (s*op.C+c+1)*plane]
+				bias := b[c]
+				for p := 0; p < f; p++ {
+					for q := 0; q < f; q++ {
+						src := y[((c*f+p)*f+q)*hw : ((c*f+p)*f+q+1)*hw]
+						for i := 0; i < op.h; i++ {
+							row := dst[(i*f+p)*OW+q:]
+							for j, v := range src[i*op.w : (i+1)*op.w] {
+								row[j*f] = v + bias
+							}
+						}
+					}
+				}
+				activateSerial(op.act, dst)
+			}
+		}
+	})
+}
+
+func (op *convTOp) DiffWRT(int) []bool { return []bool{op.needX, true, true} }
+
+func (op *convTOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	x, w := inputs[0], inputs[1]
+	hw := op.h * op.w
+	gz := &convTGradZOp{opBase: newBase("convtranspose-grad-z", tensor.Shape{op.n, op.R(), hw}, output, grad), conv: op}
+	dz, err := G.ApplyOp(gz, output, grad)
+	if err != nil {
+		return nil, err
+	}
+	grads := make(G.Nodes, 3)
+	if op.needX {
+		gx := &convTGradXOp{opBase: newBase("convtranspose-grad-x", x.Shape().Clone(), w, dz), conv: op}
+		if grads[0], err = G.ApplyOp(gx, w, dz); err != nil {
+			return nil, err
+		}
+	}
+	gw := &convTGradWOp{opBase: newBase("convtranspose-grad-w", w.Shape().Clone(), x, dz), conv: op}
+	if grads[1], err = G.ApplyOp(gw, x, dz); err != nil {
+		return nil, err
+	}
+	if grads[2], err = G.ApplyOp(newBiasGradOp(dz, op.n, op.C, op.f*op.f*hw), dz); err != nil {
+		return nil, err
+	}
+	return grads, nil
+}
+
+// convTGradZOp gathers dZ_s [C·k·k, h·w], the gradient of Y_s, from a
+// ConvTranspose2d's output y and its gradient dy.
+type convTGradZOp struct {
+	opBase
+	conv *convTOp
+}
+
+func (op *convTGradZOp) Do(in ...G.Value) (G.Value, error) {
+	dt, err := op.check(in)
+	if err != nil {
+		return nil, err
+	}
+	out := op.output(dt)
+	switch dz := op.outData.(type) {
+	case []float32:
+		convTGradZ(op.conv, dz, args[float32](&op.opBase))
+	case []float64:
+		convTGradZ(op.conv, dz, args[float64](&op.opBase))
+	}
+	return out, nil
+}
+
+func convTGradZ[T float](op *convTOp, dz []T, a [4][]T) {
+	y, dy := a[0], a[1]
+	hw, f := op.h*op.w, op.f
+	OW, plane := op.w*f, hw*f*f
+	parallelFor(op.n*op.C, 8, func(lo, hi int) {
+		var ybuf, dybuf [64]T
+		for sc := lo; sc < hi; sc++ {
+			ys, dys := y[sc*plane:(sc+1)*plane], dy[sc*plane:(sc+1)*plane]
+			s, c := sc/op.C, sc%op.C
+			for p := 0; p < f; p++ {
+				for q := 0; q < f; q++ {
+					dst := dz[(s*op.R()+(c*f+p)*f+q)*hw : (s*op.R()+(c*f+p)*f+q+1)*hw]
+					for i := 0; i < op.h; i++ {
+						// Gather a row of the (p, q) phase in chunks, then
+						// apply the activation's gradient to the chunk.
+						for j0 := 0; j0 < op.w; j0 += len(ybuf) {
+							n := min(len(ybuf), op.w-j0)
+							at := (i*f+p)*OW + q + j0*f
+							for t := 0; t < n; t++ {
+								ybuf[t], dybuf[t] = ys[at+t*f], dys[at+t*f]
+							}
+							activationGradSerial(op.act, dst[i*op.w+j0:i*op.w+j0+n], ybuf[:n], dybuf[:n])
+						}
+					}
+				}
+			}
+		}
+	})
+}
+
+// convTGradWOp is a ConvTranspose2d's weight gradient, dW = Σ_s x_s·dZ_sᵀ,
+// from x and dZ; the goroutines share the columns of dW.
+type convTGradWOp struct {
+	opBase
+	conv *convTOp
+}
+
+func (op *convTGradWOp) Do(in ...G.Value) (G.Value, error) {
+	dt, err := op.check(in)
+	if err != nil {
+		return nil, err
+	}
+	out := op.output(dt)
+	switch dw := op.outData.(type) {
+	case []float32:
+		convTGradW(op.conv, dw, args[float32](&op.opBase))
+	case []float64:
+		convTGradW(op.conv, dw, args[float64](&op.opBase))
+	}
+	return out, nil
+}
+
+func convTGradW[T float](op *convTOp, dw []T, a [4][]T) {
+	x, dz := a[0], a[1]
+	R, hw := op.R(), op.h*op.w
+	parallelParts(R, gemmWorkers(R, 4), func(_, lo, hi int) {
+		for s := 0; s < op.n; s++ {
+			gemmCall(false, true, op.cin, hi-lo, hw, x[s*op.cin*hw:], hw, dz[(s*R+lo)*hw:], hw, T(min(s, 1)), dw[lo:], R)
+		}
+	})
+}
+
+// convTGradXOp is a ConvTranspose2d's input gradient, dx_s = W·dZ_s, from W
+// and dZ.
+type convTGradXOp struct {
+	opBase
+	conv *convTOp
+}
+
+func (op *convTGradXOp) Do(in ...G.Value) (G.Value, error) {
+	dt, err := op.check(in)
+	if err != nil {
+		return nil, err
+	}
+	out := op.output(dt)
+	switch dx := op.outData.(type) {
+	case []float32:
+		convTGradX(op.conv, dx, args[float32](&op.opBase))
+	case []float64:
+		convTGradX(op.conv, dx, args[float64](&op.opBase))
+	}
+	return out, nil
+}
+
+func convTGradX[T float](op *convTOp, dx []T, a [4][]T) {
+	w, dz := a[0], a[1]
+	R, hw := op.R(), op.h*op.w
+	parallelParts(op.n, gemmWorkers(op.n, 1), func(_, lo, hi int) {
+		for s := lo; s < hi; s++ {
+			gemmCall(false, false, op.cin, hw, R, w, R, dz[s*R*hw:], hw, 0, dx[s*op.cin*hw:], hw)
+		}
+	})
+}
+
+// maxPoolOp is MaxPool2d with a k×k window, a stride and no padding: every
+// output is the largest value of its window (NaN wins, as in PyTorch).
+//
+// When x is the output of a ReLU (relu), the gradient that the pooling
+// passes back is already the ReLU's input gradient: a window's gradient goes
+// to the position of its maximum m, where ReLU's gradient is 1 if m > 0 and
+// 0 otherwise, and every other position gets 0 either way. The op that
+// applied the ReLU then skips its own gradient pass (applyActGrad), one pass
+// fewer over the largest activations of a convolutional network.
+//
+// In a graph that trains, 2×2 windows with stride 2 record where their
+// maximum is (and whether it is positive) as they go, for the gradient.
+type maxPoolOp struct {
+	opBase
+	g     convGeom
+	need  bool
+	relu  bool
+	train bool    // set by SymDiff: record where
+	where []uint8 // per output: bits 0-1 the maximum's position, bit 2 m > 0
+}
+
+func newMaxPoolOp(x *G.Node, k, stride int, need bool) (*maxPoolOp, error) {
+	g, err := newConvGeom(x.Shape(), k, stride, 0)
+	if err != nil {
+		return nil, fmt.Errorf("maxpool: %w", err)
+	}
+	return &maxPoolOp{opBase: newBase(fmt.Sprintf("maxpool(k%d,s%d)", k, stride), tensor.Shape{g.n, g.c, g.oh, g.ow}, x),
+		g: g, need: need, relu: outputsReLU(x)}, nil
+}
+
+// outputsReLU reports whether node x is the output of a ReLU of this package.
+func outputsReLU(x *G.Node) bool {
+	switch op := x.Op().(type) {
+	case *linearOp:
+		return op.act == actReLU
+	case *convOp:
+		return op.act == actReLU
+	case *convTOp:
+		return op.act == actReLU
+	case *actOp:
+		return op.act == actReLU
+	}
+	return false
+}
+
+func (op *maxPoolOp) is2x2() bool { return op.g.k == 2 && op.g.stride == 2 }
+
+func (op *maxPoolOp) Do(in ...G.Value) (G.Value, error) {
+	dt, err := op.check(in)
+	if err != nil {
+		return nil, err
+	}
+	out := op.output(dt)
+	var where []uint8
+	if op.train && op.is2x2() {
+		if len(op.where) != op.shape.TotalSize() {
+			op.where = make([]uint8, op.shape.TotalSize())
+		}
+		where = op.where
+	}
+	switch y := op.outData.(type) {
+	case []float32:
+		maxPool(op.g, y, args[float32](&op.opBase)[0], where)
+	case []float64:
+		maxPool(op.g, y, args[float64](&op.opBase)[0], where)
+	}
+	return out, nil
+}
+
+// maxPool writes the window maxima of x into y, and with where (2×2
+// windows, stride 2), where each maximum is.
+func maxPool[T float](g convGeom, y, x []T, where []uint8) {
+	hw, ohw := g.h*g.w, g.oh*g.ow
+	parallelFor(g.n*g.c, 8, func(lo, hi int) {
+		for p := lo; p < hi; p++ {
+			src, yp := x[p*hw:(p+1)*hw], y[p*ohw:(p+1)*ohw]
+			if g.k == 2 && g.stride == 2 {
+				var wp []uint8
+				if where != nil {
+					wp = where[p*ohw : (p+1)*ohw]
+				}
+				maxPool2x2(src, g.w, g.oh, g.ow, yp, wp)
+				continue
+			}
+			for oy := 0; oy < g.oh; oy++ {
+				for ox := 0; ox < g.ow; ox++ {
+					_, yp[oy*g.ow+ox] = windowMax(g, src, oy, ox)
+				}
+			}
+		}
+	})
+}
+
+// windowMax returns the position in its plane and the value of the maximum
+// of window (oy, ox): the first in row-major order, or the last NaN, as
+// PyTorch's.
+func windowMax[T float](g convGeom, src []T, oy, ox int) (int, T) {
+	best := oy*g.stride*g.w + ox*g.stride
+	m := src[best]
+	for i := 0; i < g.k; i++ {
+		row := (oy*g.stride+i)*g.w + ox*g.stride
+		for j, v := range src[row : row+g.k] {
+			if v > m || v != v {
+				m, best = v, row+j
+			}
+		}
+	}
+	return best, m
+}
+
+// maxPool2x2 is maxPool on one plane for 2×2 windows with stride 2,
+// without branches on the data (which a CPU cannot predict).
+func maxPool2x2[T float](src []T, w, oh, ow int, y []T, where []uint8) {
+	for oy := 0; oy < oh; oy++ {
+		r0 := src[2*oy*w : 2*oy*w+2*ow]
+		r1 := src[(2*oy+1)*w : (2*oy+1)*w+2*ow]
+		yr := y[oy*ow : (oy+1)*ow]
+		if where == nil {
+			for ox := range yr {
+				yr[ox] = max(max(r0[2*ox], r0[2*ox+1]), max(r1[2*ox], r1[2*ox+1]))
+			}
+			continue
+		}
+		wr := where[oy*ow : (oy+1)*ow]
+		for ox := range yr {
+			a, b, c, e := r0[2*ox], r0[2*ox+1], r1[2*ox], r1[2*ox+1]
+			m0, m1 := max(a, b), max(c, e)
+			m := max(m0, m1)
+			yr[ox] = m
+			// The first maximum in row-major order: a, b, c, e.
+			s0, s1 := b2i(b > a), 2+b2i(e > c)
+			wr[ox] = uint8(s0 + (s1-s0)*b2i(m1 > m0) + b2i(!(m <= 0))<<2)
+		}
+	}
+}
+
+func (op *maxPoolOp) DiffWRT(int) []bool { return unaryDiff(op.need) }
+
+func (op *maxPoolOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	name := "maxpool-grad"
+	if op.relu {
+		name += "+relu-grad"
+	}
+	op.train = true
+	back := &maxPoolGradOp{opBase: newBase(name, inputs[0].Shape().Clone(), inputs[0], grad), pool: op, relu: op.relu}
+	dx, err := G.ApplyOp(back, inputs[0], grad)
+	return G.Nodes{dx}, err
+}
+
+// maxPoolGradOp is maxPoolOp's gradient, from its input x and dy; with
+// relu, followed by the gradient of the ReLU whose output x is. It reads
+// where the pooling recorded the maxima, or finds them again in x.
+type maxPoolGradOp struct {
+	opBase
+	pool *maxPoolOp
+	relu bool
+}
+
+func (op *maxPoolGradOp) Do(in ...G.Value) (G.Value, error) {
+	dt, err := op.check(in)
+	if err != nil {
+		return nil, err
+	}
+	out := op.output(dt)
+	where := op.pool.where
+	if !op.pool.is2x2() {
+		where = nil
+	}
+	switch dx := op.outData.(type) {
+	case []float32:
+		a := args[float32](&op.opBase)
+		maxPoolGrad(op.pool.g, dx, a[0], a[1], where, op.relu)
+	case []float64:
+		a := args[float64](&op.opBase)
+		maxPoolGrad(op.pool.g, dx, a[0], a[1], where, op.relu)
+	}
+	return out, nil
+}
+
+// maxPoolGrad writes the gradient dx of x for the gradient dy of the
+// pooling, sending each window's gradient to the position of its maximum
+// (with relu, only where the maximum is positive or NaN).
+func maxPoolGrad[T float](g convGeom, dx, x, dy []T, where []uint8, relu bool) {
+	hw, ohw := g.h*g.w, g.oh*g.ow
+	parallelFor(g.n*g.c, 8, func(lo, hi int) {
+		for p := lo; p < hi; p++ {
+			grad, dyp := dx[p*hw:(p+1)*hw], dy[p*ohw:(p+1)*ohw]
+			if where != nil {
+				maxPool2x2Grad(grad, g.w, g.oh, g.ow, dyp, where[p*ohw:(p+1)*ohw], relu)
+				continue
+			}
+			clear(grad)
+			src := x[p*hw : (p+1)*hw]
+			for oy := 0; oy < g.oh; oy++ {
+				for ox := 0; ox < g.ow; ox++ {
+					best, m := windowMax(g, src, oy, ox)
+					grad[best] += keepIf(dyp[oy*g.ow+ox], !relu || !(m <= 0))
+				}
+			}
+		}
+	})
+}
+
+// maxPool2x2Grad writes the gradient of one plane for 2×2 windows with
+// stride 2: each window's gradient at its maximum, 0 elsewhere.
+func maxPool2x2Grad[T float](grad []T, w, oh, ow int, dy []T, where []uint8, relu bool) {
+	clear(grad)
+	for oy := 0; oy < oh; oy++ {
+		g := grad[2*oy*w : (2*oy+2)*w]
+		wr := where[oy*ow : (oy+1)*ow]
+		for ox, d := range dy[oy*ow : (oy+1)*ow] {
+			c := int(wr[ox])
+			right, down := c&1, (c>>1)&1 // where in the window
+			g[down*w+2*ox+right] = keepIf(d, !relu || c&4 != 0)
+		}
+	}
+}

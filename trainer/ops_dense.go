@@ -1,0 +1,216 @@
+package trainer
+
+import (
+	"fmt"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// linearOp is a Linear layer with its activation: y = a(x·W + b), x [n, in],
+// W [in, out] (the trainer's layout), b [out]. Its backward pass is
+//
+//	dz = dy·a'(z)   (actGradOp; see applyActGrad)
+//	dx = dz·Wᵀ      (matMulOp, only where x needs a gradient)
+//	dW = xᵀ·dz      (matMulOp)
+//	db = Σ_rows dz  (biasGradOp)
+type linearOp struct {
+	opBase
+	n, in, out int
+	act        activation
+	needX      bool
+}
+
+func newLinearOp(x, w, b *G.Node, act activation, needX bool) (*linearOp, error) {
+	xs, ws := x.Shape(), w.Shape()
+	if xs.Dims() != 2 || ws.Dims() != 2 || xs[1] != ws[0] || b.Shape().TotalSize() != ws[1] {
+		return nil, fmt.Errorf("linear: x %v, W %v, b %v", xs, ws, b.Shape())
+	}
+	n, in, out := xs[0], ws[0], ws[1]
+	return &linearOp{opBase: newBase(withAct("linear", act), tensor.Shape{n, out}, x, w, b), n: n, in: in, out: out, act: act, needX: needX}, nil
+}
+
+func (op *linearOp) Do(in ...G.Value) (G.Value, error) {
+	dt, err := op.check(in)
+	if err != nil {
+		return nil, err
+	}
+	out := op.output(dt)
+	switch y := op.outData.(type) {
+	case []float32:
+		linearForward(op, y, args[float32](&op.opBase))
+	case []float64:
+		linearForward(op, y, args[float64](&op.opBase))
+	}
+	return out, nil
+}
+
+func linearForward[T float](op *linearOp, y []T, a [4][]T) {
+	x, w, b := a[0], a[1], a[2]
+	gemm(false, false, op.n, op.out, op.in, x, op.in, w, op.out, 0, y, op.out)
+	parallelFor(op.n, max(1, grain/op.out), func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			row := y[i*op.out : (i+1)*op.out]
+			switch op.act {
+			case actReLU:
+				for j, v := range row {
+					row[j] = max(v+b[j], 0)
+				}
+			case actSigmoid:
+				for j, v := range row {
+					row[j] = v + b[j]
+				}
+				activateSerial(actSigmoid, row)
+			default:
+				for j, v := range row {
+					row[j] = v + b[j]
+				}
+			}
+		}
+	})
+}
+
+func (op *linearOp) DiffWRT(int) []bool { return []bool{op.needX, true, true} }
+
+func (op *linearOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	x, w := inputs[0], inputs[1]
+	dz, err := applyActGrad(op.act, output, grad)
+	if err != nil {
+		return nil, err
+	}
+	grads := make(G.Nodes, 3)
+	if op.needX {
+		if grads[0], err = applyMatMul(dz, w, false, true, nil); err != nil {
+			return nil, err
+		}
+	}
+	if grads[1], err = applyMatMul(x, dz, true, false, nil); err != nil {
+		return nil, err
+	}
+	if grads[2], err = G.ApplyOp(newBiasGradOp(dz, op.n, op.out, 1), dz); err != nil {
+		return nil, err
+	}
+	return grads, nil
+}
+
+// matMulOp is C = op(A)·op(B) for matrices stored row-major, where op
+// transposes where asked.
+type matMulOp struct {
+	opBase
+	transA, transB bool
+	m, n, k        int
+	lda, ldb       int
+}
+
+// applyMatMul adds the node op(a)·op(b), where a and b may have any shape
+// whose first dimension is the matrix's rows and the rest its columns. The
+// result has shape, or [rows, columns] if shape is nil.
+func applyMatMul(a, b *G.Node, transA, transB bool, shape tensor.Shape) (*G.Node, error) {
+	ar, ac := rowsCols(a.Shape())
+	br, bc := rowsCols(b.Shape())
+	m, k, k2, n := ar, ac, br, bc
+	if transA {
+		m, k = ac, ar
+	}
+	if transB {
+		k2, n = bc, br
+	}
+	if k != k2 {
+		return nil, fmt.Errorf("matmul: %v and %v (transposed %v, %v) do not match", a.Shape(), b.Shape(), transA, transB)
+	}
+	if shape == nil {
+		shape = tensor.Shape{m, n}
+	} else if shape.TotalSize() != m*n {
+		return nil, fmt.Errorf("matmul: result shape %v for %d×%d", shape, m, n)
+	}
+	op := &matMulOp{opBase: newBase(fmt.Sprintf("matmul(%v,%v)", transA, transB), shape.Clone(), a, b),
+		transA: transA, transB: transB, m: m, n: n, k: k, lda: ac, ldb: bc}
+	return G.ApplyOp(op, a, b)
+}
+
+func rowsCols(s tensor.Shape) (int, int) { return s[0], s.TotalSize() / s[0] }
+
+func (op *matMulOp) Do(in ...G.Value) (G.Value, error) {
+	dt, err := op.check(in)
+	if err != nil {
+		return nil, err
+	}
+	out := op.output(dt)
+	switch c := op.outData.(type) {
+	case []float32:
+		a := args[float32](&op.opBase)
+		gemm(op.transA, op.transB, op.m, op.n, op.k, a[0], op.lda, a[1], op.ldb, 0, c, op.n)
+	case []float64:
+		a := args[float64](&op.opBase)
+		gemm(op.transA, op.transB, op.m, op.n, op.k, a[0], op.lda, a[1], op.ldb, 0, c, op.n)
+	}
+	return out, nil
+}
+
+// biasGradOp sums a gradient over everything but the channel: with the
+// gradient viewed as [outer, channels, inner], db[c] = Σ_o Σ_i dz[o, c, i].
+// A Linear layer's gradient [n, out] is outer n, inner 1; a convolution's
+// [channels·f·f, n·h·w] is outer 1, inner f·f·n·h·w.
+type biasGradOp struct {
+	opBase
+	outer, channels, inner int
+}
+
+func newBiasGradOp(dz *G.Node, outer, channels, inner int) *biasGradOp {
+	if outer*channels*inner != dz.Shape().TotalSize() {
+		panic(fmt.Sprintf("bias gradient: %d×%d×%d is not the size of %v", outer, channels, inner, dz.Shape()))
+	}
+	return &biasGradOp{opBase: newBase("bias-grad", tensor.Shape{channels}, dz), outer: outer, channels: channels, inner: inner}
+}
+
+func (op *biasGradOp) Do(in ...G.Value) (G.Value, error) {
+	dt, err := op.check(in)
+	if err != nil {
+		return nil, err
+	}
+	out := op.output(dt)
+	switch db := op.outData.(type) {
+	case []float32:
+		biasGrad(op, db, args[float32](&op.opBase)[0])
+	case []float64:
+		biasGrad(op, db, args[float64](&op.opBase)[0])
+	}
+	return out, nil
+}
+
+func biasGrad[T float](op *biasGradOp, db, dz []T) {
+	c, inner := op.channels, op.inner
+	// The goroutines share the channels; each adds up its own in order.
+	parallelFor(c, max(1, grain/(op.outer*inner)), func(lo, hi int) {
+		d := db[lo:hi]
+		clear(d)
+		for o := 0; o < op.outer; o++ {
+			block := dz[o*c*inner : (o+1)*c*inner]
+			if inner == 1 {
+				for ch, v := range block[lo:hi] {
+					d[ch] += v
+				}
+				continue
+			}
+			for ch := lo; ch < hi; ch++ {
+				d[ch-lo] += sum(block[ch*inner : (ch+1)*inner])
+			}
+		}
+	})
+}
+
+// sum adds v up in four interleaved partial sums, in a fixed order.
+func sum[T float](v []T) T {
+	var s0, s1, s2, s3 T
+	i := 0
+	for ; i+4 <= len(v); i += 4 {
+		s0 += v[i]
+		s1 += v[i+1]
+		s2 += v[i+2]
+		s3 += v[i+3]
+	}
+	for ; i < len(v); i++ {
+		s0 += v[i]
+	}
+	return (s0 + s1) + (s2 + s3)
+}

@@ -1,0 +1,175 @@
+package trainer
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/latent-ai/latent/models"
+	"gorgonia.org/tensor"
+)
+
+// opArchs exercise, in float64, the paths of the trainer's ops that the
+// notebook's layer orders do not reach in TestGradientsFiniteDifference:
+// convolutions after other layers (input gradients), with more output
+// channels than kernel values, with stride 2 or no padding, without an
+// activation; pooling windows that overlap or are 3×3, after a fused or a
+// standalone ReLU or after no ReLU; standalone ReLU and Sigmoid; and
+// transposed convolutions with kernels 2 and 3.
+var opArchs = []struct {
+	name string
+	arch models.Arch
+}{
+	{"conv-stack", models.Arch{Kind: "t", Bottleneck: 3, Input: []int{2, 6, 6},
+		Encoder: []models.Layer{
+			{Op: models.Conv2d, In: 2, Out: 3, Kernel: 3, Stride: 1, Pad: 1}, {Op: models.ReLU}, // fused ReLU
+			{Op: models.MaxPool2d, Kernel: 2, Stride: 1},                      // overlapping windows, after that ReLU
+			{Op: models.Conv2d, In: 3, Out: 1, Kernel: 3, Stride: 1, Pad: 0},  // no activation, input gradient
+			{Op: models.Conv2d, In: 1, Out: 12, Kernel: 3, Stride: 2, Pad: 1}, // channels > kernel values, stride 2
+			{Op: models.Sigmoid},
+			{Op: models.Flatten},
+			{Op: models.Linear, In: 48, Out: 3}},
+		Decoder: []models.Layer{
+			{Op: models.Linear, In: 3, Out: 72},
+			{Op: models.Unflatten, Shape: []int{2, 6, 6}},
+			{Op: models.Sigmoid}}}}, // standalone
+	{"pool-transpose", models.Arch{Kind: "t", Bottleneck: 2, Input: []int{1, 6, 6},
+		Encoder: []models.Layer{
+			{Op: models.Conv2d, In: 1, Out: 2, Kernel: 3, Stride: 1, Pad: 1},
+			{Op: models.MaxPool2d, Kernel: 3, Stride: 1}, // 3×3 windows, no ReLU before
+			{Op: models.ReLU}, // standalone
+			{Op: models.MaxPool2d, Kernel: 2, Stride: 2}, // 2×2, after a standalone ReLU
+			{Op: models.Flatten},
+			{Op: models.Sigmoid}, // standalone
+			{Op: models.Linear, In: 8, Out: 2}},
+		Decoder: []models.Layer{
+			{Op: models.Linear, In: 2, Out: 8}, {Op: models.ReLU},
+			{Op: models.Unflatten, Shape: []int{2, 2, 2}},
+			{Op: models.ConvTranspose2d, In: 2, Out: 3, Kernel: 3, Stride: 3}, {Op: models.ReLU},
+			{Op: models.ConvTranspose2d, In: 3, Out: 1, Kernel: 1, Stride: 1}, {Op: models.Sigmoid}}}},
+}
+
+// TestOpGradientsFiniteDifference checks the gradient of every parameter of
+// opArchs against central finite differences, in float64, as
+// TestGradientsFiniteDifference does for the notebook's layer kinds.
+func TestOpGradientsFiniteDifference(t *testing.T) {
+	for _, tc := range opArchs {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.arch.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			checkFiniteDifferences(t, tc.arch, 3)
+		})
+	}
+}
+
+func checkFiniteDifferences(t *testing.T, arch models.Arch, batch int) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	params := arch.Params()
+	var values []tensor.Tensor
+	var data [][]float64
+	for _, p := range params {
+		shape := p.Shape
+		if p.Layer.Op == models.Linear && !p.Bias {
+			shape = []int{shape[1], shape[0]}
+		}
+		v := make([]float64, p.Size())
+		for i := range v {
+			v[i] = rng.NormFloat64() * 0.7
+		}
+		data = append(data, v)
+		values = append(values, tensor.New(tensor.WithShape(shape...), tensor.WithBacking(v)))
+	}
+	gr, err := newGraph(arch, partAutoencoder, batch, values, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := gr.input.Value().Data().([]float64)
+	for i := range in {
+		in[i] = rng.Float64()
+	}
+	loss := func() float64 {
+		if err := gr.run(); err != nil {
+			t.Fatal(err)
+		}
+		return scalar(gr.lossVal)
+	}
+	loss()
+	var analytic [][]float64
+	for i, p := range gr.params {
+		g, err := p.Grad()
+		if err != nil {
+			t.Fatalf("%s: %v", params[i].Name, err)
+		}
+		analytic = append(analytic, slices.Clone(g.Data().([]float64)))
+	}
+	const h = 1e-6
+	for i, v := range data {
+		worst := 0.0
+		for j := range v {
+			orig := v[j]
+			v[j] = orig + h
+			up := loss()
+			v[j] = orig - h
+			down := loss()
+			v[j] = orig
+			num := (up - down) / (2 * h)
+			err := math.Abs(num-analytic[i][j]) / math.Max(1e-3, math.Abs(num)+math.Abs(analytic[i][j]))
+			worst = math.Max(worst, err)
+		}
+		if worst > 1e-4 {
+			t.Errorf("%s (%s): worst relative gradient error %.2e", params[i].Name, params[i].Layer.Op, worst)
+		}
+	}
+}
+
+// TestStepsAreDeterministic trains two fresh copies of each notebook model
+// on the same batches and checks that their weights and losses agree bit for
+// bit: the goroutines that share the ops' work never change a result.
+func TestStepsAreDeterministic(t *testing.T) {
+	const batch, steps = 64, 3
+	rng := rand.New(rand.NewPCG(5, 6))
+	images := make([]float32, steps*batch*784)
+	for i := range images {
+		images[i] = rng.Float32()
+	}
+	for _, kind := range models.Kinds() {
+		t.Run(kind, func(t *testing.T) {
+			arch, err := models.New(kind, models.DefaultBottleneck)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var weights [2][][]float32
+			var losses [2][]float64
+			for run := range weights {
+				tr, err := New(DefaultConfig(arch))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for s := 0; s < steps; s++ {
+					loss, err := tr.Step(images[s*batch*784:(s+1)*batch*784], batch)
+					if err != nil {
+						t.Fatal(err)
+					}
+					losses[run] = append(losses[run], loss)
+				}
+				for _, v := range tr.Weights().Values {
+					weights[run] = append(weights[run], slices.Clone(v))
+				}
+			}
+			if !slices.Equal(losses[0], losses[1]) {
+				t.Errorf("losses differ: %v and %v", losses[0], losses[1])
+			}
+			for i := range weights[0] {
+				for j, v := range weights[0][i] {
+					if math.Float32bits(v) != math.Float32bits(weights[1][i][j]) {
+						t.Fatalf("%s[%d]: %v and %v", paramName(arch, i), j, v, weights[1][i][j])
+					}
+				}
+			}
+		})
+	}
+}
+
+func paramName(arch models.Arch, i int) string { return arch.Params()[i].Name }
