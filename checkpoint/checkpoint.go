@@ -6,9 +6,9 @@
 // model.load_state_dict(tensors, strict=True) works in PyTorch. Its metadata
 // holds the architecture declaration and a training summary.
 //
-// The optimizer state of a training run is a second safetensors file
-// (optimizer.safetensors) with the Adam moments of every parameter, named
-// "exp_avg.<param>" and "exp_avg_sq.<param>".
+// The training state of a run is a second safetensors file
+// (optimizer.safetensors): the weights again with the Adam moments of every
+// parameter, so that a resume never mixes steps (see SaveState).
 //
 // All writes are atomic.
 package checkpoint
@@ -153,58 +153,66 @@ type Adam struct {
 	ExpAvgSq map[string][]float32
 }
 
-// SaveAdam writes the optimizer state of a model of arch to path atomically.
-// epochs tags the file so that a resume can check it matches the model.
-func SaveAdam(path string, arch models.Arch, st *Adam, epochs int) error {
-	if err := checkParams(arch, st.ExpAvg, "exp_avg "); err != nil {
+// SaveState writes the training state of a run to path atomically: the
+// model's weights and training summary together with the optimizer state
+// that goes with them, in one file, so that a crash can never leave weights
+// and moments from different steps. Tensors are named "param.<name>",
+// "exp_avg.<name>" and "exp_avg_sq.<name>".
+func SaveState(path string, m *Model, st *Adam) error {
+	for prefix, ps := range map[string]map[string][]float32{"": m.Params, "exp_avg ": st.ExpAvg, "exp_avg_sq ": st.ExpAvgSq} {
+		if err := checkParams(m.Arch, ps, prefix); err != nil {
+			return fmt.Errorf("save %s: %w", path, err)
+		}
+	}
+	meta, err := json.Marshal(m.Meta)
+	if err != nil {
 		return fmt.Errorf("save %s: %w", path, err)
 	}
-	if err := checkParams(arch, st.ExpAvgSq, "exp_avg_sq "); err != nil {
-		return fmt.Errorf("save %s: %w", path, err)
+	ts := tensorsFor(m.Arch, m.Params, "param.")
+	for k, v := range tensorsFor(m.Arch, st.ExpAvg, "exp_avg.") {
+		ts[k] = v
 	}
-	ts := tensorsFor(arch, st.ExpAvg, "exp_avg.")
-	for k, v := range tensorsFor(arch, st.ExpAvgSq, "exp_avg_sq.") {
+	for k, v := range tensorsFor(m.Arch, st.ExpAvgSq, "exp_avg_sq.") {
 		ts[k] = v
 	}
 	info := map[string]string{
-		"format": Format, "kind": arch.Kind, "arch": arch.JSON(),
-		"step": strconv.Itoa(st.Step), "epochs": strconv.Itoa(epochs),
+		"format": Format, "kind": m.Arch.Kind, "arch": m.Arch.JSON(),
+		"step": strconv.Itoa(st.Step), "training": string(meta),
 	}
 	return writeTensors(path, ts, info)
 }
 
-// LoadAdam reads the optimizer state written by SaveAdam for a model of
-// arch, and the number of epochs it was saved after.
-func LoadAdam(path string, arch models.Arch) (*Adam, int, error) {
+// LoadState reads a training state written by SaveState.
+func LoadState(path string) (*Model, *Adam, error) {
 	st, info, err := readTensors(path)
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, err
 	}
-	got, err := archOf(info)
+	arch, err := archOf(info)
 	if err != nil {
-		return nil, 0, fmt.Errorf("load %s: %w", path, err)
+		return nil, nil, fmt.Errorf("load %s: %w", path, err)
 	}
-	if !got.Equal(arch) {
-		return nil, 0, fmt.Errorf("load %s: optimizer state of a %s model, not %s", path, got.Kind, arch.Kind)
+	if st.Len() != 3*len(arch.Params()) {
+		return nil, nil, fmt.Errorf("load %s: %d tensors, want %d (weights and two moments): not a training state", path, st.Len(), 3*len(arch.Params()))
 	}
-	if st.Len() != 2*len(arch.Params()) {
-		return nil, 0, fmt.Errorf("load %s: %d tensors, want %d moments", path, st.Len(), 2*len(arch.Params()))
+	m := &Model{Arch: arch}
+	if err := json.Unmarshal([]byte(info["training"]), &m.Meta); err != nil {
+		return nil, nil, fmt.Errorf("load %s: training metadata: %w", path, err)
 	}
 	a := &Adam{}
 	if a.Step, err = strconv.Atoi(info["step"]); err != nil || a.Step < 0 {
-		return nil, 0, fmt.Errorf("load %s: bad step %q", path, info["step"])
+		return nil, nil, fmt.Errorf("load %s: bad step %q", path, info["step"])
 	}
-	epochs, err := strconv.Atoi(info["epochs"])
-	if err != nil {
-		return nil, 0, fmt.Errorf("load %s: bad epochs %q", path, info["epochs"])
+	if m.Params, err = paramsFrom(st, arch, "param."); err != nil {
+		return nil, nil, fmt.Errorf("load %s: %w", path, err)
 	}
 	if a.ExpAvg, err = paramsFrom(st, arch, "exp_avg."); err != nil {
-		return nil, 0, fmt.Errorf("load %s: %w", path, err)
+		return nil, nil, fmt.Errorf("load %s: %w", path, err)
 	}
 	if a.ExpAvgSq, err = paramsFrom(st, arch, "exp_avg_sq."); err != nil {
-		return nil, 0, fmt.Errorf("load %s: %w", path, err)
+		return nil, nil, fmt.Errorf("load %s: %w", path, err)
 	}
-	return a, epochs, nil
+	return m, a, nil
 }
 
 // Info describes a model file without checking its tensors.

@@ -58,23 +58,28 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 	}
 }
 
-func TestAdamRoundTrip(t *testing.T) {
+func TestStateRoundTrip(t *testing.T) {
 	m := testModel(t, "conv")
 	st := &Adam{Step: 12, ExpAvg: m.Params, ExpAvgSq: m.Params}
 	path := filepath.Join(t.TempDir(), "optimizer.safetensors")
-	if err := SaveAdam(path, m.Arch, st, 2); err != nil {
+	if err := SaveState(path, m, st); err != nil {
 		t.Fatal(err)
 	}
-	got, epochs, err := LoadAdam(path, m.Arch)
+	gotM, got, err := LoadState(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Step != 12 || epochs != 2 || got.ExpAvg["decoder.7.bias"][0] != m.Params["decoder.7.bias"][0] {
-		t.Errorf("got step %d epochs %d", got.Step, epochs)
+	if got.Step != 12 || gotM.Meta.Epochs != 2 || got.ExpAvg["decoder.7.bias"][0] != m.Params["decoder.7.bias"][0] ||
+		gotM.Params["encoder.0.weight"][3] != m.Params["encoder.0.weight"][3] {
+		t.Errorf("got step %d epochs %d", got.Step, gotM.Meta.Epochs)
 	}
-	classic, _ := models.New("classic", 10)
-	if _, _, err := LoadAdam(path, classic); err == nil {
-		t.Error("loaded a conv optimizer state for a classic model")
+	// A model file is not a training state.
+	model := filepath.Join(t.TempDir(), "model.safetensors")
+	if err := m.Save(model); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := LoadState(model); err == nil || !strings.Contains(err.Error(), "not a training state") {
+		t.Errorf("loaded a model file as a training state: %v", err)
 	}
 }
 

@@ -9,7 +9,8 @@
 // A run folder holds:
 //
 //	model.safetensors      the weights after the last completed epoch
-//	optimizer.safetensors  the Adam state that goes with them
+//	optimizer.safetensors  the training state: the same weights with their
+//	                       Adam moments, for Resume
 //	metrics.jsonl          one JSON line per completed epoch
 package trainer
 
@@ -130,19 +131,15 @@ func newTrainer(cfg Config, w *Weights) *Trainer {
 }
 
 // Resume returns a trainer that carries on the run saved in dir, with its
-// recorded recipe. epochs, if positive, replaces the planned epoch count.
+// recorded recipe, from its training state (OptimizerFile). epochs, if
+// positive, replaces the planned epoch count.
 func Resume(dir string, epochs int) (*Trainer, error) {
-	m, err := checkpoint.Load(filepath.Join(dir, ModelFile))
-	if err != nil {
-		return nil, err
-	}
-	st, done, err := checkpoint.LoadAdam(filepath.Join(dir, OptimizerFile), m.Arch)
+	m, st, err := checkpoint.LoadState(filepath.Join(dir, OptimizerFile))
 	if err != nil {
 		return nil, fmt.Errorf("resume %s: %w", dir, err)
 	}
-	if done != m.Meta.Epochs || st.Step != m.Meta.Step {
-		return nil, fmt.Errorf("resume %s: the optimizer state (epoch %d, step %d) does not match the model (epoch %d, step %d)",
-			dir, done, st.Step, m.Meta.Epochs, m.Meta.Step)
+	if st.Step != m.Meta.Step {
+		return nil, fmt.Errorf("resume %s: the optimizer is at step %d but its weights at step %d", dir, st.Step, m.Meta.Step)
 	}
 	w, err := FromModel(m)
 	if err != nil {
@@ -189,17 +186,19 @@ func (t *Trainer) Model() *checkpoint.Model {
 	return m
 }
 
-// Save writes the model and the optimizer state into dir atomically: the
-// optimizer first, then the model, each tagged with the epoch count.
+// Save writes the training state (weights and optimizer, one file) and then
+// the model into dir, each atomically. A crash between the two leaves a
+// model one epoch behind the state, and Resume carries on from the state.
 func (t *Trainer) Save(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("save run: %w", err)
 	}
+	m := t.Model()
 	st := &checkpoint.Adam{Step: t.adam.Step, ExpAvg: t.w.byName(t.adam.M), ExpAvgSq: t.w.byName(t.adam.V)}
-	if err := checkpoint.SaveAdam(filepath.Join(dir, OptimizerFile), t.cfg.Arch, st, t.meta.Epochs); err != nil {
+	if err := checkpoint.SaveState(filepath.Join(dir, OptimizerFile), m, st); err != nil {
 		return err
 	}
-	return t.Model().Save(filepath.Join(dir, ModelFile))
+	return m.Save(filepath.Join(dir, ModelFile))
 }
 
 // Step trains on one batch: images holds n·784 pixels. It returns the
