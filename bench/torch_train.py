@@ -37,6 +37,19 @@ def peak_rss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def cpu_seconds():
+    """User + system CPU time of this process (all threads)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def loadavg():
+    try:
+        return list(os.getloadavg())
+    except OSError:
+        return None
+
+
 def log(*a):
     print(*a, file=sys.stderr, flush=True)
 
@@ -110,6 +123,10 @@ def main(argv=None):
     base = {
         "model": a.model, "bottleneck": a.bottleneck, "batch": a.batch, "lr": a.lr, "seed": a.seed,
         "threads": a.threads, "torch": torch.__version__, "python": platform.python_version(),
+        "nproc": os.cpu_count(),
+        "env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                                          "OMP_WAIT_POLICY") if k in os.environ},
+        "loadavg_start": loadavg(),
     }
 
     if a.steps > 0:
@@ -126,16 +143,19 @@ def main(argv=None):
         for _ in range(a.warmup):
             step(next_batch())
         samples = 0
+        c0 = cpu_seconds()
         t0 = time.perf_counter()
         for _ in range(a.steps):
             xb = next_batch()
             step(xb)
             samples += xb.shape[0]
         dt = time.perf_counter() - t0
+        cpu = cpu_seconds() - c0
         sps = samples / dt
         if a.json:
             out = dict(base, mode="steps", steps=a.steps, warmup=a.warmup, samples=samples,
-                       seconds=dt, samples_per_sec=sps, peak_rss_mib=peak_rss_mib())
+                       seconds=dt, samples_per_sec=sps, cpu_seconds=cpu, samples_per_cpu_sec=samples / cpu,
+                       loadavg_end=loadavg(), peak_rss_mib=peak_rss_mib())
             print(json.dumps(out), flush=True)
         else:
             print("%.1f" % sps, flush=True)
@@ -144,6 +164,7 @@ def main(argv=None):
     epoch_loss, epoch_sec = [], []
     samples = 0
     train_sec = 0.0
+    c0 = cpu_seconds()
     for ep in range(a.epochs):
         t0 = time.perf_counter()
         total, nb = 0.0, 0
@@ -157,6 +178,7 @@ def main(argv=None):
         epoch_loss.append(total / nb)
         epoch_sec.append(dt)
         log("epoch %d/%d  train loss %.6f  %.1fs  %.0f samples/s" % (ep + 1, a.epochs, total / nb, dt, (n / dt)))
+    cpu = cpu_seconds() - c0
     mse = test_mse(model, xte)
     log("test MSE %.6f" % mse)
     if a.save:
@@ -165,7 +187,8 @@ def main(argv=None):
     out = dict(base, mode="train", epochs=a.epochs, train_samples=n, test_samples=int(xte.shape[0]),
                epoch_loss=epoch_loss, epoch_seconds=epoch_sec, test_mse=mse,
                train_seconds=train_sec, samples_per_sec=samples / train_sec if train_sec > 0 else 0.0,
-               peak_rss_mib=peak_rss_mib())
+               cpu_seconds=cpu, samples_per_cpu_sec=samples / cpu if cpu > 0 else 0.0,
+               loadavg_end=loadavg(), peak_rss_mib=peak_rss_mib())
     if a.json:
         print(json.dumps(out), flush=True)
     return 0
