@@ -49,7 +49,7 @@ func (a *Adam) Update(params, grads [][]float32) {
 		// Each value is updated alone, so splitting the work across
 		// goroutines does not change the result.
 		parallelFor(len(p), 1<<15, func(lo, hi int) {
-			adamUpdate(p[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi], stepSize, invBC2Sqrt, b1, b2, eps)
+			adamKernel(p[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi], stepSize, invBC2Sqrt, b1, b2, eps)
 		})
 	}
 }

@@ -6,7 +6,10 @@ import (
 )
 
 // BenchmarkGemm times gemm on the float32 products of a training step of
-// the notebook's models at batch 64, and reports GFLOPS.
+// the notebook's models at batch 64, and reports GFLOPS. Its first case,
+// peak, is a large square product: its GFLOPS are this machine's measured
+// fp32 peak through the trainer's gemm (GOMAXPROCS goroutines), which
+// bench/go_vs_torch.sh compares a training step with.
 func BenchmarkGemm(b *testing.B) {
 	b.Logf("BLAS: %s", BLAS())
 	shapes := []struct {
@@ -14,6 +17,7 @@ func BenchmarkGemm(b *testing.B) {
 		transA, transB bool
 		m, n, k        int
 	}{
+		{"peak/square", false, false, 1536, 1536, 1536},
 		{"classic/linear-784-512", false, false, 64, 512, 784},
 		{"classic/linear-784-512-dx", false, true, 64, 784, 512},
 		{"classic/linear-784-512-dW", true, false, 784, 512, 64},

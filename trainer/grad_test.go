@@ -3,6 +3,7 @@ package trainer
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/latent-ai/latent/models"
@@ -132,5 +133,46 @@ func TestAdamMatchesFormula(t *testing.T) {
 	}
 	if a.Step != 3 {
 		t.Fatalf("step count %d, want 3", a.Step)
+	}
+}
+
+// TestAdamKernelsAgree checks that the update Adam runs (in C, vectorised,
+// in the openblas build) gives the same bits as the Go loop adamUpdate, for
+// lengths around the vector widths and values from zero to large.
+func TestAdamKernelsAgree(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	value := func() float32 {
+		switch rng.IntN(6) {
+		case 0:
+			return 0
+		case 1:
+			return float32(rng.NormFloat64() * 1e-6)
+		case 2:
+			return float32(rng.NormFloat64() * 100)
+		default:
+			return float32(rng.NormFloat64())
+		}
+	}
+	for _, n := range []int{1, 7, 8, 9, 15, 16, 17, 31, 33, 100, 1000 + 13} {
+		for step := 1; step <= 3; step++ {
+			p, g, m, v := make([]float32, n), make([]float32, n), make([]float32, n), make([]float32, n)
+			for i := range p {
+				p[i], g[i], m[i] = value(), value(), value()
+				v[i] = float32(math.Abs(float64(value())))
+			}
+			p2, m2, v2 := slices.Clone(p), slices.Clone(m), slices.Clone(v)
+			bc1, bc2 := 1-math.Pow(0.9, float64(step)), 1-math.Pow(0.999, float64(step))
+			stepSize, inv := float32(1e-3/bc1), float32(1/math.Sqrt(bc2))
+			adamKernel(p, g, m, v, stepSize, inv, 0.9, 0.999, 1e-8)
+			adamUpdate(p2, g, m2, v2, stepSize, inv, 0.9, 0.999, 1e-8)
+			for i := range p {
+				if math.Float32bits(p[i]) != math.Float32bits(p2[i]) ||
+					math.Float32bits(m[i]) != math.Float32bits(m2[i]) ||
+					math.Float32bits(v[i]) != math.Float32bits(v2[i]) {
+					t.Fatalf("n=%d step %d value %d: kernel p,m,v = %v,%v,%v; Go loop %v,%v,%v",
+						n, step, i, p[i], m[i], v[i], p2[i], m2[i], v2[i])
+				}
+			}
+		}
 	}
 }

@@ -173,3 +173,37 @@ func TestStepsAreDeterministic(t *testing.T) {
 }
 
 func paramName(arch models.Arch, i int) string { return arch.Params()[i].Name }
+
+// TestSigmoid32 checks the float32 sigmoid against float64's math.Exp,
+// rounded: at most one unit in the last place apart, and equal for nearly
+// all inputs, over the whole range and at the edges.
+func TestSigmoid32(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	xs := []float32{0, float32(math.Copysign(0, -1)), 1e-30, -1e-30, 87, -87, 88.7, -88.7, 103, -103, 104, -104,
+		109.9, -109.9, 110, -110, 111, -111, float32(math.MaxFloat32), -float32(math.MaxFloat32),
+		float32(math.Inf(1)), float32(math.Inf(-1))}
+	for range 1_000_000 {
+		xs = append(xs, float32((rng.Float64()*2-1)*120))
+	}
+	for range 100_000 {
+		xs = append(xs, float32(rng.NormFloat64()))
+	}
+	off := 0
+	for _, x := range xs {
+		got := sigmoid32(x)
+		want := float32(1 / (1 + math.Exp(-float64(x))))
+		d := int64(math.Float32bits(got)) - int64(math.Float32bits(want))
+		if d < -1 || d > 1 {
+			t.Fatalf("sigmoid32(%v) = %v, want %v (%d units apart)", x, got, want, d)
+		}
+		if d != 0 {
+			off++
+		}
+	}
+	if off > len(xs)/1000 {
+		t.Errorf("%d of %d values one unit off, want at most 0.1%%", off, len(xs))
+	}
+	if got := sigmoid32(float32(math.NaN())); !math.IsNaN(float64(got)) {
+		t.Errorf("sigmoid32(NaN) = %v, want NaN", got)
+	}
+}

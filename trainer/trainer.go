@@ -223,11 +223,9 @@ func (t *Trainer) Step(images []float32, n int) (float64, error) {
 	if math.IsNaN(loss) || math.IsInf(loss, 0) {
 		return loss, fmt.Errorf("the loss is %v at step %d: training diverged; lower --lr", loss, t.adam.Step+1)
 	}
+	// Every op writes its gradient afresh each run (none adds to the last
+	// run's), so the gradients need no clearing between steps.
 	t.adam.Update(t.w.Values, t.grads)
-	// Gorgonia adds each run's gradients to the last ones: clear them.
-	for _, g := range t.grads {
-		clear(g)
-	}
 	return loss, nil
 }
 
