@@ -264,6 +264,34 @@ func (a Arch) Shapes(part string) [][]int {
 	return out
 }
 
+// MultiplyAdds returns the multiply-adds per sample of the forward pass of
+// each layer with parameters, encoder then decoder: in·out for Linear and
+// in·out·k·k per output position of Conv2d (per input position of
+// ConvTranspose2d). These are the matrix products that dominate the cost;
+// a training step does each three times (forward, input gradient, weight
+// gradient) except the first layer's input gradient.
+func (a Arch) MultiplyAdds() []int {
+	var macs []int
+	for _, part := range []string{"encoder", "decoder"} {
+		layers := a.Encoder
+		if part == "decoder" {
+			layers = a.Decoder
+		}
+		shapes := a.Shapes(part)
+		for i, l := range layers {
+			switch l.Op {
+			case Linear:
+				macs = append(macs, l.In*l.Out)
+			case Conv2d:
+				macs = append(macs, l.In*l.Out*l.Kernel*l.Kernel*prod(shapes[i+1][1:]))
+			case ConvTranspose2d:
+				macs = append(macs, l.In*l.Out*l.Kernel*l.Kernel*prod(shapes[i][1:]))
+			}
+		}
+	}
+	return macs
+}
+
 // Param is one trainable tensor of an architecture.
 type Param struct {
 	// Name is the PyTorch state-dict name, such as "encoder.1.weight".

@@ -2,6 +2,7 @@ package models
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -85,5 +86,32 @@ func TestConvTransposeFanIn(t *testing.T) {
 	l := Layer{Op: ConvTranspose2d, In: 32, Out: 16, Kernel: 2, Stride: 2}
 	if l.FanIn() != 64 {
 		t.Errorf("fan-in %d, want 64", l.FanIn())
+	}
+}
+
+// TestMultiplyAdds checks the per-sample multiply-adds against the
+// notebook's layer sizes worked out by hand.
+func TestMultiplyAdds(t *testing.T) {
+	tests := []struct {
+		kind string
+		want []int
+	}{
+		{"classic", []int{784 * 512, 512 * 512, 512 * 10, 10 * 512, 512 * 512, 512 * 784}},
+		{"conv", []int{
+			1 * 16 * 9 * 28 * 28,  // conv 1->16 at 28x28
+			16 * 32 * 9 * 14 * 14, // conv 16->32 at 14x14
+			1568 * 128, 128 * 10, 10 * 128, 128 * 1568,
+			32 * 16 * 4 * 7 * 7,   // convT 32->16 from 7x7
+			16 * 1 * 4 * 14 * 14}, // convT 16->1 from 14x14
+		},
+	}
+	for _, tt := range tests {
+		arch, err := New(tt.kind, DefaultBottleneck)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := arch.MultiplyAdds(); !slices.Equal(got, tt.want) {
+			t.Errorf("%s: MultiplyAdds() = %v, want %v", tt.kind, got, tt.want)
+		}
 	}
 }

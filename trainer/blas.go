@@ -3,6 +3,8 @@ package trainer
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"gonum.org/v1/gonum/blas"
 	G "gorgonia.org/gorgonia"
@@ -100,11 +102,16 @@ func workers(n, grain int) int {
 }
 
 // parallelParts splits [0, n) into parts contiguous ranges and calls
-// body(w, lo, hi) for range w on its own goroutine (the caller's for w = 0).
+// body(w, lo, hi) for range w, range 0 on the caller's goroutine and the
+// others on the worker pool's (or on new goroutines while the pool is busy
+// with another call).
 func parallelParts(n, parts int, body func(w, lo, hi int)) {
 	parts = max(1, min(parts, n))
 	if parts == 1 {
 		body(0, 0, n)
+		return
+	}
+	if workPool.run(n, parts, body) {
 		return
 	}
 	var wg sync.WaitGroup
@@ -117,6 +124,113 @@ func parallelParts(n, parts int, body func(w, lo, hi int)) {
 	}
 	body(0, 0, n/parts)
 	wg.Wait()
+}
+
+// workPool is GOMAXPROCS-1 goroutines that take the parts of parallelParts.
+//
+// A training step hands out work some forty times, a few hundred
+// microseconds apiece. A goroutine started for each part, or a worker
+// blocked on a channel, waits for its thread to be woken, which on a
+// virtual machine takes tens of microseconds and left a core idle for a
+// quarter of a step. So a worker spins for up to workerSpin after its last
+// part before it blocks, as OpenMP's and OpenBLAS's threads do, and the
+// caller spins while it waits for the parts to finish.
+var workPool pool
+
+// workerSpin is how long an idle worker keeps looking for work before it
+// blocks: longer than the gaps within a step, short enough that an idle
+// trainer gives the CPU back at once.
+const workerSpin = 200 * time.Microsecond
+
+type pool struct {
+	busy    atomic.Bool // whether a call owns the pool
+	once    sync.Once
+	workers []*poolWorker
+}
+
+type poolWorker struct {
+	task     atomic.Pointer[poolTask]
+	sleeping atomic.Bool
+	wake     chan struct{} // capacity 1
+}
+
+type poolTask struct {
+	body        func(w, lo, hi int)
+	w, n, parts int
+	done        *atomic.Int32 // parts not yet finished
+}
+
+// run runs the parts 1..parts-1 of body on the workers and part 0 on the
+// caller, and reports whether it could: false if another call is using
+// the pool or there are too few workers.
+func (p *pool) run(n, parts int, body func(w, lo, hi int)) bool {
+	p.once.Do(p.start)
+	if parts-1 > len(p.workers) || !p.busy.CompareAndSwap(false, true) {
+		return false
+	}
+	defer p.busy.Store(false)
+	var done atomic.Int32
+	done.Store(int32(parts - 1))
+	for w := 1; w < parts; w++ {
+		wk := p.workers[w-1]
+		wk.task.Store(&poolTask{body: body, w: w, n: n, parts: parts, done: &done})
+		if wk.sleeping.Load() {
+			select {
+			case wk.wake <- struct{}{}:
+			default:
+			}
+		}
+	}
+	body(0, 0, n/parts)
+	for i := 0; done.Load() != 0; i++ {
+		if i%64 == 63 {
+			runtime.Gosched()
+		}
+	}
+	return true
+}
+
+func (p *pool) start() {
+	for range runtime.GOMAXPROCS(0) - 1 {
+		wk := &poolWorker{wake: make(chan struct{}, 1)}
+		p.workers = append(p.workers, wk)
+		go wk.loop()
+	}
+}
+
+func (wk *poolWorker) loop() {
+	for {
+		t := wk.spin()
+		if t == nil {
+			wk.sleeping.Store(true)
+			// Look once more after saying so: a task stored before
+			// sleeping was set came with no wake-up.
+			if t = wk.task.Swap(nil); t == nil {
+				<-wk.wake
+				wk.sleeping.Store(false)
+				continue
+			}
+			wk.sleeping.Store(false)
+		}
+		t.body(t.w, t.w*t.n/t.parts, (t.w+1)*t.n/t.parts)
+		t.done.Add(-1)
+	}
+}
+
+// spin looks for a task for up to workerSpin.
+func (wk *poolWorker) spin() *poolTask {
+	start := time.Now()
+	for i := 0; ; i++ {
+		if t := wk.task.Swap(nil); t != nil {
+			return t
+		}
+		if i%256 == 255 {
+			if time.Since(start) > workerSpin {
+				return nil
+			}
+			runtime.Gosched()
+		}
+	}
 }
 
 // scratchPool holds one scratch buffer per worker of parallelParts, kept by

@@ -13,7 +13,8 @@ import (
 )
 
 // BenchmarkStep times Trainer.Step on the notebook's models at its batch of
-// 64 and reports samples/s, the CPU time of a step (all threads: a steadier
+// 64 and reports samples/s, the GFLOPS of its matrix products (TrainFLOPs),
+// the CPU time of a step (all threads: a steadier
 // measure than wall time on a busy machine) and the allocations of a step.
 // The batches are MNIST's first training images in order, as in
 // bench/torch_train.py --steps, or random images where MNIST is not found.
@@ -50,7 +51,9 @@ func BenchmarkStep(b *testing.B) {
 				step(5 + i)
 			}
 			b.StopTimer()
-			b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "samples/s")
+			sps := float64(b.N*batch) / b.Elapsed().Seconds()
+			b.ReportMetric(sps, "samples/s")
+			b.ReportMetric(sps*float64(TrainFLOPs(arch))/1e9, "GFLOPS")
 			b.ReportMetric(float64(cpuTime()-cpu0)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
 		})
 	}

@@ -497,3 +497,21 @@ func (f *Forward) run(part string, in []float32, n, inSize, outSize int) ([]floa
 	}
 	return out, nil
 }
+
+// TrainFLOPs is the floating-point operations per sample of a training
+// step's matrix products, two per multiply-add: each layer's forward
+// product, its weight gradient and its input gradient, except the first
+// layer's input gradient, which nothing needs. It ignores the element-wise
+// work (activations, bias, loss, Adam), so samples/s × TrainFLOPs measures
+// a step against the BLAS's peak.
+func TrainFLOPs(arch models.Arch) int {
+	macs := arch.MultiplyAdds()
+	total := 0
+	for _, m := range macs {
+		total += 3 * m
+	}
+	if len(macs) > 0 {
+		total -= macs[0]
+	}
+	return 2 * total
+}

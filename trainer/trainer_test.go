@@ -180,3 +180,16 @@ func TestInitMatchesPyTorchBounds(t *testing.T) {
 }
 
 func mnistDirFor(t *testing.T) string { return mnisttest.Dir(t) }
+
+func TestTrainFLOPs(t *testing.T) {
+	arch, err := models.New("classic", models.DefaultBottleneck)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Forward 784·512 + 512·512 + 512·10 + 10·512 + 512·512 + 512·784
+	// multiply-adds, three times, less the first layer's input gradient.
+	fwd := 784*512 + 512*512 + 512*10 + 10*512 + 512*512 + 512*784
+	if got, want := TrainFLOPs(arch), 2*(3*fwd-784*512); got != want {
+		t.Errorf("TrainFLOPs(classic) = %d, want %d", got, want)
+	}
+}
