@@ -34,6 +34,7 @@ import (
 	"github.com/advancedclimatesystems/gonnx/onnx"
 	"github.com/latent-ai/latent/exporter"
 	"github.com/latent-ai/latent/latentstats"
+	"github.com/latent-ai/latent/models"
 	ort "github.com/yalue/onnxruntime_go"
 )
 
@@ -46,6 +47,13 @@ const (
 
 // DefaultMaxBatch is the chunk size used when Options.MaxBatch is 0.
 const DefaultMaxBatch = 1024
+
+// maxSampleValues bounds n*C*H*W (and n*b) in Sample, whose n, unlike
+// Encode's and Decode's, is not backed by an input slice: 2^30 float32
+// values are 4 GiB (1.3 million 28x28 images), so that a mistaken n gets an
+// error instead of an allocation that aborts the process. Callers that want
+// more call Sample again.
+const maxSampleValues = 1 << 30
 
 // Sources of Sample.
 const (
@@ -475,6 +483,7 @@ func (m *Model) Metadata() *exporter.Metadata {
 		return nil
 	}
 	c := *m.meta
+	c.Arch = copyArch(c.Arch)
 	if c.Stats != nil {
 		b, err := c.Stats.JSON()
 		if err == nil {
@@ -484,6 +493,20 @@ func (m *Model) Metadata() *exporter.Metadata {
 	c.Training.TrainLoss = append([]float64(nil), c.Training.TrainLoss...)
 	c.Training.TestLoss = append([]float64(nil), c.Training.TestLoss...)
 	return &c
+}
+
+// copyArch returns a deep copy of a: its slices, and the layers' shapes,
+// are new.
+func copyArch(a models.Arch) models.Arch {
+	a.Input = slices.Clone(a.Input)
+	a.Encoder = slices.Clone(a.Encoder)
+	a.Decoder = slices.Clone(a.Decoder)
+	for _, ls := range [][]models.Layer{a.Encoder, a.Decoder} {
+		for i := range ls {
+			ls[i].Shape = slices.Clone(ls[i].Shape)
+		}
+	}
+	return a
 }
 
 // Stats returns the latent statistics stored in the files, or nil.
@@ -547,7 +570,8 @@ func (m *Model) Reconstruct(images []float32, n int) ([]float32, error) {
 // N(0, I)) or FromFitted (codes from the Gaussian fitted to the training
 // set, which needs files exported with latent stats). A nil rng uses a
 // randomly seeded generator. It returns the codes (n*b values) and the
-// images (n*C*H*W values).
+// images (n*C*H*W values). n*C*H*W may be at most 2^30 (4 GiB of images);
+// larger n is an error.
 func (m *Model) Sample(n int, from string, rng *rand.Rand) (codes, images []float32, err error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
@@ -556,6 +580,9 @@ func (m *Model) Sample(n int, from string, rng *rand.Rand) (codes, images []floa
 	}
 	if n <= 0 {
 		return nil, nil, fmt.Errorf("inference: sample: %d samples: want at least 1", n)
+	}
+	if most := maxSampleValues / int64(max(m.bottleneck, m.imageSize)); int64(n) > most {
+		return nil, nil, fmt.Errorf("inference: sample: %d samples is too many: want at most %d", n, most)
 	}
 	if rng == nil {
 		rng = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
