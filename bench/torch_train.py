@@ -12,6 +12,7 @@ numbers are the same as ToTensor's: uint8/255 in float32).
 
   /usr/bin/python3 bench/torch_train.py --model classic --json
   /usr/bin/python3 bench/torch_train.py --model conv --steps 200
+  /usr/bin/python3 bench/torch_train.py --model conv --init runs/init/model.safetensors
 
 Per-epoch lines go to stderr; with --json, one JSON line goes to stdout.
 """
@@ -87,6 +88,9 @@ def main(argv=None):
     p.add_argument("--warmup", type=int, default=5, help="warm-up steps for --steps")
     p.add_argument("--limit", type=int, default=0,
                    help="use only the first N training images and the first N test images (quick checks)")
+    p.add_argument("--init", default="",
+                   help="start from these weights (a latent model.safetensors, e.g. from latent train --epochs 0) "
+                        "instead of PyTorch's seeded initialisation")
     p.add_argument("--save", default="", help="write the trained model here as a latent-style model.safetensors")
     p.add_argument("--json", action="store_true", help="print one JSON line of results to stdout")
     a = p.parse_args(argv)
@@ -109,6 +113,16 @@ def main(argv=None):
 
     torch.manual_seed(a.seed)
     model = notebook.build_model(a.model, a.bottleneck)
+    if a.init:
+        try:
+            init, _ = notebook.load_model(a.init)
+        except notebook.ModelLoadError as e:
+            log("error: --init: %s" % e)
+            return 2
+        if type(init) is not type(model):
+            log("error: --init %s holds a %s, not a %s model" % (a.init, type(init).__name__, a.model))
+            return 2
+        model = init
     model.train()
     loss_fn = nn.MSELoss()
     opt = torch.optim.Adam(model.parameters(), lr=a.lr)
@@ -122,7 +136,7 @@ def main(argv=None):
 
     base = {
         "model": a.model, "bottleneck": a.bottleneck, "batch": a.batch, "lr": a.lr, "seed": a.seed,
-        "threads": a.threads, "torch": torch.__version__, "python": platform.python_version(),
+        "threads": a.threads, "init": a.init or "torch", "torch": torch.__version__, "python": platform.python_version(),
         "nproc": os.cpu_count(),
         "env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                                           "OMP_WAIT_POLICY") if k in os.environ},

@@ -168,6 +168,25 @@ func args[T float](o *opBase) (a [4][]T) {
 	return a
 }
 
+// do is the Do of an op whose work is f32 or f64 (one generic function,
+// instantiated): it checks the inputs, makes the output tensor the first
+// time, and calls the function for its element type with the output's data
+// and the inputs'.
+func do[O any](o *opBase, in []G.Value, op O, f32 func(O, []float32, [4][]float32), f64 func(O, []float64, [4][]float64)) (G.Value, error) {
+	dt, err := o.check(in)
+	if err != nil {
+		return nil, err
+	}
+	out := o.output(dt)
+	switch y := o.outData.(type) {
+	case []float32:
+		f32(op, y, args[float32](o))
+	case []float64:
+		f64(op, y, args[float64](o))
+	}
+	return out, nil
+}
+
 // unaryDiff is DiffWRT for single-input ops.
 func unaryDiff(need bool) []bool { return []bool{need} }
 
@@ -341,20 +360,12 @@ func newActOp(act activation, x *G.Node, need bool) *actOp {
 }
 
 func (op *actOp) Do(in ...G.Value) (G.Value, error) {
-	dt, err := op.check(in)
-	if err != nil {
-		return nil, err
-	}
-	out := op.output(dt)
-	switch y := op.outData.(type) {
-	case []float32:
-		copy(y, args[float32](&op.opBase)[0])
-		activate(op.act, y)
-	case []float64:
-		copy(y, args[float64](&op.opBase)[0])
-		activate(op.act, y)
-	}
-	return out, nil
+	return do(&op.opBase, in, op, actForward[float32], actForward[float64])
+}
+
+func actForward[T float](op *actOp, y []T, a [4][]T) {
+	copy(y, a[0])
+	activate(op.act, y)
 }
 
 func (op *actOp) DiffWRT(int) []bool { return unaryDiff(op.need) }
@@ -389,21 +400,10 @@ func newActGradOp(act activation, y, dy *G.Node) *actGradOp {
 }
 
 func (op *actGradOp) Do(in ...G.Value) (G.Value, error) {
-	dt, err := op.check(in)
-	if err != nil {
-		return nil, err
-	}
-	out := op.output(dt)
-	switch dz := op.outData.(type) {
-	case []float32:
-		a := args[float32](&op.opBase)
-		activationGrad(op.act, dz, a[0], a[1])
-	case []float64:
-		a := args[float64](&op.opBase)
-		activationGrad(op.act, dz, a[0], a[1])
-	}
-	return out, nil
+	return do(&op.opBase, in, op, actBackward[float32], actBackward[float64])
 }
+
+func actBackward[T float](op *actGradOp, dz []T, a [4][]T) { activationGrad(op.act, dz, a[0], a[1]) }
 
 // reshapeOp gives its input another shape of the same size, as a view that
 // shares the input's values (no op here writes into its inputs).

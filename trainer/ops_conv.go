@@ -172,18 +172,7 @@ func withAct(name string, act activation) string {
 }
 
 func (op *convOp) Do(in ...G.Value) (G.Value, error) {
-	dt, err := op.check(in)
-	if err != nil {
-		return nil, err
-	}
-	out := op.output(dt)
-	switch y := op.outData.(type) {
-	case []float32:
-		convForward(op, y, args[float32](&op.opBase))
-	case []float64:
-		convForward(op, y, args[float64](&op.opBase))
-	}
-	return out, nil
+	return do(&op.opBase, in, op, convForward[float32], convForward[float64])
 }
 
 func convForward[T float](op *convOp, y []T, a [4][]T) {
@@ -240,18 +229,7 @@ type convGradWOp struct {
 }
 
 func (op *convGradWOp) Do(in ...G.Value) (G.Value, error) {
-	dt, err := op.check(in)
-	if err != nil {
-		return nil, err
-	}
-	out := op.output(dt)
-	switch dw := op.outData.(type) {
-	case []float32:
-		convGradW(op, dw, args[float32](&op.opBase))
-	case []float64:
-		convGradW(op, dw, args[float64](&op.opBase))
-	}
-	return out, nil
+	return do(&op.opBase, in, op, convGradW[float32], convGradW[float64])
 }
 
 func convGradW[T float](op *convGradWOp, dw []T, a [4][]T) {
@@ -290,18 +268,7 @@ type convGradXOp struct {
 }
 
 func (op *convGradXOp) Do(in ...G.Value) (G.Value, error) {
-	dt, err := op.check(in)
-	if err != nil {
-		return nil, err
-	}
-	out := op.output(dt)
-	switch dx := op.outData.(type) {
-	case []float32:
-		convGradX(op, dx, args[float32](&op.opBase))
-	case []float64:
-		convGradX(op, dx, args[float64](&op.opBase))
-	}
-	return out, nil
+	return do(&op.opBase, in, op, convGradX[float32], convGradX[float64])
 }
 
 func convGradX[T float](op *convGradXOp, dx []T, a [4][]T) {
@@ -343,18 +310,7 @@ func newConvTOp(x, w, b *G.Node, act activation, needX bool) (*convTOp, error) {
 func (op *convTOp) R() int { return op.C * op.f * op.f } // rows of Y_s
 
 func (op *convTOp) Do(in ...G.Value) (G.Value, error) {
-	dt, err := op.check(in)
-	if err != nil {
-		return nil, err
-	}
-	out := op.output(dt)
-	switch y := op.outData.(type) {
-	case []float32:
-		convTForward(op, y, args[float32](&op.opBase))
-	case []float64:
-		convTForward(op, y, args[float64](&op.opBase))
-	}
-	return out, nil
+	return do(&op.opBase, in, op, convTForward[float32], convTForward[float64])
 }
 
 func convTForward[T float](op *convTOp, out []T, a [4][]T) {
@@ -422,18 +378,7 @@ type convTGradZOp struct {
 }
 
 func (op *convTGradZOp) Do(in ...G.Value) (G.Value, error) {
-	dt, err := op.check(in)
-	if err != nil {
-		return nil, err
-	}
-	out := op.output(dt)
-	switch dz := op.outData.(type) {
-	case []float32:
-		convTGradZ(op.conv, dz, args[float32](&op.opBase))
-	case []float64:
-		convTGradZ(op.conv, dz, args[float64](&op.opBase))
-	}
-	return out, nil
+	return do(&op.opBase, in, op.conv, convTGradZ[float32], convTGradZ[float64])
 }
 
 func convTGradZ[T float](op *convTOp, dz []T, a [4][]T) {
@@ -474,18 +419,7 @@ type convTGradWOp struct {
 }
 
 func (op *convTGradWOp) Do(in ...G.Value) (G.Value, error) {
-	dt, err := op.check(in)
-	if err != nil {
-		return nil, err
-	}
-	out := op.output(dt)
-	switch dw := op.outData.(type) {
-	case []float32:
-		convTGradW(op.conv, dw, args[float32](&op.opBase))
-	case []float64:
-		convTGradW(op.conv, dw, args[float64](&op.opBase))
-	}
-	return out, nil
+	return do(&op.opBase, in, op.conv, convTGradW[float32], convTGradW[float64])
 }
 
 func convTGradW[T float](op *convTOp, dw []T, a [4][]T) {
@@ -506,18 +440,7 @@ type convTGradXOp struct {
 }
 
 func (op *convTGradXOp) Do(in ...G.Value) (G.Value, error) {
-	dt, err := op.check(in)
-	if err != nil {
-		return nil, err
-	}
-	out := op.output(dt)
-	switch dx := op.outData.(type) {
-	case []float32:
-		convTGradX(op.conv, dx, args[float32](&op.opBase))
-	case []float64:
-		convTGradX(op.conv, dx, args[float64](&op.opBase))
-	}
-	return out, nil
+	return do(&op.opBase, in, op.conv, convTGradX[float32], convTGradX[float64])
 }
 
 func convTGradX[T float](op *convTOp, dx []T, a [4][]T) {

@@ -31,18 +31,7 @@ func newLinearOp(x, w, b *G.Node, act activation, needX bool) (*linearOp, error)
 }
 
 func (op *linearOp) Do(in ...G.Value) (G.Value, error) {
-	dt, err := op.check(in)
-	if err != nil {
-		return nil, err
-	}
-	out := op.output(dt)
-	switch y := op.outData.(type) {
-	case []float32:
-		linearForward(op, y, args[float32](&op.opBase))
-	case []float64:
-		linearForward(op, y, args[float64](&op.opBase))
-	}
-	return out, nil
+	return do(&op.opBase, in, op, linearForward[float32], linearForward[float64])
 }
 
 func linearForward[T float](op *linearOp, y []T, a [4][]T) {
@@ -131,20 +120,11 @@ func applyMatMul(a, b *G.Node, transA, transB bool, shape tensor.Shape) (*G.Node
 func rowsCols(s tensor.Shape) (int, int) { return s[0], s.TotalSize() / s[0] }
 
 func (op *matMulOp) Do(in ...G.Value) (G.Value, error) {
-	dt, err := op.check(in)
-	if err != nil {
-		return nil, err
-	}
-	out := op.output(dt)
-	switch c := op.outData.(type) {
-	case []float32:
-		a := args[float32](&op.opBase)
-		gemm(op.transA, op.transB, op.m, op.n, op.k, a[0], op.lda, a[1], op.ldb, 0, c, op.n)
-	case []float64:
-		a := args[float64](&op.opBase)
-		gemm(op.transA, op.transB, op.m, op.n, op.k, a[0], op.lda, a[1], op.ldb, 0, c, op.n)
-	}
-	return out, nil
+	return do(&op.opBase, in, op, matMul[float32], matMul[float64])
+}
+
+func matMul[T float](op *matMulOp, c []T, a [4][]T) {
+	gemm(op.transA, op.transB, op.m, op.n, op.k, a[0], op.lda, a[1], op.ldb, 0, c, op.n)
 }
 
 // biasGradOp sums a gradient over everything but the channel: with the
@@ -164,21 +144,11 @@ func newBiasGradOp(dz *G.Node, outer, channels, inner int) *biasGradOp {
 }
 
 func (op *biasGradOp) Do(in ...G.Value) (G.Value, error) {
-	dt, err := op.check(in)
-	if err != nil {
-		return nil, err
-	}
-	out := op.output(dt)
-	switch db := op.outData.(type) {
-	case []float32:
-		biasGrad(op, db, args[float32](&op.opBase)[0])
-	case []float64:
-		biasGrad(op, db, args[float64](&op.opBase)[0])
-	}
-	return out, nil
+	return do(&op.opBase, in, op, biasGrad[float32], biasGrad[float64])
 }
 
-func biasGrad[T float](op *biasGradOp, db, dz []T) {
+func biasGrad[T float](op *biasGradOp, db []T, a [4][]T) {
+	dz := a[0]
 	c, inner := op.channels, op.inner
 	// The goroutines share the channels; each adds up its own in order.
 	parallelFor(c, max(1, grain/(op.outer*inner)), func(lo, hi int) {
