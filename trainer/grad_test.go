@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/latent-ai/latent/models"
-	"gorgonia.org/tensor"
 )
 
 // tiny architectures that each exercise some layer kinds on small shapes,
@@ -31,72 +30,16 @@ var gradArchs = []struct {
 }
 
 // TestGradientsFiniteDifference checks the gradient of the loss with
-// respect to every parameter of every layer kind against central finite
-// differences, in float64.
+// respect to every parameter of every layer kind (gradArchs) and every path
+// of the trainer's ops (opArchs) against central finite differences, in
+// float64.
 func TestGradientsFiniteDifference(t *testing.T) {
-	for _, tc := range gradArchs {
+	for _, tc := range slices.Concat(gradArchs, opArchs) {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := tc.arch.Validate(); err != nil {
 				t.Fatal(err)
 			}
-			const batch = 3
-			rng := rand.New(rand.NewPCG(1, 2))
-			params := tc.arch.Params()
-			var values []tensor.Tensor
-			var data [][]float64
-			for _, p := range params {
-				shape := p.Shape
-				if p.Layer.Op == models.Linear && !p.Bias {
-					shape = []int{shape[1], shape[0]}
-				}
-				v := make([]float64, p.Size())
-				for i := range v {
-					v[i] = rng.NormFloat64() * 0.7
-				}
-				data = append(data, v)
-				values = append(values, tensor.New(tensor.WithShape(shape...), tensor.WithBacking(v)))
-			}
-			gr, err := newGraph(tc.arch, partAutoencoder, batch, values, true)
-			if err != nil {
-				t.Fatal(err)
-			}
-			in := gr.input.Value().Data().([]float64)
-			for i := range in {
-				in[i] = rng.Float64()
-			}
-			loss := func() float64 {
-				if err := gr.run(); err != nil {
-					t.Fatal(err)
-				}
-				return scalar(gr.lossVal)
-			}
-			loss()
-			var analytic [][]float64
-			for i, p := range gr.params {
-				g, err := p.Grad()
-				if err != nil {
-					t.Fatalf("%s: %v", params[i].Name, err)
-				}
-				analytic = append(analytic, append([]float64(nil), g.Data().([]float64)...))
-			}
-			const h = 1e-6
-			for i, v := range data {
-				worst := 0.0
-				for j := range v {
-					orig := v[j]
-					v[j] = orig + h
-					up := loss()
-					v[j] = orig - h
-					down := loss()
-					v[j] = orig
-					num := (up - down) / (2 * h)
-					err := math.Abs(num-analytic[i][j]) / math.Max(1e-3, math.Abs(num)+math.Abs(analytic[i][j]))
-					worst = math.Max(worst, err)
-				}
-				if worst > 1e-4 {
-					t.Errorf("%s (%s): worst relative gradient error %.2e", params[i].Name, params[i].Layer.Op, worst)
-				}
-			}
+			checkFiniteDifferences(t, tc.arch, 3)
 		})
 	}
 }
