@@ -72,12 +72,21 @@ func NewModel(arch models.Arch) *Model {
 
 // Save writes the model to path atomically.
 func (m *Model) Save(path string) error {
-	if err := checkParams(m.Arch, m.Params, ""); err != nil {
+	b, err := m.encode()
+	if err != nil {
 		return fmt.Errorf("save %s: %w", path, err)
+	}
+	return atomicfile.WriteBytes(path, b, 0o644)
+}
+
+// encode returns the model as the bytes of a model file.
+func (m *Model) encode() ([]byte, error) {
+	if err := checkParams(m.Arch, m.Params, ""); err != nil {
+		return nil, err
 	}
 	meta, err := json.Marshal(m.Meta)
 	if err != nil {
-		return fmt.Errorf("save %s: %w", path, err)
+		return nil, err
 	}
 	info := map[string]string{
 		"format":     Format,
@@ -89,28 +98,45 @@ func (m *Model) Save(path string) error {
 		"seed":       strconv.FormatInt(m.Meta.Seed, 10),
 		"training":   string(meta),
 	}
-	return writeTensors(path, tensorsFor(m.Arch, m.Params, ""), info)
+	return encodeTensors(tensorsFor(m.Arch, m.Params, ""), info)
 }
 
-// Load reads a model file and checks it against its own declaration: every
-// tensor present with the right shape, none extra, all values finite.
+// Load reads a model file and checks it against its own declaration: an
+// architecture that models.Arch.Validate accepts (or, in files written by PyTorch, a
+// kind and a bottleneck that models.New accepts), every tensor of
+// Arch.Params() present as F32 with its shape, none extra, all values
+// finite. Metadata keys "kind" and "bottleneck", when present beside the
+// declaration, must agree with it.
 func Load(path string) (*Model, error) {
-	st, info, err := readTensors(path)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("load model: %w", err)
+	}
+	m, err := parseModel(data)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", path, err)
+	}
+	return m, nil
+}
+
+// parseModel parses the bytes of a model file; see Load.
+func parseModel(data []byte) (*Model, error) {
+	st, info, err := parseTensors(data)
 	if err != nil {
 		return nil, err
 	}
 	arch, err := archOf(info)
 	if err != nil {
-		return nil, fmt.Errorf("load %s: %w", path, err)
+		return nil, err
 	}
 	m := &Model{Arch: arch}
 	if s := info["training"]; s != "" {
 		if err := json.Unmarshal([]byte(s), &m.Meta); err != nil {
-			return nil, fmt.Errorf("load %s: training metadata: %w", path, err)
+			return nil, fmt.Errorf("training metadata: %w", err)
 		}
 	}
 	if m.Params, err = paramsFrom(st, arch, ""); err != nil {
-		return nil, fmt.Errorf("load %s: %w", path, err)
+		return nil, err
 	}
 	return m, nil
 }
@@ -132,7 +158,17 @@ func LoadFor(path string, want models.Arch) (*Model, error) {
 // (bench/torch_roundtrip.py) carry only kind and bottleneck.
 func archOf(info map[string]string) (models.Arch, error) {
 	if s := info["arch"]; s != "" {
-		return models.ParseJSON(s)
+		a, err := models.ParseJSON(s)
+		if err != nil {
+			return models.Arch{}, err
+		}
+		if k, ok := info["kind"]; ok && k != a.Kind {
+			return models.Arch{}, fmt.Errorf("metadata kind %q but the architecture is %q", k, a.Kind)
+		}
+		if b, ok := info["bottleneck"]; ok && b != strconv.Itoa(a.Bottleneck) {
+			return models.Arch{}, fmt.Errorf("metadata bottleneck %q but the architecture's is %d", b, a.Bottleneck)
+		}
+		return a, nil
 	}
 	kind := info["kind"]
 	if kind == "" {
@@ -159,14 +195,23 @@ type Adam struct {
 // and moments from different steps. Tensors are named "param.<name>",
 // "exp_avg.<name>" and "exp_avg_sq.<name>".
 func SaveState(path string, m *Model, st *Adam) error {
+	b, err := encodeState(m, st)
+	if err != nil {
+		return fmt.Errorf("save %s: %w", path, err)
+	}
+	return atomicfile.WriteBytes(path, b, 0o644)
+}
+
+// encodeState returns the bytes of a training-state file; see SaveState.
+func encodeState(m *Model, st *Adam) ([]byte, error) {
 	for prefix, ps := range map[string]map[string][]float32{"": m.Params, "exp_avg ": st.ExpAvg, "exp_avg_sq ": st.ExpAvgSq} {
 		if err := checkParams(m.Arch, ps, prefix); err != nil {
-			return fmt.Errorf("save %s: %w", path, err)
+			return nil, err
 		}
 	}
 	meta, err := json.Marshal(m.Meta)
 	if err != nil {
-		return fmt.Errorf("save %s: %w", path, err)
+		return nil, err
 	}
 	ts := tensorsFor(m.Arch, m.Params, "param.")
 	for k, v := range tensorsFor(m.Arch, st.ExpAvg, "exp_avg.") {
@@ -179,38 +224,54 @@ func SaveState(path string, m *Model, st *Adam) error {
 		"format": Format, "kind": m.Arch.Kind, "arch": m.Arch.JSON(),
 		"step": strconv.Itoa(st.Step), "training": string(meta),
 	}
-	return writeTensors(path, ts, info)
+	return encodeTensors(ts, info)
 }
 
-// LoadState reads a training state written by SaveState.
+// LoadState reads a training state written by SaveState and checks it as
+// Load checks a model: the architecture, and each of the three sets of
+// tensors ("param.", "exp_avg.", "exp_avg_sq.") complete, F32, of the right
+// shapes and finite, and nothing else; a step >= 0 and a training summary.
 func LoadState(path string) (*Model, *Adam, error) {
-	st, info, err := readTensors(path)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load model: %w", err)
+	}
+	m, a, err := parseState(data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load %s: %w", path, err)
+	}
+	return m, a, nil
+}
+
+// parseState parses the bytes of a training-state file; see LoadState.
+func parseState(data []byte) (*Model, *Adam, error) {
+	st, info, err := parseTensors(data)
 	if err != nil {
 		return nil, nil, err
 	}
 	arch, err := archOf(info)
 	if err != nil {
-		return nil, nil, fmt.Errorf("load %s: %w", path, err)
+		return nil, nil, err
 	}
 	if st.Len() != 3*len(arch.Params()) {
-		return nil, nil, fmt.Errorf("load %s: %d tensors, want %d (weights and two moments): not a training state", path, st.Len(), 3*len(arch.Params()))
+		return nil, nil, fmt.Errorf("%d tensors, want %d (weights and two moments): not a training state", st.Len(), 3*len(arch.Params()))
 	}
 	m := &Model{Arch: arch}
 	if err := json.Unmarshal([]byte(info["training"]), &m.Meta); err != nil {
-		return nil, nil, fmt.Errorf("load %s: training metadata: %w", path, err)
+		return nil, nil, fmt.Errorf("training metadata: %w", err)
 	}
 	a := &Adam{}
 	if a.Step, err = strconv.Atoi(info["step"]); err != nil || a.Step < 0 {
-		return nil, nil, fmt.Errorf("load %s: bad step %q", path, info["step"])
+		return nil, nil, fmt.Errorf("bad step %q", info["step"])
 	}
 	if m.Params, err = paramsFrom(st, arch, "param."); err != nil {
-		return nil, nil, fmt.Errorf("load %s: %w", path, err)
+		return nil, nil, err
 	}
 	if a.ExpAvg, err = paramsFrom(st, arch, "exp_avg."); err != nil {
-		return nil, nil, fmt.Errorf("load %s: %w", path, err)
+		return nil, nil, err
 	}
 	if a.ExpAvgSq, err = paramsFrom(st, arch, "exp_avg_sq."); err != nil {
-		return nil, nil, fmt.Errorf("load %s: %w", path, err)
+		return nil, nil, err
 	}
 	return m, a, nil
 }
@@ -228,9 +289,23 @@ type TensorInfo struct {
 	Shape []uint64
 }
 
-// Inspect lists what a safetensors file holds.
+// Inspect lists what a safetensors file holds, its tensors sorted by name.
+// Metadata is never nil.
 func Inspect(path string) (*Info, error) {
-	st, info, err := readTensors(path)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("load model: %w", err)
+	}
+	out, err := parseInfo(data)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", path, err)
+	}
+	return out, nil
+}
+
+// parseInfo parses the bytes of a safetensors file; see Inspect.
+func parseInfo(data []byte) (*Info, error) {
+	st, info, err := parseTensors(data)
 	if err != nil {
 		return nil, err
 	}
@@ -303,24 +378,25 @@ func paramsFrom(st safetensors.SafeTensors, arch models.Arch, prefix string) (ma
 	return out, nil
 }
 
-func writeTensors(path string, ts map[string]safetensors.TensorView, info map[string]string) error {
+func encodeTensors(ts map[string]safetensors.TensorView, info map[string]string) ([]byte, error) {
 	var buf bytes.Buffer
 	if err := safetensors.SerializeToWriter(ts, info, &buf); err != nil {
-		return fmt.Errorf("save %s: %w", path, err)
+		return nil, err
 	}
-	return atomicfile.WriteBytes(path, buf.Bytes(), 0o644)
+	return buf.Bytes(), nil
 }
 
-func readTensors(path string) (safetensors.SafeTensors, map[string]string, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return safetensors.SafeTensors{}, nil, fmt.Errorf("load model: %w", err)
-	}
+// parseTensors parses a safetensors file and returns its tensors and its
+// metadata (never nil).
+func parseTensors(data []byte) (safetensors.SafeTensors, map[string]string, error) {
 	st, err := safetensors.Deserialize(data)
 	if err != nil {
-		return safetensors.SafeTensors{}, nil, fmt.Errorf("load %s: not a valid safetensors file (%v): it is truncated or damaged; retrain or restore it", path, err)
+		return safetensors.SafeTensors{}, nil, fmt.Errorf("not a valid safetensors file (%v): it is truncated or damaged; retrain or restore it", err)
 	}
-	_, md, _ := safetensors.ReadMetadata(data)
+	_, md, err := safetensors.ReadMetadata(data)
+	if err != nil {
+		return safetensors.SafeTensors{}, nil, fmt.Errorf("not a valid safetensors file (%v)", err)
+	}
 	info := md.Metadata()
 	if info == nil {
 		info = map[string]string{}

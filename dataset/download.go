@@ -94,9 +94,11 @@ func Ensure(ctx context.Context, name, dir string, progress io.Writer) error {
 // from the mirrors in turn, and kept only if the MD5 of its decompressed
 // content is the canonical one: it is written to a temporary file in dir,
 // synced and renamed, so dir never holds a partial or unverified file. The
-// folder is created if needed. Ensure does not download into the folder
-// of Debian's package dataset-fashion-mnist; it says to install it.
-func (d *Downloader) Ensure(ctx context.Context, name, dir string) error {
+// folder is created if needed, and removed again, with any parents Ensure
+// created, if no file could be downloaded into it. Ensure does not
+// download into the folder of Debian's package dataset-fashion-mnist; it
+// says to install it. Errors are one line and say what to do.
+func (d *Downloader) Ensure(ctx context.Context, name, dir string) (err error) {
 	if err := checkName(name); err != nil {
 		return err
 	}
@@ -120,9 +122,17 @@ func (d *Downloader) Ensure(ctx context.Context, name, dir string) error {
 		_, err := findFiles(name, dir, fileNames...)
 		return err
 	}
+	created := missingDirs(dir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("dataset: cannot create the data folder: %w; create it, or name another with --data or $%s", err, EnvData)
 	}
+	defer func() {
+		if err != nil {
+			for _, c := range created {
+				os.Remove(c) // only if still empty
+			}
+		}
+	}()
 	mirrors := d.Mirrors
 	if mirrors == nil {
 		mirrors = Mirrors(name)
@@ -158,8 +168,41 @@ func (d *Downloader) fetch(ctx context.Context, name, dir, base string, mirrors 
 	if len(mirrors) == 0 {
 		errs = append(errs, errors.New("no mirrors to download from"))
 	}
-	return fmt.Errorf("dataset: cannot download %s into %s: %w\nWithout network access, %s",
-		base+".gz", dir, errors.Join(errs...), copyHint(name, dir))
+	return fmt.Errorf("dataset: cannot download %s into %s (%w); without network access, %s, or name the folder that holds them with --data or $%s",
+		base+".gz", dir, joined(errs), copyHint(name, dir), EnvData)
+}
+
+// joined is errors.Join on one line: the messages separated by "; ".
+type joined []error
+
+func (j joined) Error() string {
+	var b strings.Builder
+	for i, err := range j {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(err.Error())
+	}
+	return b.String()
+}
+
+func (j joined) Unwrap() []error { return j }
+
+// missingDirs returns dir and those of its parents that do not exist,
+// deepest first: the folders that os.MkdirAll(dir) would create.
+func missingDirs(dir string) []string {
+	var missing []string
+	for d := filepath.Clean(dir); ; {
+		if _, err := os.Stat(d); !errors.Is(err, os.ErrNotExist) {
+			return missing
+		}
+		missing = append(missing, d)
+		parent := filepath.Dir(d)
+		if parent == d {
+			return missing
+		}
+		d = parent
+	}
 }
 
 func (d *Downloader) progressf(format string, args ...any) {

@@ -189,11 +189,25 @@ func TestEnsureFallsBack(t *testing.T) {
 func TestEnsureNoNetwork(t *testing.T) {
 	down := httptest.NewServer(http.NotFoundHandler())
 	down.Close() // nothing listens at its address any more
-	dir := filepath.Join(t.TempDir(), "mnist")
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "data", "mnist")
 	d := &Downloader{Mirrors: []string{down.URL + "/a/", down.URL + "/b/"}}
 	err := d.Ensure(context.Background(), MNIST, dir)
-	wantError(t, err, "cannot download", "Without network access", dir, down.URL+"/a/", down.URL+"/b/",
-		"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+	wantError(t, err, "cannot download", "without network access", dir, down.URL+"/a/", down.URL+"/b/",
+		"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz",
+		"--data or $LATENT_DATA")
+	if err != nil && strings.Contains(err.Error(), "\n") {
+		t.Errorf("error %q is more than one line", err)
+	}
+	// The folders Ensure created for the download are gone again.
+	if names := dirNames(t, parent); len(names) != 0 {
+		t.Errorf("%s holds %q after failed downloads, want nothing", parent, names)
+	}
+
+	// A folder that existed stays, empty.
+	dir = t.TempDir()
+	err = d.Ensure(context.Background(), MNIST, dir)
+	wantError(t, err, "cannot download", dir)
 	if names := dirNames(t, dir); len(names) != 0 {
 		t.Errorf("folder holds %q after failed downloads", names)
 	}

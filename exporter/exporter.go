@@ -390,10 +390,14 @@ func (md *Metadata) props() [][2]string {
 	return kv
 }
 
-// ParseMetadata reads the metadata_props of an exported file. It checks
-// that the architecture is valid and agrees with the kind and bottleneck
-// keys, and that the stats, if any, fit the bottleneck. A map without the
-// format key gives an error that wraps ErrNotLatent.
+// ParseMetadata reads the metadata_props of an exported file. It checks that
+// the format is Format, the part "encoder" or "decoder", the architecture
+// sound (see models.Arch.Validate: among others, a bottleneck of 1 to
+// models.MaxBottleneck) and in agreement with the kind and bottleneck
+// keys, the training summary, if any, valid JSON, and the stats, if any,
+// valid (see latentstats.Stats.Validate) and of the bottleneck's size. A map
+// without the format key gives an error that wraps ErrNotLatent. Keys it
+// does not know are ignored.
 func ParseMetadata(props map[string]string) (*Metadata, error) {
 	f, ok := props[KeyFormat]
 	if !ok {
@@ -459,19 +463,28 @@ func Parse(data []byte) (*onnx.ModelProto, error) {
 }
 
 // ReadMetadata reads the metadata of the ONNX file at path without running
-// it. See ParseMetadata.
+// it. See ParseMetadata; a key that appears twice is an error, as in the
+// ONNX checker.
 func ReadMetadata(path string) (*Metadata, error) {
 	mp, err := Read(path)
 	if err != nil {
 		return nil, err
 	}
-	props := make(map[string]string)
-	for _, kv := range mp.MetadataProps {
-		props[kv.Key] = kv.Value
-	}
-	md, err := ParseMetadata(props)
+	md, err := modelMetadata(mp)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	return md, nil
+}
+
+// modelMetadata parses the metadata_props of mp; see ReadMetadata.
+func modelMetadata(mp *onnx.ModelProto) (*Metadata, error) {
+	props := make(map[string]string, len(mp.MetadataProps))
+	for _, kv := range mp.MetadataProps {
+		if _, ok := props[kv.GetKey()]; ok {
+			return nil, fmt.Errorf("metadata key %q appears twice", kv.GetKey())
+		}
+		props[kv.GetKey()] = kv.GetValue()
+	}
+	return ParseMetadata(props)
 }

@@ -207,8 +207,8 @@ func New(kind string, bottleneck int) (Arch, error) {
 	if !ok {
 		return Arch{}, fmt.Errorf("unknown model %q: want one of %s", kind, strings.Join(Kinds(), ", "))
 	}
-	if bottleneck < 1 || bottleneck > 4096 {
-		return Arch{}, fmt.Errorf("bottleneck %d out of range: want 1 to 4096", bottleneck)
+	if bottleneck < 1 || bottleneck > MaxBottleneck {
+		return Arch{}, fmt.Errorf("bottleneck %d out of range: want 1 to %d", bottleneck, MaxBottleneck)
 	}
 	a := build(bottleneck)
 	if err := a.Validate(); err != nil {
@@ -217,9 +217,28 @@ func New(kind string, bottleneck int) (Arch, error) {
 	return a, nil
 }
 
-// Validate runs shape inference through the encoder and the decoder and
-// checks that the code has Bottleneck values and the output has Input's shape.
+// Validate checks an architecture, such as one read from a damaged or
+// hostile file. First, before any shape inference could divide by zero or
+// overflow:
+//
+//   - a non-empty kind and a bottleneck of 1 to MaxBottleneck;
+//   - an input shape [C, H, W] and, for each part, 1 to MaxLayers layers of
+//     known ops;
+//   - Linear and the convolutions: In and Out of 1 to MaxValues; the
+//     convolutions and MaxPool2d: Kernel and Stride of 1 to MaxKernel and Pad
+//     of 0 to MaxKernel (0 for MaxPool2d, whose shape inference has none),
+//     and a kernel no larger than the padded input of Conv2d and MaxPool2d;
+//     Unflatten: 1 to 3 dimensions;
+//   - every dimension of every activation is 1 to MaxValues, every per-sample
+//     activation and every weight tensor has at most MaxValues values.
+//
+// Then shape inference through the encoder and the decoder must give a code
+// of Bottleneck values and an output of Input's shape. So every shape and
+// size derived from a valid architecture is positive and at most MaxValues.
 func (a Arch) Validate() error {
+	if err := a.checkBounds(); err != nil {
+		return err
+	}
 	code, err := infer("encoder", a.Input, a.Encoder)
 	if err != nil {
 		return err

@@ -14,6 +14,7 @@ import (
 
 	"github.com/latent-ai/latent/atomicfile"
 	"github.com/latent-ai/latent/exporter"
+	"github.com/latent-ai/latent/npyarray"
 )
 
 // maxGrid is the largest number of images drawn in one PNG grid.
@@ -67,7 +68,7 @@ func setupDecode(fs *flag.FlagSet) func(context.Context, []string) error {
 		}
 		defer model.Close()
 
-		codes, shape, err := readNPYFloat32(*codesPath)
+		codes, shape, err := npyarray.ReadFile(*codesPath)
 		if err != nil {
 			return err
 		}
@@ -124,10 +125,10 @@ func setupDecode(fs *flag.FlagSet) func(context.Context, []string) error {
 		} else {
 			err = atomicfile.Write(*out, 0o644, func(f *os.File) error {
 				w := bufio.NewWriterSize(f, 1<<20)
-				if err := writeNPYHeader(w, "<f4", append([]int{n}, model.ImageShape()...)); err != nil {
+				if err := npyarray.WriteHeader(w, npyarray.Float32, append([]int{n}, model.ImageShape()...)); err != nil {
 					return err
 				}
-				if err := decodeAll(func(imgs []float32) error { return writeFloat32s(w, imgs) }); err != nil {
+				if err := decodeAll(func(imgs []float32) error { return npyarray.WriteFloat32s(w, imgs) }); err != nil {
 					return err
 				}
 				return w.Flush()

@@ -4,22 +4,18 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"math"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
-	"codeberg.org/sbinet/npyio"
 	"github.com/latent-ai/latent/atomicfile"
 	"github.com/latent-ai/latent/dataset"
 	"github.com/latent-ai/latent/exporter"
 	"github.com/latent-ai/latent/inference"
+	"github.com/latent-ai/latent/npyarray"
 )
 
 func init() {
@@ -67,6 +63,9 @@ func setupEncode(fs *flag.FlagSet) func(context.Context, []string) error {
 			return usageError("--out %s: want a .npy file", codesPath)
 		}
 		labelsPath := strings.TrimSuffix(codesPath, ".npy") + "-labels.npy"
+		if err := checkWritable(filepath.Dir(codesPath)); err != nil {
+			return err
+		}
 		opts, err := rt.options()
 		if err != nil {
 			return err
@@ -101,9 +100,11 @@ func setupEncode(fs *flag.FlagSet) func(context.Context, []string) error {
 		b := model.Bottleneck()
 		labels := make([]uint8, 0, n)
 		bar := newProgress(n, "encoding "+data.name+" "+*split, *quiet)
-		err = atomicfile.Write(codesPath, 0o644, func(f *os.File) error {
+		// The codes and the labels are both written in full before either
+		// is moved into place: a full disk leaves the old pair, if any.
+		codesFile, err := atomicfile.Prepare(codesPath, 0o644, func(f *os.File) error {
 			w := bufio.NewWriterSize(f, 1<<20)
-			if err := writeNPYHeader(w, "<f4", []int{n, b}); err != nil {
+			if err := npyarray.WriteHeader(w, npyarray.Float32, []int{n, b}); err != nil {
 				return err
 			}
 			for _, set := range sets {
@@ -117,7 +118,7 @@ func setupEncode(fs *flag.FlagSet) func(context.Context, []string) error {
 					if err != nil {
 						return fmt.Errorf("encoding %s images %d to %d: %w", set.Split, off, off+k-1, err)
 					}
-					if err := writeFloat32s(w, codes); err != nil {
+					if err := npyarray.WriteFloat32s(w, codes); err != nil {
 						return err
 					}
 					bar.Add(k)
@@ -129,12 +130,22 @@ func setupEncode(fs *flag.FlagSet) func(context.Context, []string) error {
 		if err != nil {
 			return err
 		}
+		defer codesFile.Discard()
 		bar.Finish()
 		var buf bytes.Buffer
-		if err := npyio.Write(&buf, labels); err != nil {
+		if err := npyarray.WriteHeader(&buf, npyarray.Uint8, []int{len(labels)}); err != nil {
 			return fmt.Errorf("write %s: %w", labelsPath, err)
 		}
-		if err := atomicfile.WriteBytes(labelsPath, buf.Bytes(), 0o644); err != nil {
+		buf.Write(labels)
+		labelsFile, err := atomicfile.PrepareBytes(labelsPath, buf.Bytes(), 0o644)
+		if err != nil {
+			return err
+		}
+		defer labelsFile.Discard()
+		if err := codesFile.Commit(); err != nil {
+			return err
+		}
+		if err := labelsFile.Commit(); err != nil {
 			return err
 		}
 		fmt.Printf("%s\tfloat32 [%d,%d]\n%s\tuint8 [%d]\n", codesPath, n, b, labelsPath, n)
@@ -164,80 +175,4 @@ func imageSize(m *inference.Model) int {
 		n *= d
 	}
 	return n
-}
-
-// writeNPYHeader writes the header of a C-ordered NumPy .npy file (format
-// version 1.0) of the given dtype ("<f4", "|u1") and shape. The data, row
-// after row, little-endian, must follow.
-func writeNPYHeader(w io.Writer, descr string, shape []int) error {
-	dims := make([]string, len(shape))
-	for i, d := range shape {
-		dims[i] = strconv.Itoa(d)
-	}
-	tuple := "(" + strings.Join(dims, ", ")
-	if len(shape) == 1 {
-		tuple += ","
-	}
-	tuple += ")"
-	dict := fmt.Sprintf("{'descr': '%s', 'fortran_order': False, 'shape': %s, }", descr, tuple)
-	// magic (6) + version (2) + length (2) + dict + padding + "\n" is a
-	// multiple of 64.
-	total := (10 + len(dict) + 1 + 63) / 64 * 64
-	hdr := make([]byte, 0, total)
-	hdr = append(hdr, "\x93NUMPY\x01\x00"...)
-	hdr = binary.LittleEndian.AppendUint16(hdr, uint16(total-10))
-	hdr = append(hdr, dict...)
-	for len(hdr) < total-1 {
-		hdr = append(hdr, ' ')
-	}
-	hdr = append(hdr, '\n')
-	_, err := w.Write(hdr)
-	return err
-}
-
-func writeFloat32s(w io.Writer, v []float32) error {
-	buf := make([]byte, 4*len(v))
-	for i, x := range v {
-		binary.LittleEndian.PutUint32(buf[4*i:], math.Float32bits(x))
-	}
-	_, err := w.Write(buf)
-	return err
-}
-
-// readNPYFloat32 reads a .npy file of float32 or float64 values and
-// returns them as float32 with the array's shape.
-func readNPYFloat32(path string) ([]float32, []int, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer f.Close()
-	r, err := npyio.NewReader(bufio.NewReader(f))
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: not a NumPy .npy file: %w", path, err)
-	}
-	h := r.Header
-	if h.Descr.Fortran {
-		return nil, nil, fmt.Errorf("%s: Fortran-ordered array: save it in C order (numpy.ascontiguousarray)", path)
-	}
-	shape := append([]int(nil), h.Descr.Shape...)
-	switch strings.Trim(h.Descr.Type, "'\"") {
-	case "<f4":
-		var v []float32
-		if err := r.Read(&v); err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", path, err)
-		}
-		return v, shape, nil
-	case "<f8":
-		var v []float64
-		if err := r.Read(&v); err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", path, err)
-		}
-		out := make([]float32, len(v))
-		for i, x := range v {
-			out[i] = float32(x)
-		}
-		return out, shape, nil
-	}
-	return nil, nil, fmt.Errorf("%s: dtype %s: want float32 (<f4) or float64 (<f8)", path, strings.Trim(h.Descr.Type, "'\""))
 }

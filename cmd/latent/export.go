@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -10,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/latent-ai/latent/atomicfile"
 	"github.com/latent-ai/latent/checkpoint"
 	"github.com/latent-ai/latent/dataset"
 	"github.com/latent-ai/latent/exporter"
@@ -55,11 +58,11 @@ func setupExport(fs *flag.FlagSet) func(context.Context, []string) error {
 			return err
 		}
 		if *noStats {
-			enc, dec, err := exporter.Export(m, nil, dir)
+			paths, err := writeExport(m, nil, dir)
 			if err != nil {
 				return err
 			}
-			fmt.Printf("%s\n%s\n", enc, dec)
+			fmt.Println(strings.Join(paths, "\n"))
 			return nil
 		}
 		if data.name == "" {
@@ -72,11 +75,7 @@ func setupExport(fs *flag.FlagSet) func(context.Context, []string) error {
 		if err != nil {
 			return err
 		}
-		statsPath := filepath.Join(dir, latentstats.FileName)
-		if err := stats.Save(statsPath); err != nil {
-			return err
-		}
-		enc, dec, err := exporter.Export(m, stats, dir)
+		paths, err := writeExport(m, stats, dir)
 		if err != nil {
 			return err
 		}
@@ -89,22 +88,73 @@ func setupExport(fs *flag.FlagSet) func(context.Context, []string) error {
 			top = append(top, fmt.Sprintf("%.3g (%.0f%%)", stats.Eigenvalues[k], 100*max(stats.Eigenvalues[k], 0)/total))
 		}
 		fmt.Fprintf(os.Stderr, "latent variance %.4g; largest principal variances %s\n", total, strings.Join(top, ", "))
-		fmt.Printf("%s\n%s\n%s\n", enc, dec, statsPath)
+		fmt.Println(strings.Join(paths, "\n"))
 		return nil
 	}
+}
+
+// writeExport writes the encoder, the decoder and, when stats is not nil,
+// the latent statistics of m into dir, and returns their paths. It writes
+// all three or none: each is written in full beside its destination before
+// any is moved into place, so that a full disk leaves an earlier export as
+// it was rather than a new encoder beside an old decoder.
+func writeExport(m *checkpoint.Model, stats *latentstats.Stats, dir string) ([]string, error) {
+	type file struct {
+		path  string
+		write func(w io.Writer) error
+	}
+	files := []file{
+		{filepath.Join(dir, exporter.EncoderFile), func(w io.Writer) error { return exporter.WriteEncoder(w, m, stats) }},
+		{filepath.Join(dir, exporter.DecoderFile), func(w io.Writer) error { return exporter.WriteDecoder(w, m, stats) }},
+	}
+	if stats != nil {
+		files = append(files, file{filepath.Join(dir, latentstats.FileName), func(w io.Writer) error {
+			b, err := json.MarshalIndent(stats, "", " ") // as latentstats.Save writes it
+			if err != nil {
+				return err
+			}
+			_, err = w.Write(append(b, '\n'))
+			return err
+		}})
+	}
+	var pending []*atomicfile.Pending
+	defer func() {
+		for _, p := range pending {
+			p.Discard()
+		}
+	}()
+	for _, f := range files {
+		var buf bytes.Buffer
+		if err := f.write(&buf); err != nil {
+			return nil, fmt.Errorf("export %s: %w", f.path, err)
+		}
+		p, err := atomicfile.PrepareBytes(f.path, buf.Bytes(), 0o644)
+		if err != nil {
+			return nil, err
+		}
+		pending = append(pending, p)
+	}
+	paths := make([]string, len(pending))
+	for i, p := range pending {
+		if err := p.Commit(); err != nil {
+			return nil, err
+		}
+		paths[i] = p.Path()
+	}
+	return paths, nil
 }
 
 // fitStats writes a temporary encoder without stats, encodes the training
 // set through ONNX Runtime and fits the latent statistics of the codes.
 func fitStats(ctx context.Context, m *checkpoint.Model, dir string, data *dataFlags, opts inference.Options, batch int, quiet bool) (*latentstats.Stats, error) {
-	tmp, err := os.MkdirTemp(dir, ".export-")
+	tmp, err := stagingDir(dir, "export")
 	if err != nil {
-		return nil, fmt.Errorf("export: %w", err)
+		return nil, err
 	}
 	defer os.RemoveAll(tmp)
 	encPath := filepath.Join(tmp, exporter.EncoderFile)
 	if err := exporter.WriteFile(encPath, m, exporter.Encoder, nil); err != nil {
-		return nil, err
+		return nil, stagedError("export", dir, err)
 	}
 	model, err := inference.Open(encPath, "", opts)
 	if err != nil {

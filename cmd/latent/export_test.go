@@ -17,6 +17,7 @@ import (
 	"github.com/latent-ai/latent/inference"
 	"github.com/latent-ai/latent/latentstats"
 	"github.com/latent-ai/latent/models"
+	"github.com/latent-ai/latent/npyarray"
 )
 
 // ortMNISTDir returns the folder of the MNIST files: $LATENT_DATA, else
@@ -117,7 +118,7 @@ func TestExportEncodeDecodeSample(t *testing.T) {
 	if code, stderr := ortLatent(t, "encode", dir, "--split", "test", "--out", codesPath, "--data", data, "--quiet", "--batch", "777"); code != 0 {
 		t.Fatalf("encode: exit %d: %s", code, stderr)
 	}
-	codes, shape, err := readNPYFloat32(codesPath)
+	codes, shape, err := npyarray.ReadFile(codesPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +163,7 @@ func TestExportEncodeDecodeSample(t *testing.T) {
 	if code, stderr := ortLatent(t, "decode", "--codes", codesPath, "--limit", "4", "--out", npyPath, dir); code != 0 {
 		t.Fatalf("decode npy: exit %d: %s", code, stderr)
 	}
-	images, shape, err := readNPYFloat32(npyPath)
+	images, shape, err := npyarray.ReadFile(npyPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +190,7 @@ func TestExportEncodeDecodeSample(t *testing.T) {
 	if code, stderr := ortLatent(t, "sample", dir, "-n", "3", "--from", "normal", "--out", sampleNPY); code != 0 {
 		t.Fatalf("sample normal: exit %d: %s", code, stderr)
 	}
-	if _, shape, err := readNPYFloat32(sampleNPY); err != nil || len(shape) != 4 || shape[0] != 3 {
+	if _, shape, err := npyarray.ReadFile(sampleNPY); err != nil || len(shape) != 4 || shape[0] != 3 {
 		t.Fatalf("samples: shape %v, %v", shape, err)
 	}
 
@@ -270,15 +271,13 @@ func TestORTCommandErrors(t *testing.T) {
 	tmp := t.TempDir()
 	wrongCodes := filepath.Join(tmp, "wrong.npy")
 	var buf bytes.Buffer
-	writeNPYHeader(&buf, "<f4", []int{2, 5})
-	writeFloat32s(&buf, make([]float32, 10))
+	npyarray.Write(&buf, make([]float32, 10), []int{2, 5})
 	os.WriteFile(wrongCodes, buf.Bytes(), 0o644)
 	notNPY := filepath.Join(tmp, "not.npy")
 	os.WriteFile(notNPY, []byte("hello"), 0o644)
 	nanCodes := filepath.Join(tmp, "nan.npy")
 	buf.Reset()
-	writeNPYHeader(&buf, "<f4", []int{1, 3})
-	writeFloat32s(&buf, []float32{0, float32(math.NaN()), 0})
+	npyarray.Write(&buf, []float32{0, float32(math.NaN()), 0}, []int{1, 3})
 	os.WriteFile(nanCodes, buf.Bytes(), 0o644)
 
 	for _, tc := range []struct {
@@ -321,34 +320,5 @@ func TestORTCommandErrors(t *testing.T) {
 	// --help after the run folder prints the usage and succeeds.
 	if code, _ := ortLatent(t, "sample", exported, "--help"); code != 0 {
 		t.Errorf("sample RUN --help: exit %d", code)
-	}
-}
-
-func TestNPYHeader(t *testing.T) {
-	for _, shape := range [][]int{{7}, {3, 10}, {2, 1, 28, 28}, {100000, 4096}} {
-		var buf bytes.Buffer
-		if err := writeNPYHeader(&buf, "<f4", shape); err != nil {
-			t.Fatal(err)
-		}
-		if buf.Len()%64 != 0 || buf.Bytes()[buf.Len()-1] != '\n' {
-			t.Errorf("shape %v: header of %d bytes, want a multiple of 64 ending in a newline", shape, buf.Len())
-		}
-		n := 1
-		for _, d := range shape {
-			n *= d
-		}
-		if n > 1000 {
-			continue
-		}
-		writeFloat32s(&buf, make([]float32, n))
-		path := filepath.Join(t.TempDir(), "a.npy")
-		os.WriteFile(path, buf.Bytes(), 0o644)
-		v, got, err := readNPYFloat32(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(v) != n || len(got) != len(shape) {
-			t.Errorf("shape %v read back as %v with %d values", shape, got, len(v))
-		}
 	}
 }

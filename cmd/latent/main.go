@@ -82,7 +82,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if err := runner(ctx, pos); err != nil {
-		fmt.Fprintf(stderr, "latent %s: %v\n", c.name, err)
+		fmt.Fprintf(stderr, "latent %s: %v\n", c.name, withHint(err, retryHint))
 		if errors.Is(err, errUsage) {
 			fs.Usage()
 			return 2

@@ -203,6 +203,18 @@ func setupReport(fs *flag.FlagSet) func(context.Context, []string) error {
 		if err != nil {
 			return err
 		}
+		// The report is written into a hidden folder, made first so that an
+		// unwritable run folder is reported before the long analysis, and
+		// moved into place once complete: a failure leaves the old report,
+		// if any, and no half-written one.
+		stage, err := stagingDir(dir, "report")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(stage)
+		if err := os.Chmod(stage, 0o755); err != nil {
+			return fmt.Errorf("report: %w", err)
+		}
 		a, err := analyse(ctx, dir, &data, &rt, *quiet)
 		if err != nil {
 			return err
@@ -212,11 +224,11 @@ func setupReport(fs *flag.FlagSet) func(context.Context, []string) error {
 			return err
 		}
 		out := filepath.Join(dir, "report")
-		figDir := filepath.Join(out, "figures")
+		figDir := filepath.Join(stage, "figures")
 		figs, err := report.Draw(figDir, report.Inputs{Codec: a.model, Train: a.train, Test: a.test,
 			TestCodes: a.testCodes, Stats: a.model.Stats(), TrainLoss: m.Meta.TrainLoss, TestLoss: m.Meta.TestLoss, Seed: *seed})
 		if err != nil {
-			return err
+			return stagedError("report", out, err)
 		}
 		page := report.Page{Title: fmt.Sprintf("latent: %s autoencoder on %s", m.Arch.Kind, data.name), Figures: figs}
 		page.Settings = [][2]string{
@@ -245,11 +257,13 @@ func setupReport(fs *flag.FlagSet) func(context.Context, []string) error {
 			page.Epochs = append(page.Epochs, []string{fmt.Sprint(h.Epoch), fmt.Sprintf("%.6f", h.TrainLoss),
 				fmt.Sprintf("%.6f", h.TestMSE), fmt.Sprintf("%.0f", h.SamplesPerSec)})
 		}
-		index := filepath.Join(out, "index.html")
-		if err := report.WriteHTML(index, figDir, page); err != nil {
+		if err := report.WriteHTML(filepath.Join(stage, "index.html"), figDir, page); err != nil {
+			return stagedError("report", out, err)
+		}
+		if err := replaceDir(stage, out); err != nil {
 			return err
 		}
-		fmt.Println(index)
+		fmt.Println(filepath.Join(out, "index.html"))
 		return nil
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/latent-ai/latent/atomicfile"
 	"github.com/latent-ai/latent/exporter"
 	"github.com/latent-ai/latent/inference"
+	"github.com/latent-ai/latent/npyarray"
 )
 
 func init() {
@@ -77,10 +78,10 @@ func setupSample(fs *flag.FlagSet) func(context.Context, []string) error {
 		} else {
 			err = atomicfile.Write(path, 0o644, func(f *os.File) error {
 				w := bufio.NewWriter(f)
-				if err := writeNPYHeader(w, "<f4", append([]int{*n}, model.ImageShape()...)); err != nil {
+				if err := npyarray.WriteHeader(w, npyarray.Float32, append([]int{*n}, model.ImageShape()...)); err != nil {
 					return err
 				}
-				if err := writeFloat32s(w, images); err != nil {
+				if err := npyarray.WriteFloat32s(w, images); err != nil {
 					return err
 				}
 				return w.Flush()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -83,9 +84,10 @@ func setupTrain(fs *flag.FlagSet) func(context.Context, []string) error {
 			if t, err = trainer.New(cfg); err != nil {
 				return usageError("%v", err)
 			}
-			if *force {
-				os.Remove(filepath.Join(dir, trainer.MetricsFile))
-			}
+		}
+		// Check the run folder and the data before touching anything.
+		if err := checkWritable(dir); err != nil {
+			return err
 		}
 		train, err := data.load(ctx, "train")
 		if err != nil {
@@ -102,11 +104,24 @@ func setupTrain(fs *flag.FlagSet) func(context.Context, []string) error {
 		if *quiet {
 			progress = nil
 		}
+		var undo func()
+		if *resume == "" {
+			if *force {
+				os.Remove(filepath.Join(dir, trainer.MetricsFile))
+			}
+			undo = undoFresh(dir)
+		}
 		history, err := t.Run(ctx, dir, asData(train), asData(test), progressWriter(progress), os.Stderr)
 		if errors.Is(err, context.Canceled) {
 			return fmt.Errorf("interrupted after epoch %d; %s holds that epoch's model: carry on with 'latent train --resume %s'", t.EpochsDone(), dir, dir)
 		}
 		if err != nil {
+			if undo != nil {
+				undo()
+				if _, rerr := trainer.Resume(dir, 0); rerr == nil {
+					return withHint(err, fmt.Sprintf("then carry on with 'latent train --resume %s'", dir))
+				}
+			}
 			return err
 		}
 		if len(history) > 0 {
@@ -118,6 +133,32 @@ func setupTrain(fs *flag.FlagSet) func(context.Context, []string) error {
 			fmt.Printf("%s\tnothing to do: %d of %d epochs done\n", filepath.Join(dir, trainer.ModelFile), t.EpochsDone(), cfg.Epochs)
 		}
 		return nil
+	}
+}
+
+// undoFresh returns a function that, called after a new run failed, leaves
+// nothing of it behind if it saved no model: it removes the run files and
+// the folders that did not exist when undoFresh was called. A run that
+// saved a model keeps it, to carry on with --resume.
+func undoFresh(dir string) func() {
+	created := missingDirs(dir)
+	var files []string
+	for _, name := range []string{trainer.OptimizerFile, trainer.ModelFile, trainer.MetricsFile} {
+		path := filepath.Join(dir, name)
+		if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+			files = append(files, path)
+		}
+	}
+	return func() {
+		if _, err := os.Lstat(filepath.Join(dir, trainer.ModelFile)); !errors.Is(err, fs.ErrNotExist) {
+			return
+		}
+		for _, f := range files {
+			os.Remove(f)
+		}
+		for _, d := range created {
+			os.Remove(d) // only if empty
+		}
 	}
 }
 
