@@ -13,7 +13,7 @@ TAGS ?= openblas
 RUNS ?= runs
 EPOCHS ?= 5
 
-.PHONY: all setup build demo check test vet bench clean
+.PHONY: all setup build demo check test vet bench fuzz clean
 
 all: build
 
@@ -51,3 +51,8 @@ clean:
 # see the script).
 bench:
 	GO='$(GO)' bench/go_vs_torch.sh
+
+# Every fuzz target for FUZZTIME each (default 10m), two at a time, with a
+# table of executions (see scripts/fuzz.sh).
+fuzz:
+	GO='$(GO)' scripts/fuzz.sh -j 2
