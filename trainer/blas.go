@@ -134,7 +134,7 @@ func parallelParts(n, parts int, body func(w, lo, hi int)) {
 // virtual machine takes tens of microseconds and left a core idle for a
 // quarter of a step. So a worker spins for up to workerSpin after its last
 // part before it blocks, as OpenMP's and OpenBLAS's threads do, and the
-// caller spins while it waits for the parts to finish.
+// caller spins for up to callerSpin while it waits for the parts to finish.
 var workPool pool
 
 // workerSpin is how long an idle worker keeps looking for work before it
@@ -142,10 +142,16 @@ var workPool pool
 // trainer gives the CPU back at once.
 const workerSpin = 200 * time.Microsecond
 
+// callerSpin is how long the caller spins for its workers to finish their
+// parts before it blocks.
+const callerSpin = 50 * time.Microsecond
+
 type pool struct {
-	busy    atomic.Bool // whether a call owns the pool
-	once    sync.Once
-	workers []*poolWorker
+	busy     atomic.Bool // whether a call owns the pool
+	once     sync.Once
+	workers  []*poolWorker
+	waiting  atomic.Bool   // whether the caller blocks on finished
+	finished chan struct{} // capacity 1: the last part is done
 }
 
 type poolWorker struct {
@@ -155,6 +161,7 @@ type poolWorker struct {
 }
 
 type poolTask struct {
+	pool        *pool
 	body        func(w, lo, hi int)
 	w, n, parts int
 	done        *atomic.Int32 // parts not yet finished
@@ -173,7 +180,7 @@ func (p *pool) run(n, parts int, body func(w, lo, hi int)) bool {
 	done.Store(int32(parts - 1))
 	for w := 1; w < parts; w++ {
 		wk := p.workers[w-1]
-		wk.task.Store(&poolTask{body: body, w: w, n: n, parts: parts, done: &done})
+		wk.task.Store(&poolTask{pool: p, body: body, w: w, n: n, parts: parts, done: &done})
 		if wk.sleeping.Load() {
 			select {
 			case wk.wake <- struct{}{}:
@@ -182,15 +189,37 @@ func (p *pool) run(n, parts int, body func(w, lo, hi int)) bool {
 		}
 	}
 	body(0, 0, n/parts)
-	for i := 0; done.Load() != 0; i++ {
-		if i%64 == 63 {
-			runtime.Gosched()
-		}
-	}
+	p.wait(&done)
 	return true
 }
 
+// wait returns once done is 0: it spins for up to callerSpin, then blocks
+// until the worker that finishes last says so, so that a caller whose
+// worker was descheduled (on a busy machine) does not burn a core.
+func (p *pool) wait(done *atomic.Int32) {
+	start := time.Now()
+	for i := 0; done.Load() != 0; i++ {
+		if i%64 == 63 {
+			if time.Since(start) > callerSpin {
+				break
+			}
+			runtime.Gosched()
+		}
+	}
+	p.waiting.Store(true)
+	for done.Load() != 0 {
+		<-p.finished
+	}
+	p.waiting.Store(false)
+	// Drop a word from a worker that finished after the check above.
+	select {
+	case <-p.finished:
+	default:
+	}
+}
+
 func (p *pool) start() {
+	p.finished = make(chan struct{}, 1)
 	for range runtime.GOMAXPROCS(0) - 1 {
 		wk := &poolWorker{wake: make(chan struct{}, 1)}
 		p.workers = append(p.workers, wk)
@@ -213,7 +242,12 @@ func (wk *poolWorker) loop() {
 			wk.sleeping.Store(false)
 		}
 		t.body(t.w, t.w*t.n/t.parts, (t.w+1)*t.n/t.parts)
-		t.done.Add(-1)
+		if t.done.Add(-1) == 0 && t.pool.waiting.Load() {
+			select {
+			case t.pool.finished <- struct{}{}:
+			default:
+			}
+		}
 	}
 }
 
