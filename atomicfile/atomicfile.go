@@ -11,6 +11,7 @@
 package atomicfile
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -136,4 +137,22 @@ func wrap(path, tmp, step string, err error) error {
 		return fmt.Errorf("write %s: %s: %w", path, step, err)
 	}
 	return fmt.Errorf("write %s: %w", path, err)
+}
+
+// MissingDirs returns dir and those of its parents that do not exist,
+// deepest first: the folders that os.MkdirAll(dir) would create, and that
+// a command removes again when it fails before writing anything into them.
+func MissingDirs(dir string) []string {
+	var missing []string
+	for d := filepath.Clean(dir); ; {
+		if _, err := os.Stat(d); !errors.Is(err, fs.ErrNotExist) {
+			return missing
+		}
+		missing = append(missing, d)
+		parent := filepath.Dir(d)
+		if parent == d {
+			return missing
+		}
+		d = parent
+	}
 }

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/latent-ai/latent/atomicfile"
 )
 
 // checksums holds, for each data set and file, the MD5 of the
@@ -122,7 +124,7 @@ func (d *Downloader) Ensure(ctx context.Context, name, dir string) (err error) {
 		_, err := findFiles(name, dir, fileNames...)
 		return err
 	}
-	created := missingDirs(dir)
+	created := atomicfile.MissingDirs(dir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("dataset: cannot create the data folder: %w; create it, or name another with --data or $%s", err, EnvData)
 	}
@@ -187,23 +189,6 @@ func (j joined) Error() string {
 }
 
 func (j joined) Unwrap() []error { return j }
-
-// missingDirs returns dir and those of its parents that do not exist,
-// deepest first: the folders that os.MkdirAll(dir) would create.
-func missingDirs(dir string) []string {
-	var missing []string
-	for d := filepath.Clean(dir); ; {
-		if _, err := os.Stat(d); !errors.Is(err, os.ErrNotExist) {
-			return missing
-		}
-		missing = append(missing, d)
-		parent := filepath.Dir(d)
-		if parent == d {
-			return missing
-		}
-		d = parent
-	}
-}
 
 func (d *Downloader) progressf(format string, args ...any) {
 	if d.Progress != nil {

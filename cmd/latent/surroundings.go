@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/latent-ai/latent/atomicfile"
 )
 
 // This file holds what the commands share to cope with bad surroundings: a
@@ -67,7 +69,7 @@ func withHint(err error, then string) error {
 // is reported at once rather than after minutes of training or encoding.
 func checkWritable(dir string) error {
 	d := filepath.Clean(dir)
-	if missing := missingDirs(d); len(missing) > 0 {
+	if missing := atomicfile.MissingDirs(d); len(missing) > 0 {
 		d = filepath.Dir(missing[len(missing)-1])
 	}
 	f, err := os.CreateTemp(d, ".latent-check-*")
@@ -108,23 +110,6 @@ func stagedError(what, dst string, err error) error {
 		return fmt.Errorf("%s: cannot write into %s: %w", what, dst, errno)
 	}
 	return err
-}
-
-// missingDirs returns dir and those of its parents that do not exist,
-// deepest first: the folders that os.MkdirAll(dir) would create.
-func missingDirs(dir string) []string {
-	var missing []string
-	for d := filepath.Clean(dir); ; {
-		if _, err := os.Stat(d); !errors.Is(err, fs.ErrNotExist) {
-			return missing
-		}
-		missing = append(missing, d)
-		parent := filepath.Dir(d)
-		if parent == d {
-			return missing
-		}
-		d = parent
-	}
 }
 
 // replaceDir moves the folder src to dst, which it replaces: a folder

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/latent-ai/latent/atomicfile"
 	"github.com/latent-ai/latent/models"
 	"github.com/latent-ai/latent/trainer"
 )
@@ -141,7 +142,7 @@ func setupTrain(fs *flag.FlagSet) func(context.Context, []string) error {
 // the folders that did not exist when undoFresh was called. A run that
 // saved a model keeps it, to carry on with --resume.
 func undoFresh(dir string) func() {
-	created := missingDirs(dir)
+	created := atomicfile.MissingDirs(dir)
 	var files []string
 	for _, name := range []string{trainer.OptimizerFile, trainer.ModelFile, trainer.MetricsFile} {
 		path := filepath.Join(dir, name)
