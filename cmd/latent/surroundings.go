@@ -74,14 +74,20 @@ func checkWritable(dir string) error {
 	}
 	f, err := os.CreateTemp(d, ".latent-check-*")
 	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		return fmt.Errorf("cannot write into %s: %w", d, err)
+		return fmt.Errorf("cannot write into %s: %w", d, pathCause(err))
 	}
 	f.Close()
 	return os.Remove(f.Name())
+}
+
+// pathCause returns the cause inside a *fs.PathError, whose message names
+// a temporary file that is gone by the time the user reads it, or err.
+func pathCause(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // stagingDir creates a hidden temporary folder in dir, named after what,
@@ -90,11 +96,7 @@ func checkWritable(dir string) error {
 func stagingDir(dir, what string) (string, error) {
 	tmp, err := os.MkdirTemp(dir, "."+what+"-")
 	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		return "", fmt.Errorf("%s: cannot write into %s: %w", what, dir, err)
+		return "", fmt.Errorf("%s: cannot write into %s: %w", what, dir, pathCause(err))
 	}
 	return tmp, nil
 }
