@@ -237,6 +237,10 @@ func biasActivate[T float](a activation, v []T, b T) {
 			v[i] = keepIf(x, !(x <= 0))
 		}
 	case actSigmoid:
+		if unsafe.Sizeof(b) == 4 && len(v) > 0 {
+			biasSigmoid32(unsafe.Slice((*float32)(unsafe.Pointer(&v[0])), len(v)), float32(b))
+			return
+		}
 		for i, x := range v {
 			v[i] = sigmoid(x + b)
 		}

@@ -196,3 +196,30 @@ func TestSigmoid32(t *testing.T) {
 		t.Errorf("sigmoid32(NaN) = %v, want NaN", got)
 	}
 }
+
+// TestSigmoidKernelAgrees checks that biasSigmoid32, the slice form that
+// the ops call (vectorised in C in the openblas build), gives the bits of
+// sigmoid32(x + b) for every value: special ones, every float32 bit pattern
+// at a stride (all signs, exponents and mantissa patterns), with and
+// without a bias, at every offset from a vector's start.
+func TestSigmoidKernelAgrees(t *testing.T) {
+	xs := []float32{0, float32(math.Copysign(0, -1)), 1e-45, -1e-45, 1e-40, -1e-40, 0x1p-126, -0x1p-126,
+		87, -87, 110, -110, 109.99999, -109.99999, 110.00001, -110.00001,
+		float32(math.MaxFloat32), -float32(math.MaxFloat32), float32(math.Inf(1)), float32(math.Inf(-1)),
+		float32(math.NaN()), math.Float32frombits(0x7f800001), math.Float32frombits(0xffc00123)}
+	for bits := uint64(0); bits < 1<<32; bits += 4093 {
+		xs = append(xs, math.Float32frombits(uint32(bits)))
+	}
+	for _, b := range []float32{0, 0.25, -3} {
+		for _, offset := range []int{0, 3} {
+			got := slices.Clone(xs[offset:])
+			biasSigmoid32(got, b)
+			for i, x := range xs[offset:] {
+				want := sigmoid32(x + b)
+				if math.Float32bits(got[i]) != math.Float32bits(want) {
+					t.Fatalf("b=%v: sigmoid of %v (bits %#x) = %v, sigmoid32 gives %v", b, x, math.Float32bits(x), got[i], want)
+				}
+			}
+		}
+	}
+}
