@@ -43,24 +43,45 @@ func NewAdam(lr float64, sizes []int) *Adam {
 // Update takes one step: params[i] -= … using grads[i]. params and grads
 // must have the sizes given to NewAdam.
 func (a *Adam) Update(params, grads [][]float32) {
-	a.Step++
-	bc1 := 1 - math.Pow(a.Beta1, float64(a.Step))
-	bc2 := 1 - math.Pow(a.Beta2, float64(a.Step))
-	stepSize := float32(a.LR / bc1)
-	// A multiplication by 1/sqrt(1-β2ᵗ) where PyTorch divides by
-	// sqrt(1-β2ᵗ): a float rounding apart, and one division per value fewer
-	// (a CPU has one divider, which both sqrt and division use).
-	invBC2Sqrt := float32(1 / math.Sqrt(bc2))
-	b1, b2 := float32(a.Beta1), float32(a.Beta2)
-	eps := float32(a.Eps)
+	s := a.begin()
 	for i, p := range params {
-		g, m, v := grads[i][:len(p)], a.M[i][:len(p)], a.V[i][:len(p)]
+		g := grads[i][:len(p)]
 		// Each value is updated alone, so splitting the work across
 		// goroutines does not change the result.
 		parallelFor(len(p), 1<<15, func(lo, hi int) {
-			adamKernel(p[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi], stepSize, invBC2Sqrt, b1, b2, eps)
+			a.update(s, i, p[lo:hi], g[lo:hi], lo)
 		})
 	}
+}
+
+// adamStep holds the scalars of one step, the same for every value.
+type adamStep struct {
+	stepSize, invBC2Sqrt, b1, b2, eps float32
+}
+
+// begin starts a step: it advances Step and returns the step's scalars, for
+// update to use on every parameter.
+func (a *Adam) begin() adamStep {
+	a.Step++
+	bc1 := 1 - math.Pow(a.Beta1, float64(a.Step))
+	bc2 := 1 - math.Pow(a.Beta2, float64(a.Step))
+	return adamStep{
+		stepSize: float32(a.LR / bc1),
+		// A multiplication by 1/sqrt(1-β2ᵗ) where PyTorch divides by
+		// sqrt(1-β2ᵗ): a float rounding apart, and one division per value
+		// fewer (a CPU has one divider, which both sqrt and division use).
+		invBC2Sqrt: float32(1 / math.Sqrt(bc2)),
+		b1:         float32(a.Beta1),
+		b2:         float32(a.Beta2),
+		eps:        float32(a.Eps),
+	}
+}
+
+// update applies step s to the values of parameter i from offset off: p and
+// g are the parameter's and its gradient's values [off, off+len(p)).
+func (a *Adam) update(s adamStep, i int, p, g []float32, off int) {
+	end := off + len(p)
+	adamKernel(p, g[:len(p)], a.M[i][off:end], a.V[i][off:end], s.stepSize, s.invBC2Sqrt, s.b1, s.b2, s.eps)
 }
 
 // minNormal32 is the smallest normal float32, 2⁻¹²⁶.

@@ -31,15 +31,32 @@ type graph struct {
 	loss    *G.Node
 	lossVal G.Value
 	params  []*G.Node // one node per models.Param; nil where not in the part
-	vm      G.VM
+	// deferred lists the Linear layers whose weight gradient the graph
+	// leaves to the trainer (deferLinearWeights), in layer order.
+	deferred []*deferredLinear
+	vm       G.VM
 }
+
+// gradients says which gradients a graph computes.
+type gradients int
+
+const (
+	noGradients  gradients = iota // the output only
+	allGradients                  // the loss and every parameter's gradient
+	// deferLinearWeights is the loss and every parameter's gradient but
+	// the Linear layers' weights': the trainer computes those after the
+	// run, a band at a time, and updates each weight as it goes
+	// (deferredLinear.step).
+	deferLinearWeights
+)
 
 // newGraph builds the graph of part for batch samples. values holds one
 // tensor per models.Param in the trainer's layout (see Weights), shared with
-// the caller: updating them in place changes what the graph computes. With
-// train, the graph computes the loss and the gradients of every parameter
-// in the part.
-func newGraph(arch models.Arch, part string, batch int, values []tensor.Tensor, train bool) (*graph, error) {
+// the caller: updating them in place changes what the graph computes. grads
+// says which gradients it computes, with the loss; only the autoencoder
+// computes any.
+func newGraph(arch models.Arch, part string, batch int, values []tensor.Tensor, grads gradients) (*graph, error) {
+	train := grads != noGradients
 	dt := values[0].Dtype()
 	gr := &graph{g: G.NewGraph(), batch: batch, params: make([]*G.Node, len(values))}
 	var inShape []int
@@ -62,7 +79,7 @@ func newGraph(arch models.Arch, part string, batch int, values []tensor.Tensor, 
 			first[p.Module] = i
 		}
 	}
-	b := builder{needs: map[*G.Node]bool{}}
+	b := builder{needs: map[*G.Node]bool{}, deferW: grads == deferLinearWeights}
 	x := gr.input
 	var err error
 	parts := []string{part}
@@ -89,8 +106,12 @@ func newGraph(arch models.Arch, part string, batch int, values []tensor.Tensor, 
 					act = activationOf(layers[i+1].Op)
 				}
 			}
+			in := x
 			if x, err = b.layer(l, x, w, bias, act); err != nil {
 				return nil, fmt.Errorf("%s (%s): %w", mod, l.Op, err)
+			}
+			if op, ok := x.Op().(*linearOp); ok && op.deferW {
+				gr.deferred = append(gr.deferred, &deferredLinear{param: first[mod], x: in, op: op})
 			}
 			if act != actNone {
 				i++
@@ -108,8 +129,8 @@ func newGraph(arch models.Arch, part string, batch int, values []tensor.Tensor, 
 		}
 		G.Read(gr.loss, &gr.lossVal)
 		var bound G.Nodes
-		for _, p := range gr.params {
-			if p != nil {
+		for i, p := range gr.params {
+			if p != nil && !gr.isDeferred(i) {
 				bound = append(bound, p)
 			}
 		}
@@ -142,6 +163,8 @@ type builder struct {
 	// needs records which nodes depend on a parameter, and so need a
 	// gradient; the input and what is computed from it alone do not.
 	needs map[*G.Node]bool
+	// deferW leaves the Linear layers' weight gradients out of the graph.
+	deferW bool
 }
 
 // layer applies one declared layer to x, with w and b its parameters in the
@@ -170,6 +193,7 @@ func (bd *builder) layer(l models.Layer, x, w, b *G.Node, act activation) (*G.No
 	case models.Linear:
 		var op *linearOp
 		if op, err = newLinearOp(x, w, b, act, need); err == nil {
+			op.deferW = bd.deferW
 			y, err = G.ApplyOp(op, x, w, b)
 		}
 		need = true
@@ -224,3 +248,14 @@ func (gr *graph) inputData() []float32 { return gr.input.Value().Data().([]float
 
 // outputData is the backing slice of the output after run; the graph owns it.
 func (gr *graph) outputData() []float32 { return gr.output.Value().Data().([]float32) }
+
+// isDeferred reports whether parameter i is a weight whose gradient the
+// trainer computes (deferred).
+func (gr *graph) isDeferred(i int) bool {
+	for _, d := range gr.deferred {
+		if d.param == i {
+			return true
+		}
+	}
+	return false
+}

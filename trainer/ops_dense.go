@@ -14,11 +14,16 @@ import (
 //	dx = dz·Wᵀ      (matMulOp, only where x needs a gradient)
 //	dW = xᵀ·dz      (matMulOp)
 //	db = Σ_rows dz  (biasGradOp)
+//
+// With deferW, the graph leaves dW out: SymDiff keeps dz (in op.dz) and the
+// trainer computes dW itself after the run (deferredLinear).
 type linearOp struct {
 	opBase
 	n, in, out int
 	act        activation
 	needX      bool
+	deferW     bool
+	dz         *G.Node // the gradient at the activation's input, once SymDiff ran
 }
 
 func newLinearOp(x, w, b *G.Node, act activation, needX bool) (*linearOp, error) {
@@ -59,7 +64,7 @@ func linearForward[T float](op *linearOp, y []T, a [4][]T) {
 	})
 }
 
-func (op *linearOp) DiffWRT(int) []bool { return []bool{op.needX, true, true} }
+func (op *linearOp) DiffWRT(int) []bool { return []bool{op.needX, !op.deferW, true} }
 
 func (op *linearOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	x, w := inputs[0], inputs[1]
@@ -67,14 +72,17 @@ func (op *linearOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, erro
 	if err != nil {
 		return nil, err
 	}
+	op.dz = dz
 	grads := make(G.Nodes, 3)
 	if op.needX {
 		if grads[0], err = applyMatMul(dz, w, false, true, nil); err != nil {
 			return nil, err
 		}
 	}
-	if grads[1], err = applyMatMul(x, dz, true, false, nil); err != nil {
-		return nil, err
+	if !op.deferW {
+		if grads[1], err = applyMatMul(x, dz, true, false, nil); err != nil {
+			return nil, err
+		}
 	}
 	if grads[2], err = G.ApplyOp(newBiasGradOp(dz, op.n, op.out, 1), dz); err != nil {
 		return nil, err
@@ -183,4 +191,44 @@ func sum[T float](v []T) T {
 		s0 += v[i]
 	}
 	return (s0 + s1) + (s2 + s3)
+}
+
+// deferredLinear is a Linear layer whose weight gradient the graph leaves
+// out (deferLinearWeights): the trainer computes it after the run from the
+// layer's input x [n, in] and the gradient dz [n, out] at its activation's
+// input, and updates the weight with it at once (step).
+type deferredLinear struct {
+	param int       // the weight's index in Arch.Params()
+	x     *G.Node   // the layer's input
+	op    *linearOp // the layer, whose dz the backward pass set
+	bands scratchPool
+}
+
+// linearBand is the size in bytes of the band of dW rows that step computes
+// at a time: small enough to stay in a core's L2 cache until Adam reads it.
+const linearBand = 128 << 10
+
+// step computes the weight's gradient dW = xᵀ·dz a band of rows at a time
+// and applies Adam's step s to each band, with the band still in cache,
+// while the graph's matMulOp would have written all of dW out to memory
+// for Adam to read back. The bands are shared among GOMAXPROCS goroutines;
+// every value of dW is computed by one gemm call, as in the graph, so the
+// update is the same as Adam.Update with the graph's gradient
+// (TestDeferredLinearSameSteps). w is the weight, [in, out].
+func (d *deferredLinear) step(a *Adam, s adamStep, w []float32) {
+	x := d.x.Value().Data().([]float32)
+	dz := d.op.dz.Value().Data().([]float32)
+	n, in, out := d.op.n, d.op.in, d.op.out
+	rows := max(1, linearBand/4/out)
+	parts := workers(in*out, 1<<15)
+	d.bands.grow(parts)
+	parallelParts(in, parts, func(wk, lo, hi int) {
+		band := poolScratch[float32](d.bands, wk, min(rows, hi-lo)*out)
+		for r0 := lo; r0 < hi; r0 += rows {
+			r1 := min(r0+rows, hi)
+			g := band[:(r1-r0)*out]
+			gemmCall(true, false, r1-r0, out, n, x[r0:], in, dz, out, 0, g, out)
+			a.update(s, d.param, w[r0*out:r1*out], g, r0*out)
+		}
+	})
 }

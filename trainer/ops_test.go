@@ -70,7 +70,7 @@ func checkFiniteDifferences(t *testing.T, arch models.Arch, batch int) {
 		data = append(data, v)
 		values = append(values, tensor.New(tensor.WithShape(shape...), tensor.WithBacking(v)))
 	}
-	gr, err := newGraph(arch, partAutoencoder, batch, values, true)
+	gr, err := newGraph(arch, partAutoencoder, batch, values, allGradients)
 	if err != nil {
 		t.Fatal(err)
 	}

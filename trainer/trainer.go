@@ -212,20 +212,34 @@ func (t *Trainer) Step(images []float32, n int) (float64, error) {
 	if err := gr.run(); err != nil {
 		return 0, fmt.Errorf("training step: %w", err)
 	}
+	loss := scalar(gr.lossVal)
+	if math.IsNaN(loss) || math.IsInf(loss, 0) {
+		return loss, fmt.Errorf("the loss is %v at step %d: training diverged; lower --lr", loss, t.adam.Step+1)
+	}
 	for i, p := range gr.params {
+		t.grads[i] = nil
+		if p == nil || gr.isDeferred(i) {
+			continue
+		}
 		g, err := p.Grad()
 		if err != nil {
 			return 0, fmt.Errorf("gradient of %s: %w", t.w.Params[i].Name, err)
 		}
 		t.grads[i] = g.Data().([]float32)
 	}
-	loss := scalar(gr.lossVal)
-	if math.IsNaN(loss) || math.IsInf(loss, 0) {
-		return loss, fmt.Errorf("the loss is %v at step %d: training diverged; lower --lr", loss, t.adam.Step+1)
-	}
 	// Every op writes its gradient afresh each run (none adds to the last
 	// run's), so the gradients need no clearing between steps.
-	t.adam.Update(t.w.Values, t.grads)
+	s := t.adam.begin()
+	for i, g := range t.grads {
+		if g == nil {
+			continue
+		}
+		p := t.w.Values[i]
+		parallelFor(len(p), 1<<15, func(lo, hi int) { t.adam.update(s, i, p[lo:hi], g[lo:hi], lo) })
+	}
+	for _, d := range gr.deferred {
+		d.step(t.adam, s, t.w.Values[d.param])
+	}
 	return loss, nil
 }
 
@@ -243,7 +257,11 @@ func (t *Trainer) graphFor(cache map[int]*graph, n int, train bool) (*graph, err
 	if gr, ok := cache[n]; ok {
 		return gr, nil
 	}
-	gr, err := newGraph(t.cfg.Arch, partAutoencoder, n, t.tensors, train)
+	grads := noGradients
+	if train {
+		grads = deferLinearWeights
+	}
+	gr, err := newGraph(t.cfg.Arch, partAutoencoder, n, t.tensors, grads)
 	if err != nil {
 		return nil, fmt.Errorf("build the %s graph: %w", t.cfg.Arch.Kind, err)
 	}
@@ -484,7 +502,7 @@ func (f *Forward) run(part string, in []float32, n, inSize, outSize int) ([]floa
 		gr, ok := f.graphs[key]
 		if !ok {
 			var err error
-			if gr, err = newGraph(f.arch, part, bn, f.tensors, false); err != nil {
+			if gr, err = newGraph(f.arch, part, bn, f.tensors, noGradients); err != nil {
 				return nil, fmt.Errorf("build the %s graph: %w", part, err)
 			}
 			f.graphs[key] = gr
