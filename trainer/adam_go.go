@@ -4,3 +4,15 @@ package trainer
 
 // adamKernel is the per-value Adam update: adamUpdate in pure-Go builds.
 var adamKernel = adamUpdate
+
+// fusedMaxBatch is the largest batch the fused kernel takes: none here.
+const fusedMaxBatch = 0
+
+// linearWeightStep is the fused weight-gradient and Adam kernel of the
+// openblas build (adam_c.go); pure-Go builds have none and report false.
+func linearWeightStep(x, dz []float32, n, in, out, r0, r1 int, p, m, v []float32, s adamStep) bool {
+	return false
+}
+
+// adamWidth is how many values the update computes at once.
+const adamWidth = 1

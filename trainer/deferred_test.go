@@ -2,6 +2,7 @@ package trainer
 
 import (
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/latent-ai/latent/models"
@@ -79,5 +80,62 @@ func TestDeferredLinearSameSteps(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestLinearWeightStep checks the fused weight-gradient and Adam kernel of
+// the openblas build against gemm and the Adam kernel, to the bit, on
+// shapes with row and column remainders, and on a range of rows.
+func TestLinearWeightStep(t *testing.T) {
+	tests := []struct{ n, in, out, r0, r1 int }{
+		{64, 784, 512, 0, 784},
+		{64, 784, 512, 101, 390},
+		{64, 13, 10, 0, 13},
+		{3, 7, 70, 2, 7},
+		{1, 5, 16, 0, 5},
+		{64, 128, 1568, 0, 128},
+		{130, 9, 65, 0, 9},
+		{384, 20, 100, 0, 20},
+		{1000, 20, 100, 0, 20}, // past fusedMaxBatch: no fused kernel
+	}
+	for _, tc := range tests {
+		x, dz := make([]float32, tc.n*tc.in), make([]float32, tc.n*tc.out)
+		for i := range x {
+			x[i] = float32(math.Sin(float64(i)))
+		}
+		for i := range dz {
+			dz[i] = float32(math.Cos(float64(i)*0.7)) * 1e-2
+		}
+		size := tc.in * tc.out
+		p, m, v := make([]float32, size), make([]float32, size), make([]float32, size)
+		for i := range p {
+			p[i], m[i], v[i] = float32(i%11)*0.01, float32(i%5-2)*1e-3, float32(i%3)*1e-6
+		}
+		p2, m2, v2 := slices.Clone(p), slices.Clone(m), slices.Clone(v)
+		s := adamStep{stepSize: 1e-3 / 0.1, invBC2Sqrt: 31.6, b1: 0.9, b2: 0.999, eps: 1e-8}
+		if !linearWeightStep(x, dz, tc.n, tc.in, tc.out, tc.r0, tc.r1, p, m, v, s) {
+			if tc.n <= fusedMaxBatch && adamWidth == 16 {
+				t.Fatalf("%+v: no fused step on a CPU with AVX-512", tc)
+			}
+			if !slices.Equal(p, p2) {
+				t.Fatalf("%+v: reported no fused step, but changed the weights", tc)
+			}
+			continue
+		}
+		if tc.n > fusedMaxBatch {
+			t.Fatalf("%+v: fused step past fusedMaxBatch %d", tc, fusedMaxBatch)
+		}
+		rows := tc.r1 - tc.r0
+		g := make([]float32, rows*tc.out)
+		gemmCall(true, false, rows, tc.out, tc.n, x[tc.r0:], tc.in, dz, tc.out, 0, g, tc.out)
+		lo, hi := tc.r0*tc.out, tc.r1*tc.out
+		adamKernel(p2[lo:hi], g, m2[lo:hi], v2[lo:hi], s.stepSize, s.invBC2Sqrt, s.b1, s.b2, s.eps)
+		for i := range p {
+			if math.Float32bits(p[i]) != math.Float32bits(p2[i]) || math.Float32bits(m[i]) != math.Float32bits(m2[i]) ||
+				math.Float32bits(v[i]) != math.Float32bits(v2[i]) {
+				t.Fatalf("%+v: value %d (row %d): fused p,m,v = %v,%v,%v; gemm and Adam %v,%v,%v",
+					tc, i, i/tc.out, p[i], m[i], v[i], p2[i], m2[i], v2[i])
+			}
+		}
 	}
 }

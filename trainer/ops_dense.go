@@ -205,16 +205,19 @@ type deferredLinear struct {
 }
 
 // linearBand is the size in bytes of the band of dW rows that step computes
-// at a time: small enough to stay in a core's L2 cache until Adam reads it.
+// at a time where it has no fused kernel: small enough to stay in a core's
+// L2 cache until Adam reads it.
 const linearBand = 128 << 10
 
-// step computes the weight's gradient dW = xᵀ·dz a band of rows at a time
-// and applies Adam's step s to each band, with the band still in cache,
-// while the graph's matMulOp would have written all of dW out to memory
-// for Adam to read back. The bands are shared among GOMAXPROCS goroutines;
-// every value of dW is computed by one gemm call, as in the graph, so the
-// update is the same as Adam.Update with the graph's gradient
-// (TestDeferredLinearSameSteps). w is the weight, [in, out].
+// step computes the weight's gradient dW = xᵀ·dz and applies Adam's step s
+// to it as it goes, where the graph's matMulOp would write all of dW out to
+// memory for Adam to read back. Its rows are shared among GOMAXPROCS
+// goroutines. Each goroutine runs the fused kernel of the openblas build
+// (linearWeightStep: dW in registers) or, without one, computes its rows a
+// band at a time with gemm and updates each band while it is in cache.
+// Either way the update is the same as Adam.Update's with the graph's
+// gradient, to the bit (TestDeferredLinearSameSteps). w is the weight,
+// [in, out].
 func (d *deferredLinear) step(a *Adam, s adamStep, w []float32) {
 	x := d.x.Value().Data().([]float32)
 	dz := d.op.dz.Value().Data().([]float32)
@@ -223,6 +226,9 @@ func (d *deferredLinear) step(a *Adam, s adamStep, w []float32) {
 	parts := workers(in*out, 1<<15)
 	d.bands.grow(parts)
 	parallelParts(in, parts, func(wk, lo, hi int) {
+		if linearWeightStep(x, dz, n, in, out, lo, hi, w, a.M[d.param], a.V[d.param], s) {
+			return
+		}
 		band := poolScratch[float32](d.bands, wk, min(rows, hi-lo)*out)
 		for r0 := lo; r0 < hi; r0 += rows {
 			r1 := min(r0+rows, hi)
