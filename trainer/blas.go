@@ -42,6 +42,14 @@ const gemmGrain = 1 << 18
 // rows or the columns of C are shared among goroutines; every value of C is
 // still computed by one call, so the result does not depend on the split.
 func gemm[T float](transA, transB bool, m, n, k int, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
+	gemmThen(transA, transB, m, n, k, a, lda, b, ldb, beta, c, ldc, nil)
+}
+
+// gemmThen is gemm, and then, with then non-nil, calls then(r0, r1, c0, c1)
+// on every block of C that one gemm call computed (rows [r0, r1), columns
+// [c0, c1)), right after the call and on the same goroutine, while the
+// block is in that core's cache.
+func gemmThen[T float](transA, transB bool, m, n, k int, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int, then func(r0, r1, c0, c1 int)) {
 	if m == 0 || n == 0 {
 		return
 	}
@@ -49,8 +57,12 @@ func gemm[T float](transA, transB bool, m, n, k int, a []T, lda int, b []T, ldb 
 	if gemmSplit {
 		parts = min(runtime.GOMAXPROCS(0), m*n*k/gemmGrain, max(m, n)/8)
 	}
+	if then == nil {
+		then = func(int, int, int, int) {}
+	}
 	if parts <= 1 {
 		gemmCall(transA, transB, m, n, k, a, lda, b, ldb, beta, c, ldc)
+		then(0, m, 0, n)
 		return
 	}
 	if n >= m {
@@ -60,6 +72,7 @@ func gemm[T float](transA, transB bool, m, n, k int, a []T, lda int, b []T, ldb 
 				bj = lo * ldb
 			}
 			gemmCall(transA, transB, m, hi-lo, k, a, lda, b[bj:], ldb, beta, c[lo:], ldc)
+			then(0, m, lo, hi)
 		})
 		return
 	}
@@ -69,6 +82,7 @@ func gemm[T float](transA, transB bool, m, n, k int, a []T, lda int, b []T, ldb 
 			ai = lo
 		}
 		gemmCall(transA, transB, hi-lo, n, k, a[ai:], lda, b, ldb, beta, c[lo*ldc:], ldc)
+		then(lo, hi, 0, n)
 	})
 }
 

@@ -390,6 +390,9 @@ func applyActGrad(act activation, y, grad *G.Node) (*G.Node, error) {
 	if pg, ok := grad.Op().(*maxPoolGradOp); ok && act == actReLU && pg.relu {
 		return grad, nil
 	}
+	if mm, ok := grad.Op().(*matMulOp); ok && act == actReLU && mm.relu {
+		return grad, nil
+	}
 	return G.ApplyOp(newActGradOp(act, y, grad), y, grad)
 }
 

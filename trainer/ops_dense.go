@@ -75,7 +75,14 @@ func (op *linearOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, erro
 	op.dz = dz
 	grads := make(G.Nodes, 3)
 	if op.needX {
-		if grads[0], err = applyMatMul(dz, w, false, true, nil); err != nil {
+		if outputsReLU(x) {
+			// dx = dz·Wᵀ and the gradient of the ReLU whose output x is, in
+			// one op (and applyActGrad adds none).
+			grads[0], err = applyInputGradReLU(dz, w, x)
+		} else {
+			grads[0], err = applyMatMul(dz, w, false, true, nil)
+		}
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -91,12 +98,16 @@ func (op *linearOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, erro
 }
 
 // matMulOp is C = op(A)·op(B) for matrices stored row-major, where op
-// transposes where asked.
+// transposes where asked. With relu, it has a third input y, the output of
+// a ReLU, of C's shape, and it passes the gradient of that ReLU on: C is
+// zeroed where y <= 0 (y NaN keeps it, as actGradOp does), each block as
+// soon as gemm computed it.
 type matMulOp struct {
 	opBase
 	transA, transB bool
 	m, n, k        int
 	lda, ldb       int
+	relu           bool
 }
 
 // applyMatMul adds the node op(a)·op(b), where a and b may have any shape
@@ -131,8 +142,30 @@ func (op *matMulOp) Do(in ...G.Value) (G.Value, error) {
 	return do(&op.opBase, in, op, matMul[float32], matMul[float64])
 }
 
+// applyInputGradReLU adds the node of a Linear layer's input gradient
+// dz·Wᵀ, fused with the gradient of the ReLU whose output its input x is.
+func applyInputGradReLU(dz, w, x *G.Node) (*G.Node, error) {
+	n, out := rowsCols(dz.Shape())
+	in, out2 := rowsCols(w.Shape())
+	if out != out2 || x.Shape().TotalSize() != n*in {
+		return nil, fmt.Errorf("linear input gradient: dz %v, W %v, x %v do not match", dz.Shape(), w.Shape(), x.Shape())
+	}
+	op := &matMulOp{opBase: newBase("matmul(false,true)+relu-grad", x.Shape().Clone(), dz, w, x),
+		transB: true, m: n, n: in, k: out, lda: out, ldb: out, relu: true}
+	return G.ApplyOp(op, dz, w, x)
+}
+
 func matMul[T float](op *matMulOp, c []T, a [4][]T) {
-	gemm(op.transA, op.transB, op.m, op.n, op.k, a[0], op.lda, a[1], op.ldb, 0, c, op.n)
+	var then func(r0, r1, c0, c1 int)
+	if op.relu {
+		y, ldc := a[2], op.n
+		then = func(r0, r1, c0, c1 int) {
+			for r := r0; r < r1; r++ {
+				activationGradSerial(actReLU, c[r*ldc+c0:r*ldc+c1], y[r*ldc+c0:r*ldc+c1], c[r*ldc+c0:r*ldc+c1])
+			}
+		}
+	}
+	gemmThen(op.transA, op.transB, op.m, op.n, op.k, a[0], op.lda, a[1], op.ldb, 0, c, op.n, then)
 }
 
 // biasGradOp sums a gradient over everything but the channel: with the
