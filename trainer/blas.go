@@ -46,9 +46,11 @@ func gemm[T float](transA, transB bool, m, n, k int, a []T, lda int, b []T, ldb 
 }
 
 // gemmThen is gemm, and then, with then non-nil, calls then(r0, r1, c0, c1)
-// on every block of C that one gemm call computed (rows [r0, r1), columns
-// [c0, c1)), right after the call and on the same goroutine, while the
-// block is in that core's cache.
+// on blocks of C (rows [r0, r1), columns [c0, c1)) that cover it once. Where
+// gemm shares the product among goroutines, each block is one goroutine's
+// part, passed to then on that goroutine as soon as its gemm call returns,
+// while the block is in that core's cache; else the rows of C are shared
+// among goroutines after the one call.
 func gemmThen[T float](transA, transB bool, m, n, k int, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int, then func(r0, r1, c0, c1 int)) {
 	if m == 0 || n == 0 {
 		return
@@ -57,13 +59,15 @@ func gemmThen[T float](transA, transB bool, m, n, k int, a []T, lda int, b []T, 
 	if gemmSplit {
 		parts = min(runtime.GOMAXPROCS(0), m*n*k/gemmGrain, max(m, n)/8)
 	}
-	if then == nil {
-		then = func(int, int, int, int) {}
-	}
 	if parts <= 1 {
 		gemmCall(transA, transB, m, n, k, a, lda, b, ldb, beta, c, ldc)
-		then(0, m, 0, n)
+		if then != nil {
+			parallelFor(m, max(1, grain/n), func(lo, hi int) { then(lo, hi, 0, n) })
+		}
 		return
+	}
+	if then == nil {
+		then = func(int, int, int, int) {}
 	}
 	if n >= m {
 		parallelParts(n, parts, func(_, lo, hi int) {

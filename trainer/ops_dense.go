@@ -41,23 +41,25 @@ func (op *linearOp) Do(in ...G.Value) (G.Value, error) {
 
 func linearForward[T float](op *linearOp, y []T, a [4][]T) {
 	x, w, b := a[0], a[1], a[2]
-	gemm(false, false, op.n, op.out, op.in, x, op.in, w, op.out, 0, y, op.out)
-	parallelFor(op.n, max(1, grain/op.out), func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			row := y[i*op.out : (i+1)*op.out]
+	// The bias and the activation go on each block of y as soon as gemm
+	// computed it, while it is in that core's cache.
+	gemmThen(false, false, op.n, op.out, op.in, x, op.in, w, op.out, 0, y, op.out, func(r0, r1, c0, c1 int) {
+		bias := b[c0:c1]
+		for i := r0; i < r1; i++ {
+			row := y[i*op.out+c0 : i*op.out+c1]
 			switch op.act {
 			case actReLU:
 				for j, v := range row {
-					row[j] = max(v+b[j], 0)
+					row[j] = max(v+bias[j], 0)
 				}
 			case actSigmoid:
 				for j, v := range row {
-					row[j] = v + b[j]
+					row[j] = v + bias[j]
 				}
 				activateSerial(actSigmoid, row)
 			default:
 				for j, v := range row {
-					row[j] = v + b[j]
+					row[j] = v + bias[j]
 				}
 			}
 		}
