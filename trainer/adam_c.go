@@ -93,17 +93,20 @@ static long latent_adam_avx512(float *p, const float *g, float *m, float *v, lon
 // over the n samples in order, one fused multiply-add each, as OpenBLAS's
 // gemm kernels do. Then it applies Adam to the same values of the weight
 // p [in, out] and its moments, from the registers.
-#define LATENT_LINEAR_BLOCK(R) \
+// With FULL, all 64 columns are in the block and its loads take no mask.
+#define LATENT_LOAD(FULL, k, d) ((FULL) ? _mm512_loadu_ps(d) : _mm512_maskz_loadu_ps(k, d))
+#define LATENT_LINEAR_BLOCK(NAME, R, FULL) \
 __attribute__((target("avx512f"))) \
-static inline void latent_linear_block##R(const float *x, const float *dz, long n, long in, long out, long i, long j, \
+static inline void NAME(const float *x, const float *dz, long n, long in, long out, long i, long j, \
 		const __mmask16 k[4], float *p, float *m, float *v, const latent_adam512 *c) { \
 	__m512 acc[R][4]; \
 	_Pragma("GCC unroll 4") for (int r = 0; r < R; r++) \
 		_Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) acc[r][q] = _mm512_setzero_ps(); \
+	__mmask16 k0 = k[0], k1 = k[1], k2 = k[2], k3 = k[3]; \
 	for (long b = 0; b < n; b++) { \
 		const float *d = dz + b * out + j; \
-		__m512 d0 = _mm512_maskz_loadu_ps(k[0], d), d1 = _mm512_maskz_loadu_ps(k[1], d + 16); \
-		__m512 d2 = _mm512_maskz_loadu_ps(k[2], d + 32), d3 = _mm512_maskz_loadu_ps(k[3], d + 48); \
+		__m512 d0 = LATENT_LOAD(FULL, k0, d), d1 = LATENT_LOAD(FULL, k1, d + 16); \
+		__m512 d2 = LATENT_LOAD(FULL, k2, d + 32), d3 = LATENT_LOAD(FULL, k3, d + 48); \
 		_Pragma("GCC unroll 4") for (int r = 0; r < R; r++) { \
 			__m512 xr = _mm512_set1_ps(x[b * in + i + r]); \
 			acc[r][0] = _mm512_fmadd_ps(xr, d0, acc[r][0]); \
@@ -118,8 +121,10 @@ static inline void latent_linear_block##R(const float *x, const float *dz, long 
 			if (k[q]) latent_adam512_step(c, p + at + 16 * q, m + at + 16 * q, v + at + 16 * q, acc[r][q], k[q]); \
 	} \
 }
-LATENT_LINEAR_BLOCK(4)
-LATENT_LINEAR_BLOCK(1)
+LATENT_LINEAR_BLOCK(latent_linear_block4, 4, 0)
+LATENT_LINEAR_BLOCK(latent_linear_block1, 1, 0)
+LATENT_LINEAR_BLOCK(latent_linear_block4_full, 4, 1)
+LATENT_LINEAR_BLOCK(latent_linear_block1_full, 1, 1)
 
 // latent_linear_dw_adam512 computes rows [r0, r1) of dW = xᵀ·dz and applies
 // Adam to the same rows of p, m and v, a block of 4 rows and 64 columns at
@@ -137,7 +142,10 @@ static void latent_linear_dw_adam512(const float *x, const float *dz, long n, lo
 				long left = out - j - 16 * q;
 				k[q] = left >= 16 ? 0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
 			}
-			if (rows == 4) latent_linear_block4(x, dz, n, in, out, i, j, k, p, m, v, &c);
+			int full = j + 64 <= out;
+			if (rows == 4 && full) latent_linear_block4_full(x, dz, n, in, out, i, j, k, p, m, v, &c);
+			else if (rows == 4) latent_linear_block4(x, dz, n, in, out, i, j, k, p, m, v, &c);
+			else if (full) latent_linear_block1_full(x, dz, n, in, out, i, j, k, p, m, v, &c);
 			else latent_linear_block1(x, dz, n, in, out, i, j, k, p, m, v, &c);
 		}
 		i += rows;
