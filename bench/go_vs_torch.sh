@@ -8,16 +8,23 @@
 #
 # and prints samples/s for each, the ratio Go/PyTorch, the GFLOPS of a Go
 # step's matrix products and their share of this machine's fp32 peak (a
-# large sgemm, measured first), the CPU time of a Go step and its
-# allocations, and the load average before and after. All runs
-# use THREADS cores (GOMAXPROCS for Go, torch.set_num_threads for PyTorch).
-# Timings on a busy machine mean little: check the load average printed.
+# large sgemm), the CPU time of a Go step and its allocations, and the load
+# average before and after. All runs use THREADS cores (GOMAXPROCS for Go,
+# torch.set_num_threads for PyTorch).
+#
+# On a shared virtual machine both the peak and a step's speed move by 20%
+# or more from minute to minute, with the neighbours' load. So the script
+# measures in ROUNDS rounds, each the peak and then every Go run right after
+# it, and prints medians and ranges over the rounds; the share of the peak
+# is taken within each round. Timings on a busy machine mean little: check
+# the load average printed.
 #
 #   bench/go_vs_torch.sh                       # both models, 200 steps
 #   MODELS=conv STEPS=100 bench/go_vs_torch.sh
 #   THREADS=1 bench/go_vs_torch.sh             # one core each
+#   ROUNDS=5 BUILDS=openblas bench/go_vs_torch.sh
 #
-# Environment: MODELS (classic conv), STEPS (200), THREADS (2), PYTHON
+# Environment: MODELS (classic conv), STEPS (200), ROUNDS (3), THREADS (2), PYTHON
 # (/usr/bin/python3, which has torch), BUILDS (gonum openblas), GO (go),
 # LATENT_DATA (the MNIST folder, for PyTorch and for Go's batches).
 set -euo pipefail
@@ -25,6 +32,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 MODELS=${MODELS:-"classic conv"}
 STEPS=${STEPS:-200}
+ROUNDS=${ROUNDS:-3}
 THREADS=${THREADS:-2}
 PYTHON=${PYTHON:-/usr/bin/python3}
 BUILDS=${BUILDS:-"gonum openblas"}
@@ -43,14 +51,24 @@ for b in $BUILDS; do
 	"$GO" test -c "${tags[@]}" -o "$tmp/$b.test" ./trainer
 done
 
-# The fp32 peak: the GFLOPS of a large square sgemm through the trainer's
-# gemm, with the fastest BLAS built.
+# peak_gflops prints the fp32 peak: the GFLOPS of a large square sgemm
+# through the trainer's gemm, with the fastest BLAS built.
 peak_build=openblas
 [[ " $BUILDS " == *" openblas "* ]] || peak_build=${BUILDS%% *}
-peak=$(cd trainer && GOMAXPROCS=$THREADS "$tmp/$peak_build.test" -test.run '^$' \
-	-test.bench '^BenchmarkGemm/peak' -test.benchtime 3s 2>&1 |
-	awk '/^BenchmarkGemm\/peak/ { for (i = 1; i <= NF; i++) if ($(i+1) == "GFLOPS") print $i }')
-echo "fp32 peak ($peak_build sgemm 1536x1536x1536, $THREADS threads): $peak GFLOPS"
+peak_gflops() {
+	(cd trainer && GOMAXPROCS=$THREADS "$tmp/$peak_build.test" -test.run '^$' \
+		-test.bench '^BenchmarkGemm/peak' -test.benchtime 3s 2>&1 |
+		awk '/^BenchmarkGemm\/peak/ { for (i = 1; i <= NF; i++) if ($(i+1) == "GFLOPS") print $i }')
+}
+
+# median reads numbers, one a line, and prints "median (min-max)" with the
+# printf format $1 for each.
+median() {
+	grep -v '^$' | sort -g | awk -v f="$1" '{ a[NR] = $1 } END {
+		m = NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
+		if (NR == 1) printf f, m; else printf f " (" f "-" f ")", m, a[1], a[NR]
+	}'
+}
 
 # go_bench BUILD MODEL prints "samples/s cpu-ms allocs GFLOPS BLAS".
 go_bench() {
@@ -78,19 +96,38 @@ torch_bench() {
 		"$PYTHON" -c 'import json, sys; print("%.1f" % json.loads(sys.stdin.read())["samples_per_sec"])'
 }
 
-printf '\n%-8s %-9s %12s %10s %8s %8s %12s %10s  %s\n' model trainer samples/s vs-torch GFLOPS of-peak cpu-ms/step allocs/step BLAS
-for m in $MODELS; do
-	declare -A sps=() cpu=() allocs=() gflops=() blas=()
-	for b in $BUILDS; do
-		read -r sps[$b] cpu[$b] allocs[$b] gflops[$b] blas[$b] < <(go_bench "$b" "$m")
+declare -A sps=() share=() cpu=() allocs=() gflops=() blas=()
+peaks=""
+for r in $(seq "$ROUNDS"); do
+	peak=$(peak_gflops)
+	peaks+=" $peak"
+	for m in $MODELS; do
+		for b in $BUILDS; do
+			read -r s c a g bl < <(go_bench "$b" "$m")
+			sps[$m/$b]+="$s"$'\n'
+			gflops[$m/$b]+="$g"$'\n'
+			cpu[$m/$b]+="$c"$'\n'
+			share[$m/$b]+="$(awk -v g="$g" -v p="$peak" 'BEGIN { print 100 * g / p }')"$'\n'
+			allocs[$m/$b]=$a blas[$m/$b]=$bl
+		done
 	done
+done
+echo "fp32 peak ($peak_build sgemm 1536x1536x1536, $THREADS threads), each round: $peaks GFLOPS"
+echo "Go: $STEPS steps a run, $ROUNDS rounds; medians over the rounds (min-max); share of peak within each round"
+
+printf '\n%-8s %-9s %24s %8s %20s %24s %16s %8s  %s\n' model trainer samples/s vs-torch GFLOPS of-peak cpu-ms/step allocs BLAS
+for m in $MODELS; do
 	torch=$(torch_bench "$m")
 	for b in $BUILDS; do
-		printf '%-8s %-9s %12.1f %9.2fx %8.1f %7.1f%% %12.2f %10s  %s\n' "$m" "go/$b" "${sps[$b]}" \
-			"$(awk -v g="${sps[$b]}" -v t="$torch" 'BEGIN { print g / t }')" "${gflops[$b]}" \
-			"$(awk -v g="${gflops[$b]}" -v p="$peak" 'BEGIN { print 100 * g / p }')" "${cpu[$b]}" "${allocs[$b]}" "${blas[$b]}"
+		med=$(median '%.0f' <<<"${sps[$m/$b]}" | cut -d' ' -f1)
+		printf '%-8s %-9s %24s %7.2fx %20s %24s %16s %8s  %s\n' "$m" "go/$b" \
+			"$(median '%.0f' <<<"${sps[$m/$b]}")" \
+			"$(awk -v g="$med" -v t="$torch" 'BEGIN { print g / t }')" \
+			"$(median '%.1f' <<<"${gflops[$m/$b]}")" \
+			"$(median '%.1f%%' <<<"${share[$m/$b]}")" \
+			"$(median '%.2f' <<<"${cpu[$m/$b]}")" "${allocs[$m/$b]}" "${blas[$m/$b]}"
 	done
-	printf '%-8s %-9s %12.1f %9.2fx %8s %8s %12s %10s  %s\n' "$m" pytorch "$torch" 1 - - - - "torch --threads $THREADS"
+	printf '%-8s %-9s %24.1f %7.2fx %20s %24s %16s %8s  %s\n' "$m" pytorch "$torch" 1 - - - - "torch --threads $THREADS"
 done
 echo
 echo "load average after: $(load)"
