@@ -3,6 +3,7 @@ package trainer
 import (
 	"math"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/latent-ai/latent/models"
@@ -62,6 +63,11 @@ func TestDeferredLinearSameSteps(t *testing.T) {
 			}
 			if want := map[string]int{"classic": 6, "conv": 4}[kind]; deferred != want {
 				t.Fatalf("%d Linear weights deferred, want %d", deferred, want)
+			}
+			for _, d := range fused.train[batch].deferred {
+				if !d.inRun {
+					t.Errorf("%s: updated after the run, not during it", fused.w.Params[d.param].Name)
+				}
 			}
 			for i, p := range fused.w.Params {
 				for _, c := range []struct {
@@ -137,5 +143,52 @@ func TestLinearWeightStep(t *testing.T) {
 					tc, i, i/tc.out, p[i], m[i], v[i], p2[i], m2[i], v2[i])
 			}
 		}
+	}
+}
+
+// TestDivergedStepChangesNothing checks that a step whose loss is not
+// finite returns an error and leaves every weight, both Adam moments and
+// the step count as they were, although the run updates the Linear weights
+// while it goes (graph.hookDeferred), and that training then goes on.
+func TestDivergedStepChangesNothing(t *testing.T) {
+	const batch = 64
+	images, _ := benchImages(batch)
+	for _, kind := range []string{"classic", "conv"} {
+		t.Run(kind, func(t *testing.T) {
+			arch, err := models.New(kind, models.DefaultBottleneck)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tr, err := New(DefaultConfig(arch))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tr.Step(images[:batch*784], batch); err != nil {
+				t.Fatal(err)
+			}
+			var before [][]float32
+			for i := range tr.w.Values {
+				before = append(before, slices.Clone(tr.w.Values[i]), slices.Clone(tr.adam.M[i]), slices.Clone(tr.adam.V[i]))
+			}
+			step := tr.adam.Step
+			bad := slices.Clone(images[batch*784 : 2*batch*784])
+			bad[100] = float32(math.Inf(1))
+			if _, err := tr.Step(bad, batch); err == nil || !strings.Contains(err.Error(), "diverged") {
+				t.Fatalf("step on an infinite pixel: error %v, want one that says training diverged", err)
+			}
+			if tr.adam.Step != step {
+				t.Errorf("Adam step %d after the failed step, want %d", tr.adam.Step, step)
+			}
+			for i := range tr.w.Values {
+				for j, now := range [][]float32{tr.w.Values[i], tr.adam.M[i], tr.adam.V[i]} {
+					if !slices.Equal(now, before[3*i+j]) {
+						t.Fatalf("%s (%s) changed by a failed step", tr.w.Params[i].Name, []string{"weight", "m", "v"}[j])
+					}
+				}
+			}
+			if _, err := tr.Step(images[batch*784:2*batch*784], batch); err != nil {
+				t.Fatalf("step after the failed one: %v", err)
+			}
+		})
 	}
 }

@@ -34,7 +34,19 @@ type graph struct {
 	// deferred lists the Linear layers whose weight gradient the graph
 	// leaves to the trainer (deferLinearWeights), in layer order.
 	deferred []*deferredLinear
-	vm       G.VM
+	// update is the optimizer step of the current run, for the deferred
+	// layers that the graph updates during the run; nil runs none.
+	update *deferredUpdate
+	mse    *mseGradOp // the backward pass's first op, when training
+	vm     G.VM
+}
+
+// deferredUpdate is the Adam step that a run applies to the deferred
+// layers' weights as their gradients become ready.
+type deferredUpdate struct {
+	adam    *Adam
+	step    adamStep
+	weights [][]float32 // by parameter index
 }
 
 // gradients says which gradients a graph computes.
@@ -137,6 +149,7 @@ func newGraph(arch models.Arch, part string, batch int, values []tensor.Tensor, 
 		if _, err := G.Grad(gr.loss, bound...); err != nil {
 			return nil, fmt.Errorf("gradients: %w", err)
 		}
+		gr.hookDeferred()
 	}
 	// Without BindDualValues, a parameter's Grad() is the value of its
 	// gradient node from the last run, which the run overwrites: gradients
@@ -258,4 +271,42 @@ func (gr *graph) isDeferred(i int) bool {
 		}
 	}
 	return false
+}
+
+// hookDeferred has the run itself update each deferred layer's weight as
+// soon as it can: at the end of the op that computes the layer's input
+// gradient dx, the last to read the weight, or, for a first layer, which has
+// none, of the op that computes its dz. Both the weight and dz are then in
+// cache. The update waits for the backward pass's first op (mse) to find
+// the run's loss finite, so that a diverged step changes no weight. A layer
+// whose op is not one of this package's is updated after the run.
+func (gr *graph) hookDeferred() {
+	for _, n := range gr.g.AllNodes() {
+		if op, ok := n.Op().(*mseGradOp); ok {
+			gr.mse = op
+		}
+	}
+	if gr.mse == nil {
+		return
+	}
+	for _, d := range gr.deferred {
+		at := d.op.dx
+		if at == nil {
+			at = d.op.dz
+		}
+		ob := base(at.Op())
+		if ob == nil {
+			continue
+		}
+		d.inRun = true
+		prev := ob.after
+		ob.after = func() {
+			if prev != nil {
+				prev()
+			}
+			if u := gr.update; u != nil && gr.mse.finite {
+				d.step(u.adam, u.step, u.weights[d.param])
+			}
+		}
+	}
 }

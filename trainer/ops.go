@@ -46,7 +46,11 @@ type opBase struct {
 	out      tensor.Tensor  // owned output, allocated by the first run
 	outData  any            // out.Data(), which allocates at every call
 	outF32   G.F32          // owned scalar output
-	outF64   G.F64
+	// after, if set, runs at the end of every run of the op, on its
+	// output: the trainer's weight updates that wait for it (see
+	// graph.hookDeferred).
+	after  func()
+	outF64 G.F64
 	// in holds the backing slices of the inputs of the current run. The
 	// inputs are other ops' outputs, parameters or the graph's input, whose
 	// memory stays put from run to run: in keeps them to spare Data()'s
@@ -71,6 +75,8 @@ func newBase(name string, shape tensor.Shape, inputs ...*G.Node) opBase {
 }
 
 func (o *opBase) Arity() int { return len(o.inShapes) }
+
+func (o *opBase) ownBase() *opBase { return o }
 
 // Type is a → … → a over tensors of the inputs' and the output's ranks, with
 // one element type a.
@@ -184,7 +190,18 @@ func do[O any](o *opBase, in []G.Value, op O, f32 func(O, []float32, [4][]float3
 	case []float64:
 		f64(op, y, args[float64](o))
 	}
+	if o.after != nil {
+		o.after()
+	}
 	return out, nil
+}
+
+// base returns the opBase of an op of this package, or nil.
+func base(op G.Op) *opBase {
+	if b, ok := op.(interface{ ownBase() *opBase }); ok {
+		return b.ownBase()
+	}
+	return nil
 }
 
 // unaryDiff is DiffWRT for single-input ops.
@@ -491,8 +508,12 @@ func (op *mseOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) 
 }
 
 // mseGradOp computes dy = g·2(y - x)/N from y, x and the loss's gradient g.
+// It is the first op of the backward pass, which every other depends on:
+// finite says whether the run's output, and so its loss, is finite, before
+// any gradient is computed from it.
 type mseGradOp struct {
 	opBase
+	finite bool
 }
 
 func (op *mseGradOp) Do(in ...G.Value) (G.Value, error) {
@@ -505,19 +526,31 @@ func (op *mseGradOp) Do(in ...G.Value) (G.Value, error) {
 	switch dy := op.outData.(type) {
 	case []float32:
 		a := args[float32](&op.opBase)
-		mseGrad(dy, a[0], a[1], g)
+		op.finite = mseGrad(dy, a[0], a[1], g)
 	case []float64:
 		a := args[float64](&op.opBase)
-		mseGrad(dy, a[0], a[1], g)
+		op.finite = mseGrad(dy, a[0], a[1], g)
+	}
+	if op.after != nil {
+		op.after()
 	}
 	return out, nil
 }
 
-func mseGrad[T float](dy, y, x []T, g float64) {
+// mseGrad sets dy and reports whether every y - x is finite.
+func mseGrad[T float](dy, y, x []T, g float64) bool {
 	k := T(2 * g / float64(len(y)))
+	var bad atomic.Bool
 	parallelFor(len(dy), grain, func(lo, hi int) {
+		var sum T // NaN or ±Inf once any difference is
 		for i, v := range y[lo:hi] {
-			dy[lo+i] = k * (v - x[lo+i])
+			d := v - x[lo+i]
+			sum += d - d
+			dy[lo+i] = k * d
+		}
+		if sum != 0 {
+			bad.Store(true)
 		}
 	})
+	return !bad.Load()
 }

@@ -24,6 +24,7 @@ type linearOp struct {
 	needX      bool
 	deferW     bool
 	dz         *G.Node // the gradient at the activation's input, once SymDiff ran
+	dx         *G.Node // the gradient of x, once SymDiff ran; nil without needX
 }
 
 func newLinearOp(x, w, b *G.Node, act activation, needX bool) (*linearOp, error) {
@@ -87,6 +88,7 @@ func (op *linearOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, erro
 		if err != nil {
 			return nil, err
 		}
+		op.dx = grads[0]
 	}
 	if !op.deferW {
 		if grads[1], err = applyMatMul(x, dz, true, false, nil); err != nil {
@@ -237,6 +239,9 @@ type deferredLinear struct {
 	x     *G.Node   // the layer's input
 	op    *linearOp // the layer, whose dz the backward pass set
 	bands scratchPool
+	// inRun is whether the graph runs step itself, at the end of the last
+	// op that needs the weight's old value or computes dz (hookDeferred).
+	inRun bool
 }
 
 // linearBand is the size in bytes of the band of dW rows that step computes
@@ -255,7 +260,14 @@ const linearBand = 128 << 10
 // [in, out].
 func (d *deferredLinear) step(a *Adam, s adamStep, w []float32) {
 	x := d.x.Value().Data().([]float32)
-	dz := d.op.dz.Value().Data().([]float32)
+	// Within a run, the op that computes dz may not have handed its output
+	// to its node yet; the output is the op's own buffer either way.
+	var dz []float32
+	if ob := base(d.op.dz.Op()); ob != nil && ob.outData != nil {
+		dz = ob.outData.([]float32)
+	} else {
+		dz = d.op.dz.Value().Data().([]float32)
+	}
 	n, in, out := d.op.n, d.op.in, d.op.out
 	rows := max(1, linearBand/4/out)
 	parts := workers(in*out, 1<<15)

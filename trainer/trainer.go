@@ -209,11 +209,20 @@ func (t *Trainer) Step(images []float32, n int) (float64, error) {
 		return 0, err
 	}
 	copy(gr.inputData(), images[:n*784])
-	if err := gr.run(); err != nil {
+	// The run updates the deferred Linear weights itself as it goes
+	// (graph.hookDeferred), with this step of Adam, unless its loss is not
+	// finite; the other parameters are updated after it.
+	s := t.adam.begin()
+	gr.update = &deferredUpdate{adam: t.adam, step: s, weights: t.w.Values}
+	err = gr.run()
+	gr.update = nil
+	if err != nil {
+		t.adam.Step--
 		return 0, fmt.Errorf("training step: %w", err)
 	}
 	loss := scalar(gr.lossVal)
-	if math.IsNaN(loss) || math.IsInf(loss, 0) {
+	if math.IsNaN(loss) || math.IsInf(loss, 0) || (gr.mse != nil && !gr.mse.finite) {
+		t.adam.Step--
 		return loss, fmt.Errorf("the loss is %v at step %d: training diverged; lower --lr", loss, t.adam.Step+1)
 	}
 	for i, p := range gr.params {
@@ -229,7 +238,6 @@ func (t *Trainer) Step(images []float32, n int) (float64, error) {
 	}
 	// Every op writes its gradient afresh each run (none adds to the last
 	// run's), so the gradients need no clearing between steps.
-	s := t.adam.begin()
 	for i, g := range t.grads {
 		if g == nil {
 			continue
@@ -238,7 +246,9 @@ func (t *Trainer) Step(images []float32, n int) (float64, error) {
 		parallelFor(len(p), 1<<15, func(lo, hi int) { t.adam.update(s, i, p[lo:hi], g[lo:hi], lo) })
 	}
 	for _, d := range gr.deferred {
-		d.step(t.adam, s, t.w.Values[d.param])
+		if !d.inRun {
+			d.step(t.adam, s, t.w.Values[d.param])
+		}
 	}
 	return loss, nil
 }
