@@ -46,11 +46,11 @@ type opBase struct {
 	out      tensor.Tensor  // owned output, allocated by the first run
 	outData  any            // out.Data(), which allocates at every call
 	outF32   G.F32          // owned scalar output
-	// after, if set, runs at the end of every run of the op, on its
-	// output: the trainer's weight updates that wait for it (see
+	outF64   G.F64
+	// after, if set, runs at the end of every run of the op, once its
+	// output is written: the weight updates that wait for it (see
 	// graph.hookDeferred).
-	after  func()
-	outF64 G.F64
+	after func()
 	// in holds the backing slices of the inputs of the current run. The
 	// inputs are other ops' outputs, parameters or the graph's input, whose
 	// memory stays put from run to run: in keeps them to spare Data()'s
