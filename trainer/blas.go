@@ -49,8 +49,9 @@ func gemm[T float](transA, transB bool, m, n, k int, a []T, lda int, b []T, ldb 
 // on blocks of C (rows [r0, r1), columns [c0, c1)) that cover it once. Where
 // gemm shares the product among goroutines, each block is one goroutine's
 // part, passed to then on that goroutine as soon as its gemm call returns,
-// while the block is in that core's cache; else the rows of C are shared
-// among goroutines after the one call.
+// while the block is in that core's cache; else C is shared among
+// goroutines after the one call. Either way, with n >= m every block holds
+// whole columns, else whole rows.
 func gemmThen[T float](transA, transB bool, m, n, k int, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int, then func(r0, r1, c0, c1 int)) {
 	if m == 0 || n == 0 {
 		return
@@ -62,7 +63,11 @@ func gemmThen[T float](transA, transB bool, m, n, k int, a []T, lda int, b []T, 
 	if parts <= 1 {
 		gemmCall(transA, transB, m, n, k, a, lda, b, ldb, beta, c, ldc)
 		if then != nil {
-			parallelFor(m, max(1, grain/n), func(lo, hi int) { then(lo, hi, 0, n) })
+			if n >= m {
+				parallelFor(n, max(1, grain/m), func(lo, hi int) { then(0, m, lo, hi) })
+			} else {
+				parallelFor(m, max(1, grain/n), func(lo, hi int) { then(lo, hi, 0, n) })
+			}
 		}
 		return
 	}

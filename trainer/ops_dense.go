@@ -95,7 +95,14 @@ func (op *linearOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, erro
 			return nil, err
 		}
 	}
-	if grads[2], err = G.ApplyOp(newBiasGradOp(dz, op.n, op.out, 1), dz); err != nil {
+	db := newBiasGradOp(dz, op.n, op.out, 1)
+	if mm, ok := dz.Op().(*matMulOp); ok && mm.relu && mm.n >= mm.m {
+		// dz comes from the next layer's input gradient, in whole columns:
+		// that op adds them up too, while they are in cache.
+		mm.colSums = true
+		db.from = mm
+	}
+	if grads[2], err = G.ApplyOp(db, dz); err != nil {
 		return nil, err
 	}
 	return grads, nil
@@ -112,6 +119,10 @@ type matMulOp struct {
 	m, n, k        int
 	lda, ldb       int
 	relu           bool
+	// colSums has the op also add up each column of C, as biasGradOp would,
+	// into sums, for the biasGradOp that takes them (biasGradOp.from).
+	colSums bool
+	sums    any // []T, n values
 }
 
 // applyMatMul adds the node op(a)·op(b), where a and b may have any shape
@@ -163,9 +174,23 @@ func matMul[T float](op *matMulOp, c []T, a [4][]T) {
 	var then func(r0, r1, c0, c1 int)
 	if op.relu {
 		y, ldc := a[2], op.n
+		var sums []T
+		if op.colSums {
+			sums = scratch[T](&op.sums, op.n)
+		}
 		then = func(r0, r1, c0, c1 int) {
 			for r := r0; r < r1; r++ {
 				activationGradSerial(actReLU, c[r*ldc+c0:r*ldc+c1], y[r*ldc+c0:r*ldc+c1], c[r*ldc+c0:r*ldc+c1])
+			}
+			if sums != nil { // whole columns: r0 = 0, r1 = m
+				// biasGrad's sums, in its order: row by row from zero.
+				s := sums[c0:c1]
+				clear(s)
+				for r := r0; r < r1; r++ {
+					for j, v := range c[r*ldc+c0 : r*ldc+c1] {
+						s[j] += v
+					}
+				}
 			}
 		}
 	}
@@ -179,6 +204,7 @@ func matMul[T float](op *matMulOp, c []T, a [4][]T) {
 type biasGradOp struct {
 	opBase
 	outer, channels, inner int
+	from                   *matMulOp // if set, the op that added up dz already
 }
 
 func newBiasGradOp(dz *G.Node, outer, channels, inner int) *biasGradOp {
@@ -193,6 +219,10 @@ func (op *biasGradOp) Do(in ...G.Value) (G.Value, error) {
 }
 
 func biasGrad[T float](op *biasGradOp, db []T, a [4][]T) {
+	if op.from != nil {
+		copy(db, op.from.sums.([]T))
+		return
+	}
 	dz := a[0]
 	c, inner := op.channels, op.inner
 	// The goroutines share the channels; each adds up its own in order.
