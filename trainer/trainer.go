@@ -2,9 +2,18 @@
 //
 // The graph of a model is built from its declaration in package models. The
 // loss is the mean squared error between the reconstruction and the input;
-// the optimizer is Adam with PyTorch's semantics. Training is deterministic:
-// the same seed, data and build give bit-identical weights, and a run that
-// is stopped and resumed ends with the same weights as one that is not.
+// the optimizer is Adam with PyTorch's semantics (see Adam for its one
+// difference). Training is deterministic: the same seed, data and build
+// give bit-identical weights, and a run that is stopped and resumed ends
+// with the same weights as one that is not.
+//
+// In a training step the graph computes the loss and the gradient of every
+// parameter but the Linear layers' weights. Those the trainer computes
+// itself, a block at a time, and it updates each weight with Adam during
+// the run, as soon as the backward pass has used the weight for the last
+// time (graph.hookDeferred): no weight gradient of a Linear layer is ever
+// written out to memory. The result is the same, to the bit, as Adam on the
+// graph's own gradients (TestDeferredLinearSameSteps).
 //
 // A run folder holds:
 //
@@ -202,7 +211,8 @@ func (t *Trainer) Save(dir string) error {
 }
 
 // Step trains on one batch: images holds n·784 pixels. It returns the
-// batch's loss before the update.
+// batch's loss before the update. A batch whose loss is not finite returns
+// an error that says training diverged, and changes no weight.
 func (t *Trainer) Step(images []float32, n int) (float64, error) {
 	gr, err := t.graphFor(t.train, n, true)
 	if err != nil {
