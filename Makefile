@@ -41,6 +41,7 @@ vet:
 
 test: vet
 	$(GO) test -tags '$(TAGS)' -timeout 15m ./...
+	$(GO) test -timeout 10m ./trainer
 	$(GO) test -race -timeout 10m ./inference ./server
 
 clean:
