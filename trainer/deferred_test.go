@@ -5,8 +5,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/latent-ai/latent/models"
 )
 
 // TestDeferredLinearSameSteps checks that Trainer.Step, which computes the
@@ -20,19 +18,8 @@ func TestDeferredLinearSameSteps(t *testing.T) {
 	images, _ := benchImages(batch)
 	for _, kind := range []string{"classic", "conv"} {
 		t.Run(kind, func(t *testing.T) {
-			arch, err := models.New(kind, models.DefaultBottleneck)
-			if err != nil {
-				t.Fatal(err)
-			}
-			fused, err := New(DefaultConfig(arch))
-			if err != nil {
-				t.Fatal(err)
-			}
-			plain, err := New(DefaultConfig(arch))
-			if err != nil {
-				t.Fatal(err)
-			}
-			gr, err := newGraph(arch, partAutoencoder, batch, plain.tensors, allGradients)
+			fused, plain := notebookTrainer(t, kind), notebookTrainer(t, kind)
+			gr, err := newGraph(plain.cfg.Arch, partAutoencoder, batch, plain.tensors, allGradients)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -155,14 +142,7 @@ func TestDivergedStepChangesNothing(t *testing.T) {
 	images, _ := benchImages(batch)
 	for _, kind := range []string{"classic", "conv"} {
 		t.Run(kind, func(t *testing.T) {
-			arch, err := models.New(kind, models.DefaultBottleneck)
-			if err != nil {
-				t.Fatal(err)
-			}
-			tr, err := New(DefaultConfig(arch))
-			if err != nil {
-				t.Fatal(err)
-			}
+			tr := notebookTrainer(t, kind)
 			if _, err := tr.Step(images[:batch*784], batch); err != nil {
 				t.Fatal(err)
 			}

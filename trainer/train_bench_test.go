@@ -26,14 +26,8 @@ func BenchmarkStep(b *testing.B) {
 	batches := len(images) / (batch * 784)
 	for _, kind := range []string{"classic", "conv"} {
 		b.Run(kind, func(b *testing.B) {
-			arch, err := models.New(kind, models.DefaultBottleneck)
-			if err != nil {
-				b.Fatal(err)
-			}
-			t, err := New(DefaultConfig(arch))
-			if err != nil {
-				b.Fatal(err)
-			}
+			t := notebookTrainer(b, kind)
+			arch := t.cfg.Arch
 			step := func(i int) {
 				at := i % batches * batch * 784
 				if _, err := t.Step(images[at:at+batch*784], batch); err != nil {
@@ -93,4 +87,19 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// notebookTrainer returns a fresh trainer of the notebook's model kind with
+// its recipe (DefaultConfig).
+func notebookTrainer(tb testing.TB, kind string) *Trainer {
+	tb.Helper()
+	arch, err := models.New(kind, models.DefaultBottleneck)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	t, err := New(DefaultConfig(arch))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return t
 }
