@@ -2,6 +2,7 @@ package trainer
 
 import (
 	"fmt"
+	"unsafe"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -50,9 +51,7 @@ func linearForward[T float](op *linearOp, y []T, a [4][]T) {
 			row := y[i*op.out+c0 : i*op.out+c1]
 			switch op.act {
 			case actReLU:
-				for j, v := range row {
-					row[j] = max(v+bias[j], 0)
-				}
+				biasReLU(row, bias)
 			case actSigmoid:
 				for j, v := range row {
 					row[j] = v + bias[j]
@@ -180,17 +179,13 @@ func matMul[T float](op *matMulOp, c []T, a [4][]T) {
 		}
 		then = func(r0, r1, c0, c1 int) {
 			for r := r0; r < r1; r++ {
-				activationGradSerial(actReLU, c[r*ldc+c0:r*ldc+c1], y[r*ldc+c0:r*ldc+c1], c[r*ldc+c0:r*ldc+c1])
+				reluGrad(c[r*ldc+c0:r*ldc+c1], y[r*ldc+c0:r*ldc+c1], c[r*ldc+c0:r*ldc+c1])
 			}
 			if sums != nil { // whole columns: r0 = 0, r1 = m
 				// biasGrad's sums, in its order: row by row from zero.
 				s := sums[c0:c1]
 				clear(s)
-				for r := r0; r < r1; r++ {
-					for j, v := range c[r*ldc+c0 : r*ldc+c1] {
-						s[j] += v
-					}
-				}
+				addRows(s, c[r0*ldc+c0:], r1-r0, ldc)
 			}
 		}
 	}
@@ -314,4 +309,62 @@ func (d *deferredLinear) step(a *Adam, s adamStep, w []float32) {
 			a.update(s, d.param, w[r0*out:r1*out], g, r0*out)
 		}
 	})
+}
+
+// asFloat32 is v as a []float32 where T is float32.
+func asFloat32[T float](v []T) ([]float32, bool) {
+	var z T
+	if unsafe.Sizeof(z) != 4 || len(v) == 0 {
+		return nil, false
+	}
+	return unsafe.Slice((*float32)(unsafe.Pointer(&v[0])), len(v)), true
+}
+
+// biasReLU sets v[j] = max(v[j]+b[j], 0), in C where the build has it
+// (biasReLU32).
+func biasReLU[T float](v, b []T) {
+	if v32, ok := asFloat32(v); ok {
+		b32, _ := asFloat32(b[:len(v)])
+		biasReLU32(v32, b32)
+		return
+	}
+	biasReLUGo(v, b)
+}
+
+func biasReLUGo[T float](v, b []T) {
+	b = b[:len(v)]
+	for j, x := range v {
+		v[j] = max(x+b[j], 0)
+	}
+}
+
+// reluGrad sets dz[j] = dy[j] where y[j] > 0 or is NaN, else 0, in C where
+// the build has it (reluGrad32).
+func reluGrad[T float](dz, y, dy []T) {
+	if dz32, ok := asFloat32(dz); ok {
+		y32, _ := asFloat32(y[:len(dz)])
+		dy32, _ := asFloat32(dy[:len(dz)])
+		reluGrad32(dz32, y32, dy32)
+		return
+	}
+	activationGradSerial(actReLU, dz, y, dy)
+}
+
+// addRows adds rows rows of v, len(s) values each and ld apart, to s, a row
+// at a time, in C where the build has it (addRows32).
+func addRows[T float](s, v []T, rows, ld int) {
+	if s32, ok := asFloat32(s); ok && rows > 0 {
+		v32, _ := asFloat32(v[:(rows-1)*ld+len(s)])
+		addRows32(s32, v32, rows, ld)
+		return
+	}
+	addRowsGo(s, v, rows, ld)
+}
+
+func addRowsGo[T float](s, v []T, rows, ld int) {
+	for r := 0; r < rows; r++ {
+		for j, x := range v[r*ld : r*ld+len(s)] {
+			s[j] += x
+		}
+	}
 }
