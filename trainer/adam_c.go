@@ -205,6 +205,10 @@ func adamKernel(p, g, m, v []float32, stepSize, invBC2Sqrt, b1, b2, eps float32)
 	C.latent_adam_update(adamWidth, (*C.float)(&p[0]), (*C.float)(&g[0]), (*C.float)(&m[0]), (*C.float)(&v[0]), C.long(len(p)), h)
 }
 
+// fusedKernel is whether linearWeightStep runs: the CPU has AVX-512 (tests
+// turn it off to check the band path of deferredLinear.step).
+var fusedKernel = adamWidth == 16
+
 // fusedMaxBatch is the largest batch for which linearWeightStep's sums are
 // OpenBLAS's: beyond some 400 samples OpenBLAS splits the sum over the batch
 // in two blocks, which rounds differently.
@@ -216,7 +220,7 @@ const fusedMaxBatch = 384
 // the gradient in registers: the AVX-512 kernel above. It reports false,
 // doing nothing, where the CPU lacks AVX-512 or n > fusedMaxBatch.
 func linearWeightStep(x, dz []float32, n, in, out, r0, r1 int, p, m, v []float32, s adamStep) bool {
-	if adamWidth != 16 || n > fusedMaxBatch {
+	if !fusedKernel || n > fusedMaxBatch {
 		return false
 	}
 	if r0 >= r1 || n == 0 || out == 0 {

@@ -5,6 +5,9 @@ package trainer
 // adamKernel is the per-value Adam update: adamUpdate in pure-Go builds.
 var adamKernel = adamUpdate
 
+// fusedKernel is whether linearWeightStep runs: never in pure-Go builds.
+var fusedKernel = false
+
 // fusedMaxBatch is the largest batch the fused kernel takes: none here.
 const fusedMaxBatch = 0
 

@@ -8,71 +8,84 @@ import (
 )
 
 // TestDeferredLinearSameSteps checks that Trainer.Step, which computes the
-// Linear weights' gradients itself a band at a time and updates each band
-// at once (deferredLinear), gives the same bits as the plain way: a graph
-// that computes every gradient, then Adam.Update. It runs a few steps of
-// each model from the same weights and compares every weight and both
-// Adam moments.
+// Linear weights' gradients itself and updates each weight as it goes
+// (deferredLinear), gives the same bits as the plain way: a graph that
+// computes every gradient, then Adam.Update. It runs a few steps of each
+// model from the same weights, with each of step's paths (the fused kernel
+// where the build and CPU have it, and bands of gemm and Adam), and
+// compares every weight and both Adam moments.
 func TestDeferredLinearSameSteps(t *testing.T) {
 	const batch, steps = 64, 4
 	images, _ := benchImages(batch)
-	for _, kind := range []string{"classic", "conv"} {
-		t.Run(kind, func(t *testing.T) {
-			fused, plain := notebookTrainer(t, kind), notebookTrainer(t, kind)
-			gr, err := newGraph(plain.cfg.Arch, partAutoencoder, batch, plain.tensors, allGradients)
+	paths := []string{"bands"} // deferredLinear.step's gemm and Adam on bands
+	if fusedKernel {
+		paths = append(paths, "fused") // its kernel, the gradient in registers
+	}
+	defer func(on bool) { fusedKernel = on }(fusedKernel)
+	for _, path := range paths {
+		fusedKernel = path == "fused"
+		for _, kind := range []string{"classic", "conv"} {
+			t.Run(path+"/"+kind, func(t *testing.T) { checkDeferredSameSteps(t, kind, batch, steps, images) })
+		}
+	}
+}
+
+// checkDeferredSameSteps runs steps steps of the model kind both ways and
+// compares the results.
+func checkDeferredSameSteps(t *testing.T, kind string, batch, steps int, images []float32) {
+	fused, plain := notebookTrainer(t, kind), notebookTrainer(t, kind)
+	gr, err := newGraph(plain.cfg.Arch, partAutoencoder, batch, plain.tensors, allGradients)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deferred := 0
+	for s := 0; s < steps; s++ {
+		x := images[s*batch*784 : (s+1)*batch*784]
+		lossF, err := fused.Step(x, batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		deferred = len(fused.train[batch].deferred)
+		copy(gr.inputData(), x)
+		if err := gr.run(); err != nil {
+			t.Fatal(err)
+		}
+		grads := make([][]float32, len(gr.params))
+		for i, p := range gr.params {
+			g, err := p.Grad()
 			if err != nil {
 				t.Fatal(err)
 			}
-			deferred := 0
-			for s := 0; s < steps; s++ {
-				x := images[s*batch*784 : (s+1)*batch*784]
-				lossF, err := fused.Step(x, batch)
-				if err != nil {
-					t.Fatal(err)
-				}
-				deferred = len(fused.train[batch].deferred)
-				copy(gr.inputData(), x)
-				if err := gr.run(); err != nil {
-					t.Fatal(err)
-				}
-				grads := make([][]float32, len(gr.params))
-				for i, p := range gr.params {
-					g, err := p.Grad()
-					if err != nil {
-						t.Fatal(err)
-					}
-					grads[i] = g.Data().([]float32)
-				}
-				plain.adam.Update(plain.w.Values, grads)
-				if lossP := scalar(gr.lossVal); lossF != lossP {
-					t.Fatalf("step %d: loss %v, plain graph %v", s+1, lossF, lossP)
-				}
-			}
-			if want := map[string]int{"classic": 6, "conv": 4}[kind]; deferred != want {
-				t.Fatalf("%d Linear weights deferred, want %d", deferred, want)
-			}
-			for _, d := range fused.train[batch].deferred {
-				if !d.inRun {
-					t.Errorf("%s: updated after the run, not during it", fused.w.Params[d.param].Name)
+			grads[i] = g.Data().([]float32)
+		}
+		plain.adam.Update(plain.w.Values, grads)
+		if lossP := scalar(gr.lossVal); lossF != lossP {
+			t.Fatalf("step %d: loss %v, plain graph %v", s+1, lossF, lossP)
+		}
+	}
+	if want := map[string]int{"classic": 6, "conv": 4}[kind]; deferred != want {
+		t.Fatalf("%d Linear weights deferred, want %d", deferred, want)
+	}
+	for _, d := range fused.train[batch].deferred {
+		if !d.inRun {
+			t.Errorf("%s: updated after the run, not during it", fused.w.Params[d.param].Name)
+		}
+	}
+	for i, p := range fused.w.Params {
+		for _, c := range []struct {
+			what      string
+			got, want []float32
+		}{
+			{"weight", fused.w.Values[i], plain.w.Values[i]},
+			{"m", fused.adam.M[i], plain.adam.M[i]},
+			{"v", fused.adam.V[i], plain.adam.V[i]},
+		} {
+			for j := range c.got {
+				if math.Float32bits(c.got[j]) != math.Float32bits(c.want[j]) {
+					t.Fatalf("%s %s[%d] after %d steps: %v, plain graph %v", p.Name, c.what, j, steps, c.got[j], c.want[j])
 				}
 			}
-			for i, p := range fused.w.Params {
-				for _, c := range []struct {
-					what      string
-					got, want []float32
-				}{
-					{"weight", fused.w.Values[i], plain.w.Values[i]},
-					{"m", fused.adam.M[i], plain.adam.M[i]},
-					{"v", fused.adam.V[i], plain.adam.V[i]},
-				} {
-					for j := range c.got {
-						if math.Float32bits(c.got[j]) != math.Float32bits(c.want[j]) {
-							t.Fatalf("%s %s[%d] after %d steps: %v, plain graph %v", p.Name, c.what, j, steps, c.got[j], c.want[j])
-						}
-					}
-				}
-			}
-		})
+		}
 	}
 }
 
@@ -107,7 +120,7 @@ func TestLinearWeightStep(t *testing.T) {
 		p2, m2, v2 := slices.Clone(p), slices.Clone(m), slices.Clone(v)
 		s := adamStep{stepSize: 1e-3 / 0.1, invBC2Sqrt: 31.6, b1: 0.9, b2: 0.999, eps: 1e-8}
 		if !linearWeightStep(x, dz, tc.n, tc.in, tc.out, tc.r0, tc.r1, p, m, v, s) {
-			if tc.n <= fusedMaxBatch && adamWidth == 16 {
+			if tc.n <= fusedMaxBatch && fusedKernel {
 				t.Fatalf("%+v: no fused step on a CPU with AVX-512", tc)
 			}
 			if !slices.Equal(p, p2) {
