@@ -56,9 +56,9 @@ const (
 	noGradients  gradients = iota // the output only
 	allGradients                  // the loss and every parameter's gradient
 	// deferLinearWeights is the loss and every parameter's gradient but
-	// the Linear layers' weights': the trainer computes those after the
-	// run, a band at a time, and updates each weight as it goes
-	// (deferredLinear.step).
+	// the Linear layers' weights': those are computed block by block, and
+	// each weight updated with them, during the run (hookDeferred,
+	// deferredLinear.step).
 	deferLinearWeights
 )
 
