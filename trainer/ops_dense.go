@@ -16,8 +16,8 @@ import (
 //	dW = xᵀ·dz      (matMulOp)
 //	db = Σ_rows dz  (biasGradOp)
 //
-// With deferW, the graph leaves dW out: SymDiff keeps dz (in op.dz) and the
-// trainer computes dW itself after the run (deferredLinear).
+// With deferW, the graph leaves dW out: SymDiff keeps dz (in op.dz) and dx
+// (in op.dx), and deferredLinear computes dW and updates W once dx is done.
 type linearOp struct {
 	opBase
 	n, in, out int
@@ -256,9 +256,10 @@ func sum[T float](v []T) T {
 }
 
 // deferredLinear is a Linear layer whose weight gradient the graph leaves
-// out (deferLinearWeights): the trainer computes it after the run from the
-// layer's input x [n, in] and the gradient dz [n, out] at its activation's
-// input, and updates the weight with it at once (step).
+// out (deferLinearWeights): step computes it, during the run
+// (graph.hookDeferred) or after it, from the layer's input x [n, in] and the
+// gradient dz [n, out] at its activation's input, and updates the weight
+// with it at once.
 type deferredLinear struct {
 	param int       // the weight's index in Arch.Params()
 	x     *G.Node   // the layer's input
