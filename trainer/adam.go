@@ -45,13 +45,16 @@ func NewAdam(lr float64, sizes []int) *Adam {
 func (a *Adam) Update(params, grads [][]float32) {
 	s := a.begin()
 	for i, p := range params {
-		g := grads[i][:len(p)]
-		// Each value is updated alone, so splitting the work across
-		// goroutines does not change the result.
-		parallelFor(len(p), 1<<15, func(lo, hi int) {
-			a.update(s, i, p[lo:hi], g[lo:hi], lo)
-		})
+		a.updateParam(s, i, p, grads[i])
 	}
+}
+
+// updateParam applies step s to all of parameter i, p, with its gradient g,
+// on GOMAXPROCS goroutines where it is large. Each value is updated alone,
+// so the split does not change the result.
+func (a *Adam) updateParam(s adamStep, i int, p, g []float32) {
+	g = g[:len(p)]
+	parallelFor(len(p), 1<<15, func(lo, hi int) { a.update(s, i, p[lo:hi], g[lo:hi], lo) })
 }
 
 // adamStep holds the scalars of one step, the same for every value.

@@ -254,8 +254,8 @@ func biasActivate[T float](a activation, v []T, b T) {
 			v[i] = keepIf(x, !(x <= 0))
 		}
 	case actSigmoid:
-		if unsafe.Sizeof(b) == 4 && len(v) > 0 {
-			biasSigmoid32(unsafe.Slice((*float32)(unsafe.Pointer(&v[0])), len(v)), float32(b))
+		if v32, ok := asFloat32(v); ok {
+			biasSigmoid32(v32, float32(b))
 			return
 		}
 		for i, x := range v {

@@ -252,8 +252,7 @@ func (t *Trainer) Step(images []float32, n int) (float64, error) {
 		if g == nil {
 			continue
 		}
-		p := t.w.Values[i]
-		parallelFor(len(p), 1<<15, func(lo, hi int) { t.adam.update(s, i, p[lo:hi], g[lo:hi], lo) })
+		t.adam.updateParam(s, i, t.w.Values[i], g)
 	}
 	for _, d := range gr.deferred {
 		if !d.inRun {
