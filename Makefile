@@ -3,8 +3,10 @@
 #   make demo    set up, train both models on MNIST, export and report
 #   make check   set up and run the tests
 #
-# MNIST is read from $(LATENT_DATA): ../shared/datasets/mnist when it
-# exists beside the checkout, else ./data/mnist (downloaded on first use).
+# MNIST is read from $(LATENT_DATA), MNIST's folder only (Fashion-MNIST has
+# its own, $LATENT_FASHION_MNIST: see the README): ../shared/datasets/mnist
+# when it exists beside the checkout, else ./data/mnist (downloaded on first
+# use).
 
 SHELL := /bin/bash
 export LATENT_DATA ?= $(abspath $(firstword $(wildcard ../shared/datasets/mnist) data/mnist))

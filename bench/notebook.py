@@ -1,10 +1,13 @@
 """The PyTorch side of latent: the notebook's two autoencoders, an MNIST
 reader and a minimal safetensors reader/writer (pure python + numpy).
 
-The module layouts below are the notebook's, unchanged: the state-dict names
-("encoder.1.weight", "decoder.5.bias", ...) are the names that latent's Go
+The models are the notebook's own classes, imported from
+../shared/reference/notebook_models.py: their state-dict names
+("encoder.0.weight", "decoder.4.bias", ...) are the names that latent's Go
 checkpoints use, with tensors in PyTorch's layout, so that
 load_model(path) can load a latent model.safetensors with strict=True.
+Run a model with model.encode(x) and model.decode(code), as the notebook
+does: the classic model flattens and unflattens outside its Sequentials.
 
 Use Debian's interpreter: /usr/bin/python3 (it has torch).
 """
@@ -13,6 +16,7 @@ import gzip
 import json
 import os
 import struct
+import sys
 
 import numpy as np
 import torch
@@ -33,76 +37,33 @@ def default_data_dir():
 
 
 # --------------------------------------------------------------------------
-# The notebook's models.
+# The notebook's models: its own classes, imported from
+# ../shared/reference/notebook_models.py (or $LATENT_REFERENCE), never
+# retyped. A model of another bottleneck is a subclass that sets the class
+# attribute `bottleneck`, as that folder's README says.
+
+REFERENCE_DIR = os.environ.get("LATENT_REFERENCE") or os.path.normpath(
+    os.path.join(REPO_ROOT, "..", "shared", "reference"))
+if not os.path.exists(os.path.join(REFERENCE_DIR, "notebook_models.py")):
+    raise ImportError("the notebook's classes are not in %s: put the shared/ folder beside the checkout, "
+                      "or name its reference/ folder with $LATENT_REFERENCE" % REFERENCE_DIR)
+sys.path.insert(0, REFERENCE_DIR)
+from notebook_models import ClassicAutoencoderMNIST, ConvAutoencoderMNIST  # noqa: E402
+
+NOTEBOOK_CLASSES = {"classic": ClassicAutoencoderMNIST, "conv": ConvAutoencoderMNIST}
 
 
-class ClassicAutoEncoder(nn.Module):
-    """The notebook's MLP autoencoder: 784-512-512-b / b-512-512-784."""
+def _notebook_model(kind):
+    base = NOTEBOOK_CLASSES[kind]
 
-    kind = "classic"
-
-    def __init__(self, bottleneck=DEFAULT_BOTTLENECK):
-        super().__init__()
-        self.bottleneck = bottleneck
-        self.encoder = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(784, 512),
-            nn.ReLU(),
-            nn.Linear(512, 512),
-            nn.ReLU(),
-            nn.Linear(512, bottleneck),
-        )
-        self.decoder = nn.Sequential(
-            nn.Linear(bottleneck, 512),
-            nn.ReLU(),
-            nn.Linear(512, 512),
-            nn.ReLU(),
-            nn.Linear(512, 784),
-            nn.Sigmoid(),
-            nn.Unflatten(1, (1, 28, 28)),
-        )
-
-    def forward(self, x):
-        return self.decoder(self.encoder(x))
+    def make(bottleneck=DEFAULT_BOTTLENECK):
+        cls = type("%s_%d" % (base.__name__, bottleneck), (base,), {"bottleneck": int(bottleneck), "kind": kind})
+        return cls()
+    return make
 
 
-class ConvAutoEncoder(nn.Module):
-    """The notebook's convolutional autoencoder."""
-
-    kind = "conv"
-
-    def __init__(self, bottleneck=DEFAULT_BOTTLENECK):
-        super().__init__()
-        self.bottleneck = bottleneck
-        self.encoder = nn.Sequential(
-            nn.Conv2d(1, 16, 3, padding=1),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 3, padding=1),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Flatten(),
-            nn.Linear(1568, 128),
-            nn.ReLU(),
-            nn.Linear(128, bottleneck),
-        )
-        self.decoder = nn.Sequential(
-            nn.Linear(bottleneck, 128),
-            nn.ReLU(),
-            nn.Linear(128, 1568),
-            nn.ReLU(),
-            nn.Unflatten(1, (32, 7, 7)),
-            nn.ConvTranspose2d(32, 16, 2, stride=2),
-            nn.ReLU(),
-            nn.ConvTranspose2d(16, 1, 2, stride=2),
-            nn.Sigmoid(),
-        )
-
-    def forward(self, x):
-        return self.decoder(self.encoder(x))
-
-
-MODELS = {"classic": ClassicAutoEncoder, "conv": ConvAutoEncoder}
+# MODELS makes a freshly initialised notebook model of a kind, for a bottleneck.
+MODELS = {kind: _notebook_model(kind) for kind in NOTEBOOK_CLASSES}
 
 
 def build_model(kind, bottleneck=DEFAULT_BOTTLENECK):
@@ -123,8 +84,8 @@ def arch_json(kind, bottleneck):
     R = {"op": "ReLU"}
     S = {"op": "Sigmoid"}
     if kind == "classic":
-        enc = [{"op": "Flatten"}, L(784, 512), R, L(512, 512), R, L(512, b)]
-        dec = [L(b, 512), R, L(512, 512), R, L(512, 784), S, {"op": "Unflatten", "shape": [1, 28, 28]}]
+        enc = [{"op": "Flatten", "attr": "flatten"}, L(784, 512), R, L(512, 512), R, L(512, b)]
+        dec = [L(b, 512), R, L(512, 512), R, L(512, 784), S, {"op": "Unflatten", "shape": [1, 28, 28], "attr": "unflatten"}]
     elif kind == "conv":
         C = lambda i, o: {"op": "Conv2d", "in": i, "out": o, "kernel": 3, "stride": 1, "pad": 1}
         P = {"op": "MaxPool2d", "kernel": 2, "stride": 2}
@@ -341,7 +302,7 @@ def load_model(path):
     b = meta.get("bottleneck")
     if b is None:
         # Infer from the encoder's last Linear, if the metadata lacks it.
-        last = "encoder.5.bias" if kind == "classic" else "encoder.9.bias"
+        last = "encoder.4.bias" if kind == "classic" else "encoder.9.bias"
         if last not in tensors:
             raise ModelLoadError("%s: no bottleneck metadata and no %s tensor" % (path, last))
         b = tensors[last].shape[0]

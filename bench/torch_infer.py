@@ -64,19 +64,19 @@ def main(argv=None):
     n = x.shape[0]
 
     with torch.no_grad():
-        model.encoder(x[: a.batch])  # warm-up
+        model.encode(x[: a.batch])  # warm-up
         t0 = time.perf_counter()
         for b in range(0, n, a.batch):
-            model.encoder(x[b : b + a.batch])
+            model.encode(x[b : b + a.batch])
         batch_sec = time.perf_counter() - t0
 
         for i in range(20):
-            model.encoder(x[i : i + 1])
+            model.encode(x[i : i + 1])
         lat = np.empty(a.single, dtype=np.float64)
         for i in range(a.single):
             xi = x[i % n : i % n + 1]
             t = time.perf_counter()
-            model.encoder(xi)
+            model.encode(xi)
             lat[i] = time.perf_counter() - t
     out = {
         "engine": "pytorch", "torch": torch.__version__, "python": platform.python_version(),

@@ -82,9 +82,9 @@ def compare(a):
         return fail_load(str(e))
     with torch.no_grad():
         xt = torch.from_numpy(x)
-        codes = model.encoder(xt).numpy()
-        recon = model.decoder(torch.from_numpy(c)).numpy()
-        fwd = model.decoder(model.encoder(xt)).numpy()
+        codes = model.encode(xt).numpy()
+        recon = model.decode(torch.from_numpy(c)).numpy()
+        fwd = model.decode(model.encode(xt)).numpy()
     dc = float(np.max(np.abs(codes - c))) if n else 0.0
     dr = float(np.max(np.abs(recon - r))) if n else 0.0
     df = float(np.max(np.abs(fwd - r))) if n else 0.0
@@ -120,8 +120,8 @@ def write(a):
         except ValueError as e:
             return fail_load(str(e))
         with torch.no_grad():
-            c = model.encoder(torch.from_numpy(x))
-            r = model.decoder(c)
+            c = model.encode(torch.from_numpy(x))
+            r = model.decode(c)
         np.save(a.codes, c.numpy().astype(np.float32))
         np.save(a.recons, r.numpy().astype(np.float32))
         out.update(codes=a.codes, recons=a.recons, n=int(x.shape[0]))

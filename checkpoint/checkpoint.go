@@ -2,8 +2,10 @@
 //
 // A model is one safetensors file (model.safetensors). Its tensors are
 // float32, named and shaped as in a PyTorch state dict of the notebook's
-// classes ("encoder.1.weight" [512, 784], ...), so that
-// model.load_state_dict(tensors, strict=True) works in PyTorch. Its metadata
+// classes ("encoder.0.weight" [512, 784], ...), so that
+// model.load_state_dict(tensors, strict=True) works in PyTorch. Files
+// written before latent followed the notebook's classic names (encoder.1/3/5)
+// still load, and are written back with today's names. Its metadata
 // holds the architecture declaration and a training summary.
 //
 // The training state of a run is a second safetensors file
@@ -50,6 +52,19 @@ type Meta struct {
 	Step int `json:"step"`
 	// EpochsPlanned is the number of epochs the run was asked for.
 	EpochsPlanned int `json:"epochs_planned"`
+	// Data lists the files the run trained and tested on, with the MD5 of
+	// their content, as the data set reader found them.
+	Data []DataFile `json:"data,omitempty"`
+	// Imported is the file that `latent import` read the weights from, for
+	// a model trained elsewhere (the other fields then hold no recipe).
+	Imported string `json:"imported,omitempty"`
+}
+
+// DataFile is one data file that a run read.
+type DataFile struct {
+	Split string `json:"split"` // "train" or "test"
+	Path  string `json:"path"`
+	MD5   string `json:"md5"` // hex MD5 of the decompressed content
 }
 
 // Model is an architecture and its weights.
@@ -346,11 +361,23 @@ func tensorsFor(arch models.Arch, params map[string][]float32, prefix string) ma
 	return ts
 }
 
+// paramsFrom reads the tensors of arch.Params() named prefix+name from st,
+// keyed by name. A file of the older layout (models.Arch.Indexed), whose
+// classic tensors are encoder.1/3/5, is read by those names, and its tensors
+// come back under today's names.
 func paramsFrom(st safetensors.SafeTensors, arch models.Arch, prefix string) (map[string][]float32, error) {
 	want := make(map[string]bool)
 	out := make(map[string][]float32)
-	for _, p := range arch.Params() {
-		name := prefix + p.Name
+	stored := arch.Params() // the names in the file, in arch.Params() order
+	if old := arch.Indexed().Params(); len(stored) > 0 && old[0].Name != stored[0].Name {
+		if _, ok := st.Tensor(prefix + stored[0].Name); !ok {
+			if _, ok := st.Tensor(prefix + old[0].Name); ok {
+				stored = old
+			}
+		}
+	}
+	for i, p := range arch.Params() {
+		name := prefix + stored[i].Name
 		want[name] = true
 		tv, ok := st.Tensor(name)
 		if !ok {

@@ -4,6 +4,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -138,7 +139,7 @@ func TestBadFiles(t *testing.T) {
 
 	// A save that fails (a tensor missing) leaves the old file untouched.
 	broken := testModel(t, "classic")
-	delete(broken.Params, "encoder.1.bias")
+	delete(broken.Params, "encoder.0.bias")
 	if err := broken.Save(good); err == nil {
 		t.Error("saved a model with a missing tensor")
 	}
@@ -147,5 +148,65 @@ func TestBadFiles(t *testing.T) {
 	}
 	if entries, _ := filepath.Glob(filepath.Join(dir, ".*tmp*")); len(entries) > 0 {
 		t.Errorf("temporary files left behind: %v", entries)
+	}
+}
+
+// TestOlderClassicNamesLoad writes a classic model file and a training
+// state as latent wrote them before its names followed the notebook's
+// class (flatten inside the encoder's Sequential: encoder.1/3/5), and checks
+// that both load under today's names with the same values, and that a save
+// writes today's names.
+func TestOlderClassicNamesLoad(t *testing.T) {
+	now := testModel(t, "classic")
+	old := &Model{Arch: now.Arch.Indexed(), Meta: now.Meta, Params: map[string][]float32{}}
+	adam := &Adam{Step: 5, ExpAvg: map[string][]float32{}, ExpAvgSq: map[string][]float32{}}
+	for i, p := range old.Arch.Params() {
+		v := now.Params[now.Arch.Params()[i].Name]
+		old.Params[p.Name] = v
+		adam.ExpAvg[p.Name], adam.ExpAvgSq[p.Name] = v, v
+	}
+	if _, ok := old.Params["encoder.5.bias"]; !ok {
+		t.Fatal("the older layout has no encoder.5.bias")
+	}
+	dir := t.TempDir()
+	path, state := filepath.Join(dir, "model.safetensors"), filepath.Join(dir, "optimizer.safetensors")
+	if err := old.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := SaveState(state, old, adam); err != nil {
+		t.Fatal(err)
+	}
+	got, err := LoadFor(path, now.Arch)
+	if err != nil {
+		t.Fatalf("older file: %v", err)
+	}
+	gotM, gotA, err := LoadState(state)
+	if err != nil {
+		t.Fatalf("older training state: %v", err)
+	}
+	for _, p := range now.Arch.Params() {
+		for _, c := range []struct {
+			what string
+			v    []float32
+		}{{"model", got.Params[p.Name]}, {"state", gotM.Params[p.Name]}, {"exp_avg", gotA.ExpAvg[p.Name]}} {
+			if !slices.Equal(c.v, now.Params[p.Name]) {
+				t.Fatalf("%s %s: not the values stored under the older name", c.what, p.Name)
+			}
+		}
+	}
+	if err := got.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	info, err := Inspect(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, ti := range info.Tensors {
+		names = append(names, ti.Name)
+	}
+	if want := "decoder.0.bias decoder.0.weight decoder.2.bias decoder.2.weight decoder.4.bias decoder.4.weight " +
+		"encoder.0.bias encoder.0.weight encoder.2.bias encoder.2.weight encoder.4.bias encoder.4.weight"; strings.Join(names, " ") != want {
+		t.Errorf("written back as %s, want %s", strings.Join(names, " "), want)
 	}
 }

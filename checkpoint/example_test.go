@@ -25,6 +25,6 @@ func ExampleModel_Save() {
 		fmt.Println(err)
 		return
 	}
-	fmt.Println(back.Arch.Kind, back.Arch.Bottleneck, len(back.Params["encoder.1.weight"]))
+	fmt.Println(back.Arch.Kind, back.Arch.Bottleneck, len(back.Params["encoder.0.weight"]))
 	// Output: classic 10 401408
 }

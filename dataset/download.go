@@ -126,7 +126,7 @@ func (d *Downloader) Ensure(ctx context.Context, name, dir string) (err error) {
 	}
 	created := atomicfile.MissingDirs(dir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("dataset: cannot create the data folder: %w; create it, or name another with --data or $%s", err, EnvData)
+		return fmt.Errorf("dataset: cannot create the data folder: %w; create it, or name another with --data or $%s", err, EnvDir(name))
 	}
 	defer func() {
 		if err != nil {
@@ -171,7 +171,7 @@ func (d *Downloader) fetch(ctx context.Context, name, dir, base string, mirrors 
 		errs = append(errs, errors.New("no mirrors to download from"))
 	}
 	return fmt.Errorf("dataset: cannot download %s into %s (%w); without network access, %s, or name the folder that holds them with --data or $%s",
-		base+".gz", dir, joined(errs), copyHint(name, dir), EnvData)
+		base+".gz", dir, joined(errs), copyHint(name, dir), EnvDir(name))
 }
 
 // joined is errors.Join on one line: the messages separated by "; ".

@@ -195,7 +195,7 @@ func TestEnsureNoNetwork(t *testing.T) {
 	err := d.Ensure(context.Background(), MNIST, dir)
 	wantError(t, err, "cannot download", "without network access", dir, down.URL+"/a/", down.URL+"/b/",
 		"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz",
-		"--data or $LATENT_DATA")
+		"--data or $LATENT_MNIST")
 	if err != nil && strings.Contains(err.Error(), "\n") {
 		t.Errorf("error %q is more than one line", err)
 	}

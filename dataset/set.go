@@ -1,12 +1,16 @@
 package dataset
 
 import (
+	"crypto/md5"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -29,9 +33,29 @@ const Side = 28
 // installs Fashion-MNIST.
 const DefaultFashionDir = "/usr/share/datasets/fashion-mnist"
 
-// EnvData is the environment variable that names the data folder when no
-// --data flag is given.
+// EnvData is the environment variable that names MNIST's folder when no
+// --data flag is given: the older name of EnvMNIST, read for MNIST only.
 const EnvData = "LATENT_DATA"
+
+// The environment variables that name each data set's folder when no
+// --data flag is given. Each applies to its own data set only, so a folder
+// named for MNIST is never read as Fashion-MNIST.
+const (
+	EnvMNIST        = "LATENT_MNIST"
+	EnvFashionMNIST = "LATENT_FASHION_MNIST"
+)
+
+// EnvDir returns the environment variable that names the folder of the
+// data set name, or "" for an unknown name.
+func EnvDir(name string) string {
+	switch name {
+	case MNIST:
+		return EnvMNIST
+	case FashionMNIST:
+		return EnvFashionMNIST
+	}
+	return ""
+}
 
 // fashionDir is DefaultFashionDir; tests replace it.
 var fashionDir = DefaultFashionDir
@@ -57,6 +81,17 @@ type Set struct {
 	Images []float32
 	// Labels holds the N class labels, each in 0-9.
 	Labels []uint8
+	// Files are the images file and the labels file the split was read
+	// from, with the MD5 of their decompressed content.
+	Files []File
+}
+
+// File is one data file that a Set was read from.
+type File struct {
+	Path string `json:"path"`
+	// MD5 is the hex MD5 of the file's decompressed content: the canonical
+	// checksum for the real MNIST and Fashion-MNIST files.
+	MD5 string `json:"md5"`
 }
 
 // Image returns the pixels of image i, a subslice of s.Images that shares
@@ -69,15 +104,23 @@ func (s *Set) Image(i int) []float32 {
 }
 
 // Dir returns the folder that holds the data set name: flagValue (the
-// value of a --data flag) if it is not empty, else $LATENT_DATA if set,
-// else ./data/mnist for "mnist", DefaultFashionDir for "fashion-mnist",
-// and ./data/NAME for any other name.
+// value of a --data flag) if it is not empty, else the data set's own
+// variable (EnvDir: $LATENT_MNIST or $LATENT_FASHION_MNIST) if set, else,
+// for MNIST only, $LATENT_DATA if set, else ./data/mnist for "mnist",
+// DefaultFashionDir for "fashion-mnist" and ./data/NAME for any other name.
 func Dir(name, flagValue string) string {
 	if flagValue != "" {
 		return flagValue
 	}
-	if v := os.Getenv(EnvData); v != "" {
-		return v
+	if env := EnvDir(name); env != "" {
+		if v := os.Getenv(env); v != "" {
+			return v
+		}
+	}
+	if name == MNIST {
+		if v := os.Getenv(EnvData); v != "" {
+			return v
+		}
 	}
 	if name == FashionMNIST {
 		return fashionDir
@@ -143,7 +186,7 @@ func findFiles(name, dir string, bases ...string) ([]string, error) {
 // obtainHint says how to get the files of data set name into dir.
 func obtainHint(name, dir string) string {
 	if name == FashionMNIST && filepath.Clean(dir) == filepath.Clean(fashionDir) {
-		return "install them with: apt-get install dataset-fashion-mnist (or name another folder with --data or $" + EnvData + ")"
+		return "install them with: apt-get install dataset-fashion-mnist (or name another folder with --data or $" + EnvFashionMNIST + ")"
 	}
 	return "let the program download them (it needs network access), or " + copyHint(name, dir)
 }
@@ -166,8 +209,11 @@ func copyHint(name, dir string) string {
 // files train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz,
 // t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz, or the same
 // names without .gz. It checks that the images are 28x28, that there are
-// as many images as labels, and that every label is in 0-9. It does not
-// compare checksums; see Verify.
+// as many images as labels, and that every label is in 0-9. It computes the
+// MD5 of each file's decompressed content while it reads (Set.Files), and
+// refuses a file that carries the checksum of another known data set's
+// file (Fashion-MNIST's files in the folder named for MNIST, say). Files
+// with unknown checksums, such as a user's own IDX files, are read.
 //
 // The pixels are converted to float32 while they are read, so memory use
 // is little more than the returned Set: about 188 MB for the train split.
@@ -185,8 +231,11 @@ func Load(name, dir, split string) (*Set, error) {
 	}
 	imagesPath, labelsPath := paths[0], paths[1]
 
-	labels, err := ReadLabelsFile(labelsPath)
+	labels, labelsSum, err := readLabelsSum(labelsPath)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkOwner(name, dir, labelsPath, labelsBase, labelsSum); err != nil {
 		return nil, err
 	}
 	if len(labels) == 0 {
@@ -197,8 +246,11 @@ func Load(name, dir, split string) (*Set, error) {
 			return nil, fmt.Errorf("dataset: %s: label %d is %d, want 0-9; the file is damaged or not an MNIST labels file: delete it so that it is downloaded again", labelsPath, i, l)
 		}
 	}
-	images, err := loadImages(imagesPath, labelsPath, len(labels))
+	images, imagesSum, err := loadImages(imagesPath, labelsPath, len(labels))
 	if err != nil {
+		return nil, err
+	}
+	if err := checkOwner(name, dir, imagesPath, imagesBase, imagesSum); err != nil {
 		return nil, err
 	}
 	return &Set{
@@ -209,32 +261,70 @@ func Load(name, dir, split string) (*Set, error) {
 		Cols:   Side,
 		Images: images,
 		Labels: labels,
+		Files:  []File{{Path: imagesPath, MD5: imagesSum}, {Path: labelsPath, MD5: labelsSum}},
 	}, nil
 }
 
-// loadImages reads the images file at path, which must hold n images of
-// 28x28 pixels, and returns the pixels scaled to [0, 1]. The header is
-// checked before the output is allocated, and n comes from a labels file
-// already read in full, so the allocation is backed by real data.
-func loadImages(path, labelsPath string, n int) ([]float32, error) {
+// checkOwner refuses the file at path, read for the data set name, if the
+// MD5 of its content, sum, is that of another known data set's file.
+func checkOwner(name, dir, path, base, sum string) error {
+	for other, files := range checksums {
+		if other == name || !slices.Contains(slices.Collect(maps.Values(files)), sum) {
+			continue
+		}
+		return fmt.Errorf("dataset: %s is %s's file, not %s's: the folder %s holds %s; "+
+			"use --dataset %s for it, or name %s's folder with --data or $%s",
+			path, other, name, dir, other, other, name, EnvDir(name))
+	}
+	return nil
+}
+
+// readLabelsSum reads a labels file as ReadLabelsFile does, and returns the
+// hex MD5 of its decompressed content too.
+func readLabelsSum(path string) ([]uint8, string, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("dataset: %w", err)
+		return nil, "", fmt.Errorf("dataset: %w", err)
 	}
 	defer f.Close()
 	d, _, err := decompress(f)
 	if err != nil {
-		return nil, fileError(path, err)
+		return nil, "", fileError(path, err)
 	}
+	h := md5.New()
+	labels, err := ReadLabels(io.TeeReader(d, h))
+	if err != nil {
+		return nil, "", fileError(path, err)
+	}
+	return labels, hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// loadImages reads the images file at path, which must hold n images of
+// 28x28 pixels, and returns the pixels scaled to [0, 1] and the hex MD5 of
+// the file's decompressed content. The header is
+// checked before the output is allocated, and n comes from a labels file
+// already read in full, so the allocation is backed by real data.
+func loadImages(path, labelsPath string, n int) ([]float32, string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, "", fmt.Errorf("dataset: %w", err)
+	}
+	defer f.Close()
+	gz, _, err := decompress(f)
+	if err != nil {
+		return nil, "", fileError(path, err)
+	}
+	h := md5.New()
+	d := io.TeeReader(gz, h)
 	count, rows, cols, err := readImageHeader(d)
 	if err != nil {
-		return nil, fileError(path, err)
+		return nil, "", fileError(path, err)
 	}
 	if rows != Side || cols != Side {
-		return nil, fmt.Errorf("dataset: %s: images are %dx%d, want %dx%d; this is not an MNIST-type images file: delete it so that it is downloaded again", path, rows, cols, Side, Side)
+		return nil, "", fmt.Errorf("dataset: %s: images are %dx%d, want %dx%d; this is not an MNIST-type images file: delete it so that it is downloaded again", path, rows, cols, Side, Side)
 	}
 	if count != n {
-		return nil, fmt.Errorf("dataset: %s holds %d images but %s holds %d labels: the files do not belong together; delete both so that they are downloaded again", path, count, labelsPath, n)
+		return nil, "", fmt.Errorf("dataset: %s holds %d images but %s holds %d labels: the files do not belong together; delete both so that they are downloaded again", path, count, labelsPath, n)
 	}
 
 	var scale [256]float32
@@ -252,11 +342,11 @@ func loadImages(path, labelsPath string, n int) ([]float32, error) {
 		}
 		off += k
 		if err != nil {
-			return nil, fileError(path, dataError(err, off, size, claim))
+			return nil, "", fileError(path, dataError(err, off, size, claim))
 		}
 	}
 	if err := expectEOF(d, claim); err != nil {
-		return nil, fileError(path, err)
+		return nil, "", fileError(path, err)
 	}
-	return out, nil
+	return out, hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -237,19 +237,56 @@ func TestLoadUnknownName(t *testing.T) {
 
 func TestDir(t *testing.T) {
 	tests := []struct {
-		name, flag, env, want string
+		name, flag string
+		env        map[string]string // unset variables are empty
+		want       string
 	}{
-		{MNIST, "/flag", "/env", "/flag"},
-		{MNIST, "", "/env", "/env"},
-		{FashionMNIST, "", "/env", "/env"},
-		{MNIST, "", "", "./data/mnist"},
-		{FashionMNIST, "", "", "/usr/share/datasets/fashion-mnist"},
-		{FashionMNIST, "rel/dir", "", "rel/dir"},
+		{MNIST, "/flag", map[string]string{EnvMNIST: "/m", EnvData: "/d"}, "/flag"},
+		{MNIST, "", map[string]string{EnvMNIST: "/m", EnvData: "/d"}, "/m"},
+		{MNIST, "", map[string]string{EnvData: "/d"}, "/d"},
+		{MNIST, "", map[string]string{EnvFashionMNIST: "/f"}, "./data/mnist"},
+		{MNIST, "", nil, "./data/mnist"},
+		// $LATENT_DATA names MNIST's folder: never Fashion-MNIST's.
+		{FashionMNIST, "", map[string]string{EnvData: "/d", EnvMNIST: "/m"}, "/usr/share/datasets/fashion-mnist"},
+		{FashionMNIST, "", map[string]string{EnvFashionMNIST: "/f", EnvData: "/d"}, "/f"},
+		{FashionMNIST, "", nil, "/usr/share/datasets/fashion-mnist"},
+		{FashionMNIST, "rel/dir", map[string]string{EnvFashionMNIST: "/f"}, "rel/dir"},
 	}
 	for _, tt := range tests {
-		t.Setenv(EnvData, tt.env)
+		for _, v := range []string{EnvData, EnvMNIST, EnvFashionMNIST} {
+			t.Setenv(v, tt.env[v])
+		}
 		if got := Dir(tt.name, tt.flag); got != tt.want {
-			t.Errorf("with $%s=%q, Dir(%q, %q) = %q, want %q", EnvData, tt.env, tt.name, tt.flag, got, tt.want)
+			t.Errorf("with %v, Dir(%q, %q) = %q, want %q", tt.env, tt.name, tt.flag, got, tt.want)
+		}
+	}
+}
+
+// TestLoadRefusesAnotherDataSet reads Fashion-MNIST's real files from a
+// folder named for MNIST, and checks that Load refuses them with an error
+// that names both data sets and what to do, and records the files it read
+// with their canonical MD5s when the names match.
+func TestLoadRefusesAnotherDataSet(t *testing.T) {
+	fashion := DefaultFashionDir
+	if err := Verify(FashionMNIST, fashion); err != nil {
+		t.Fatalf("Fashion-MNIST (apt-get install dataset-fashion-mnist): %v", err)
+	}
+	_, err := Load(MNIST, fashion, Test)
+	wantError(t, err, "fashion-mnist's file, not mnist's", "--dataset fashion-mnist", "$"+EnvMNIST)
+	_, err = Load(FashionMNIST, mnistDir(t), Test)
+	wantError(t, err, "mnist's file, not fashion-mnist's", "$"+EnvFashionMNIST)
+
+	set, err := Load(FashionMNIST, fashion, Test)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(set.Files) != 2 {
+		t.Fatalf("Files %v, want the images and labels files", set.Files)
+	}
+	for _, f := range set.Files {
+		base := strings.TrimSuffix(filepath.Base(f.Path), ".gz")
+		if f.MD5 != checksums[FashionMNIST][base] {
+			t.Errorf("%s: MD5 %s, want the canonical %s", f.Path, f.MD5, checksums[FashionMNIST][base])
 		}
 	}
 }

@@ -13,8 +13,9 @@
 //	Flatten          Flatten (axis=1)
 //	Unflatten        Reshape to the constant shape [-1, C, H, W]
 //
-// Initializers keep the PyTorch state-dict names ("encoder.1.weight"), and
-// each node is named after its module ("encoder.1"). The files use IR
+// Initializers keep the PyTorch state-dict names ("encoder.0.weight"), and
+// each node is named after its module ("encoder.0", or "flatten" for a
+// layer kept outside the Sequential). The files use IR
 // version 8 and opset 17, so that older ONNX tools (onnx 1.12) accept them.
 //
 // Each file's metadata_props describe the model (see Metadata): kind,
@@ -64,8 +65,8 @@ const (
 
 // The parts of an autoencoder.
 const (
-	Encoder = "encoder"
-	Decoder = "decoder"
+	Encoder = models.Encoder
+	Decoder = models.Decoder
 )
 
 // Export writes EncoderFile and DecoderFile for m into dir, each atomically,
@@ -152,8 +153,9 @@ func Build(m *checkpoint.Model, part string, stats *latentstats.Stats) (*onnx.Mo
 	}
 	shapes := a.Shapes(part)
 	cur := in.Name
+	mods := a.Modules(part)
 	for i, l := range layers {
-		mod := fmt.Sprintf("%s.%d", part, i)
+		mod := mods[i]
 		next := mod + ".output"
 		if i == len(layers)-1 {
 			next = out.Name

@@ -88,8 +88,12 @@ func TestBuildFollowsTheDeclaration(t *testing.T) {
 				for _, x := range g.Initializer {
 					inits[x.Name] = x
 				}
+				mods := m.Arch.Modules(part)
 				for i, l := range layers {
 					n := g.Node[i]
+					if n.Name != mods[i] {
+						t.Errorf("node %d is named %s, want its module's name %s", i, n.Name, mods[i])
+					}
 					if n.OpType != ops[l.Op] {
 						t.Errorf("node %d (%s) is %s, want %s for %s", i, n.Name, n.OpType, ops[l.Op], l.Op)
 					}
@@ -97,7 +101,7 @@ func TestBuildFollowsTheDeclaration(t *testing.T) {
 						continue
 					}
 					for _, suffix := range []string{".weight", ".bias"} {
-						name := part + "." + strconv.Itoa(i) + suffix
+						name := mods[i] + suffix
 						x, ok := inits[name]
 						if !ok {
 							t.Fatalf("initializer %s missing", name)
@@ -212,11 +216,11 @@ func TestExportIsDeterministicAndAtomic(t *testing.T) {
 func TestExportErrors(t *testing.T) {
 	good := func() *checkpoint.Model { return randomModel(t, "classic", 4, 4) }
 	missing := good()
-	delete(missing.Params, "encoder.3.weight")
+	delete(missing.Params, "encoder.2.weight")
 	short := good()
 	short.Params["decoder.0.bias"] = short.Params["decoder.0.bias"][:10]
 	nan := good()
-	nan.Params["encoder.1.weight"][5] = float32(math.NaN())
+	nan.Params["encoder.0.weight"][5] = float32(math.NaN())
 	badArch := good()
 	badArch.Arch.Bottleneck = 5
 
@@ -228,9 +232,9 @@ func TestExportErrors(t *testing.T) {
 		want  string
 	}{
 		{"nil model", nil, nil, "", "nil model"},
-		{"missing parameter", missing, nil, "", "encoder.3.weight missing"},
+		{"missing parameter", missing, nil, "", "encoder.2.weight missing"},
 		{"short parameter", short, nil, "", "decoder.0.bias has 10 values"},
-		{"NaN parameter", nan, nil, "", "encoder.1.weight holds NaN"},
+		{"NaN parameter", nan, nil, "", "encoder.0.weight holds NaN"},
 		{"inconsistent arch", badArch, nil, "", "encoder gives"},
 		{"stats of the wrong size", good(), randomStats(t, 3), "", "latent stats of size 3"},
 		{"missing folder", good(), nil, filepath.Join(t.TempDir(), "no", "such"), "no such file"},

@@ -110,7 +110,7 @@ func rejectedGraph(t testing.TB, dir string) string {
 		t.Fatal(err)
 	}
 	for _, x := range mp.Graph.Initializer {
-		if x.Name == "encoder.1.weight" {
+		if x.Name == "encoder.0.weight" {
 			x.Dims = []int64{512, 783}
 		}
 	}

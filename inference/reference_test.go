@@ -1,7 +1,6 @@
 package inference_test
 
 import (
-	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -15,9 +14,10 @@ import (
 // loops over the declaration and the weights in PyTorch layout. shape is the
 // per-sample shape of x.
 func forward(m *checkpoint.Model, part string, layers []models.Layer, x []float64, shape []int) []float64 {
+	mods := m.Arch.Modules(part)
 	for i, l := range layers {
-		w := m.Params[fmt.Sprintf("%s.%d.weight", part, i)]
-		b := m.Params[fmt.Sprintf("%s.%d.bias", part, i)]
+		w := m.Params[mods[i]+".weight"]
+		b := m.Params[mods[i]+".bias"]
 		next, _ := l.OutShape(shape)
 		switch l.Op {
 		case models.Linear:

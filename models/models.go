@@ -4,8 +4,11 @@
 // the decoder) that mirror PyTorch nn.Sequential modules. That declaration
 // drives everything else: the Gorgonia trainer builds its graph from it, the
 // exporter writes ONNX nodes from it, and checkpoints name their tensors after
-// it with PyTorch's state-dict names ("encoder.1.weight", "decoder.5.bias"),
-// so that weights move between latent and PyTorch unchanged.
+// it with PyTorch's state-dict names ("encoder.0.weight", "decoder.4.bias"),
+// so that weights move between latent and PyTorch unchanged: the names are
+// those of the notebook's classes (../shared/reference/notebook_models.py),
+// whose classic model keeps its flatten and unflatten outside the
+// nn.Sequential modules, as attributes of their own (Layer.Attr).
 //
 // Every tensor shape here is in PyTorch's layout:
 //
@@ -22,6 +25,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -53,6 +57,13 @@ type Layer struct {
 	Pad    int `json:"pad,omitempty"`
 	// Shape is the per-sample shape that Unflatten produces.
 	Shape []int `json:"shape,omitempty"`
+	// Attr, when set, names a parameter-free layer that the PyTorch model
+	// keeps as an attribute of its own rather than as an element of the
+	// part's nn.Sequential, as the notebook's classic model keeps
+	// self.flatten and self.unflatten. Such layers come first in the
+	// encoder or last in the decoder and take no index: the Sequential's
+	// elements are numbered without them.
+	Attr string `json:"attr,omitempty"`
 }
 
 // HasParams reports whether the layer owns a weight and a bias.
@@ -159,12 +170,14 @@ func Kinds() []string {
 }
 
 var builders = map[string]func(bottleneck int) Arch{
-	// classic is the notebook's MLP: 784-512-512-b / b-512-512-784.
+	// classic is the notebook's MLP: 784-512-512-b / b-512-512-784, with
+	// its flatten and unflatten outside the Sequentials, as the notebook's
+	// ClassicAutoencoderMNIST has them.
 	"classic": func(b int) Arch {
 		return Arch{
 			Kind: "classic", Bottleneck: b, Input: []int{1, 28, 28},
 			Encoder: []Layer{
-				{Op: Flatten},
+				{Op: Flatten, Attr: "flatten"},
 				{Op: Linear, In: 784, Out: 512}, {Op: ReLU},
 				{Op: Linear, In: 512, Out: 512}, {Op: ReLU},
 				{Op: Linear, In: 512, Out: b},
@@ -173,7 +186,7 @@ var builders = map[string]func(bottleneck int) Arch{
 				{Op: Linear, In: b, Out: 512}, {Op: ReLU},
 				{Op: Linear, In: 512, Out: 512}, {Op: ReLU},
 				{Op: Linear, In: 512, Out: 784}, {Op: Sigmoid},
-				{Op: Unflatten, Shape: []int{1, 28, 28}},
+				{Op: Unflatten, Shape: []int{1, 28, 28}, Attr: "unflatten"},
 			},
 		}
 	},
@@ -272,7 +285,7 @@ func infer(part string, in []int, layers []Layer) ([]int, error) {
 // Shapes(part)[i] is layer i's input and Shapes(part)[i+1] its output.
 func (a Arch) Shapes(part string) [][]int {
 	s, layers := a.Input, a.Encoder
-	if part == "decoder" {
+	if part == Decoder {
 		s, layers = []int{a.Bottleneck}, a.Decoder
 	}
 	out := [][]int{s}
@@ -313,9 +326,9 @@ func (a Arch) MultiplyAdds() []int {
 
 // Param is one trainable tensor of an architecture.
 type Param struct {
-	// Name is the PyTorch state-dict name, such as "encoder.1.weight".
+	// Name is the PyTorch state-dict name, such as "encoder.0.weight".
 	Name string
-	// Module is the name of the owning module, such as "encoder.1".
+	// Module is the name of the owning module, such as "encoder.0".
 	Module string
 	// Shape is the tensor's shape in PyTorch's layout.
 	Shape []int
@@ -336,17 +349,68 @@ func (a Arch) Params() []Param {
 		name   string
 		layers []Layer
 	}{{"encoder", a.Encoder}, {"decoder", a.Decoder}} {
+		mods := a.Modules(part.name)
 		for i, l := range part.layers {
 			if !l.HasParams() {
 				continue
 			}
-			mod := fmt.Sprintf("%s.%d", part.name, i)
+			mod := mods[i]
 			ps = append(ps,
 				Param{Name: mod + ".weight", Module: mod, Shape: l.WeightShape(), Layer: l},
 				Param{Name: mod + ".bias", Module: mod, Shape: []int{l.Out}, Bias: true, Layer: l})
 		}
 	}
 	return ps
+}
+
+// Parts of an architecture, as Shapes and Modules take them.
+const (
+	Encoder = "encoder"
+	Decoder = "decoder"
+)
+
+// Layers returns the layers of a part: Encoder or Decoder.
+func (a Arch) Layers(part string) []Layer {
+	if part == Decoder {
+		return a.Decoder
+	}
+	return a.Encoder
+}
+
+// Modules returns the PyTorch module name of each layer of a part (Encoder
+// or Decoder): "encoder.3" for the element at index 3 of the part's
+// nn.Sequential, or the layer's Attr for one kept outside it. This is the
+// one place where module names are made; checkpoints, the trainer's graph
+// and the exporter's ONNX nodes all take them from here.
+func (a Arch) Modules(part string) []string {
+	layers := a.Layers(part)
+	names := make([]string, len(layers))
+	index := 0
+	for i, l := range layers {
+		if l.Attr != "" {
+			names[i] = l.Attr
+			continue
+		}
+		names[i] = part + "." + strconv.Itoa(index)
+		index++
+	}
+	return names
+}
+
+// Indexed returns the architecture with every layer inside its part's
+// Sequential (no Attr). It is the layout of latent's model files written
+// before the classic model's names followed the notebook's class: their
+// classic tensors are encoder.1/3/5, where the notebook has encoder.0/2/4.
+// Readers use Indexed().Params() to find the tensors of such files.
+func (a Arch) Indexed() Arch {
+	b := a
+	b.Encoder, b.Decoder = slices.Clone(a.Encoder), slices.Clone(a.Decoder)
+	for _, part := range [][]Layer{b.Encoder, b.Decoder} {
+		for i := range part {
+			part[i].Attr = ""
+		}
+	}
+	return b
 }
 
 // NumParams is the total number of trainable values.
@@ -369,7 +433,9 @@ func (a Arch) JSON() string {
 	return string(b)
 }
 
-// ParseJSON reads a declaration written by JSON and validates it.
+// ParseJSON reads a declaration written by JSON and validates it. A
+// declaration of one of New's models in the layout of older files (see
+// Indexed) comes back as New declares it today.
 func ParseJSON(s string) (Arch, error) {
 	var a Arch
 	if err := json.Unmarshal([]byte(s), &a); err != nil {
@@ -377,6 +443,9 @@ func ParseJSON(s string) (Arch, error) {
 	}
 	if err := a.Validate(); err != nil {
 		return Arch{}, fmt.Errorf("architecture: %w", err)
+	}
+	if now, err := New(a.Kind, a.Bottleneck); err == nil && !now.Equal(a) && now.Indexed().Equal(a) {
+		return now, nil
 	}
 	return a, nil
 }

@@ -14,7 +14,7 @@ func TestNotebookShapes(t *testing.T) {
 		names  string
 	}{
 		{"classic", 784*512 + 512 + 512*512 + 512 + 512*10 + 10 + 10*512 + 512 + 512*512 + 512 + 512*784 + 784,
-			"encoder.1.weight encoder.1.bias encoder.3.weight encoder.3.bias encoder.5.weight encoder.5.bias " +
+			"encoder.0.weight encoder.0.bias encoder.2.weight encoder.2.bias encoder.4.weight encoder.4.bias " +
 				"decoder.0.weight decoder.0.bias decoder.2.weight decoder.2.bias decoder.4.weight decoder.4.bias"},
 		{"conv", 16*9 + 16 + 32*16*9 + 32 + 1568*128 + 128 + 128*10 + 10 + 10*128 + 128 + 128*1568 + 1568 + 32*16*4 + 16 + 16*4 + 1,
 			"encoder.0.weight encoder.0.bias encoder.3.weight encoder.3.bias encoder.7.weight encoder.7.bias " +
@@ -112,6 +112,78 @@ func TestMultiplyAdds(t *testing.T) {
 		}
 		if got := arch.MultiplyAdds(); !slices.Equal(got, tt.want) {
 			t.Errorf("%s: MultiplyAdds() = %v, want %v", tt.kind, got, tt.want)
+		}
+	}
+}
+
+// TestModulesFollowTheNotebook checks the module names of both models
+// against the notebook's classes: the classic model's flatten and unflatten
+// are attributes of their own, outside the Sequentials.
+func TestModulesFollowTheNotebook(t *testing.T) {
+	cases := []struct{ kind, encoder, decoder string }{
+		{"classic", "flatten encoder.0 encoder.1 encoder.2 encoder.3 encoder.4",
+			"decoder.0 decoder.1 decoder.2 decoder.3 decoder.4 decoder.5 unflatten"},
+		{"conv", "encoder.0 encoder.1 encoder.2 encoder.3 encoder.4 encoder.5 encoder.6 encoder.7 encoder.8 encoder.9",
+			"decoder.0 decoder.1 decoder.2 decoder.3 decoder.4 decoder.5 decoder.6 decoder.7 decoder.8"},
+	}
+	for _, tc := range cases {
+		a, err := New(tc.kind, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(a.Modules(Encoder), " "); got != tc.encoder {
+			t.Errorf("%s encoder modules %s, want %s", tc.kind, got, tc.encoder)
+		}
+		if got := strings.Join(a.Modules(Decoder), " "); got != tc.decoder {
+			t.Errorf("%s decoder modules %s, want %s", tc.kind, got, tc.decoder)
+		}
+	}
+}
+
+// TestParseJSONUpgradesIndexedLayout checks that a declaration in the
+// layout of older files (every layer inside the Sequentials) comes back as
+// New declares the model today, and that Indexed gives the older names.
+func TestParseJSONUpgradesIndexedLayout(t *testing.T) {
+	now, _ := New("classic", 7)
+	old := now.Indexed()
+	if old.Equal(now) {
+		t.Fatal("Indexed changed nothing on the classic model")
+	}
+	if got := old.Params()[0].Name; got != "encoder.1.weight" {
+		t.Errorf("older layout's first tensor %s, want encoder.1.weight", got)
+	}
+	back, err := ParseJSON(old.JSON())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !back.Equal(now) {
+		t.Errorf("ParseJSON of the older layout gave %s, want %s", back.JSON(), now.JSON())
+	}
+	conv, _ := New("conv", 10)
+	if !conv.Indexed().Equal(conv) {
+		t.Error("Indexed changed the conv model, which has no attributes")
+	}
+}
+
+func TestAttrsValidated(t *testing.T) {
+	cases := []struct {
+		name string
+		edit func(a *Arch)
+		want string
+	}{
+		{"on a Linear", func(a *Arch) { a.Encoder[1].Attr = "fc" }, "has parameters"},
+		{"not first in the encoder", func(a *Arch) { a.Encoder[2].Attr = "relu" }, "among Sequential layers"},
+		{"not last in the decoder", func(a *Arch) { a.Decoder[3].Attr = "act" }, "among Sequential layers"},
+		{"not an identifier", func(a *Arch) { a.Encoder[0].Attr = "flat.ten" }, "attribute name"},
+		{"twice", func(a *Arch) { a.Decoder[6].Attr = "flatten" }, "attribute name"},
+		{"named encoder", func(a *Arch) { a.Encoder[0].Attr = "encoder" }, "attribute name"},
+	}
+	for _, tc := range cases {
+		a, _ := New("classic", 10)
+		a.Encoder, a.Decoder = slices.Clone(a.Encoder), slices.Clone(a.Decoder)
+		tc.edit(&a)
+		if err := a.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want one that says %q", tc.name, err, tc.want)
 		}
 	}
 }

@@ -44,8 +44,59 @@ func (a Arch) checkBounds() error {
 	if len(code) != 1 || code[0] != a.Bottleneck {
 		return fmt.Errorf("encoder gives %v, want [%d]", code, a.Bottleneck)
 	}
-	_, err = checkPart("decoder", code, a.Decoder)
-	return err
+	if _, err = checkPart("decoder", code, a.Decoder); err != nil {
+		return err
+	}
+	return a.checkAttrs()
+}
+
+// checkAttrs checks the layers kept outside the Sequentials (Layer.Attr):
+// parameter-free, before every indexed layer of the encoder or after every
+// indexed layer of the decoder, and named like a Python attribute, each
+// name once.
+func (a Arch) checkAttrs() error {
+	seen := map[string]bool{}
+	for _, part := range []string{Encoder, Decoder} {
+		layers := a.Layers(part)
+		for i, l := range layers {
+			if l.Attr == "" {
+				continue
+			}
+			if l.HasParams() {
+				return fmt.Errorf("%s.%d: %s has parameters, so it cannot be kept outside the Sequential as %q", part, i, l.Op, l.Attr)
+			}
+			if !isIdentifier(l.Attr) || l.Attr == Encoder || l.Attr == Decoder || seen[l.Attr] {
+				return fmt.Errorf("%s.%d: attribute name %q: want a new Python identifier other than encoder and decoder", part, i, l.Attr)
+			}
+			seen[l.Attr] = true
+			// The encoder's attributes come first, the decoder's last:
+			// no Sequential layer on the outer side.
+			outer, where := layers[:i], "first"
+			if part == Decoder {
+				outer, where = layers[i+1:], "last"
+			}
+			for _, o := range outer {
+				if o.Attr == "" {
+					return fmt.Errorf("%s.%d: attribute %q among Sequential layers; the %s's attributes come %s", part, i, l.Attr, part, where)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// isIdentifier reports whether s is a short ASCII identifier.
+func isIdentifier(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i, c := range s {
+		letter := c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+		if !letter && (i == 0 || c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
 }
 
 // checkPart checks the layers of one part for an input of shape in and

@@ -48,7 +48,8 @@ type Inputs struct {
 	// the training codes.
 	TestCodes []float32
 	Stats     *latentstats.Stats
-	// TrainLoss and TestLoss hold one value per epoch.
+	// TrainLoss and TestLoss hold one value per epoch. With neither (a
+	// model imported from elsewhere), Draw makes no loss figure.
 	TrainLoss, TestLoss []float64
 	Seed                uint64
 }
@@ -75,6 +76,9 @@ func Draw(dir string, in Inputs) ([]Figure, error) {
 	}
 	var out []Figure
 	for _, s := range steps {
+		if s.fig.File == "loss.png" && len(in.TrainLoss)+len(in.TestLoss) == 0 {
+			continue // no training history: an imported model
+		}
 		if err := s.draw(filepath.Join(dir, s.fig.File), in); err != nil {
 			return out, fmt.Errorf("%s: %w", s.fig.File, err)
 		}

@@ -13,14 +13,17 @@ package trainer
 // With AVX-512 it also fuses a Linear layer's weight gradient with Adam
 // (linearWeightStep): it computes dW a block at a time in registers and
 // updates the weight from them, so the gradient is never written out to
-// memory and read back. Its multiply-adds are explicit fused ones, in the
-// order of OpenBLAS's kernels, so that the result is OpenBLAS's to the bit
-// (TestDeferredLinearSameSteps, TestLinearWeightStep).
+// memory and read back. Its multiply-adds are explicit fused ones, each
+// value summed over the batch in order: the bits of its scalar reference
+// (latent_linear_dw_adam_ref, TestLinearWeightStep) on every CPU with
+// AVX-512, whichever kernels OpenBLAS runs. They may differ from OpenBLAS's
+// gemm by rounding (TestDeferredLinearSameSteps states the tolerance).
 
 /*
 #pragma GCC optimize("fp-contract=off")
 #include <float.h>
 #include <immintrin.h>
+#include <math.h>
 
 typedef struct {
 	float step_size, inv_bc2_sqrt, b1, b2, eps;
@@ -90,8 +93,8 @@ static long latent_adam_avx512(float *p, const float *g, float *m, float *v, lon
 // latent_linear_block computes a block of R rows (from i) and 64 columns
 // (from j, the lanes of k) of a Linear layer's weight gradient
 // dW = xᵀ·dz, x [n, in] and dz [n, out] row-major: each value is summed
-// over the n samples in order, one fused multiply-add each, as OpenBLAS's
-// gemm kernels do. Then it applies Adam to the same values of the weight
+// over the n samples in order, one fused multiply-add each (the sums of
+// latent_linear_dw_adam_ref). Then it applies Adam to the same values of the weight
 // p [in, out] and its moments, from the registers.
 // With FULL, all 64 columns are in the block and its loads take no mask.
 #define LATENT_LOAD(FULL, k, d) ((FULL) ? _mm512_loadu_ps(d) : _mm512_maskz_loadu_ps(k, d))
@@ -152,6 +155,23 @@ static void latent_linear_dw_adam512(const float *x, const float *dz, long n, lo
 	}
 }
 
+// latent_linear_dw_adam_ref is latent_linear_dw_adam512's scalar
+// reference: rows [r0, r1) of dW = xᵀ·dz, each value summed over the n
+// samples in order from zero with one correctly rounded fused multiply-add
+// (fmaf) a sample, then Adam's update one value at a time
+// (latent_adam_scalar, whose bits the vector updates share). The kernel
+// must give its bits on every CPU (TestLinearWeightStep).
+static void latent_linear_dw_adam_ref(const float *x, const float *dz, long n, long in, long out, long r0, long r1,
+		float *p, float *m, float *v, latent_adam_hyper h) {
+	for (long i = r0; i < r1; i++) {
+		for (long j = 0; j < out; j++) {
+			float g = 0;
+			for (long b = 0; b < n; b++) g = fmaf(x[b * in + i], dz[b * out + j], g);
+			latent_adam_scalar(p + i * out + j, &g, m + i * out + j, v + i * out + j, 0, 1, h);
+		}
+	}
+}
+
 // latent_adam_avx2 updates the values 8 at a time and returns how many it
 // updated.
 __attribute__((target("avx2")))
@@ -205,22 +225,22 @@ func adamKernel(p, g, m, v []float32, stepSize, invBC2Sqrt, b1, b2, eps float32)
 	C.latent_adam_update(adamWidth, (*C.float)(&p[0]), (*C.float)(&g[0]), (*C.float)(&m[0]), (*C.float)(&v[0]), C.long(len(p)), h)
 }
 
-// fusedKernel is whether linearWeightStep runs: the CPU has AVX-512 (tests
-// turn it off to check the band path of deferredLinear.step).
+// fusedKernel is whether linearWeightStep runs: the CPU has AVX-512,
+// whichever kernels OpenBLAS chose (tests turn it off to check the band
+// path of deferredLinear.step).
 var fusedKernel = adamWidth == 16
-
-// fusedMaxBatch is the largest batch for which linearWeightStep's sums are
-// OpenBLAS's: beyond some 400 samples OpenBLAS splits the sum over the batch
-// in two blocks, which rounds differently.
-const fusedMaxBatch = 384
 
 // linearWeightStep computes rows [r0, r1) of a Linear layer's weight
 // gradient dW = xᵀ·dz (x [n, in], dz [n, out]) and applies Adam's step s to
 // the same rows of the weight p [in, out] and of its moments m and v, with
-// the gradient in registers: the AVX-512 kernel above. It reports false,
-// doing nothing, where the CPU lacks AVX-512 or n > fusedMaxBatch.
+// the gradient in registers: the AVX-512 kernel above. Each value of dW is
+// summed over the n samples in order, with one fused multiply-add a sample:
+// the bits of linearWeightStepRef on every CPU, which may differ from a
+// BLAS's gemm by rounding (OpenBLAS's kernels sum in other orders on
+// different CPUs). It reports false, doing nothing, where the CPU lacks
+// AVX-512.
 func linearWeightStep(x, dz []float32, n, in, out, r0, r1 int, p, m, v []float32, s adamStep) bool {
-	if !fusedKernel || n > fusedMaxBatch {
+	if !fusedKernel {
 		return false
 	}
 	if r0 >= r1 || n == 0 || out == 0 {
@@ -232,4 +252,17 @@ func linearWeightStep(x, dz []float32, n, in, out, r0, r1 int, p, m, v []float32
 	C.latent_linear_dw_adam512((*C.float)(&x[0]), (*C.float)(&dz[0]), C.long(n), C.long(in), C.long(out), C.long(r0), C.long(r1),
 		(*C.float)(&p[0]), (*C.float)(&m[0]), (*C.float)(&v[0]), h)
 	return true
+}
+
+// linearWeightStepRef is linearWeightStep's scalar reference in C: the
+// same sums in the same order, one value at a time.
+func linearWeightStepRef(x, dz []float32, n, in, out, r0, r1 int, p, m, v []float32, s adamStep) {
+	if r0 >= r1 || n == 0 || out == 0 {
+		return
+	}
+	_, _ = x[(n-1)*in+r1-1], dz[n*out-1]
+	_, _, _ = p[in*out-1], m[in*out-1], v[in*out-1]
+	h := C.latent_adam_hyper{C.float(s.stepSize), C.float(s.invBC2Sqrt), C.float(s.b1), C.float(s.b2), C.float(s.eps)}
+	C.latent_linear_dw_adam_ref((*C.float)(&x[0]), (*C.float)(&dz[0]), C.long(n), C.long(in), C.long(out), C.long(r0), C.long(r1),
+		(*C.float)(&p[0]), (*C.float)(&m[0]), (*C.float)(&v[0]), h)
 }

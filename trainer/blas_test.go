@@ -1,9 +1,14 @@
 package trainer
 
 import (
+	"math"
+	"math/rand/v2"
 	"runtime"
 	"sync"
 	"testing"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/gonum"
 )
 
 // TestParallelPartsCoversEachIndexOnce calls parallelParts from several
@@ -36,4 +41,61 @@ func TestParallelPartsCoversEachIndexOnce(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestGemmMatchesGonum checks that the products of the BLAS the trainer
+// runs (OpenBLAS with the kernels its constructor or $OPENBLAS_CORETYPE
+// chose, or gonum's) agree with gonum's pure-Go Sgemm, within the error
+// bound of float32 sums of k products, on shapes with remainders, every
+// transposition, and through gemm's split among goroutines.
+func TestGemmMatchesGonum(t *testing.T) {
+	t.Logf("BLAS: %s", BLAS())
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, sh := range []struct{ m, n, k int }{{64, 512, 784}, {784, 512, 64}, {17, 33, 65}, {1, 1568, 128}, {300, 7, 1000}} {
+		for _, tr := range [][2]bool{{false, false}, {true, false}, {false, true}, {true, true}} {
+			tA, tB := tr[0], tr[1]
+			a, b := make([]float32, sh.m*sh.k), make([]float32, sh.k*sh.n)
+			for i := range a {
+				a[i] = float32(rng.NormFloat64())
+			}
+			for i := range b {
+				b[i] = float32(rng.NormFloat64())
+			}
+			lda, ldb := sh.k, sh.n
+			if tA {
+				lda = sh.m
+			}
+			if tB {
+				ldb = sh.k
+			}
+			got, want := make([]float32, sh.m*sh.n), make([]float32, sh.m*sh.n)
+			gemm(tA, tB, sh.m, sh.n, sh.k, a, lda, b, ldb, 0, got, sh.n)
+			op := func(t bool) blas.Transpose {
+				if t {
+					return blas.Trans
+				}
+				return blas.NoTrans
+			}
+			gonum.Implementation{}.Sgemm(op(tA), op(tB), sh.m, sh.n, sh.k, 1, a, lda, b, ldb, 0, want, sh.n)
+			at := func(x []float32, ld int, t bool, r, c int) float64 {
+				if t {
+					return float64(x[c*ld+r])
+				}
+				return float64(x[r*ld+c])
+			}
+			gamma := float64(sh.k) * 0x1p-24 / (1 - float64(sh.k)*0x1p-24)
+			for i := range sh.m {
+				for j := range sh.n {
+					abs := 0.0
+					for p := range sh.k {
+						abs += math.Abs(at(a, lda, tA, i, p) * at(b, ldb, tB, p, j))
+					}
+					if d := math.Abs(float64(got[i*sh.n+j]) - float64(want[i*sh.n+j])); d > 2*gamma*abs {
+						t.Fatalf("%+v trans %v: C[%d][%d] = %v, gonum %v: %.3g apart, more than the bound %.3g",
+							sh, tr, i, j, got[i*sh.n+j], want[i*sh.n+j], d, 2*gamma*abs)
+					}
+				}
+			}
+		}
+	}
 }

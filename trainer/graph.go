@@ -10,9 +10,9 @@ import (
 
 // The parts of an architecture that a graph can compute.
 const (
-	partEncoder     = "encoder"     // image -> code
-	partDecoder     = "decoder"     // code -> image
-	partAutoencoder = "autoencoder" // image -> image, with the MSE loss
+	partEncoder     = models.Encoder // image -> code
+	partDecoder     = models.Decoder // code -> image
+	partAutoencoder = "autoencoder"  // image -> image, with the MSE loss
 )
 
 // graph is a Gorgonia expression graph of one part of an architecture for
@@ -99,13 +99,10 @@ func newGraph(arch models.Arch, part string, batch int, values []tensor.Tensor, 
 		parts = []string{partEncoder, partDecoder}
 	}
 	for _, name := range parts {
-		layers := arch.Encoder
-		if name == partDecoder {
-			layers = arch.Decoder
-		}
+		layers, mods := arch.Layers(name), arch.Modules(name)
 		for i := 0; i < len(layers); i++ {
 			l := layers[i]
-			mod := fmt.Sprintf("%s.%d", name, i)
+			mod := mods[i]
 			var w, bias *G.Node
 			act := actNone
 			if l.HasParams() {

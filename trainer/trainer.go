@@ -33,6 +33,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/latent-ai/latent/atomicfile"
@@ -72,6 +73,9 @@ func DefaultConfig(arch models.Arch) Config {
 type Data struct {
 	Images []float32
 	N      int
+	// Files are the files the images were read from, recorded in the
+	// checkpoint; a resumed run must read files of the same checksums.
+	Files []checkpoint.DataFile
 }
 
 // EpochMetrics is what the trainer records after each epoch.
@@ -314,6 +318,29 @@ func (t *Trainer) Evaluate(data Data) (float64, error) {
 	return sum / float64(data.N*784), nil
 }
 
+// recordData records the data files of a fresh run in its summary. For a
+// resumed run that recorded its files, it checks that files has the same
+// checksums, so that a run never carries on with other data.
+func (t *Trainer) recordData(files []checkpoint.DataFile) error {
+	if t.meta.Epochs == 0 && t.adam.Step == 0 {
+		t.meta.Data = files
+		return nil
+	}
+	if len(t.meta.Data) == 0 || len(files) == 0 {
+		return nil // an older run, or data read without files
+	}
+	if len(files) != len(t.meta.Data) {
+		return fmt.Errorf("the run trained on %d data files, these are %d: resume it with the data it started with", len(t.meta.Data), len(files))
+	}
+	for i, f := range files {
+		if was := t.meta.Data[i]; f.MD5 != was.MD5 {
+			return fmt.Errorf("%s has MD5 %s, but the run started on %s with MD5 %s: resume it with the data it started with (--dataset, --data)",
+				f.Path, f.MD5, was.Path, was.MD5)
+		}
+	}
+	return nil
+}
+
 // Run trains until the planned number of epochs is done, evaluating on test
 // after each epoch and saving into dir (when not empty) at the start and
 // after each epoch, so that dir always holds a model that loads. Progress
@@ -330,6 +357,9 @@ func (t *Trainer) Run(ctx context.Context, dir string, train, test Data, progres
 	}
 	if len(train.Images) < n*784 || len(test.Images) < test.N*784 {
 		return nil, errors.New("image data shorter than its count")
+	}
+	if err := t.recordData(append(slices.Clone(train.Files), test.Files...)); err != nil {
+		return nil, err
 	}
 	if dir != "" && t.meta.Epochs == 0 && t.adam.Step == 0 {
 		if err := t.Save(dir); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -191,5 +192,27 @@ func TestTrainFLOPs(t *testing.T) {
 	fwd := 784*512 + 512*512 + 512*10 + 10*512 + 512*512 + 512*784
 	if got, want := TrainFLOPs(arch), 2*(3*fwd-784*512); got != want {
 		t.Errorf("TrainFLOPs(classic) = %d, want %d", got, want)
+	}
+}
+
+// TestResumeChecksData checks that a run records its data files when it
+// starts, and that a resumed run refuses files of other checksums.
+func TestResumeChecksData(t *testing.T) {
+	tr := notebookTrainer(t, "classic")
+	files := []checkpoint.DataFile{{Split: "train", Path: "a/train.gz", MD5: "aa"}, {Split: "test", Path: "a/test.gz", MD5: "bb"}}
+	if err := tr.recordData(files); err != nil {
+		t.Fatal(err)
+	}
+	if len(tr.meta.Data) != 2 || tr.meta.Data[1].MD5 != "bb" {
+		t.Fatalf("recorded %v", tr.meta.Data)
+	}
+	tr.meta.Epochs = 1 // as after an epoch, or a resume
+	moved := []checkpoint.DataFile{{Split: "train", Path: "b/train.gz", MD5: "aa"}, {Split: "test", Path: "b/test.gz", MD5: "bb"}}
+	if err := tr.recordData(moved); err != nil {
+		t.Errorf("the same files in another folder: %v", err)
+	}
+	other := []checkpoint.DataFile{{Split: "train", Path: "c/train.gz", MD5: "aa"}, {Split: "test", Path: "c/test.gz", MD5: "cc"}}
+	if err := tr.recordData(other); err == nil || !strings.Contains(err.Error(), "c/test.gz has MD5 cc, but the run started on a/test.gz with MD5 bb") {
+		t.Errorf("other test files: error %v", err)
 	}
 }

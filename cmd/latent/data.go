@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/latent-ai/latent/checkpoint"
 	"github.com/latent-ai/latent/dataset"
 	"github.com/latent-ai/latent/trainer"
 )
@@ -18,7 +19,7 @@ type dataFlags struct {
 
 func (d *dataFlags) register(fs *flag.FlagSet, defaultName string) {
 	fs.StringVar(&d.name, "dataset", defaultName, "data set: mnist or fashion-mnist")
-	fs.StringVar(&d.dir, "data", "", "folder of the data set's IDX files (default $LATENT_DATA, else ./data/mnist; /usr/share/datasets/fashion-mnist for fashion-mnist)")
+	fs.StringVar(&d.dir, "data", "", "folder of the data set's IDX files (default: mnist $LATENT_MNIST, else $LATENT_DATA, else ./data/mnist;\nfashion-mnist $LATENT_FASHION_MNIST, else /usr/share/datasets/fashion-mnist)")
 }
 
 // load reads one split ("train" or "test"), downloading missing files
@@ -35,4 +36,11 @@ func (d *dataFlags) load(ctx context.Context, split string) (*dataset.Set, error
 	return set, nil
 }
 
-func asData(s *dataset.Set) trainer.Data { return trainer.Data{Images: s.Images, N: s.N} }
+// asData returns the set as the trainer takes it, with its files.
+func asData(s *dataset.Set) trainer.Data {
+	d := trainer.Data{Images: s.Images, N: s.N}
+	for _, f := range s.Files {
+		d.Files = append(d.Files, checkpoint.DataFile{Split: s.Split, Path: f.Path, MD5: f.MD5})
+	}
+	return d
+}

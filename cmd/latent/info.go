@@ -1,24 +1,28 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 
 	"github.com/latent-ai/latent/checkpoint"
+	"github.com/latent-ai/latent/exporter"
+	"github.com/latent-ai/latent/models"
 	"github.com/latent-ai/latent/trainer"
 )
 
 func init() {
 	register(&command{
 		name:  "info",
-		args:  "RUN|FILE.safetensors",
-		short: "show what a run folder or checkpoint holds",
+		args:  "RUN|FILE",
+		short: "show what a run folder, checkpoint, PyTorch state dict or ONNX file holds",
 		setup: setupInfo,
 	})
 }
@@ -32,6 +36,13 @@ func setupInfo(fs *flag.FlagSet) func(context.Context, []string) error {
 		path := args[0]
 		if st, err := os.Stat(path); err == nil && st.IsDir() {
 			path = filepath.Join(path, trainer.ModelFile)
+		}
+		if other, err := describeOther(path); err != nil || other != "" {
+			if err != nil {
+				return err
+			}
+			fmt.Print(other)
+			return nil
 		}
 		m, err := checkpoint.Load(path)
 		if err != nil {
@@ -51,11 +62,18 @@ func setupInfo(fs *flag.FlagSet) func(context.Context, []string) error {
 		fmt.Printf("file        %s\n", path)
 		fmt.Printf("model       %s, bottleneck %d, %d parameters\n", m.Arch.Kind, m.Arch.Bottleneck, m.Arch.NumParams())
 		fmt.Printf("dataset     %s\n", m.Meta.Dataset)
-		fmt.Printf("recipe      batch %d, lr %g, seed %d, shuffle %v", m.Meta.Batch, m.Meta.LR, m.Meta.Seed, m.Meta.Shuffle)
-		if m.Meta.Limit > 0 {
-			fmt.Printf(", first %d images", m.Meta.Limit)
+		for _, f := range m.Meta.Data {
+			fmt.Printf("%-11s %s (MD5 %s)\n", f.Split+" data", f.Path, f.MD5)
 		}
-		fmt.Printf("\nprogress    %d of %d epochs, %d steps\n", m.Meta.Epochs, m.Meta.EpochsPlanned, m.Meta.Step)
+		if m.Meta.Imported != "" {
+			fmt.Printf("weights     imported from %s (trained elsewhere: no recipe)\n", m.Meta.Imported)
+		} else {
+			fmt.Printf("recipe      batch %d, lr %g, seed %d, shuffle %v", m.Meta.Batch, m.Meta.LR, m.Meta.Seed, m.Meta.Shuffle)
+			if m.Meta.Limit > 0 {
+				fmt.Printf(", first %d images", m.Meta.Limit)
+			}
+			fmt.Printf("\nprogress    %d of %d epochs, %d steps\n", m.Meta.Epochs, m.Meta.EpochsPlanned, m.Meta.Step)
+		}
 		for i := range m.Meta.TrainLoss {
 			fmt.Printf("epoch %-5d train loss %.6f  test MSE %.6f\n", i+1, m.Meta.TrainLoss[i], m.Meta.TestLoss[i])
 		}
@@ -81,4 +99,84 @@ func paramOrder(m *checkpoint.Model, name string) int {
 		}
 	}
 	return 1 << 30
+}
+
+// describeOther returns what the file at path is and which command takes
+// it, when it is not a latent model file: a PyTorch state dict, a plain
+// safetensors state dict, or an ONNX graph. It returns "" for a latent model
+// file, or for a file it cannot tell, which checkpoint.Load then explains.
+func describeOther(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("info: %w", err)
+	}
+	defer f.Close()
+	head := make([]byte, 8)
+	n, _ := io.ReadFull(f, head)
+	head = head[:n]
+	var b strings.Builder
+	switch {
+	case bytes.HasPrefix(head, []byte("PK\x03\x04")):
+		tensors, err := readStateDict(path)
+		if err != nil {
+			return "", fmt.Errorf("info: %s is a zip file, but %w", path, err)
+		}
+		fmt.Fprintf(&b, "file        %s\nkind        PyTorch state dict (torch.save), %d tensors\n", path, len(tensors))
+		fmt.Fprintf(&b, "use         latent import %s --model %s --out RUN\n", path, guessKind(tensors))
+		writeTensors(&b, tensors)
+		return b.String(), nil
+	case strings.EqualFold(filepath.Ext(path), ".onnx"):
+		md, err := exporter.ReadMetadata(path)
+		if err != nil {
+			return "", fmt.Errorf("info: %w", err)
+		}
+		fmt.Fprintf(&b, "file        %s\nkind        ONNX %s graph exported by latent\n", path, md.Part)
+		fmt.Fprintf(&b, "model       %s, bottleneck %d, trained on %s\n", md.Arch.Kind, md.Arch.Bottleneck, md.Dataset)
+		fmt.Fprintf(&b, "statistics  %v\n", md.Stats != nil)
+		fmt.Fprintf(&b, "use         latent encode, decode, sample or serve on its run folder; or the inference package\n")
+		return b.String(), nil
+	}
+	info, err := checkpoint.Inspect(path)
+	if err != nil || info.Metadata["kind"] != "" {
+		return "", nil // a latent model file, or a damaged one: Load says which
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("info: %w", err)
+	}
+	tensors, err := checkpoint.ReadTensors(data)
+	if err != nil {
+		return "", nil
+	}
+	fmt.Fprintf(&b, "file        %s\nkind        safetensors state dict without latent's metadata, %d tensors\n", path, len(tensors))
+	fmt.Fprintf(&b, "use         latent import %s --model %s --out RUN\n", path, guessKind(tensors))
+	writeTensors(&b, tensors)
+	return b.String(), nil
+}
+
+// guessKind names the model kind whose tensor names the state dict has, or
+// "classic|conv" when none fits.
+func guessKind(tensors []checkpoint.Tensor) string {
+	for _, kind := range models.Kinds() {
+		arch, _ := models.New(kind, models.DefaultBottleneck)
+		names := map[string]bool{}
+		for _, p := range arch.Params() {
+			names[p.Name] = true
+		}
+		fits := len(tensors) == len(names)
+		for _, t := range tensors {
+			fits = fits && names[t.Name]
+		}
+		if fits {
+			return kind
+		}
+	}
+	return strings.Join(models.Kinds(), "|")
+}
+
+func writeTensors(b *strings.Builder, tensors []checkpoint.Tensor) {
+	fmt.Fprintln(b, "tensors")
+	for _, t := range tensors {
+		fmt.Fprintf(b, "  %-20s %s %v\n", t.Name, t.DType, t.Shape)
+	}
 }

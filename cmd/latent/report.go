@@ -233,14 +233,24 @@ func setupReport(fs *flag.FlagSet) func(context.Context, []string) error {
 		page := report.Page{Title: fmt.Sprintf("latent: %s autoencoder on %s", m.Arch.Kind, data.name), Figures: figs}
 		page.Settings = [][2]string{
 			{"run", dir}, {"model", fmt.Sprintf("%s, bottleneck %d, %d parameters", m.Arch.Kind, m.Arch.Bottleneck, m.Arch.NumParams())},
-			{"data set", data.name}, {"epochs", fmt.Sprintf("%d of %d", m.Meta.Epochs, m.Meta.EpochsPlanned)},
-			{"batch", fmt.Sprint(m.Meta.Batch)}, {"optimizer", fmt.Sprintf("Adam, lr %g", m.Meta.LR)},
-			{"seed", fmt.Sprint(m.Meta.Seed)}, {"shuffle", fmt.Sprint(m.Meta.Shuffle)},
-			{"inference", "ONNX Runtime on " + a.model.Device()},
+			{"data set", data.name},
+		}
+		if m.Meta.Imported != "" {
+			page.Settings = append(page.Settings, [2]string{"weights", "imported from " + m.Meta.Imported + " (trained elsewhere: no recipe or loss history)"})
+		} else {
+			page.Settings = append(page.Settings, [][2]string{
+				{"epochs", fmt.Sprintf("%d of %d", m.Meta.Epochs, m.Meta.EpochsPlanned)},
+				{"batch", fmt.Sprint(m.Meta.Batch)}, {"optimizer", fmt.Sprintf("Adam, lr %g", m.Meta.LR)},
+				{"seed", fmt.Sprint(m.Meta.Seed)}, {"shuffle", fmt.Sprint(m.Meta.Shuffle)},
+			}...)
 		}
 		if m.Meta.Limit > 0 {
 			page.Settings = append(page.Settings, [2]string{"training images", fmt.Sprintf("first %d", m.Meta.Limit)})
 		}
+		for _, f := range m.Meta.Data {
+			page.Settings = append(page.Settings, [2]string{f.Split + " data", f.Path + " (MD5 " + f.MD5 + ")"})
+		}
+		page.Settings = append(page.Settings, [2]string{"inference", "ONNX Runtime on " + a.model.Device()})
 		e := a.eval
 		page.Metrics = [][2]string{
 			{"test MSE", fmt.Sprintf("%.5f", e.TestMSE)}, {"test PSNR", fmt.Sprintf("%.2f dB", e.PSNR)},

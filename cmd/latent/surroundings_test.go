@@ -603,7 +603,7 @@ func TestMissingData(t *testing.T) {
 	// proxy that is not there.
 	noNetwork := []string{"HTTP_PROXY=http://127.0.0.1:1", "HTTPS_PROXY=http://127.0.0.1:1",
 		"http_proxy=http://127.0.0.1:1", "https_proxy=http://127.0.0.1:1", "NO_PROXY=", "no_proxy="}
-	wants := []string{"cannot download", "without network access", "copy the files", "--data or $LATENT_DATA"}
+	wants := []string{"cannot download", "without network access", "copy the files", "--data or $LATENT_MNIST"}
 	tests := []struct {
 		name, command string
 		ort           bool
