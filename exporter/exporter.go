@@ -1,5 +1,5 @@
 // Package exporter writes a latent model as two ONNX graphs: an encoder
-// (input "image" float32 [N,1,28,28] → output "code" float32 [N,bottleneck])
+// (input "image" float32 [N,C,H,W] → output "code" float32 [N,bottleneck])
 // and a decoder ("code" → "image"), both with a dynamic batch dimension N.
 //
 // The graphs are built by walking the architecture declaration
@@ -18,7 +18,7 @@
 // layer kept outside the Sequential). The files use IR
 // version 8 and opset 17, so that older ONNX tools (onnx 1.12) accept them.
 //
-// Each file's metadata_props describe the model (see Metadata): kind,
+// Each file's metadata_props describe the model (see onnxmeta.Metadata): kind,
 // bottleneck, dataset, training summary, architecture, and optionally the
 // latent statistics of the training set, so that a pair of files is all that
 // sampling needs.
@@ -27,20 +27,19 @@ package exporter
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"os"
 	"path/filepath"
-	"strconv"
 
 	"github.com/advancedclimatesystems/gonnx/onnx"
 	"github.com/latent-ai/latent/atomicfile"
 	"github.com/latent-ai/latent/checkpoint"
 	"github.com/latent-ai/latent/latentstats"
 	"github.com/latent-ai/latent/models"
+	"github.com/latent-ai/latent/onnxmeta"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -50,32 +49,19 @@ const (
 	Opset     = 17
 )
 
-// File names of an exported pair in a run folder.
-const (
-	EncoderFile = "encoder.onnx"
-	DecoderFile = "decoder.onnx"
-)
-
-// Names of the graph inputs and outputs, and of the symbolic batch dimension.
-const (
-	ImageName = "image"
-	CodeName  = "code"
-	BatchDim  = "N"
-)
-
 // The parts of an autoencoder.
 const (
 	Encoder = models.Encoder
 	Decoder = models.Decoder
 )
 
-// Export writes EncoderFile and DecoderFile for m into dir, each atomically,
+// Export writes onnxmeta.EncoderFile and onnxmeta.DecoderFile for m into dir, each atomically,
 // and returns their paths. stats, when not nil, are the latent statistics of
 // the training set and go into the metadata of both files; their size must
 // be the model's bottleneck.
 func Export(m *checkpoint.Model, stats *latentstats.Stats, dir string) (encoderPath, decoderPath string, err error) {
-	encoderPath = filepath.Join(dir, EncoderFile)
-	decoderPath = filepath.Join(dir, DecoderFile)
+	encoderPath = filepath.Join(dir, onnxmeta.EncoderFile)
+	decoderPath = filepath.Join(dir, onnxmeta.DecoderFile)
 	if err := WriteFile(encoderPath, m, Encoder, stats); err != nil {
 		return "", "", err
 	}
@@ -135,10 +121,10 @@ func Build(m *checkpoint.Model, part string, stats *latentstats.Stats) (*onnx.Mo
 	switch part {
 	case Encoder:
 		layers = a.Encoder
-		in, out = valueInfo(ImageName, a.Input), valueInfo(CodeName, code)
+		in, out = valueInfo(onnxmeta.ImageName, a.Input), valueInfo(onnxmeta.CodeName, code)
 	case Decoder:
 		layers = a.Decoder
-		in, out = valueInfo(CodeName, code), valueInfo(ImageName, a.Input)
+		in, out = valueInfo(onnxmeta.CodeName, code), valueInfo(onnxmeta.ImageName, a.Input)
 	default:
 		return nil, fmt.Errorf("export: unknown part %q: want %q or %q", part, Encoder, Decoder)
 	}
@@ -229,15 +215,15 @@ func Build(m *checkpoint.Model, part string, stats *latentstats.Stats) (*onnx.Mo
 			a.Kind, part, a.Bottleneck, describe(part, a)),
 		Graph: g,
 	}
-	for _, kv := range md.props() {
+	for _, kv := range md.Pairs() {
 		mp.MetadataProps = append(mp.MetadataProps, &onnx.StringStringEntryProto{Key: kv[0], Value: kv[1]})
 	}
 	return mp, nil
 }
 
 func describe(part string, a models.Arch) string {
-	img := fmt.Sprintf("%s float32 [N,%d,%d,%d] in [0,1]", ImageName, a.Input[0], a.Input[1], a.Input[2])
-	code := fmt.Sprintf("%s float32 [N,%d]", CodeName, a.Bottleneck)
+	img := fmt.Sprintf("%s float32 [N,%d,%d,%d] in [0,1]", onnxmeta.ImageName, a.Input[0], a.Input[1], a.Input[2])
+	code := fmt.Sprintf("%s float32 [N,%d]", onnxmeta.CodeName, a.Bottleneck)
 	if part == Encoder {
 		return img + " -> " + code
 	}
@@ -282,7 +268,7 @@ func check(m *checkpoint.Model, stats *latentstats.Stats) error {
 
 func valueInfo(name string, perSample []int) *onnx.ValueInfoProto {
 	dims := []*onnx.TensorShapeProto_Dimension{
-		{Value: &onnx.TensorShapeProto_Dimension_DimParam{DimParam: BatchDim}},
+		{Value: &onnx.TensorShapeProto_Dimension_DimParam{DimParam: onnxmeta.BatchDim}},
 	}
 	for _, d := range perSample {
 		dims = append(dims, &onnx.TensorShapeProto_Dimension{Value: &onnx.TensorShapeProto_Dimension_DimValue{DimValue: int64(d)}})
@@ -320,122 +306,9 @@ func floatAttr(name string, v float32) *onnx.AttributeProto {
 	return &onnx.AttributeProto{Name: name, Type: onnx.AttributeProto_FLOAT, F: v}
 }
 
-// Format identifies latent's ONNX files in their metadata.
-const Format = "latent-onnx/1"
-
-// Metadata keys of the exported files.
-const (
-	KeyFormat     = "format"
-	KeyPart       = "part"
-	KeyKind       = "kind"
-	KeyBottleneck = "bottleneck"
-	KeyDataset    = "dataset"
-	KeyTraining   = "training"
-	KeyArch       = "arch"
-	KeyStats      = "latent_stats"
-)
-
-// Keys lists every metadata key that latent writes, in the order written.
-var Keys = []string{KeyFormat, KeyPart, KeyKind, KeyBottleneck, KeyDataset, KeyTraining, KeyArch, KeyStats}
-
-// ErrNotLatent is wrapped by ParseMetadata's error for a file without
-// latent's metadata (one not written by this package).
-var ErrNotLatent = errors.New("no latent metadata: the file was not exported by latent")
-
-// Metadata is what an exported file says about its model.
-type Metadata struct {
-	// Part is "encoder" or "decoder".
-	Part string
-	// Arch is the whole architecture, encoder and decoder.
-	Arch models.Arch
-	// Dataset is the data set the model was trained on.
-	Dataset string
-	// Training is the training summary of the checkpoint.
-	Training checkpoint.Meta
-	// Stats are the latent statistics of the training set, or nil when the
-	// file was exported without them.
-	Stats *latentstats.Stats
-}
-
 // NewMetadata returns the metadata of part of m. stats may be nil.
-func NewMetadata(m *checkpoint.Model, part string, stats *latentstats.Stats) (*Metadata, error) {
-	if part != Encoder && part != Decoder {
-		return nil, fmt.Errorf("metadata: unknown part %q", part)
-	}
-	return &Metadata{Part: part, Arch: m.Arch, Dataset: m.Meta.Dataset, Training: m.Meta, Stats: stats}, nil
-}
-
-// Props returns the metadata as the key/value map that the files store.
-func (md *Metadata) Props() map[string]string {
-	out := make(map[string]string)
-	for _, kv := range md.props() {
-		out[kv[0]] = kv[1]
-	}
-	return out
-}
-
-func (md *Metadata) props() [][2]string {
-	training, _ := json.Marshal(md.Training)
-	kv := [][2]string{
-		{KeyFormat, Format},
-		{KeyPart, md.Part},
-		{KeyKind, md.Arch.Kind},
-		{KeyBottleneck, strconv.Itoa(md.Arch.Bottleneck)},
-		{KeyDataset, md.Dataset},
-		{KeyTraining, string(training)},
-		{KeyArch, md.Arch.JSON()},
-	}
-	if md.Stats != nil {
-		s, _ := md.Stats.JSON()
-		kv = append(kv, [2]string{KeyStats, string(s)})
-	}
-	return kv
-}
-
-// ParseMetadata reads the metadata_props of an exported file. It checks that
-// the format is Format, the part "encoder" or "decoder", the architecture
-// sound (see models.Arch.Validate: among others, a bottleneck of 1 to
-// models.MaxBottleneck) and in agreement with the kind and bottleneck
-// keys, the training summary, if any, valid JSON, and the stats, if any,
-// valid (see latentstats.Stats.Validate) and of the bottleneck's size. A map
-// without the format key gives an error that wraps ErrNotLatent. Keys it
-// does not know are ignored.
-func ParseMetadata(props map[string]string) (*Metadata, error) {
-	f, ok := props[KeyFormat]
-	if !ok {
-		return nil, ErrNotLatent
-	}
-	if f != Format {
-		return nil, fmt.Errorf("metadata format %q, want %q: the file was written by another version of latent", f, Format)
-	}
-	md := &Metadata{Part: props[KeyPart], Dataset: props[KeyDataset]}
-	if md.Part != Encoder && md.Part != Decoder {
-		return nil, fmt.Errorf("metadata: part %q, want %q or %q", md.Part, Encoder, Decoder)
-	}
-	var err error
-	if md.Arch, err = models.ParseJSON(props[KeyArch]); err != nil {
-		return nil, fmt.Errorf("metadata: %w", err)
-	}
-	if k := props[KeyKind]; k != md.Arch.Kind {
-		return nil, fmt.Errorf("metadata: kind %q but the architecture is %q", k, md.Arch.Kind)
-	}
-	if b := props[KeyBottleneck]; b != strconv.Itoa(md.Arch.Bottleneck) {
-		return nil, fmt.Errorf("metadata: bottleneck %q but the architecture's is %d", b, md.Arch.Bottleneck)
-	}
-	if t := props[KeyTraining]; t != "" {
-		if err := json.Unmarshal([]byte(t), &md.Training); err != nil {
-			return nil, fmt.Errorf("metadata: training summary: %w", err)
-		}
-	}
-	if s, ok := props[KeyStats]; ok {
-		if md.Stats, err = latentstats.Parse([]byte(s)); err != nil {
-			return nil, fmt.Errorf("metadata: %w", err)
-		}
-		if md.Stats.Dim != md.Arch.Bottleneck {
-			return nil, fmt.Errorf("metadata: latent stats of size %d for bottleneck %d", md.Stats.Dim, md.Arch.Bottleneck)
-		}
-	}
-	return md, nil
+func NewMetadata(m *checkpoint.Model, part string, stats *latentstats.Stats) (*onnxmeta.Metadata, error) {
+	return onnxmeta.New(part, m.Arch, m.Meta, stats)
 }
 
 // Read parses the ONNX model in the file at path.
@@ -467,7 +340,7 @@ func Parse(data []byte) (*onnx.ModelProto, error) {
 // ReadMetadata reads the metadata of the ONNX file at path without running
 // it. See ParseMetadata; a key that appears twice is an error, as in the
 // ONNX checker.
-func ReadMetadata(path string) (*Metadata, error) {
+func ReadMetadata(path string) (*onnxmeta.Metadata, error) {
 	mp, err := Read(path)
 	if err != nil {
 		return nil, err
@@ -480,7 +353,7 @@ func ReadMetadata(path string) (*Metadata, error) {
 }
 
 // modelMetadata parses the metadata_props of mp; see ReadMetadata.
-func modelMetadata(mp *onnx.ModelProto) (*Metadata, error) {
+func modelMetadata(mp *onnx.ModelProto) (*onnxmeta.Metadata, error) {
 	props := make(map[string]string, len(mp.MetadataProps))
 	for _, kv := range mp.MetadataProps {
 		if _, ok := props[kv.GetKey()]; ok {
@@ -488,5 +361,5 @@ func modelMetadata(mp *onnx.ModelProto) (*Metadata, error) {
 		}
 		props[kv.GetKey()] = kv.GetValue()
 	}
-	return ParseMetadata(props)
+	return onnxmeta.Parse(props)
 }

@@ -16,6 +16,8 @@ import (
 	"github.com/latent-ai/latent/checkpoint"
 	"github.com/latent-ai/latent/latentstats"
 	"github.com/latent-ai/latent/models"
+	"github.com/latent-ai/latent/onnxmeta"
+	"github.com/latent-ai/latent/pca"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -48,7 +50,7 @@ func randomStats(t testing.TB, d int) *latentstats.Stats {
 	for i := range codes {
 		codes[i] = float32(rng.NormFloat64() * float64(1+i%d))
 	}
-	s, err := latentstats.Fit(codes, 100, d)
+	s, err := pca.Fit(codes, 100, d)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +75,7 @@ func TestBuildFollowsTheDeclaration(t *testing.T) {
 					t.Fatalf("IR %d, opsets %v: want IR %d, opset %d", mp.IrVersion, mp.OpsetImport, IRVersion, Opset)
 				}
 				layers := m.Arch.Encoder
-				inName, inDims, outName, outDims := ImageName, "N,1,28,28", CodeName, "N,12"
+				inName, inDims, outName, outDims := onnxmeta.ImageName, "N,1,28,28", onnxmeta.CodeName, "N,12"
 				if part == Decoder {
 					layers = m.Arch.Decoder
 					inName, inDims, outName, outDims = outName, outDims, inName, inDims
@@ -207,7 +209,7 @@ func TestExportIsDeterministicAndAtomic(t *testing.T) {
 	if strings.Join(names, " ") != "decoder.onnx encoder.onnx" {
 		t.Fatalf("export left %v in the folder, want only the two files", names)
 	}
-	onDisk, _ := os.ReadFile(filepath.Join(dir, EncoderFile))
+	onDisk, _ := os.ReadFile(filepath.Join(dir, onnxmeta.EncoderFile))
 	if !bytes.Equal(onDisk, a.Bytes()) {
 		t.Fatal("Export and WriteEncoder write different bytes")
 	}
@@ -279,8 +281,8 @@ func TestReadErrors(t *testing.T) {
 	mp.MetadataProps = nil
 	b, _ := proto.Marshal(mp)
 	os.WriteFile(foreign, b, 0o644)
-	if _, err := ReadMetadata(foreign); !errors.Is(err, ErrNotLatent) {
-		t.Errorf("ReadMetadata of a file without metadata: %v, want ErrNotLatent", err)
+	if _, err := ReadMetadata(foreign); !errors.Is(err, onnxmeta.ErrNotLatent) {
+		t.Errorf("ReadMetadata of a file without metadata: %v, want onnxmeta.ErrNotLatent", err)
 	}
 }
 
@@ -293,24 +295,24 @@ func TestParseMetadataErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name, key, value, want string
 	}{
-		{"other format", KeyFormat, "latent-onnx/99", "another version"},
-		{"bad part", KeyPart, "middle", "part"},
-		{"kind disagrees", KeyKind, "conv", "kind"},
-		{"bottleneck disagrees", KeyBottleneck, "5", "bottleneck"},
-		{"bad arch", KeyArch, "{", "architecture"},
-		{"bad training", KeyTraining, "[", "training"},
-		{"bad stats", KeyStats, `{"dim":4}`, "latentstats"},
-		{"stats of the wrong size", KeyStats, string(mustJSON(t, randomStats(t, 3))), "latent stats of size 3"},
+		{"other format", onnxmeta.KeyFormat, "latent-onnx/99", "another version"},
+		{"bad part", onnxmeta.KeyPart, "middle", "part"},
+		{"kind disagrees", onnxmeta.KeyKind, "conv", "kind"},
+		{"bottleneck disagrees", onnxmeta.KeyBottleneck, "5", "bottleneck"},
+		{"bad arch", onnxmeta.KeyArch, "{", "architecture"},
+		{"bad training", onnxmeta.KeyTraining, "[", "training"},
+		{"bad stats", onnxmeta.KeyStats, `{"dim":4}`, "latentstats"},
+		{"stats of the wrong size", onnxmeta.KeyStats, string(mustJSON(t, randomStats(t, 3))), "latent stats of size 3"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			props := md.Props()
 			props[tc.key] = tc.value
-			if _, err := ParseMetadata(props); err == nil || !strings.Contains(err.Error(), tc.want) {
+			if _, err := onnxmeta.Parse(props); err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("ParseMetadata: error %v, want one containing %q", err, tc.want)
 			}
 		})
 	}
-	if _, err := ParseMetadata(md.Props()); err != nil {
+	if _, err := onnxmeta.Parse(md.Props()); err != nil {
 		t.Fatalf("ParseMetadata of good metadata: %v", err)
 	}
 }

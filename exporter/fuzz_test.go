@@ -10,6 +10,8 @@ import (
 	"github.com/latent-ai/latent/checkpoint"
 	"github.com/latent-ai/latent/latentstats"
 	"github.com/latent-ai/latent/models"
+	"github.com/latent-ai/latent/onnxmeta"
+	"github.com/latent-ai/latent/pca"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -31,7 +33,7 @@ func tinyModel() *checkpoint.Model {
 
 // tinyStats returns stats of size 2 fitted to four codes.
 func tinyStats(t testing.TB) *latentstats.Stats {
-	s, err := latentstats.Fit([]float32{0, 1, 1, 0, 2, 2, -1, 0.5}, 4, 2)
+	s, err := pca.Fit([]float32{0, 1, 1, 0, 2, 2, -1, 0.5}, 4, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +42,7 @@ func tinyStats(t testing.TB) *latentstats.Stats {
 
 // checkMetadata checks what ParseMetadata promises of the metadata it
 // returns, and that writing it and parsing it again gives it back.
-func checkMetadata(t *testing.T, md *Metadata) {
+func checkMetadata(t *testing.T, md *onnxmeta.Metadata) {
 	t.Helper()
 	if md.Part != Encoder && md.Part != Decoder {
 		t.Fatalf("accepted part %q", md.Part)
@@ -60,7 +62,7 @@ func checkMetadata(t *testing.T, md *Metadata) {
 			t.Fatalf("accepted stats of size %d for bottleneck %d", md.Stats.Dim, md.Arch.Bottleneck)
 		}
 	}
-	back, err := ParseMetadata(md.Props())
+	back, err := onnxmeta.Parse(md.Props())
 	if err != nil {
 		t.Fatalf("ParseMetadata of Props of accepted metadata: %v", err)
 	}
@@ -105,9 +107,9 @@ func FuzzReadMetadata(f *testing.F) {
 }
 
 // FuzzParseMetadata feeds ParseMetadata maps of the keys that latent writes,
-// each present when its bit of present is set (bit i for Keys[i]). It may not
+// each present when its bit of present is set (bit i for onnxmeta.Keys[i]). It may not
 // panic; metadata it accepts passes checkMetadata; a map without the format
-// key gives ErrNotLatent.
+// key gives onnxmeta.ErrNotLatent.
 func FuzzParseMetadata(f *testing.F) {
 	m := tinyModel()
 	md, err := NewMetadata(m, Decoder, tinyStats(f))
@@ -115,20 +117,20 @@ func FuzzParseMetadata(f *testing.F) {
 		f.Fatal(err)
 	}
 	p := md.Props()
-	all := uint8(1<<len(Keys) - 1)
-	f.Add(all, p[KeyFormat], p[KeyPart], p[KeyKind], p[KeyBottleneck], p[KeyDataset], p[KeyTraining], p[KeyArch], p[KeyStats])
-	f.Add(all&^(1<<7), p[KeyFormat], Encoder, p[KeyKind], p[KeyBottleneck], "", "", p[KeyArch], "")
+	all := uint8(1<<len(onnxmeta.Keys) - 1)
+	f.Add(all, p[onnxmeta.KeyFormat], p[onnxmeta.KeyPart], p[onnxmeta.KeyKind], p[onnxmeta.KeyBottleneck], p[onnxmeta.KeyDataset], p[onnxmeta.KeyTraining], p[onnxmeta.KeyArch], p[onnxmeta.KeyStats])
+	f.Add(all&^(1<<7), p[onnxmeta.KeyFormat], Encoder, p[onnxmeta.KeyKind], p[onnxmeta.KeyBottleneck], "", "", p[onnxmeta.KeyArch], "")
 	f.Fuzz(func(t *testing.T, present uint8, format, part, kind, bottleneck, dataset, training, arch, stats string) {
 		values := []string{format, part, kind, bottleneck, dataset, training, arch, stats}
 		props := make(map[string]string)
-		for i, k := range Keys {
+		for i, k := range onnxmeta.Keys {
 			if present&(1<<i) != 0 {
 				props[k] = values[i]
 			}
 		}
-		md, err := ParseMetadata(props)
-		if _, ok := props[KeyFormat]; !ok && !errors.Is(err, ErrNotLatent) {
-			t.Fatalf("no format key: error %v, want ErrNotLatent", err)
+		md, err := onnxmeta.Parse(props)
+		if _, ok := props[onnxmeta.KeyFormat]; !ok && !errors.Is(err, onnxmeta.ErrNotLatent) {
+			t.Fatalf("no format key: error %v, want onnxmeta.ErrNotLatent", err)
 		}
 		if err != nil {
 			return
@@ -147,7 +149,7 @@ func TestMetadataKeyTwice(t *testing.T) {
 	if _, err := modelMetadata(mp); err != nil {
 		t.Fatal(err)
 	}
-	mp.MetadataProps = append(mp.MetadataProps, &onnx.StringStringEntryProto{Key: KeyKind, Value: "conv"})
+	mp.MetadataProps = append(mp.MetadataProps, &onnx.StringStringEntryProto{Key: onnxmeta.KeyKind, Value: "conv"})
 	if _, err := modelMetadata(mp); err == nil || !strings.Contains(err.Error(), `"kind" appears twice`) {
 		t.Errorf("got error %v, want one about the key appearing twice", err)
 	}

@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/latent-ai/latent/exporter"
 	"github.com/latent-ai/latent/inference"
+	"github.com/latent-ai/latent/onnxmeta"
 )
 
 // abuseCall is one kind of call in TestAbuseManyGoroutines. run makes the
@@ -51,8 +51,8 @@ func TestAbuseManyGoroutines(t *testing.T) {
 	)
 	start := time.Now()
 	_, dir := exportRandom(t, "classic", bottle, true)
-	enc := filepath.Join(dir, exporter.EncoderFile)
-	dec := filepath.Join(dir, exporter.DecoderFile)
+	enc := filepath.Join(dir, onnxmeta.EncoderFile)
+	dec := filepath.Join(dir, onnxmeta.DecoderFile)
 	opts := inference.Options{MaxBatch: maxBatch, IntraOpThreads: 1}
 	model := openRun(t, dir, opts)
 	closing := openRun(t, dir, opts) // closed half-way through the calls

@@ -14,6 +14,7 @@ import (
 	"github.com/latent-ai/latent/internal/mnisttest"
 	"github.com/latent-ai/latent/latentstats"
 	"github.com/latent-ai/latent/models"
+	"github.com/latent-ai/latent/pca"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -64,7 +65,7 @@ func exportRandom(t testing.TB, kind string, bottleneck int, withStats bool) (*c
 			codes[i] = float32(rng.NormFloat64()*0.5 + 0.1)
 		}
 		var err error
-		if stats, err = latentstats.Fit(codes, 500, bottleneck); err != nil {
+		if stats, err = pca.Fit(codes, 500, bottleneck); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -16,25 +16,37 @@
 // Inputs are only read, never retained after a call returns. Returned slices
 // are new and owned by the caller.
 //
+// Models open from paths (Open, OpenRun), from bytes (OpenBytes) or from an
+// fs.FS (OpenFS), so that a service can go:embed its .onnx files. The
+// graphs' inputs, outputs and metadata are read through ONNX Runtime
+// itself. Each long call has a Context form (EncodeContext, DecodeContext,
+// ReconstructContext, SampleContext) that returns the context's error once
+// it is done: between chunks, and within a chunk by stopping ONNX Runtime.
+//
+// The package imports the standard library, onnxruntime_go and small latent
+// packages (onnxmeta, models, latentstats, checkpoint's types) only: no graph,
+// protobuf or linear-algebra library (TestLeanDependencies holds that line).
+//
 // The ONNX Runtime shared library is loaded at run time; see Runtime for
 // where it is looked for. scripts/setup-onnxruntime.sh installs it.
 package inference
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"math/rand/v2"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
 
-	"github.com/advancedclimatesystems/gonnx/onnx"
-	"github.com/latent-ai/latent/exporter"
 	"github.com/latent-ai/latent/latentstats"
-	"github.com/latent-ai/latent/models"
+	"github.com/latent-ai/latent/onnxmeta"
 	ort "github.com/yalue/onnxruntime_go"
 )
 
@@ -79,11 +91,54 @@ type Options struct {
 	// IntraOpThreads is the number of threads ONNX Runtime uses within one
 	// operator; 0 leaves ONNX Runtime's default (one per physical core).
 	IntraOpThreads int
+	// InterOpThreads is the number of threads ONNX Runtime uses to run
+	// independent operators at once; 0 leaves its default.
+	InterOpThreads int
+	// NoSpinning stops ONNX Runtime's threads from spinning while they wait
+	// for work (its allow_spinning settings): less CPU burnt between calls,
+	// which suits a machine shared with other work, at a little more
+	// latency a call.
+	NoSpinning bool
+	// Optimization is ONNX Runtime's graph optimisation level: "all" (also
+	// when empty; ONNX Runtime's default), "extended", "basic" or
+	// "disable".
+	Optimization string
 	// MaxBatch is the largest number of samples given to ONNX Runtime in
 	// one run; 0 means DefaultMaxBatch.
 	MaxBatch int
 	// Logf, when not nil, receives notes such as a fallback to the CPU.
 	Logf func(format string, args ...any)
+}
+
+// optimizationLevels maps Options.Optimization to ONNX Runtime's levels.
+var optimizationLevels = map[string]ort.GraphOptimizationLevel{
+	"":         ort.GraphOptimizationLevelEnableAll,
+	"all":      ort.GraphOptimizationLevelEnableAll,
+	"extended": ort.GraphOptimizationLevelEnableExtended,
+	"basic":    ort.GraphOptimizationLevelEnableBasic,
+	"disable":  ort.GraphOptimizationLevelDisableAll,
+}
+
+// check checks the options' values.
+func (o Options) check() error {
+	switch o.Device {
+	case "", CPU, CUDA, Auto:
+	default:
+		return fmt.Errorf("inference: unknown device %q: want %q, %q or %q", o.Device, CPU, CUDA, Auto)
+	}
+	if o.IntraOpThreads < 0 {
+		return fmt.Errorf("inference: %d intra-op threads: want 0 (the default) or more", o.IntraOpThreads)
+	}
+	if o.InterOpThreads < 0 {
+		return fmt.Errorf("inference: %d inter-op threads: want 0 (the default) or more", o.InterOpThreads)
+	}
+	if o.MaxBatch < 0 {
+		return fmt.Errorf("inference: max batch %d: want 0 (the default) or more", o.MaxBatch)
+	}
+	if _, ok := optimizationLevels[o.Optimization]; !ok {
+		return fmt.Errorf("inference: optimization %q: want all, extended, basic or disable", o.Optimization)
+	}
+	return nil
 }
 
 // Model is an opened encoder/decoder pair, or one half of a pair.
@@ -101,28 +156,44 @@ type Model struct {
 	maxBatch   int
 	device     string
 	warning    string
-	meta       *exporter.Metadata // nil for files without latent metadata
+	meta       *onnxmeta.Metadata // nil for files without latent metadata
 }
 
 // graph is one opened ONNX file.
 type graph struct {
-	path    string
+	name    string // for messages: the file's path, or what it was read from
 	session *ort.DynamicAdvancedSession
-	meta    *exporter.Metadata
+	meta    *onnxmeta.Metadata
 	in, out []int64 // shapes with the batch dimension first (-1)
 }
 
 // OpenRun opens RUN/encoder.onnx and RUN/decoder.onnx, as written by
 // "latent export RUN".
 func OpenRun(dir string, opts Options) (*Model, error) {
-	enc := filepath.Join(dir, exporter.EncoderFile)
-	dec := filepath.Join(dir, exporter.DecoderFile)
+	enc := filepath.Join(dir, onnxmeta.EncoderFile)
+	dec := filepath.Join(dir, onnxmeta.DecoderFile)
 	for _, p := range []string{enc, dec} {
 		if _, err := os.Stat(p); err != nil {
 			return nil, fmt.Errorf("inference: %s: %w (run \"latent export %s\" first)", p, errors.Unwrap(err), dir)
 		}
 	}
 	return Open(enc, dec, opts)
+}
+
+// OpenFS opens dir/encoder.onnx and dir/decoder.onnx of fsys, such as a run
+// folder's files embedded with go:embed. dir is a slash-separated path in
+// fsys ("." for its root).
+func OpenFS(fsys fs.FS, dir string, opts Options) (*Model, error) {
+	names := []string{path.Join(dir, onnxmeta.EncoderFile), path.Join(dir, onnxmeta.DecoderFile)}
+	var data [2][]byte
+	for i, name := range names {
+		b, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			return nil, fmt.Errorf("inference: %w", err)
+		}
+		data[i] = b
+	}
+	return openData(data[0], data[1], names[0], names[1], opts)
 }
 
 // Open loads the encoder and decoder graphs at the given paths. Either path
@@ -135,18 +206,45 @@ func Open(encoderPath, decoderPath string, opts Options) (*Model, error) {
 	if encoderPath == "" && decoderPath == "" {
 		return nil, errors.New("inference: no encoder and no decoder path given")
 	}
-	switch opts.Device {
-	case "":
+	var data [2][]byte
+	for i, p := range []string{encoderPath, decoderPath} {
+		if p == "" {
+			continue
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("inference: open %s: %w", []string{onnxmeta.Encoder, onnxmeta.Decoder}[i], err)
+		}
+		data[i] = b
+	}
+	return openData(data[0], data[1], encoderPath, decoderPath, opts)
+}
+
+// OpenBytes is Open for graphs in memory: the bytes of an encoder.onnx and
+// of a decoder.onnx, either nil to open one half only. The model keeps no
+// reference to them.
+func OpenBytes(encoder, decoder []byte, opts Options) (*Model, error) {
+	var enc, dec string
+	if encoder != nil {
+		enc = "encoder bytes"
+	}
+	if decoder != nil {
+		dec = "decoder bytes"
+	}
+	if enc == "" && dec == "" {
+		return nil, errors.New("inference: no encoder and no decoder given")
+	}
+	return openData(encoder, decoder, enc, dec, opts)
+}
+
+// openData opens the graphs in encoder and decoder, named encName and
+// decName in messages; a half with an empty name is not opened.
+func openData(encoder, decoder []byte, encName, decName string, opts Options) (*Model, error) {
+	if err := opts.check(); err != nil {
+		return nil, err
+	}
+	if opts.Device == "" {
 		opts.Device = CPU
-	case CPU, CUDA, Auto:
-	default:
-		return nil, fmt.Errorf("inference: unknown device %q: want %q, %q or %q", opts.Device, CPU, CUDA, Auto)
-	}
-	if opts.IntraOpThreads < 0 {
-		return nil, fmt.Errorf("inference: %d intra-op threads: want 0 (the default) or more", opts.IntraOpThreads)
-	}
-	if opts.MaxBatch < 0 {
-		return nil, fmt.Errorf("inference: max batch %d: want 0 (the default) or more", opts.MaxBatch)
 	}
 	if opts.MaxBatch == 0 {
 		opts.MaxBatch = DefaultMaxBatch
@@ -166,13 +264,13 @@ func Open(encoderPath, decoderPath string, opts Options) (*Model, error) {
 		}
 	}()
 	var err error
-	if encoderPath != "" {
-		if m.enc, err = m.openGraph(encoderPath, exporter.Encoder, opts); err != nil {
+	if encName != "" {
+		if m.enc, err = m.openGraph(encoder, encName, onnxmeta.Encoder, opts); err != nil {
 			return nil, err
 		}
 	}
-	if decoderPath != "" {
-		if m.dec, err = m.openGraph(decoderPath, exporter.Decoder, opts); err != nil {
+	if decName != "" {
+		if m.dec, err = m.openGraph(decoder, decName, onnxmeta.Decoder, opts); err != nil {
 			return nil, err
 		}
 	}
@@ -195,7 +293,7 @@ func (m *Model) pair() error {
 		img, b := dims(m.dec.out[1:]), int(m.dec.in[1])
 		if m.enc != nil && (b != m.bottleneck || !slices.Equal(img, m.image)) {
 			return fmt.Errorf("inference: %s and %s do not belong together: the encoder maps %v to %d values, the decoder %d values to %v",
-				m.enc.path, m.dec.path, m.image, m.bottleneck, b, img)
+				m.enc.name, m.dec.name, m.image, m.bottleneck, b, img)
 		}
 		m.image, m.bottleneck = img, b
 		if m.dec.meta != nil {
@@ -204,7 +302,7 @@ func (m *Model) pair() error {
 	}
 	if m.enc != nil && m.dec != nil && m.enc.meta != nil && m.dec.meta != nil && !m.enc.meta.Arch.Equal(m.dec.meta.Arch) {
 		return fmt.Errorf("inference: %s and %s do not belong together: a %s encoder and a %s decoder",
-			m.enc.path, m.dec.path, m.enc.meta.Arch.Kind, m.dec.meta.Arch.Kind)
+			m.enc.name, m.dec.name, m.enc.meta.Arch.Kind, m.dec.meta.Arch.Kind)
 	}
 	if m.meta != nil && m.meta.Arch.Bottleneck != m.bottleneck {
 		return fmt.Errorf("inference: metadata says bottleneck %d but the graph has %d", m.meta.Arch.Bottleneck, m.bottleneck)
@@ -216,21 +314,18 @@ func (m *Model) pair() error {
 	return nil
 }
 
-// openGraph checks the file at path, opens a session for it on m's device,
-// and reads its metadata.
-func (m *Model) openGraph(path, part string, opts Options) (*graph, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("inference: open %s: %w", part, err)
-	}
-	g := &graph{path: path}
+// openGraph checks the graph in data (named name in messages), opens a
+// session for it on m's device, and reads its metadata.
+func (m *Model) openGraph(data []byte, name, part string, opts Options) (*graph, error) {
+	g := &graph{name: name}
 	if err := g.checkIO(data, part); err != nil {
 		return nil, err
 	}
-	in, out := exporter.ImageName, exporter.CodeName
-	if part == exporter.Decoder {
+	in, out := onnxmeta.ImageName, onnxmeta.CodeName
+	if part == onnxmeta.Decoder {
 		in, out = out, in
 	}
+	var err error
 	for {
 		g.session, err = newSession(data, in, out, m.device, opts)
 		if err == nil {
@@ -245,17 +340,17 @@ func (m *Model) openGraph(path, part string, opts Options) (*graph, error) {
 			continue
 		}
 		if m.device == CUDA {
-			return nil, fmt.Errorf("inference: open %s %s on CUDA: %w", part, path, err)
+			return nil, fmt.Errorf("inference: open %s %s on CUDA: %w", part, name, err)
 		}
-		return nil, fmt.Errorf("inference: open %s %s: %w", part, path, err)
+		return nil, fmt.Errorf("inference: open %s %s: %w", part, name, err)
 	}
 	if g.meta, err = sessionMetadata(g.session); err != nil {
 		g.session.Destroy()
-		return nil, fmt.Errorf("inference: %s: %w", path, err)
+		return nil, fmt.Errorf("inference: %s: %w", name, err)
 	}
 	if g.meta != nil && g.meta.Part != part {
 		g.session.Destroy()
-		return nil, fmt.Errorf("inference: %s is a %s, not the %s asked for", path, g.meta.Part, part)
+		return nil, fmt.Errorf("inference: %s is a %s, not the %s asked for", name, g.meta.Part, part)
 	}
 	return g, nil
 }
@@ -287,40 +382,31 @@ func (t tensorInfo) String() string {
 	return fmt.Sprintf("%s %s [%s]", t.name, typ, d)
 }
 
-// graphIO lists the inputs and outputs of the ONNX model in data. Inputs
-// that are also initializers (as older exporters list them) are left out,
-// as ONNX Runtime does.
+// graphIO lists the inputs and outputs of the ONNX model in data, as ONNX
+// Runtime reads them (initializers listed as inputs are left out).
 func graphIO(data []byte) (ins, outs []tensorInfo, err error) {
-	mp, err := exporter.Parse(data)
+	if len(data) == 0 {
+		return nil, nil, errors.New("not a valid ONNX model: the file is empty; export it again")
+	}
+	in, out, err := ort.GetInputOutputInfoWithONNXData(data)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("not a valid ONNX model, or one that ONNX Runtime cannot load (%v): the file is damaged or truncated; export it again", err)
 	}
-	inits := make(map[string]bool)
-	for _, x := range mp.Graph.Initializer {
-		inits[x.Name] = true
-	}
-	info := func(v *onnx.ValueInfoProto) tensorInfo {
+	info := func(v ort.InputOutputInfo) tensorInfo {
 		t := tensorInfo{name: v.Name}
-		tt := v.GetType().GetTensorType()
-		if tt == nil {
+		if v.OrtValueType != ort.ONNXTypeTensor {
 			return t
 		}
-		t.float = tt.ElemType == int32(onnx.TensorProto_FLOAT)
-		for _, d := range tt.GetShape().GetDim() {
-			if _, ok := d.GetValue().(*onnx.TensorShapeProto_Dimension_DimValue); ok {
-				t.dims = append(t.dims, d.GetDimValue())
-			} else {
-				t.dims = append(t.dims, -1)
-			}
+		t.float = v.DataType == ort.TensorElementDataTypeFloat
+		for _, d := range v.Dimensions {
+			t.dims = append(t.dims, max(d, -1))
 		}
 		return t
 	}
-	for _, v := range mp.Graph.Input {
-		if !inits[v.Name] {
-			ins = append(ins, info(v))
-		}
+	for _, v := range in {
+		ins = append(ins, info(v))
 	}
-	for _, v := range mp.Graph.Output {
+	for _, v := range out {
 		outs = append(outs, info(v))
 	}
 	return ins, outs, nil
@@ -331,31 +417,31 @@ func graphIO(data []byte) (ins, outs []tensorInfo, err error) {
 func (g *graph) checkIO(data []byte, part string) error {
 	ins, outs, err := graphIO(data)
 	if err != nil {
-		return fmt.Errorf("inference: %s: %w", g.path, err)
+		return fmt.Errorf("inference: open %s %s: %w", part, g.name, err)
 	}
 	wantIn, wantOut := "image [N,C,H,W]", "code [N,b]"
-	if part == exporter.Decoder {
+	if part == onnxmeta.Decoder {
 		wantIn, wantOut = wantOut, wantIn
 	}
 	bad := func() error {
 		what := ""
 		switch {
-		case len(ins) == 1 && ins[0].name == exporter.CodeName && part == exporter.Encoder:
+		case len(ins) == 1 && ins[0].name == onnxmeta.CodeName && part == onnxmeta.Encoder:
 			what = " (it looks like a decoder)"
-		case len(ins) == 1 && ins[0].name == exporter.ImageName && part == exporter.Decoder:
+		case len(ins) == 1 && ins[0].name == onnxmeta.ImageName && part == onnxmeta.Decoder:
 			what = " (it looks like an encoder)"
 		}
 		return fmt.Errorf("inference: %s is not a latent %s%s: it maps %v to %v, want float32 %s to float32 %s with a dynamic batch dimension",
-			g.path, part, what, ins, outs, wantIn, wantOut)
+			g.name, part, what, ins, outs, wantIn, wantOut)
 	}
 	if len(ins) != 1 || len(outs) != 1 || !ins[0].float || !outs[0].float {
 		return bad()
 	}
 	img, code := ins[0], outs[0]
-	if part == exporter.Decoder {
+	if part == onnxmeta.Decoder {
 		img, code = code, img
 	}
-	if img.name != exporter.ImageName || code.name != exporter.CodeName {
+	if img.name != onnxmeta.ImageName || code.name != onnxmeta.CodeName {
 		return bad()
 	}
 	if len(img.dims) != 4 || len(code.dims) != 2 || img.dims[0] != -1 || code.dims[0] != -1 {
@@ -381,6 +467,21 @@ func newSession(data []byte, in, out, device string, opts Options) (*ort.Dynamic
 		if err := so.SetIntraOpNumThreads(opts.IntraOpThreads); err != nil {
 			return nil, err
 		}
+	}
+	if opts.InterOpThreads > 0 {
+		if err := so.SetInterOpNumThreads(opts.InterOpThreads); err != nil {
+			return nil, err
+		}
+	}
+	if opts.NoSpinning {
+		for _, key := range []string{"session.intra_op.allow_spinning", "session.inter_op.allow_spinning"} {
+			if err := so.AddSessionConfigEntry(key, "0"); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := so.SetGraphOptimizationLevel(optimizationLevels[opts.Optimization]); err != nil {
+		return nil, err
 	}
 	if device == CUDA {
 		if err := appendCUDA(so, opts.CUDADevice); err != nil {
@@ -410,14 +511,14 @@ func appendCUDA(so *ort.SessionOptions, id int) error {
 
 // sessionMetadata reads latent's metadata through ONNX Runtime. It returns
 // nil, nil for a file without it.
-func sessionMetadata(s *ort.DynamicAdvancedSession) (*exporter.Metadata, error) {
+func sessionMetadata(s *ort.DynamicAdvancedSession) (*onnxmeta.Metadata, error) {
 	md, err := s.GetModelMetadata()
 	if err != nil {
 		return nil, fmt.Errorf("metadata: %w", err)
 	}
 	defer md.Destroy()
 	props := make(map[string]string)
-	for _, k := range exporter.Keys {
+	for _, k := range onnxmeta.Keys {
 		v, ok, err := md.LookupCustomMetadataMap(k)
 		if err != nil {
 			return nil, fmt.Errorf("metadata %s: %w", k, err)
@@ -426,8 +527,8 @@ func sessionMetadata(s *ort.DynamicAdvancedSession) (*exporter.Metadata, error) 
 			props[k] = v
 		}
 	}
-	meta, err := exporter.ParseMetadata(props)
-	if errors.Is(err, exporter.ErrNotLatent) {
+	meta, err := onnxmeta.Parse(props)
+	if errors.Is(err, onnxmeta.ErrNotLatent) {
 		return nil, nil
 	}
 	return meta, err
@@ -478,35 +579,11 @@ func (m *Model) HasDecoder() bool { return m.dec != nil }
 // Metadata returns a copy of the model's metadata (the decoder's when both
 // halves are open), or nil when the files carry none (they were not
 // exported by latent).
-func (m *Model) Metadata() *exporter.Metadata {
+func (m *Model) Metadata() *onnxmeta.Metadata {
 	if m.meta == nil {
 		return nil
 	}
-	c := *m.meta
-	c.Arch = copyArch(c.Arch)
-	if c.Stats != nil {
-		b, err := c.Stats.JSON()
-		if err == nil {
-			c.Stats, _ = latentstats.Parse(b)
-		}
-	}
-	c.Training.TrainLoss = append([]float64(nil), c.Training.TrainLoss...)
-	c.Training.TestLoss = append([]float64(nil), c.Training.TestLoss...)
-	return &c
-}
-
-// copyArch returns a deep copy of a: its slices, and the layers' shapes,
-// are new.
-func copyArch(a models.Arch) models.Arch {
-	a.Input = slices.Clone(a.Input)
-	a.Encoder = slices.Clone(a.Encoder)
-	a.Decoder = slices.Clone(a.Decoder)
-	for _, ls := range [][]models.Layer{a.Encoder, a.Decoder} {
-		for i := range ls {
-			ls[i].Shape = slices.Clone(ls[i].Shape)
-		}
-	}
-	return a
+	return m.meta.Clone()
 }
 
 // Stats returns the latent statistics stored in the files, or nil.
@@ -519,16 +596,21 @@ func (m *Model) Stats() *latentstats.Stats {
 
 // Encode maps n images (n*C*H*W values in [0,1]) to n codes (n*b values).
 func (m *Model) Encode(images []float32, n int) ([]float32, error) {
+	return m.EncodeContext(context.Background(), images, n)
+}
+
+// EncodeContext is Encode, stopped with ctx's error once ctx is done.
+func (m *Model) EncodeContext(ctx context.Context, images []float32, n int) ([]float32, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	if err := m.ready(m.enc, exporter.Encoder); err != nil {
+	if err := m.ready(m.enc, onnxmeta.Encoder); err != nil {
 		return nil, err
 	}
 	if err := checkBatch("encode", "images", images, n, m.imageSize, true); err != nil {
 		return nil, err
 	}
 	codes := make([]float32, n*m.bottleneck)
-	if err := m.run(m.enc, images, n, m.imageSize, codes, m.bottleneck); err != nil {
+	if err := m.run(ctx, m.enc, images, n, m.imageSize, codes, m.bottleneck); err != nil {
 		return nil, fmt.Errorf("inference: encode: %w", err)
 	}
 	return codes, nil
@@ -537,20 +619,25 @@ func (m *Model) Encode(images []float32, n int) ([]float32, error) {
 // Decode maps n codes (n*b finite values) to n images (n*C*H*W values in
 // [0,1]).
 func (m *Model) Decode(codes []float32, n int) ([]float32, error) {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	return m.decode(codes, n)
+	return m.DecodeContext(context.Background(), codes, n)
 }
 
-func (m *Model) decode(codes []float32, n int) ([]float32, error) {
-	if err := m.ready(m.dec, exporter.Decoder); err != nil {
+// DecodeContext is Decode, stopped with ctx's error once ctx is done.
+func (m *Model) DecodeContext(ctx context.Context, codes []float32, n int) ([]float32, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.decode(ctx, codes, n)
+}
+
+func (m *Model) decode(ctx context.Context, codes []float32, n int) ([]float32, error) {
+	if err := m.ready(m.dec, onnxmeta.Decoder); err != nil {
 		return nil, err
 	}
 	if err := checkBatch("decode", "codes", codes, n, m.bottleneck, false); err != nil {
 		return nil, err
 	}
 	images := make([]float32, n*m.imageSize)
-	if err := m.run(m.dec, codes, n, m.bottleneck, images, m.imageSize); err != nil {
+	if err := m.run(ctx, m.dec, codes, n, m.bottleneck, images, m.imageSize); err != nil {
 		return nil, fmt.Errorf("inference: decode: %w", err)
 	}
 	return images, nil
@@ -559,11 +646,17 @@ func (m *Model) decode(codes []float32, n int) ([]float32, error) {
 // Reconstruct encodes and decodes n images: it returns the n reconstructed
 // images (n*C*H*W values).
 func (m *Model) Reconstruct(images []float32, n int) ([]float32, error) {
-	codes, err := m.Encode(images, n)
+	return m.ReconstructContext(context.Background(), images, n)
+}
+
+// ReconstructContext is Reconstruct, stopped with ctx's error once ctx is
+// done.
+func (m *Model) ReconstructContext(ctx context.Context, images []float32, n int) ([]float32, error) {
+	codes, err := m.EncodeContext(ctx, images, n)
 	if err != nil {
 		return nil, err
 	}
-	return m.Decode(codes, n)
+	return m.DecodeContext(ctx, codes, n)
 }
 
 // Sample draws n codes and decodes them. from is FromNormal (codes from
@@ -573,9 +666,14 @@ func (m *Model) Reconstruct(images []float32, n int) ([]float32, error) {
 // images (n*C*H*W values). n*C*H*W may be at most 2^30 (4 GiB of images);
 // larger n is an error.
 func (m *Model) Sample(n int, from string, rng *rand.Rand) (codes, images []float32, err error) {
+	return m.SampleContext(context.Background(), n, from, rng)
+}
+
+// SampleContext is Sample, stopped with ctx's error once ctx is done.
+func (m *Model) SampleContext(ctx context.Context, n int, from string, rng *rand.Rand) (codes, images []float32, err error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	if err := m.ready(m.dec, exporter.Decoder); err != nil {
+	if err := m.ready(m.dec, onnxmeta.Decoder); err != nil {
 		return nil, nil, err
 	}
 	if n <= 0 {
@@ -606,7 +704,7 @@ func (m *Model) Sample(n int, from string, rng *rand.Rand) (codes, images []floa
 	default:
 		return nil, nil, fmt.Errorf("inference: sample: unknown source %q: want %q or %q", from, FromNormal, FromFitted)
 	}
-	images, err = m.decode(codes, n)
+	images, err = m.decode(ctx, codes, n)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -649,21 +747,27 @@ func checkBatch(op, what string, x []float32, n, size int, unit bool) error {
 }
 
 // run feeds n samples of x (inSize values each) through g in chunks of at
-// most m.maxBatch and writes the results into y (outSize values each).
-// Every tensor it makes is destroyed before it returns.
-func (m *Model) run(g *graph, x []float32, n, inSize int, y []float32, outSize int) error {
+// most m.maxBatch and writes the results into y (outSize values each). It
+// returns ctx's error once ctx is done. Every tensor it makes is destroyed
+// before it returns.
+func (m *Model) run(ctx context.Context, g *graph, x []float32, n, inSize int, y []float32, outSize int) error {
 	for off := 0; off < n; off += m.maxBatch {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		c := min(m.maxBatch, n-off)
 		inShape := batchShape(c, g.in)
 		outShape := batchShape(c, g.out)
-		if err := runChunk(g.session, inShape, x[off*inSize:(off+c)*inSize], outShape, y[off*outSize:(off+c)*outSize]); err != nil {
+		if err := runChunk(ctx, g.session, inShape, x[off*inSize:(off+c)*inSize], outShape, y[off*outSize:(off+c)*outSize]); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func runChunk(s *ort.DynamicAdvancedSession, inShape ort.Shape, x []float32, outShape ort.Shape, y []float32) error {
+// runChunk runs s on one chunk. With a ctx that can be done, the run gets
+// run options that ctx's end terminates, so that a long chunk stops too.
+func runChunk(ctx context.Context, s *ort.DynamicAdvancedSession, inShape ort.Shape, x []float32, outShape ort.Shape, y []float32) error {
 	in, err := ort.NewTensor(inShape, x)
 	if err != nil {
 		return fmt.Errorf("input tensor: %w", err)
@@ -674,7 +778,29 @@ func runChunk(s *ort.DynamicAdvancedSession, inShape ort.Shape, x []float32, out
 		return fmt.Errorf("output tensor: %w", err)
 	}
 	defer out.Destroy()
-	return s.Run([]ort.Value{in}, []ort.Value{out})
+	if ctx.Done() == nil {
+		return s.Run([]ort.Value{in}, []ort.Value{out})
+	}
+	ro, err := ort.NewRunOptions()
+	if err != nil {
+		return fmt.Errorf("run options: %w", err)
+	}
+	terminated := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		ro.Terminate()
+		close(terminated)
+	})
+	defer func() {
+		if !stop() {
+			<-terminated // Terminate is running: let it finish before Destroy
+		}
+		ro.Destroy()
+	}()
+	err = s.RunWithOptions([]ort.Value{in}, []ort.Value{out}, ro)
+	if cerr := ctx.Err(); cerr != nil {
+		return cerr
+	}
+	return err
 }
 
 // batchShape returns a copy of s with the dynamic batch dimension set to n.

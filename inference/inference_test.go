@@ -16,6 +16,7 @@ import (
 
 	"github.com/latent-ai/latent/exporter"
 	"github.com/latent-ai/latent/inference"
+	"github.com/latent-ai/latent/onnxmeta"
 )
 
 func TestOpenReadsShapesAndMetadata(t *testing.T) {
@@ -46,7 +47,7 @@ func TestOpenReadsShapesAndMetadata(t *testing.T) {
 
 func TestHalves(t *testing.T) {
 	_, dir := exportRandom(t, "classic", 4, false)
-	enc, err := inference.Open(filepath.Join(dir, exporter.EncoderFile), "", inference.Options{})
+	enc, err := inference.Open(filepath.Join(dir, onnxmeta.EncoderFile), "", inference.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +65,7 @@ func TestHalves(t *testing.T) {
 		t.Error("Sample without a decoder: no error")
 	}
 
-	dec, err := inference.Open("", filepath.Join(dir, exporter.DecoderFile), inference.Options{})
+	dec, err := inference.Open("", filepath.Join(dir, onnxmeta.DecoderFile), inference.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -346,8 +347,8 @@ func TestBadInput(t *testing.T) {
 
 func TestBadFiles(t *testing.T) {
 	_, dir := exportRandom(t, "conv", 4, false)
-	enc := filepath.Join(dir, exporter.EncoderFile)
-	dec := filepath.Join(dir, exporter.DecoderFile)
+	enc := filepath.Join(dir, onnxmeta.EncoderFile)
+	dec := filepath.Join(dir, onnxmeta.DecoderFile)
 	tmp := t.TempDir()
 	garbage := filepath.Join(tmp, "garbage.onnx")
 	os.WriteFile(garbage, []byte("not an onnx file at all"), 0o644)
@@ -373,7 +374,7 @@ func TestBadFiles(t *testing.T) {
 		{"decoder as encoder", dec, dec, "looks like a decoder"},
 		{"encoder as decoder", enc, enc, "looks like an encoder"},
 		{"swapped", dec, enc, "not a latent encoder"},
-		{"halves of different models", enc, filepath.Join(other, exporter.DecoderFile), "do not belong together"},
+		{"halves of different models", enc, filepath.Join(other, onnxmeta.DecoderFile), "do not belong together"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, err := inference.Open(tc.enc, tc.dec, inference.Options{})
@@ -444,8 +445,8 @@ func TestBadCallsDoNotLeak(t *testing.T) {
 	}
 	_, dir := exportRandom(t, "classic", 4, false)
 	model := openRun(t, dir, inference.Options{})
-	enc := filepath.Join(dir, exporter.EncoderFile)
-	dec := filepath.Join(dir, exporter.DecoderFile)
+	enc := filepath.Join(dir, onnxmeta.EncoderFile)
+	dec := filepath.Join(dir, onnxmeta.DecoderFile)
 	garbage := filepath.Join(t.TempDir(), "garbage.onnx")
 	data, _ := os.ReadFile(enc)
 	os.WriteFile(garbage, data[:1000], 0o644)

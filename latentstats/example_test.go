@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"math/rand/v2"
 
-	"github.com/latent-ai/latent/latentstats"
+	"github.com/latent-ai/latent/pca"
 )
 
-func ExampleFit() {
+func Example() {
 	// Codes of size 2 spread along the diagonal, with a little noise across.
 	rng := rand.New(rand.NewPCG(1, 2))
 	const n = 10_000
@@ -16,7 +16,7 @@ func ExampleFit() {
 		a, b := 2*rng.NormFloat64(), 0.1*rng.NormFloat64()
 		codes = append(codes, float32(a+b), float32(a-b))
 	}
-	s, err := latentstats.Fit(codes, n, 2)
+	s, err := pca.Fit(codes, n, 2)
 	if err != nil {
 		fmt.Println(err)
 		return

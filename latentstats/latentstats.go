@@ -1,5 +1,8 @@
-// Package latentstats fits a Gaussian to the codes that an encoder gives a
-// data set, and samples codes from it.
+// Package latentstats is the Gaussian fitted to the codes that an encoder
+// gives a data set: its type, sampling from it, its principal directions,
+// and its JSON form. It depends on the standard library alone, so that the
+// inference package can sample without linear-algebra libraries; package
+// pca fits it.
 //
 // The fit is the sample mean and covariance of the codes and the
 // eigendecomposition of that covariance (a principal component analysis).
@@ -13,21 +16,19 @@ package latentstats
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
 
 	"github.com/latent-ai/latent/atomicfile"
-	"gonum.org/v1/gonum/mat"
 )
 
 // FileName is the name of the stats file in a run folder.
 const FileName = "latent-stats.json"
 
-// MaxDim is the largest code size that Fit accepts. The covariance has
-// MaxDim² values.
+// MaxDim is the largest code size that pca.Fit accepts and Validate
+// allows. The covariance has MaxDim² values.
 const MaxDim = 4096
 
 // Stats is a Gaussian fitted to n codes of size Dim.
@@ -53,109 +54,6 @@ type Stats struct {
 	Eigenvectors [][]float64 `json:"eigenvectors"`
 }
 
-// Fit computes the mean, covariance and eigendecomposition of n codes of d
-// values each, stored row after row in codes (len(codes) == n*d). It needs at
-// least two codes, and every value must be finite. codes is not retained.
-func Fit(codes []float32, n, d int) (*Stats, error) {
-	switch {
-	case d < 1 || d > MaxDim:
-		return nil, fmt.Errorf("latentstats: code size %d out of range: want 1 to %d", d, MaxDim)
-	case n < 2:
-		return nil, fmt.Errorf("latentstats: %d codes: need at least 2 to estimate a covariance", n)
-	case len(codes) != n*d:
-		return nil, fmt.Errorf("latentstats: %d values for %d codes of size %d, want %d", len(codes), n, d, n*d)
-	}
-	for i, v := range codes {
-		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-			return nil, fmt.Errorf("latentstats: code %d holds %v at index %d: want finite values", i/d, v, i%d)
-		}
-	}
-
-	mean := make([]float64, d)
-	for i := 0; i < n; i++ {
-		row := codes[i*d : (i+1)*d]
-		for j, v := range row {
-			mean[j] += float64(v)
-		}
-	}
-	for j := range mean {
-		mean[j] /= float64(n)
-	}
-
-	// Accumulate the centred outer products in the upper triangle.
-	cov := make([]float64, d*d)
-	x := make([]float64, d)
-	for i := 0; i < n; i++ {
-		row := codes[i*d : (i+1)*d]
-		for j, v := range row {
-			x[j] = float64(v) - mean[j]
-		}
-		for a := 0; a < d; a++ {
-			xa := x[a]
-			if xa == 0 {
-				continue
-			}
-			c := cov[a*d : (a+1)*d]
-			for b := a; b < d; b++ {
-				c[b] += xa * x[b]
-			}
-		}
-	}
-	for a := 0; a < d; a++ {
-		for b := a; b < d; b++ {
-			v := cov[a*d+b] / float64(n-1)
-			cov[a*d+b], cov[b*d+a] = v, v
-		}
-	}
-
-	s := &Stats{N: n, Dim: d, Mean: mean, Cov: make([][]float64, d)}
-	for a := range s.Cov {
-		s.Cov[a] = cov[a*d : (a+1)*d : (a+1)*d]
-	}
-	if err := s.decompose(); err != nil {
-		return nil, err
-	}
-	return s, nil
-}
-
-// decompose fills Eigenvalues and Eigenvectors from Cov.
-func (s *Stats) decompose() error {
-	d := s.Dim
-	flat := make([]float64, 0, d*d)
-	for _, row := range s.Cov {
-		flat = append(flat, row...)
-	}
-	var es mat.EigenSym
-	if !es.Factorize(mat.NewSymDense(d, flat), true) {
-		return errors.New("latentstats: the eigendecomposition of the covariance did not converge")
-	}
-	vals := es.Values(nil) // ascending
-	var q mat.Dense
-	es.VectorsTo(&q) // column k is the eigenvector of vals[k]
-
-	s.Eigenvalues = make([]float64, d)
-	s.Eigenvectors = make([][]float64, d)
-	for k := 0; k < d; k++ {
-		src := d - 1 - k // descending order
-		s.Eigenvalues[k] = vals[src]
-		v := make([]float64, d)
-		big := 0
-		for i := range v {
-			v[i] = q.At(i, src)
-			if math.Abs(v[i]) > math.Abs(v[big]) {
-				big = i
-			}
-		}
-		if v[big] < 0 {
-			for i := range v {
-				v[i] = -v[i]
-			}
-		}
-		s.Eigenvectors[k] = v
-	}
-	return nil
-}
-
 // Std returns the standard deviation along the k-th principal direction,
 // sqrt(Eigenvalues[k]), with a negative eigenvalue taken as 0.
 func (s *Stats) Std(k int) float64 {
@@ -165,7 +63,7 @@ func (s *Stats) Std(k int) float64 {
 // Sample draws n codes from N(Mean, Cov) using rng: each is
 // Mean + Σ_k sqrt(λ_k)·z_k·q_k with z ~ N(0, I). The returned codes are new
 // slices of Dim values, owned by the caller. A nil rng uses a randomly
-// seeded generator. s must be valid, as Fit, Parse and Load return it.
+// seeded generator. s must be valid, as pca.Fit, Parse and Load return it.
 func (s *Stats) Sample(rng *rand.Rand, n int) [][]float64 {
 	if rng == nil {
 		rng = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))

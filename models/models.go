@@ -460,3 +460,17 @@ func prod(s []int) int {
 	}
 	return n
 }
+
+// Clone returns a deep copy of a: its slices, and the layers' shapes, are
+// new.
+func (a Arch) Clone() Arch {
+	a.Input = slices.Clone(a.Input)
+	a.Encoder = slices.Clone(a.Encoder)
+	a.Decoder = slices.Clone(a.Decoder)
+	for _, ls := range [][]Layer{a.Encoder, a.Decoder} {
+		for i := range ls {
+			ls[i].Shape = slices.Clone(ls[i].Shape)
+		}
+	}
+	return a
+}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/latent-ai/latent/dataset"
 	"github.com/latent-ai/latent/latentstats"
+	"github.com/latent-ai/latent/pca"
 )
 
 // fakeCodec decodes a code into an image whose every pixel is the sigmoid
@@ -53,7 +54,7 @@ func knownStats(t *testing.T) *latentstats.Stats {
 			codes = append(codes, float32(2*i)/29.15, float32(j), 0.5)
 		}
 	}
-	s, err := latentstats.Fit(codes, len(codes)/3, 3)
+	s, err := pca.Fit(codes, len(codes)/3, 3)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -460,27 +460,6 @@ func TestPNGConversion(t *testing.T) {
 	}
 }
 
-func TestAreaWeights(t *testing.T) {
-	for _, tt := range []struct{ m, n int }{{28, 28}, {56, 28}, {100, 28}, {7, 28}, {1, 28}, {2048, 28}, {29, 28}, {27, 28}} {
-		ws := areaWeights(tt.m, tt.n)
-		if len(ws) != tt.n {
-			t.Fatalf("%d→%d: %d cells", tt.m, tt.n, len(ws))
-		}
-		for j, w := range ws {
-			sum := 0.0
-			for _, x := range w {
-				if x.i < 0 || x.i >= tt.m || x.w <= 0 {
-					t.Fatalf("%d→%d: cell %d has tap %+v", tt.m, tt.n, j, x)
-				}
-				sum += x.w
-			}
-			if sum < 1-1e-9 || sum > 1+1e-9 {
-				t.Errorf("%d→%d: cell %d weights add up to %v", tt.m, tt.n, j, sum)
-			}
-		}
-	}
-}
-
 func TestSample(t *testing.T) {
 	m := testModel(t, true)
 	s := newServer(t, m, Config{})

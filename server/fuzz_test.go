@@ -113,6 +113,9 @@ func FuzzDecodeSampleRequest(f *testing.F) {
 	})
 }
 
+// pngSignature starts every PNG file.
+const pngSignature = "\x89PNG\r\n\x1a\n"
+
 func FuzzDecodePNG(f *testing.F) {
 	for _, r := range []image.Rectangle{image.Rect(0, 0, 28, 28), image.Rect(0, 0, 3, 50), image.Rect(0, 0, 1, 1)} {
 		var b bytes.Buffer

@@ -19,6 +19,8 @@ import (
 	"github.com/latent-ai/latent/inference"
 	"github.com/latent-ai/latent/latentstats"
 	"github.com/latent-ai/latent/models"
+	"github.com/latent-ai/latent/onnxmeta"
+	"github.com/latent-ai/latent/pca"
 )
 
 // testBottleneck is the code size of the test models.
@@ -106,7 +108,7 @@ func exportRandom(dir string, withStats bool) error {
 		for i := range codes {
 			codes[i] = float32(rng.NormFloat64()*0.5 + 0.1)
 		}
-		if stats, err = latentstats.Fit(codes, 500, testBottleneck); err != nil {
+		if stats, err = pca.Fit(codes, 500, testBottleneck); err != nil {
 			return err
 		}
 	}
@@ -257,7 +259,7 @@ func (f *fakeModel) Sample(n int, from string, rng *rand.Rand) ([]float32, []flo
 	return make([]float32, n*f.b), make([]float32, n*784), nil
 }
 
-func (f *fakeModel) Metadata() *exporter.Metadata { return nil }
+func (f *fakeModel) Metadata() *onnxmeta.Metadata { return nil }
 func (f *fakeModel) Bottleneck() int              { return f.b }
 func (f *fakeModel) ImageShape() []int            { return []int{1, 28, 28} }
 func (f *fakeModel) Device() string               { return "fake" }

@@ -57,7 +57,7 @@ import (
 	"time"
 
 	"github.com/latent-ai/latent/dataset"
-	"github.com/latent-ai/latent/exporter"
+	"github.com/latent-ai/latent/onnxmeta"
 )
 
 // Model is what the server needs of a model; *inference.Model implements
@@ -71,7 +71,7 @@ type Model interface {
 	// them.
 	Sample(n int, from string, rng *rand.Rand) (codes, images []float32, err error)
 	// Metadata is the model's metadata, or nil when the files carry none.
-	Metadata() *exporter.Metadata
+	Metadata() *onnxmeta.Metadata
 	// Bottleneck is the code size b.
 	Bottleneck() int
 	// ImageShape is the per-sample image shape [C, H, W].

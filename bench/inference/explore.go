@@ -8,8 +8,8 @@ import (
 	"sync"
 
 	"github.com/latent-ai/latent/dataset"
-	"github.com/latent-ai/latent/exporter"
 	"github.com/latent-ai/latent/inference"
+	"github.com/latent-ai/latent/onnxmeta"
 	ort "github.com/yalue/onnxruntime_go"
 )
 
@@ -33,7 +33,7 @@ type variantSpec struct {
 }
 
 func explore(c config, dir string, set *dataset.Set, batch int) ([]Variant, error) {
-	data, err := os.ReadFile(filepath.Join(dir, exporter.EncoderFile))
+	data, err := os.ReadFile(filepath.Join(dir, onnxmeta.EncoderFile))
 	if err != nil {
 		return nil, err
 	}
@@ -106,7 +106,7 @@ func runVariant(c config, s variantSpec, data []byte, set *dataset.Set, batch in
 			return v, err
 		}
 	}
-	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(data, []string{exporter.ImageName}, []string{exporter.CodeName}, so)
+	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(data, []string{onnxmeta.ImageName}, []string{onnxmeta.CodeName}, so)
 	if err != nil {
 		return v, err
 	}

@@ -57,8 +57,8 @@ import (
 	"github.com/latent-ai/latent/exporter"
 	"github.com/latent-ai/latent/inference"
 	"github.com/latent-ai/latent/internal/mnisttest"
-	"github.com/latent-ai/latent/latentstats"
 	"github.com/latent-ai/latent/models"
+	"github.com/latent-ai/latent/pca"
 	"github.com/latent-ai/latent/server"
 )
 
@@ -257,7 +257,7 @@ func randomRun() (string, error) {
 	for i := range codes {
 		codes[i] = float32(rng.NormFloat64())
 	}
-	stats, err := latentstats.Fit(codes, 200, 10)
+	stats, err := pca.Fit(codes, 200, 10)
 	if err != nil {
 		return "", err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/latent-ai/latent/exporter"
 	"github.com/latent-ai/latent/inference"
 	"github.com/latent-ai/latent/npyarray"
+	"github.com/latent-ai/latent/onnxmeta"
 )
 
 func init() {
@@ -155,9 +156,9 @@ func setupEncode(fs *flag.FlagSet) func(context.Context, []string) error {
 
 // openHalf opens RUN/encoder.onnx or RUN/decoder.onnx alone.
 func openHalf(dir, part string, opts inference.Options) (*inference.Model, error) {
-	name := exporter.EncoderFile
+	name := onnxmeta.EncoderFile
 	if part == exporter.Decoder {
-		name = exporter.DecoderFile
+		name = onnxmeta.DecoderFile
 	}
 	path := filepath.Join(dir, name)
 	if _, err := os.Stat(path); err != nil {

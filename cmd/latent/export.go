@@ -18,6 +18,8 @@ import (
 	"github.com/latent-ai/latent/exporter"
 	"github.com/latent-ai/latent/inference"
 	"github.com/latent-ai/latent/latentstats"
+	"github.com/latent-ai/latent/onnxmeta"
+	"github.com/latent-ai/latent/pca"
 	"github.com/latent-ai/latent/trainer"
 	"github.com/schollz/progressbar/v3"
 )
@@ -104,8 +106,8 @@ func writeExport(m *checkpoint.Model, stats *latentstats.Stats, dir string) ([]s
 		write func(w io.Writer) error
 	}
 	files := []file{
-		{filepath.Join(dir, exporter.EncoderFile), func(w io.Writer) error { return exporter.WriteEncoder(w, m, stats) }},
-		{filepath.Join(dir, exporter.DecoderFile), func(w io.Writer) error { return exporter.WriteDecoder(w, m, stats) }},
+		{filepath.Join(dir, onnxmeta.EncoderFile), func(w io.Writer) error { return exporter.WriteEncoder(w, m, stats) }},
+		{filepath.Join(dir, onnxmeta.DecoderFile), func(w io.Writer) error { return exporter.WriteDecoder(w, m, stats) }},
 	}
 	if stats != nil {
 		files = append(files, file{filepath.Join(dir, latentstats.FileName), func(w io.Writer) error {
@@ -152,7 +154,7 @@ func fitStats(ctx context.Context, m *checkpoint.Model, dir string, data *dataFl
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
-	encPath := filepath.Join(tmp, exporter.EncoderFile)
+	encPath := filepath.Join(tmp, onnxmeta.EncoderFile)
 	if err := exporter.WriteFile(encPath, m, exporter.Encoder, nil); err != nil {
 		return nil, stagedError("export", dir, err)
 	}
@@ -187,7 +189,7 @@ func fitStats(ctx context.Context, m *checkpoint.Model, dir string, data *dataFl
 	elapsed := time.Since(start)
 	fmt.Fprintf(os.Stderr, "encoded %d images on %s in %.2fs (%.0f images/s)\n",
 		train.N, model.Device(), elapsed.Seconds(), float64(train.N)/elapsed.Seconds())
-	stats, err := latentstats.Fit(codes, train.N, b)
+	stats, err := pca.Fit(codes, train.N, b)
 	if err != nil {
 		return nil, fmt.Errorf("export: latent statistics: %w", err)
 	}

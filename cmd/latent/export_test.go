@@ -18,6 +18,7 @@ import (
 	"github.com/latent-ai/latent/latentstats"
 	"github.com/latent-ai/latent/models"
 	"github.com/latent-ai/latent/npyarray"
+	"github.com/latent-ai/latent/onnxmeta"
 )
 
 // ortMNISTDir returns the folder of the MNIST files: $LATENT_DATA, else
@@ -97,7 +98,7 @@ func TestExportEncodeDecodeSample(t *testing.T) {
 	if stats.N != 60000 || stats.Dim != 6 {
 		t.Fatalf("stats fitted to %d codes of size %d, want 60000 of size 6", stats.N, stats.Dim)
 	}
-	for _, f := range []string{exporter.EncoderFile, exporter.DecoderFile} {
+	for _, f := range []string{onnxmeta.EncoderFile, onnxmeta.DecoderFile} {
 		md, err := exporter.ReadMetadata(filepath.Join(dir, f))
 		if err != nil {
 			t.Fatal(err)
@@ -245,7 +246,7 @@ func TestExportNoStats(t *testing.T) {
 	if code, stderr := ortLatent(t, "export", "--no-stats", dir); code != 0 {
 		t.Fatalf("export --no-stats: exit %d: %s", code, stderr)
 	}
-	md, err := exporter.ReadMetadata(filepath.Join(dir, exporter.DecoderFile))
+	md, err := exporter.ReadMetadata(filepath.Join(dir, onnxmeta.DecoderFile))
 	if err != nil {
 		t.Fatal(err)
 	}

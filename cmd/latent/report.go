@@ -14,8 +14,8 @@ import (
 	"github.com/latent-ai/latent/checkpoint"
 	"github.com/latent-ai/latent/dataset"
 	"github.com/latent-ai/latent/evaluation"
-	"github.com/latent-ai/latent/exporter"
 	"github.com/latent-ai/latent/inference"
+	"github.com/latent-ai/latent/onnxmeta"
 	"github.com/latent-ai/latent/report"
 	"github.com/latent-ai/latent/trainer"
 )
@@ -50,14 +50,14 @@ type analysis struct {
 // analyse opens the exported run, encodes both splits and scores the codes.
 // The caller closes a.model.
 func analyse(ctx context.Context, dir string, data *dataFlags, rt *ortFlags, quiet bool) (*analysis, error) {
-	for _, f := range []string{exporter.EncoderFile, exporter.DecoderFile} {
+	for _, f := range []string{onnxmeta.EncoderFile, onnxmeta.DecoderFile} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 			return nil, fmt.Errorf("%s has no %s: run 'latent export %s' first", dir, f, dir)
 		}
 	}
 	if st, err := os.Stat(filepath.Join(dir, trainer.ModelFile)); err == nil {
-		if enc, err := os.Stat(filepath.Join(dir, exporter.EncoderFile)); err == nil && enc.ModTime().Before(st.ModTime()) {
-			fmt.Fprintf(os.Stderr, "warning: %s is older than %s: run 'latent export %s' to refresh it\n", exporter.EncoderFile, trainer.ModelFile, dir)
+		if enc, err := os.Stat(filepath.Join(dir, onnxmeta.EncoderFile)); err == nil && enc.ModTime().Before(st.ModTime()) {
+			fmt.Fprintf(os.Stderr, "warning: %s is older than %s: run 'latent export %s' to refresh it\n", onnxmeta.EncoderFile, trainer.ModelFile, dir)
 		}
 	}
 	opts, err := rt.options()

@@ -41,6 +41,8 @@ import (
 	"github.com/latent-ai/latent/internal/mnisttest"
 	"github.com/latent-ai/latent/latentstats"
 	"github.com/latent-ai/latent/models"
+	"github.com/latent-ai/latent/onnxmeta"
+	"github.com/latent-ai/latent/pca"
 	"github.com/latent-ai/latent/trainer"
 )
 
@@ -123,7 +125,7 @@ func newFixture(t *testing.T) *fixture {
 	for i := range codes {
 		codes[i] = float32(rng.NormFloat64())
 	}
-	stats, err := latentstats.Fit(codes, 200, b)
+	stats, err := pca.Fit(codes, 200, b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,7 +333,7 @@ func TestFullDisk(t *testing.T) {
 	b := int64(f.arch.Bottleneck)
 	codes := pages(128 + 10000*b*4) // codes-test.npy: header and float32 [10000,b]
 	runFiles := []string{trainer.ModelFile, trainer.OptimizerFile, trainer.MetricsFile}
-	exported := append(slices.Clone(runFiles), exporter.EncoderFile, exporter.DecoderFile, latentstats.FileName)
+	exported := append(slices.Clone(runFiles), onnxmeta.EncoderFile, onnxmeta.DecoderFile, latentstats.FileName)
 	sum := func(f *fixture, names ...string) int64 {
 		var n int64
 		for _, name := range names {
@@ -344,7 +346,7 @@ func TestFullDisk(t *testing.T) {
 	}
 	// Between the encoder and the decoder, which is a little larger.
 	betweenParts := func(f *fixture) int64 {
-		enc, dec := f.size[exporter.EncoderFile], f.size[exporter.DecoderFile]
+		enc, dec := f.size[onnxmeta.EncoderFile], f.size[onnxmeta.DecoderFile]
 		if dec-enc < 1024 {
 			return 0
 		}
@@ -406,25 +408,25 @@ func TestFullDisk(t *testing.T) {
 	}, {
 		name: "export: nothing fits", command: "export", ort: true,
 		prepare:  copyRun(trainer.ModelFile),
-		size:     func(f *fixture) int64 { return sum(f, trainer.ModelFile) + pages(f.size[exporter.EncoderFile])/2 },
-		fileSize: half(exporter.EncoderFile),
+		size:     func(f *fixture) int64 { return sum(f, trainer.ModelFile) + pages(f.size[onnxmeta.EncoderFile])/2 },
+		fileSize: half(onnxmeta.EncoderFile),
 		args:     runArgs(), path: "run",
 	}, {
 		name: "export: the encoder fits, the decoder does not", command: "export", ort: true,
 		prepare: copyRun(trainer.ModelFile),
 		size: func(f *fixture) int64 {
-			return sum(f, trainer.ModelFile, latentstats.FileName, exporter.EncoderFile) + pages(f.size[exporter.DecoderFile])/2
+			return sum(f, trainer.ModelFile, latentstats.FileName, onnxmeta.EncoderFile) + pages(f.size[onnxmeta.DecoderFile])/2
 		},
 		fileSize: betweenParts,
-		args:     runArgs(), path: "run/" + exporter.DecoderFile,
+		args:     runArgs(), path: "run/" + onnxmeta.DecoderFile,
 	}, {
 		name: "export: the earlier export survives", command: "export", ort: true,
 		prepare: copyRun(exported...),
 		size: func(f *fixture) int64 {
-			return sum(f, exported...) + sum(f, latentstats.FileName, exporter.EncoderFile) + pages(f.size[exporter.DecoderFile])/2
+			return sum(f, exported...) + sum(f, latentstats.FileName, onnxmeta.EncoderFile) + pages(f.size[onnxmeta.DecoderFile])/2
 		},
 		fileSize: betweenParts,
-		args:     runArgs(), path: "run/" + exporter.DecoderFile,
+		args:     runArgs(), path: "run/" + onnxmeta.DecoderFile,
 	}, {
 		name: "encode: the codes do not fit", command: "encode", ort: true,
 		size:     func(f *fixture) int64 { return codes / 2 },
@@ -583,7 +585,7 @@ func TestReadOnlyFolder(t *testing.T) {
 		{"train --resume", "train", []string{"--resume", run, "--epochs", "2", "--data", data, "--quiet"}, run},
 		{"train --force", "train", []string{"--out", run, "--force", "--epochs", "1", "--limit", "64", "--data", data, "--quiet"}, run},
 		{"export", "export", []string{run, "--data", data, "--quiet"}, run},
-		{"export --no-stats", "export", []string{run, "--no-stats"}, filepath.Join(run, exporter.EncoderFile)},
+		{"export --no-stats", "export", []string{run, "--no-stats"}, filepath.Join(run, onnxmeta.EncoderFile)},
 		{"encode", "encode", []string{run, "--data", data, "--quiet"}, run},
 		{"report", "report", []string{run, "--data", data, "--quiet"}, run},
 	}
