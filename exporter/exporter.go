@@ -55,8 +55,12 @@ const (
 	Decoder = models.Decoder
 )
 
-// Export writes onnxmeta.EncoderFile and onnxmeta.DecoderFile for m into dir, each atomically,
-// and returns their paths. stats, when not nil, are the latent statistics of
+// SupportedOps are the layer kinds that Build writes as ONNX nodes.
+var SupportedOps = []models.Op{models.Linear, models.Conv2d, models.ConvTranspose2d, models.MaxPool2d,
+	models.ReLU, models.Sigmoid, models.Flatten, models.Unflatten}
+
+// Export writes onnxmeta.EncoderFile and onnxmeta.DecoderFile for m into
+// dir, each atomically, and returns their paths. stats, when not nil, are the latent statistics of
 // the training set and go into the metadata of both files; their size must
 // be the model's bottleneck.
 func Export(m *checkpoint.Model, stats *latentstats.Stats, dir string) (encoderPath, decoderPath string, err error) {

@@ -1,10 +1,12 @@
 // Package figures draws latent's pictures: grids of digits, code strips and
 // labels, written as PNG.
 //
-// A figure is a Grid of cells. Each cell shows a small grayscale raster (a
-// 28×28 digit, or a 1×b code strip) upscaled with nearest neighbour, on a
-// white page with thin gaps between cells. Values are in [0,1], 0 black and
-// 1 white as MNIST stores them; values outside are clamped.
+// A figure is a Grid of cells. Each cell shows a small raster (an image of
+// the model's input shape, a 28×28 digit for MNIST, or a 1×b code strip)
+// upscaled with nearest neighbour, on a white page with thin gaps between
+// cells. Rasters are grayscale, or colour for three channels. Values are in
+// [0,1], 0 black and 1 white as MNIST stores them; values outside are
+// clamped.
 package figures
 
 import (
@@ -22,15 +24,21 @@ import (
 	"golang.org/x/image/math/fixed"
 )
 
-// Raster is a grayscale image of W×H values in [0,1], row-major. The
-// figure only reads Pix.
+// Raster is an image of W×H pixels with values in [0,1], row-major:
+// grayscale (C 0 or 1, W·H values) or colour (C 3, three planes of W·H
+// values: red, green, blue, as a model's C×H×W input). The figure only
+// reads Pix.
 type Raster struct {
 	Pix  []float32
 	W, H int
+	C    int
 }
 
-// Digit returns the 28×28 raster of one MNIST image (784 values).
-func Digit(pix []float32) Raster { return Raster{Pix: pix, W: 28, H: 28} }
+// Image returns the raster of one image of shape C×H×W (its C·H·W values
+// in pix): grayscale for one channel, colour for three.
+func Image(pix []float32, shape []int) Raster {
+	return Raster{Pix: pix, C: shape[0], H: shape[1], W: shape[2]}
+}
 
 // Strip returns a code of b values as a 1×b raster, each value mapped from
 // [lo, hi] to [0, 1].
@@ -47,7 +55,7 @@ func Strip(code []float32, lo, hi float32) Raster {
 // Grid lays out Rows×Cols cells of CellW×CellH pixels each.
 type Grid struct {
 	Rows, Cols   int
-	CellW, CellH int // pixels of a cell; DigitGrid sets 28·scale
+	CellW, CellH int // pixels of a cell; ImageGrid sets the image's size·scale
 	Gap          int // pixels between cells
 	Title        string
 	RowLabels    []string // left of each row
@@ -55,11 +63,15 @@ type Grid struct {
 	CellLabels   []string // under each cell, row-major
 }
 
-// DigitGrid returns a grid of rows×cols digits upscaled scale times, with
-// gaps of 2 pixels.
-func DigitGrid(rows, cols, scale int) Grid {
-	return Grid{Rows: rows, Cols: cols, CellW: 28 * scale, CellH: 28 * scale, Gap: 2}
+// ImageGrid returns a grid of rows×cols images of shape C×H×W upscaled
+// scale times, with gaps of 2 pixels.
+func ImageGrid(rows, cols int, shape []int, scale int) Grid {
+	return Grid{Rows: rows, Cols: cols, CellW: shape[2] * scale, CellH: shape[1] * scale, Gap: 2}
 }
+
+// DigitGrid returns a grid of rows×cols MNIST digits (28×28) upscaled scale
+// times, with gaps of 2 pixels.
+func DigitGrid(rows, cols, scale int) Grid { return ImageGrid(rows, cols, []int{1, 28, 28}, scale) }
 
 var face font.Face = basicfont.Face7x13
 
@@ -158,8 +170,9 @@ func paint(img *image.RGBA, rect image.Rectangle, r Raster) error {
 	if len(r.Pix) == 0 {
 		return nil
 	}
-	if r.W < 1 || r.H < 1 || len(r.Pix) != r.W*r.H {
-		return fmt.Errorf("raster %dx%d with %d values", r.W, r.H, len(r.Pix))
+	planes := max(r.C, 1)
+	if r.W < 1 || r.H < 1 || (planes != 1 && planes != 3) || len(r.Pix) != planes*r.W*r.H {
+		return fmt.Errorf("raster %dx%d of %d channels with %d values", r.W, r.H, planes, len(r.Pix))
 	}
 	s := max(1, min(rect.Dx()/r.W, rect.Dy()/r.H))
 	x0 := rect.Min.X + (rect.Dx()-s*r.W)/2
@@ -169,8 +182,12 @@ func paint(img *image.RGBA, rect image.Rectangle, r Raster) error {
 	draw.Draw(img, frame, image.NewUniform(color.Gray{Y: 160}), image.Point{}, draw.Src)
 	for y := 0; y < r.H; y++ {
 		for x := 0; x < r.W; x++ {
-			g := color.Gray{Y: gray(r.Pix[y*r.W+x])}
-			draw.Draw(img, image.Rect(x0+x*s, y0+y*s, x0+(x+1)*s, y0+(y+1)*s), image.NewUniform(g), image.Point{}, draw.Src)
+			var c color.Color = color.Gray{Y: gray(r.Pix[y*r.W+x])}
+			if planes == 3 {
+				n := r.W * r.H
+				c = color.RGBA{gray(r.Pix[y*r.W+x]), gray(r.Pix[n+y*r.W+x]), gray(r.Pix[2*n+y*r.W+x]), 255}
+			}
+			draw.Draw(img, image.Rect(x0+x*s, y0+y*s, x0+(x+1)*s, y0+(y+1)*s), image.NewUniform(c), image.Point{}, draw.Src)
 		}
 	}
 	return nil

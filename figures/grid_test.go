@@ -53,7 +53,7 @@ func TestDigitPixels(t *testing.T) {
 	pix[28+1] = 0.5 // (row 1, col 1) mid gray
 	pix[783] = 2    // clamped to white
 	g := DigitGrid(1, 2, 3)
-	img, err := g.Draw([]Raster{{}, Digit(pix)})
+	img, err := g.Draw([]Raster{{}, Image(pix, []int{1, 28, 28})})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,5 +102,26 @@ func TestDrawErrors(t *testing.T) {
 	}
 	if _, err := DigitGrid(1, 1, 1).Draw([]Raster{{Pix: make([]float32, 5), W: 28, H: 28}}); err == nil {
 		t.Error("drew a raster with too few values")
+	}
+}
+
+// TestColourRaster draws a 3×2×2 image and checks each pixel's colour.
+func TestColourRaster(t *testing.T) {
+	// Planes: red, green, blue of 2×2 pixels.
+	pix := []float32{1, 0, 0, 1, 0, 1, 0, 1, 0, 0, 1, 1}
+	g := ImageGrid(1, 1, []int{3, 2, 2}, 1)
+	img, err := g.Draw([]Raster{Image(pix, []int{3, 2, 2})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cell := g.Cell(0, 0)
+	want := []color.RGBA{{255, 0, 0, 255}, {0, 255, 0, 255}, {0, 0, 255, 255}, {255, 255, 255, 255}}
+	for i, w := range want {
+		if got := img.RGBAAt(cell.Min.X+i%2, cell.Min.Y+i/2); got != w {
+			t.Errorf("pixel %d: %v, want %v", i, got, w)
+		}
+	}
+	if _, err := g.Draw([]Raster{{Pix: pix[:8], W: 2, H: 2, C: 3}}); err == nil {
+		t.Error("a colour raster with too few values: no error")
 	}
 }

@@ -16,7 +16,8 @@
 //	Conv2d           weight [out, in, k, k],        bias [out]
 //	ConvTranspose2d  weight [in, out, k, k],        bias [out]
 //
-// Images are float32 in [0,1], laid out NCHW: [N, 1, 28, 28].
+// Images are float32 in [0,1], laid out NCHW: [N, C, H, W], [N, 1, 28, 28]
+// for MNIST. The input shape is part of the declaration (Arch.Input).
 package models
 
 import (
@@ -43,6 +44,13 @@ const (
 	Flatten         Op = "Flatten"   // [N, ...] -> [N, prod(...)]
 	Unflatten       Op = "Unflatten" // [N, prod(Shape)] -> [N, Shape...]
 )
+
+// Ops lists every layer kind that a declaration may use. Each backend (the
+// trainer's Gorgonia graph, the exporter's ONNX graph) declares the ones it
+// supports, and a test runs each through both.
+func Ops() []Op {
+	return []Op{Linear, Conv2d, ConvTranspose2d, MaxPool2d, ReLU, Sigmoid, Flatten, Unflatten}
+}
 
 // Layer is one module of an nn.Sequential.
 type Layer struct {
@@ -150,7 +158,7 @@ type Arch struct {
 	Kind string `json:"kind"`
 	// Bottleneck is the size of the code.
 	Bottleneck int `json:"bottleneck"`
-	// Input is the per-sample image shape, [1, 28, 28].
+	// Input is the per-sample image shape, C×H×W: [1, 28, 28] for MNIST.
 	Input   []int   `json:"input"`
 	Encoder []Layer `json:"encoder"`
 	Decoder []Layer `json:"decoder"`
@@ -169,53 +177,74 @@ func Kinds() []string {
 	return k
 }
 
-var builders = map[string]func(bottleneck int) Arch{
-	// classic is the notebook's MLP: 784-512-512-b / b-512-512-784, with
-	// its flatten and unflatten outside the Sequentials, as the notebook's
-	// ClassicAutoencoderMNIST has them.
-	"classic": func(b int) Arch {
+var builders = map[string]func(bottleneck int, in []int) (Arch, error){
+	// classic is the notebook's MLP: 784-512-512-b / b-512-512-784 for
+	// MNIST, with its flatten and unflatten outside the Sequentials, as the
+	// notebook's ClassicAutoencoderMNIST has them. Its first and last
+	// layers take C·H·W values for another input.
+	"classic": func(b int, in []int) (Arch, error) {
+		size := prod(in)
 		return Arch{
-			Kind: "classic", Bottleneck: b, Input: []int{1, 28, 28},
+			Kind: "classic", Bottleneck: b, Input: slices.Clone(in),
 			Encoder: []Layer{
 				{Op: Flatten, Attr: "flatten"},
-				{Op: Linear, In: 784, Out: 512}, {Op: ReLU},
+				{Op: Linear, In: size, Out: 512}, {Op: ReLU},
 				{Op: Linear, In: 512, Out: 512}, {Op: ReLU},
 				{Op: Linear, In: 512, Out: b},
 			},
 			Decoder: []Layer{
 				{Op: Linear, In: b, Out: 512}, {Op: ReLU},
 				{Op: Linear, In: 512, Out: 512}, {Op: ReLU},
-				{Op: Linear, In: 512, Out: 784}, {Op: Sigmoid},
-				{Op: Unflatten, Shape: []int{1, 28, 28}, Attr: "unflatten"},
+				{Op: Linear, In: 512, Out: size}, {Op: Sigmoid},
+				{Op: Unflatten, Shape: slices.Clone(in), Attr: "unflatten"},
 			},
-		}
+		}, nil
 	},
-	// conv is the notebook's convolutional autoencoder.
-	"conv": func(b int) Arch {
+	// conv is the notebook's convolutional autoencoder: two 3×3
+	// convolutions with 2×2 max pooling down to 32×(H/4)×(W/4), and two
+	// 2×2 transposed convolutions back up. H and W must be multiples of 4.
+	"conv": func(b int, in []int) (Arch, error) {
+		c, h, w := in[0], in[1], in[2]
+		if h%4 != 0 || w%4 != 0 {
+			return Arch{}, fmt.Errorf("conv: input %d×%d×%d: the height and width must be multiples of 4 (two 2×2 poolings, undone by two stride-2 transposed convolutions)", c, h, w)
+		}
+		inner := []int{32, h / 4, w / 4}
 		return Arch{
-			Kind: "conv", Bottleneck: b, Input: []int{1, 28, 28},
+			Kind: "conv", Bottleneck: b, Input: slices.Clone(in),
 			Encoder: []Layer{
-				{Op: Conv2d, In: 1, Out: 16, Kernel: 3, Stride: 1, Pad: 1}, {Op: ReLU},
+				{Op: Conv2d, In: c, Out: 16, Kernel: 3, Stride: 1, Pad: 1}, {Op: ReLU},
 				{Op: MaxPool2d, Kernel: 2, Stride: 2},
 				{Op: Conv2d, In: 16, Out: 32, Kernel: 3, Stride: 1, Pad: 1}, {Op: ReLU},
 				{Op: MaxPool2d, Kernel: 2, Stride: 2},
 				{Op: Flatten},
-				{Op: Linear, In: 1568, Out: 128}, {Op: ReLU},
+				{Op: Linear, In: prod(inner), Out: 128}, {Op: ReLU},
 				{Op: Linear, In: 128, Out: b},
 			},
 			Decoder: []Layer{
 				{Op: Linear, In: b, Out: 128}, {Op: ReLU},
-				{Op: Linear, In: 128, Out: 1568}, {Op: ReLU},
-				{Op: Unflatten, Shape: []int{32, 7, 7}},
+				{Op: Linear, In: 128, Out: prod(inner)}, {Op: ReLU},
+				{Op: Unflatten, Shape: inner},
 				{Op: ConvTranspose2d, In: 32, Out: 16, Kernel: 2, Stride: 2}, {Op: ReLU},
-				{Op: ConvTranspose2d, In: 16, Out: 1, Kernel: 2, Stride: 2}, {Op: Sigmoid},
+				{Op: ConvTranspose2d, In: 16, Out: c, Kernel: 2, Stride: 2}, {Op: Sigmoid},
 			},
-		}
+		}, nil
 	},
 }
 
-// New returns the architecture of the given kind with the given bottleneck.
+// MNISTInput is the notebook's image shape, C×H×W: the default input.
+var MNISTInput = []int{1, 28, 28}
+
+// New returns the architecture of the given kind with the given bottleneck
+// for MNIST's images (MNISTInput): the notebook's models.
 func New(kind string, bottleneck int) (Arch, error) {
+	return NewFor(kind, bottleneck, MNISTInput)
+}
+
+// NewFor returns the architecture of the given kind with the given
+// bottleneck for images of shape input, C×H×W. Everything else (the
+// trainer, the exporter, the figures, the server) takes the shape from the
+// architecture.
+func NewFor(kind string, bottleneck int, input []int) (Arch, error) {
 	build, ok := builders[kind]
 	if !ok {
 		return Arch{}, fmt.Errorf("unknown model %q: want one of %s", kind, strings.Join(Kinds(), ", "))
@@ -223,12 +252,24 @@ func New(kind string, bottleneck int) (Arch, error) {
 	if bottleneck < 1 || bottleneck > MaxBottleneck {
 		return Arch{}, fmt.Errorf("bottleneck %d out of range: want 1 to %d", bottleneck, MaxBottleneck)
 	}
-	a := build(bottleneck)
+	if len(input) != 3 {
+		return Arch{}, fmt.Errorf("input shape %v: want C×H×W", input)
+	}
+	if err := checkShape("input", input); err != nil {
+		return Arch{}, err
+	}
+	a, err := build(bottleneck, input)
+	if err != nil {
+		return Arch{}, err
+	}
 	if err := a.Validate(); err != nil {
 		return Arch{}, err
 	}
 	return a, nil
 }
+
+// InputSize is the number of values of one input image, C·H·W.
+func (a Arch) InputSize() int { return prod(a.Input) }
 
 // Validate checks an architecture, such as one read from a damaged or
 // hostile file. First, before any shape inference could divide by zero or
@@ -252,14 +293,14 @@ func (a Arch) Validate() error {
 	if err := a.checkBounds(); err != nil {
 		return err
 	}
-	code, err := infer("encoder", a.Input, a.Encoder)
+	code, err := infer(Encoder, a.Input, a.Encoder)
 	if err != nil {
 		return err
 	}
 	if len(code) != 1 || code[0] != a.Bottleneck {
 		return fmt.Errorf("%s: encoder gives %v, want [%d]", a.Kind, code, a.Bottleneck)
 	}
-	out, err := infer("decoder", code, a.Decoder)
+	out, err := infer(Decoder, code, a.Decoder)
 	if err != nil {
 		return err
 	}
@@ -304,9 +345,9 @@ func (a Arch) Shapes(part string) [][]int {
 // gradient) except the first layer's input gradient.
 func (a Arch) MultiplyAdds() []int {
 	var macs []int
-	for _, part := range []string{"encoder", "decoder"} {
+	for _, part := range []string{Encoder, Decoder} {
 		layers := a.Encoder
-		if part == "decoder" {
+		if part == Decoder {
 			layers = a.Decoder
 		}
 		shapes := a.Shapes(part)
@@ -348,7 +389,7 @@ func (a Arch) Params() []Param {
 	for _, part := range []struct {
 		name   string
 		layers []Layer
-	}{{"encoder", a.Encoder}, {"decoder", a.Decoder}} {
+	}{{Encoder, a.Encoder}, {Decoder, a.Decoder}} {
 		mods := a.Modules(part.name)
 		for i, l := range part.layers {
 			if !l.HasParams() {
@@ -444,7 +485,7 @@ func ParseJSON(s string) (Arch, error) {
 	if err := a.Validate(); err != nil {
 		return Arch{}, fmt.Errorf("architecture: %w", err)
 	}
-	if now, err := New(a.Kind, a.Bottleneck); err == nil && !now.Equal(a) && now.Indexed().Equal(a) {
+	if now, err := NewFor(a.Kind, a.Bottleneck, a.Input); err == nil && !now.Equal(a) && now.Indexed().Equal(a) {
 		return now, nil
 	}
 	return a, nil

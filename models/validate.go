@@ -37,14 +37,14 @@ func (a Arch) checkBounds() error {
 	if err := checkShape("input", a.Input); err != nil {
 		return err
 	}
-	code, err := checkPart("encoder", a.Input, a.Encoder)
+	code, err := checkPart(Encoder, a.Input, a.Encoder)
 	if err != nil {
 		return err
 	}
 	if len(code) != 1 || code[0] != a.Bottleneck {
 		return fmt.Errorf("encoder gives %v, want [%d]", code, a.Bottleneck)
 	}
-	if _, err = checkPart("decoder", code, a.Decoder); err != nil {
+	if _, err = checkPart(Decoder, code, a.Decoder); err != nil {
 		return err
 	}
 	return a.checkAttrs()

@@ -25,11 +25,13 @@ import (
 
 // Codec encodes images and decodes codes; inference.Model is one.
 type Codec interface {
-	// Encode maps n images (n·784 values) to n codes (n·b values).
+	// Encode maps n images (n·C·H·W values) to n codes (n·b values).
 	Encode(images []float32, n int) ([]float32, error)
 	// Decode maps n codes to n images.
 	Decode(codes []float32, n int) ([]float32, error)
 	Bottleneck() int
+	// ImageShape is the shape of one image, C×H×W.
+	ImageShape() []int
 }
 
 // Figure is one PNG of the report.
@@ -87,10 +89,13 @@ func Draw(dir string, in Inputs) ([]Figure, error) {
 	return out, nil
 }
 
-func digits(pix []float32, n int) []figures.Raster {
+// digits returns the first n images of pix, each of the model's shape.
+func digits(in Inputs, pix []float32, n int) []figures.Raster {
+	shape := in.Codec.ImageShape()
+	size := shape[0] * shape[1] * shape[2]
 	r := make([]figures.Raster, n)
 	for i := range r {
-		r[i] = figures.Digit(pix[i*784 : (i+1)*784])
+		r[i] = figures.Image(pix[i*size:(i+1)*size], shape)
 	}
 	return r
 }
@@ -116,11 +121,11 @@ func save(path string, g figures.Grid, cells []figures.Raster) error {
 }
 
 func drawExamples(path string, in Inputs) error {
-	g := figures.DigitGrid(1, 10, scale)
+	g := figures.ImageGrid(1, 10, in.Codec.ImageShape(), scale)
 	for i := 0; i < 10; i++ {
 		g.CellLabels = append(g.CellLabels, fmt.Sprint(in.Train.Labels[i]))
 	}
-	return save(path, g, digits(in.Train.Images, 10))
+	return save(path, g, digits(in, in.Train.Images, 10))
 }
 
 func drawReconstructions(path string, in Inputs) error {
@@ -130,10 +135,10 @@ func drawReconstructions(path string, in Inputs) error {
 	if err != nil {
 		return err
 	}
-	g := figures.DigitGrid(3, 10, scale)
+	g := figures.ImageGrid(3, 10, in.Codec.ImageShape(), scale)
 	g.RowLabels = []string{"input", "code", "output"}
-	cells := append(digits(in.Test.Images, 10), strips(codes, 10, b)...)
-	return save(path, g, append(cells, digits(recons, 10)...))
+	cells := append(digits(in, in.Test.Images, 10), strips(codes, 10, b)...)
+	return save(path, g, append(cells, digits(in, recons, 10)...))
 }
 
 func drawRandom(path string, in Inputs) error {
@@ -156,9 +161,9 @@ func drawRandom(path string, in Inputs) error {
 			return err
 		}
 		cells = append(cells, strips(codes, 10, b)...)
-		cells = append(cells, digits(images, 10)...)
+		cells = append(cells, digits(in, images, 10)...)
 	}
-	g := figures.DigitGrid(4, 10, scale)
+	g := figures.ImageGrid(4, 10, in.Codec.ImageShape(), scale)
 	g.RowLabels = []string{"N(0,I) code", "decoded", "fitted code", "decoded"}
 	return save(path, g, cells)
 }
@@ -203,12 +208,12 @@ func drawPCAGrid(path string, in Inputs) error {
 	if err != nil {
 		return err
 	}
-	g := figures.DigitGrid(11, 11, scale)
+	g := figures.ImageGrid(11, 11, in.Codec.ImageShape(), scale)
 	for k := -5; k <= 5; k++ {
 		g.ColLabels = append(g.ColLabels, fmt.Sprintf("%+d", k))
 		g.RowLabels = append(g.RowLabels, fmt.Sprintf("%+d", k))
 	}
-	return save(path, g, digits(images, 121))
+	return save(path, g, digits(in, images, 121))
 }
 
 func drawTraversal(path string, in Inputs) error {
@@ -227,14 +232,14 @@ func drawTraversal(path string, in Inputs) error {
 	if err != nil {
 		return err
 	}
-	g := figures.DigitGrid(rows, 11, scale)
+	g := figures.ImageGrid(rows, 11, in.Codec.ImageShape(), scale)
 	for k := 0; k < rows; k++ {
 		g.RowLabels = append(g.RowLabels, fmt.Sprintf("PC%d", k+1))
 	}
 	for j := -5; j <= 5; j++ {
 		g.ColLabels = append(g.ColLabels, fmt.Sprintf("%+d", j))
 	}
-	return save(path, g, digits(images, rows*11))
+	return save(path, g, digits(in, images, rows*11))
 }
 
 // interpolationPairs picks three pairs of test images of different digits:
@@ -262,7 +267,7 @@ func drawInterpolation(path string, in Inputs) error {
 		return fmt.Errorf("no two test images of different digits")
 	}
 	var codes []float32
-	var g figures.Grid = figures.DigitGrid(len(pairs), 11, scale)
+	var g figures.Grid = figures.ImageGrid(len(pairs), 11, in.Codec.ImageShape(), scale)
 	for _, p := range pairs {
 		za, zb := in.TestCodes[p[0]*b:(p[0]+1)*b], in.TestCodes[p[1]*b:(p[1]+1)*b]
 		for s := 0; s <= 10; s++ {
@@ -280,7 +285,7 @@ func drawInterpolation(path string, in Inputs) error {
 	if err != nil {
 		return err
 	}
-	return save(path, g, digits(images, len(codes)/b))
+	return save(path, g, digits(in, images, len(codes)/b))
 }
 
 func savePlot(path string, p *plot.Plot, w, h vg.Length) error {

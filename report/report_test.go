@@ -20,6 +20,8 @@ type fakeCodec struct{ b int }
 
 func (f fakeCodec) Bottleneck() int { return f.b }
 
+func (f fakeCodec) ImageShape() []int { return []int{1, 28, 28} }
+
 func (f fakeCodec) Encode(images []float32, n int) ([]float32, error) {
 	out := make([]float32, 0, n*f.b)
 	for i := 0; i < n; i++ {

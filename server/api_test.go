@@ -447,7 +447,7 @@ func TestPNGConversion(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := decodePNG([]byte(pngBytes(t, tt.img)), 28, 28, tt.invert)
+			got, err := decodePNG([]byte(pngBytes(t, tt.img)), []int{1, 28, 28}, tt.invert)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -124,7 +124,7 @@ func FuzzDecodePNG(f *testing.F) {
 	}
 	f.Add([]byte(pngSignature))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		x, err := decodePNG(data, 28, 28, false)
+		x, err := decodePNG(data, []int{1, 28, 28}, false)
 		if err != nil {
 			check4xx(t, err)
 			return

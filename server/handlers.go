@@ -39,7 +39,7 @@ func (s *Server) handleEncode(w http.ResponseWriter, r *http.Request) error {
 		if s.imageShape[0] != 1 {
 			return &apiError{status: http.StatusUnsupportedMediaType, msg: "PNG input needs a model of grayscale images: send JSON"}
 		}
-		images, err = readPNG(in, s.imageShape[2], s.imageShape[1], invert)
+		images, err = readPNG(in, s.imageShape, invert)
 	} else {
 		if invert {
 			return badRequest("?invert is for PNG input only")
@@ -102,7 +102,7 @@ func (s *Server) handleDecode(w http.ResponseWriter, r *http.Request) error {
 		if s.imageShape[0] != 1 {
 			return badRequest("PNG output needs a model of grayscale images: ask for JSON")
 		}
-		b, err := encodeGrid(images, n, s.imageShape[1], s.imageShape[2], scale)
+		b, err := encodeGrid(images, n, s.imageShape, scale)
 		if err != nil {
 			return err
 		}

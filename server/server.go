@@ -5,8 +5,8 @@
 //
 // # API
 //
-//	POST /v1/encode    {"images": [[784 pixels in [0,1]], ...]} or a PNG → {"codes": [[b values], ...]}
-//	POST /v1/decode    {"codes": [[b values], ...]} → {"images": [[784], ...]}, or a PNG grid
+//	POST /v1/encode    {"images": [[C·H·W values in [0,1]], ...]} or a PNG → {"codes": [[b values], ...]}
+//	POST /v1/decode    {"codes": [[b values], ...]} → {"images": [[C·H·W], ...]}, or a PNG grid
 //	POST /v1/sample    {"n": 16, "from": "normal"|"fitted", "seed": 1} → codes and images
 //	GET  /v1/model     the model's metadata and latent statistics
 //	GET  /v1/examples  test images with their labels (?n=10&offset=0)
@@ -15,9 +15,11 @@
 //	GET  /             the explorer
 //
 // Images follow the MNIST convention: row-major, 0 is black (background), 1
-// is white (ink); a digit is white on black. A PNG sent to /v1/encode is
-// converted to grayscale (transparent pixels count as black), resized to the
-// model's image size (28×28) by averaging over areas, and scaled to [0,1];
+// is white (ink); a digit is white on black. An image has the model's shape,
+// C×H×W (1×28×28, 784 values, for MNIST). A PNG sent to /v1/encode is
+// converted to the model's channels, grayscale or RGB (transparent pixels
+// count as black), resized to its H×W by averaging over areas, and scaled
+// to [0,1] (package imageprep);
 // with ?invert=true, black-on-white drawings are turned around first. It is
 // not cropped or centred as MNIST digits are: send a digit that fills about
 // the middle 20×20 of the picture.

@@ -62,6 +62,10 @@ const (
 	deferLinearWeights
 )
 
+// SupportedOps are the layer kinds the trainer's graph builds (builder.layer).
+var SupportedOps = []models.Op{models.Linear, models.Conv2d, models.ConvTranspose2d, models.MaxPool2d,
+	models.ReLU, models.Sigmoid, models.Flatten, models.Unflatten}
+
 // newGraph builds the graph of part for batch samples. values holds one
 // tensor per models.Param in the trainer's layout (see Weights), shared with
 // the caller: updating them in place changes what the graph computes. grads

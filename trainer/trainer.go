@@ -68,8 +68,9 @@ func DefaultConfig(arch models.Arch) Config {
 	return Config{Arch: arch, Dataset: "mnist", Epochs: 5, Batch: 64, LR: 1e-3}
 }
 
-// Data is a set of images: N images of 28×28 float32 pixels in [0,1],
-// row-major, N·784 values. The trainer only reads it.
+// Data is a set of images: N images of the architecture's input shape
+// (Arch.Input, C×H×W; 1×28×28 for MNIST), float32 values in [0,1],
+// row-major, N·C·H·W values. The trainer only reads it.
 type Data struct {
 	Images []float32
 	N      int
@@ -214,7 +215,8 @@ func (t *Trainer) Save(dir string) error {
 	return m.Save(filepath.Join(dir, ModelFile))
 }
 
-// Step trains on one batch: images holds n·784 pixels. It returns the
+// Step trains on one batch: images holds n images of Arch.InputSize()
+// values. It returns the
 // batch's loss before the update. A batch whose loss is not finite returns
 // an error that says training diverged, and changes no weight.
 func (t *Trainer) Step(images []float32, n int) (float64, error) {
@@ -222,7 +224,7 @@ func (t *Trainer) Step(images []float32, n int) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	copy(gr.inputData(), images[:n*784])
+	copy(gr.inputData(), images[:n*t.cfg.Arch.InputSize()])
 	// The run updates the deferred Linear weights itself as it goes
 	// (graph.hookDeferred), with this step of Adam, unless its loss is not
 	// finite; the other parameters are updated after it.
@@ -299,13 +301,14 @@ const evalBatch = 500
 // averaged over every pixel.
 func (t *Trainer) Evaluate(data Data) (float64, error) {
 	var sum float64
+	size := t.cfg.Arch.InputSize()
 	for start := 0; start < data.N; start += evalBatch {
 		n := min(evalBatch, data.N-start)
 		gr, err := t.graphFor(t.eval, n, false)
 		if err != nil {
 			return 0, err
 		}
-		in := data.Images[start*784 : (start+n)*784]
+		in := data.Images[start*size : (start+n)*size]
 		copy(gr.inputData(), in)
 		if err := gr.run(); err != nil {
 			return 0, fmt.Errorf("evaluate: %w", err)
@@ -315,7 +318,7 @@ func (t *Trainer) Evaluate(data Data) (float64, error) {
 			sum += d * d
 		}
 	}
-	return sum / float64(data.N*784), nil
+	return sum / float64(data.N*size), nil
 }
 
 // recordData records the data files of a fresh run in its summary. For a
@@ -355,8 +358,9 @@ func (t *Trainer) Run(ctx context.Context, dir string, train, test Data, progres
 	if n == 0 {
 		return nil, errors.New("no training images")
 	}
-	if len(train.Images) < n*784 || len(test.Images) < test.N*784 {
-		return nil, errors.New("image data shorter than its count")
+	size := t.cfg.Arch.InputSize()
+	if len(train.Images) < n*size || len(test.Images) < test.N*size {
+		return nil, fmt.Errorf("image data shorter than its count of %v images", t.cfg.Arch.Input)
 	}
 	if err := t.recordData(append(slices.Clone(train.Files), test.Files...)); err != nil {
 		return nil, err
@@ -367,7 +371,7 @@ func (t *Trainer) Run(ctx context.Context, dir string, train, test Data, progres
 		}
 	}
 	var history []EpochMetrics
-	batch := make([]float32, t.cfg.Batch*784)
+	batch := make([]float32, t.cfg.Batch*size)
 	steps := (n + t.cfg.Batch - 1) / t.cfg.Batch
 	for t.meta.Epochs < t.cfg.Epochs {
 		epoch := t.meta.Epochs + 1
@@ -384,11 +388,11 @@ func (t *Trainer) Run(ctx context.Context, dir string, train, test Data, progres
 			}
 			lo := s * t.cfg.Batch
 			bn := min(t.cfg.Batch, n-lo)
-			images := train.Images[lo*784 : (lo+bn)*784]
+			images := train.Images[lo*size : (lo+bn)*size]
 			if order != nil {
 				for i := 0; i < bn; i++ {
 					j := order[lo+i]
-					copy(batch[i*784:(i+1)*784], train.Images[j*784:(j+1)*784])
+					copy(batch[i*size:(i+1)*size], train.Images[j*size:(j+1)*size])
 				}
 				images = batch
 			}
@@ -529,15 +533,15 @@ func NewForward(w *Weights) *Forward {
 	return f
 }
 
-// Encode maps n images (n·784 pixels) to n codes (n·bottleneck values), in
-// a new slice.
+// Encode maps n images (n·Arch.InputSize() values) to n codes
+// (n·bottleneck values), in a new slice.
 func (f *Forward) Encode(images []float32, n int) ([]float32, error) {
-	return f.run(partEncoder, images, n, 784, f.arch.Bottleneck)
+	return f.run(partEncoder, images, n, f.arch.InputSize(), f.arch.Bottleneck)
 }
 
 // Decode maps n codes to n images, in a new slice.
 func (f *Forward) Decode(codes []float32, n int) ([]float32, error) {
-	return f.run(partDecoder, codes, n, f.arch.Bottleneck, 784)
+	return f.run(partDecoder, codes, n, f.arch.Bottleneck, f.arch.InputSize())
 }
 
 func (f *Forward) run(part string, in []float32, n, inSize, outSize int) ([]float32, error) {

@@ -24,7 +24,7 @@ func init() {
 	register(&command{
 		name:  "decode",
 		args:  "RUN",
-		short: "decode a .npy file of codes [N,b] with RUN/decoder.onnx into images, as .npy [N,1,28,28] or a PNG grid",
+		short: "decode a .npy file of codes [N,b] with RUN/decoder.onnx into images, as .npy [N,C,H,W] or a PNG grid",
 		setup: setupDecode,
 	})
 }

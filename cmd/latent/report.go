@@ -102,12 +102,13 @@ func encodeSet(ctx context.Context, m *inference.Model, s *dataset.Set, quiet bo
 	const batch = 1000
 	bar := newProgress(s.N, "encoding "+s.Name+" "+s.Split, quiet)
 	codes := make([]float32, 0, s.N*m.Bottleneck())
+	size := imageSize(m)
 	for off := 0; off < s.N; off += batch {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		n := min(batch, s.N-off)
-		c, err := m.Encode(s.Images[off*784:(off+n)*784], n)
+		c, err := m.EncodeContext(ctx, s.Images[off*size:(off+n)*size], n)
 		if err != nil {
 			return nil, fmt.Errorf("encode %s images %d to %d: %w", s.Split, off, off+n-1, err)
 		}
@@ -123,17 +124,18 @@ func score(ctx context.Context, a *analysis, quiet bool) (*evaluation.Report, er
 	const batch = 1000
 	var sum float64
 	b := a.model.Bottleneck()
+	size := imageSize(a.model)
 	for off := 0; off < a.test.N; off += batch {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		n := min(batch, a.test.N-off)
-		images, err := a.model.Decode(a.testCodes[off*b:(off+n)*b], n)
+		images, err := a.model.DecodeContext(ctx, a.testCodes[off*b:(off+n)*b], n)
 		if err != nil {
 			return nil, err
 		}
 		for i, y := range images {
-			d := float64(y) - float64(a.test.Images[off*784+i])
+			d := float64(y) - float64(a.test.Images[off*size+i])
 			sum += d * d
 		}
 	}
@@ -146,7 +148,7 @@ func score(ctx context.Context, a *analysis, quiet bool) (*evaluation.Report, er
 	if err != nil {
 		return nil, err
 	}
-	r.TestMSE = sum / float64(a.test.N*784)
+	r.TestMSE = sum / float64(a.test.N*size)
 	r.PSNR = evaluation.PSNR(r.TestMSE)
 	if !quiet {
 		fmt.Fprintf(os.Stderr, "scored in %.1fs\n", time.Since(start).Seconds())
