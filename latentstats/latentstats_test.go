@@ -56,7 +56,6 @@ func dot(a, b []float64) float64 {
 	return s
 }
 
-
 func TestSampleMatchesFit(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	s, err := pca.Fit(gaussian(rng, 50_000, [3]float64{0, 1, 2}, [3]float64{2, 0.5, 0.1}, rotation(0.3, 0.2, 0.1)), 50_000, 3)
@@ -158,8 +157,6 @@ func TestAlongAndGrid(t *testing.T) {
 		t.Error("Along(3) on 3-D stats: no error")
 	}
 }
-
-
 
 func TestSaveLoad(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 12))
