@@ -11,6 +11,7 @@ import (
 	"github.com/latent-ai/latent/internal/mnisttest"
 	"github.com/latent-ai/latent/internal/torchtest"
 	"github.com/latent-ai/latent/models"
+	"github.com/latent-ai/latent/run"
 	"github.com/latent-ai/latent/trainer"
 )
 
@@ -38,14 +39,14 @@ func TestAgreementWithGorgoniaAndPyTorch(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			run := t.TempDir()
-			if _, err := tr.Run(context.Background(), run, trainer.Data{Images: train.Images, N: train.N}, trainer.Data{}, nil, nil); err != nil {
+			runDir := t.TempDir()
+			if _, err := tr.Run(context.Background(), run.Folder(runDir).Trainer(), trainer.Data{Images: train.Images, N: train.N}, trainer.Data{}, trainer.Hooks{}); err != nil {
 				t.Fatal(err)
 			}
-			if _, _, err := exporter.Export(tr.Model(), nil, run); err != nil {
+			if _, _, err := exporter.Export(tr.Model(), nil, runDir); err != nil {
 				t.Fatal(err)
 			}
-			m, err := inference.OpenRun(run, inference.Options{Device: inference.CPU, IntraOpThreads: 2})
+			m, err := inference.OpenRun(runDir, inference.Options{Device: inference.CPU, IntraOpThreads: 2})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -75,11 +76,11 @@ func TestAgreementWithGorgoniaAndPyTorch(t *testing.T) {
 				t.Errorf("ONNX Runtime images differ from Gorgonia's by up to %g", d)
 			}
 
-			xs, cs, is := filepath.Join(run, "x.npy"), filepath.Join(run, "codes.npy"), filepath.Join(run, "images.npy")
+			xs, cs, is := filepath.Join(runDir, "x.npy"), filepath.Join(runDir, "codes.npy"), filepath.Join(runDir, "images.npy")
 			torchtest.WriteMatrix(t, xs, x, n)
 			torchtest.WriteMatrix(t, cs, codes, n)
 			torchtest.WriteMatrix(t, is, images, n)
-			res := torchtest.RoundTrip(t, filepath.Join(run, trainer.ModelFile), xs, cs, is)
+			res := torchtest.RoundTrip(t, run.Folder(runDir).Path(run.ModelFile), xs, cs, is)
 			t.Logf("%s: ORT vs Gorgonia: codes %.2g, images %.2g; ORT vs PyTorch: codes %v, images %v", kind,
 				torchtest.MaxAbsDiff(codes, gCodes), torchtest.MaxAbsDiff(images, gImages), res["code_max_abs_diff"], res["recon_max_abs_diff"])
 		})

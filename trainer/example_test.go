@@ -4,10 +4,10 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/latent-ai/latent/checkpoint"
 	"github.com/latent-ai/latent/models"
+	"github.com/latent-ai/latent/run"
 	"github.com/latent-ai/latent/trainer"
 )
 
@@ -33,7 +33,8 @@ func Example() {
 	}
 	dir, _ := os.MkdirTemp("", "run")
 	defer os.RemoveAll(dir)
-	history, err := t.Run(context.Background(), dir, data, data, nil, nil)
+	files := run.Folder(dir).Trainer() // model.safetensors, optimizer.safetensors, metrics.jsonl
+	history, err := t.Run(context.Background(), files, data, data, trainer.Hooks{})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -42,7 +43,7 @@ func Example() {
 	fmt.Println("test MSE fell:", history[2].TestMSE < history[0].TestMSE)
 
 	// The run folder holds a model in PyTorch's state-dict layout.
-	m, err := checkpoint.Load(filepath.Join(dir, trainer.ModelFile))
+	m, err := checkpoint.Load(files.Model)
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -30,7 +30,7 @@ func TestPyTorchRoundTrip(t *testing.T) {
 				t.Fatal(err)
 			}
 			dir := t.TempDir()
-			if _, err := tr.Run(context.Background(), dir, train, Data{}, nil, nil); err != nil {
+			if _, err := tr.Run(context.Background(), filesIn(dir), train, Data{}, Hooks{}); err != nil {
 				t.Fatal(err)
 			}
 			f := NewForward(tr.Weights())
@@ -46,7 +46,7 @@ func TestPyTorchRoundTrip(t *testing.T) {
 			torchtest.WriteMatrix(t, x, test.Images, test.N)
 			torchtest.WriteMatrix(t, c, codes, test.N)
 			torchtest.WriteMatrix(t, r, recons, test.N)
-			res := torchtest.RoundTrip(t, filepath.Join(dir, ModelFile), x, c, r)
+			res := torchtest.RoundTrip(t, filesIn(dir).Model, x, c, r)
 			t.Logf("%s: codes within %v, reconstructions within %v of PyTorch", kind, res["code_max_abs_diff"], res["recon_max_abs_diff"])
 		})
 	}

@@ -28,7 +28,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -39,16 +38,38 @@ import (
 	"github.com/latent-ai/latent/atomicfile"
 	"github.com/latent-ai/latent/checkpoint"
 	"github.com/latent-ai/latent/models"
-	"github.com/schollz/progressbar/v3"
 	"gorgonia.org/tensor"
 )
 
-// The files of a run folder.
-const (
-	ModelFile     = "model.safetensors"
-	OptimizerFile = "optimizer.safetensors"
-	MetricsFile   = "metrics.jsonl"
-)
+// Files are where a run's files go; package run names those of a run
+// folder. The trainer writes each atomically.
+type Files struct {
+	// Model is the checkpoint of the last completed epoch (the weights and
+	// the training summary), as checkpoint.Model.Save writes it.
+	Model string
+	// State is the training state: the weights with their Adam moments, in
+	// one file (checkpoint.SaveState), what Resume reads.
+	State string
+	// Metrics is the per-epoch metrics file, one JSON object a line.
+	Metrics string
+}
+
+// Hooks receive the trainer's progress; each may be nil. They are called on
+// the goroutine that runs Run, between steps, and should return quickly.
+type Hooks struct {
+	// OnStep is called after each step.
+	OnStep func(Progress)
+	// OnEpoch is called after each epoch, once it is evaluated and saved.
+	OnEpoch func(EpochMetrics)
+}
+
+// Progress is where a run stands after a step.
+type Progress struct {
+	Epoch, Epochs int     // the epoch under way (from 1) and the planned count
+	Step, Steps   int     // steps done in this epoch, and its step count
+	Samples, N    int     // samples done in this epoch, and its sample count
+	Loss          float64 // the last step's loss
+}
 
 // Config is the recipe of a training run. The notebook's recipe is
 // Epochs 5, Batch 64, LR 1e-3, no shuffling.
@@ -144,11 +165,12 @@ func newTrainer(cfg Config, w *Weights) *Trainer {
 	return t
 }
 
-// Resume returns a trainer that carries on the run saved in dir, with its
-// recorded recipe, from its training state (OptimizerFile). epochs, if
-// positive, replaces the planned epoch count.
-func Resume(dir string, epochs int) (*Trainer, error) {
-	m, st, err := checkpoint.LoadState(filepath.Join(dir, OptimizerFile))
+// Resume returns a trainer that carries on the run whose training state is
+// in files.State, with its recorded recipe. epochs, if positive, replaces
+// the planned epoch count.
+func Resume(files Files, epochs int) (*Trainer, error) {
+	dir := filepath.Dir(files.State)
+	m, st, err := checkpoint.LoadState(files.State)
 	if err != nil {
 		return nil, fmt.Errorf("resume %s: %w", dir, err)
 	}
@@ -200,19 +222,22 @@ func (t *Trainer) Model() *checkpoint.Model {
 	return m
 }
 
-// Save writes the training state (weights and optimizer, one file) and then
-// the model into dir, each atomically. A crash between the two leaves a
-// model one epoch behind the state, and Resume carries on from the state.
-func (t *Trainer) Save(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("save run: %w", err)
+// Save writes the training state (weights and optimizer, one file) to
+// files.State and then the model to files.Model, each atomically, making
+// their folders if needed. A crash between the two leaves a model one epoch
+// behind the state, and Resume carries on from the state.
+func (t *Trainer) Save(files Files) error {
+	for _, p := range []string{files.State, files.Model} {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return fmt.Errorf("save run: %w", err)
+		}
 	}
 	m := t.Model()
 	st := &checkpoint.Adam{Step: t.adam.Step, ExpAvg: t.w.byName(t.adam.M), ExpAvgSq: t.w.byName(t.adam.V)}
-	if err := checkpoint.SaveState(filepath.Join(dir, OptimizerFile), m, st); err != nil {
+	if err := checkpoint.SaveState(files.State, m, st); err != nil {
 		return err
 	}
-	return m.Save(filepath.Join(dir, ModelFile))
+	return m.Save(files.Model)
 }
 
 // Step trains on one batch: images holds n images of Arch.InputSize()
@@ -345,12 +370,13 @@ func (t *Trainer) recordData(files []checkpoint.DataFile) error {
 }
 
 // Run trains until the planned number of epochs is done, evaluating on test
-// after each epoch and saving into dir (when not empty) at the start and
-// after each epoch, so that dir always holds a model that loads. Progress
-// goes to progress and one summary line per epoch to log (either may be
-// nil). When ctx is cancelled, Run stops within a batch and returns
-// ctx.Err(); the last completed epoch stays saved.
-func (t *Trainer) Run(ctx context.Context, dir string, train, test Data, progress, log io.Writer) ([]EpochMetrics, error) {
+// after each epoch and saving to files (unless files.Model is empty) at the
+// start and after each epoch, so that files.Model always holds a model that
+// loads. It reports its progress through hooks. When ctx is cancelled, Run
+// stops within a batch and returns ctx.Err(); the last completed epoch
+// stays saved.
+func (t *Trainer) Run(ctx context.Context, files Files, train, test Data, hooks Hooks) ([]EpochMetrics, error) {
+	save := files.Model != ""
 	n := train.N
 	if t.cfg.Limit > 0 && t.cfg.Limit < n {
 		n = t.cfg.Limit
@@ -365,8 +391,8 @@ func (t *Trainer) Run(ctx context.Context, dir string, train, test Data, progres
 	if err := t.recordData(append(slices.Clone(train.Files), test.Files...)); err != nil {
 		return nil, err
 	}
-	if dir != "" && t.meta.Epochs == 0 && t.adam.Step == 0 {
-		if err := t.Save(dir); err != nil {
+	if save && t.meta.Epochs == 0 && t.adam.Step == 0 {
+		if err := t.Save(files); err != nil {
 			return nil, err
 		}
 	}
@@ -376,14 +402,10 @@ func (t *Trainer) Run(ctx context.Context, dir string, train, test Data, progres
 	for t.meta.Epochs < t.cfg.Epochs {
 		epoch := t.meta.Epochs + 1
 		order := t.order(epoch, n)
-		bar := newBar(progress, n, fmt.Sprintf("epoch %d/%d", epoch, t.cfg.Epochs))
 		start := time.Now()
 		var lossSum float64
 		for s := 0; s < steps; s++ {
 			if err := ctx.Err(); err != nil {
-				if bar != nil {
-					bar.Exit()
-				}
 				return history, err
 			}
 			lo := s * t.cfg.Batch
@@ -398,22 +420,14 @@ func (t *Trainer) Run(ctx context.Context, dir string, train, test Data, progres
 			}
 			loss, err := t.Step(images, bn)
 			if err != nil {
-				if bar != nil {
-					bar.Exit()
-				}
 				return history, fmt.Errorf("epoch %d: %w", epoch, err)
 			}
 			lossSum += loss
-			if bar != nil {
-				bar.Describe(fmt.Sprintf("epoch %d/%d batch %d/%d loss %.4f", epoch, t.cfg.Epochs, s+1, steps, loss))
-				bar.Add(bn)
+			if hooks.OnStep != nil {
+				hooks.OnStep(Progress{Epoch: epoch, Epochs: t.cfg.Epochs, Step: s + 1, Steps: steps, Samples: lo + bn, N: n, Loss: loss})
 			}
 		}
 		secs := time.Since(start).Seconds()
-		if bar != nil {
-			bar.Finish()
-			fmt.Fprintln(progress)
-		}
 		var testMSE float64
 		if test.N > 0 {
 			var err error
@@ -430,17 +444,18 @@ func (t *Trainer) Run(ctx context.Context, dir string, train, test Data, progres
 		if test.N > 0 {
 			t.meta.TestLoss = append(t.meta.TestLoss, m.TestMSE)
 		}
-		if log != nil {
-			fmt.Fprintf(log, "epoch %d/%d  train loss %.6f  test MSE %.6f  %.0f samples/s  RSS %.0f MiB\n",
-				epoch, t.cfg.Epochs, m.TrainLoss, m.TestMSE, m.SamplesPerSec, m.RSSMiB)
+		if save {
+			if err := t.Save(files); err != nil {
+				return history, err
+			}
+			if files.Metrics != "" {
+				if err := appendMetrics(files.Metrics, m); err != nil {
+					return history, err
+				}
+			}
 		}
-		if dir != "" {
-			if err := t.Save(dir); err != nil {
-				return history, err
-			}
-			if err := appendMetrics(dir, m); err != nil {
-				return history, err
-			}
+		if hooks.OnEpoch != nil {
+			hooks.OnEpoch(m)
 		}
 	}
 	return history, nil
@@ -457,27 +472,10 @@ func (t *Trainer) order(epoch, n int) []int {
 	return rng.Perm(n)
 }
 
-func newBar(w io.Writer, n int, desc string) *progressbar.ProgressBar {
-	if w == nil {
-		return nil
-	}
-	return progressbar.NewOptions(n,
-		progressbar.OptionSetWriter(w),
-		progressbar.OptionSetDescription(desc),
-		progressbar.OptionShowCount(),
-		progressbar.OptionShowIts(),
-		progressbar.OptionSetItsString("samples"),
-		progressbar.OptionSetPredictTime(true),
-		progressbar.OptionThrottle(200*time.Millisecond),
-		progressbar.OptionSetWidth(20),
-	)
-}
-
-// appendMetrics rewrites the metrics file of dir with the lines of the
+// appendMetrics rewrites the metrics file at path with the lines of the
 // epochs before m's and then m, atomically.
-func appendMetrics(dir string, m EpochMetrics) error {
-	path := filepath.Join(dir, MetricsFile)
-	old, err := ReadMetrics(dir)
+func appendMetrics(path string, m EpochMetrics) error {
+	old, err := ReadMetrics(path)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		old = nil // a damaged file is replaced
 	}
@@ -493,9 +491,9 @@ func appendMetrics(dir string, m EpochMetrics) error {
 	return atomicfile.WriteBytes(path, buf, 0o644)
 }
 
-// ReadMetrics reads the per-epoch metrics of a run folder.
-func ReadMetrics(dir string) ([]EpochMetrics, error) {
-	data, err := os.ReadFile(filepath.Join(dir, MetricsFile))
+// ReadMetrics reads a metrics file (Files.Metrics) that Run wrote.
+func ReadMetrics(path string) ([]EpochMetrics, error) {
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
@@ -504,7 +502,7 @@ func ReadMetrics(dir string) ([]EpochMetrics, error) {
 	for dec.More() {
 		var m EpochMetrics
 		if err := dec.Decode(&m); err != nil {
-			return out, fmt.Errorf("%s: %w", filepath.Join(dir, MetricsFile), err)
+			return out, fmt.Errorf("%s: %w", path, err)
 		}
 		out = append(out, m)
 	}

@@ -64,7 +64,7 @@ func TestShortTrainingLearns(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			hist, err := tr.Run(context.Background(), t.TempDir(), train, test, nil, nil)
+			hist, err := tr.Run(context.Background(), filesIn(t.TempDir()), train, test, Hooks{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -93,7 +93,7 @@ func TestResumeIsBitIdentical(t *testing.T) {
 		cfg.Epochs, cfg.Shuffle, cfg.Seed = 2, shuffle, 7
 
 		straight, _ := New(cfg)
-		if _, err := straight.Run(context.Background(), t.TempDir(), train, Data{}, nil, nil); err != nil {
+		if _, err := straight.Run(context.Background(), filesIn(t.TempDir()), train, Data{}, Hooks{}); err != nil {
 			t.Fatal(err)
 		}
 
@@ -101,23 +101,23 @@ func TestResumeIsBitIdentical(t *testing.T) {
 		first := cfg
 		first.Epochs = 1
 		part, _ := New(first)
-		if _, err := part.Run(context.Background(), dir, train, Data{}, nil, nil); err != nil {
+		if _, err := part.Run(context.Background(), filesIn(dir), train, Data{}, Hooks{}); err != nil {
 			t.Fatal(err)
 		}
-		resumed, err := Resume(dir, 2)
+		resumed, err := Resume(filesIn(dir), 2)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if resumed.EpochsDone() != 1 {
 			t.Fatalf("resumed after %d epochs, want 1", resumed.EpochsDone())
 		}
-		if _, err := resumed.Run(context.Background(), dir, train, Data{}, nil, nil); err != nil {
+		if _, err := resumed.Run(context.Background(), filesIn(dir), train, Data{}, Hooks{}); err != nil {
 			t.Fatal(err)
 		}
 		if d := maxDiff(straight.Weights(), resumed.Weights()); d != 0 {
 			t.Errorf("shuffle=%v: resumed weights differ from straight ones by up to %g", shuffle, d)
 		}
-		saved, err := checkpoint.Load(filepath.Join(dir, ModelFile))
+		saved, err := checkpoint.Load(filesIn(dir).Model)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -215,4 +215,11 @@ func TestResumeChecksData(t *testing.T) {
 	if err := tr.recordData(other); err == nil || !strings.Contains(err.Error(), "c/test.gz has MD5 cc, but the run started on a/test.gz with MD5 bb") {
 		t.Errorf("other test files: error %v", err)
 	}
+}
+
+// filesIn returns the files of a run folder dir, named as package run
+// names them (which the trainer's tests cannot import).
+func filesIn(dir string) Files {
+	return Files{Model: filepath.Join(dir, "model.safetensors"), State: filepath.Join(dir, "optimizer.safetensors"),
+		Metrics: filepath.Join(dir, "metrics.jsonl")}
 }

@@ -12,14 +12,13 @@ import (
 
 	"github.com/latent-ai/latent/checkpoint"
 	"github.com/latent-ai/latent/internal/mnisttest"
-	"github.com/latent-ai/latent/trainer"
 )
 
 // TestMain lets a test run this binary as the latent command: with
 // LATENT_TEST_AS_CLI=1 in the environment the process is "latent" itself.
 func TestMain(m *testing.M) {
 	if os.Getenv("LATENT_TEST_AS_CLI") == "1" {
-		os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+		os.Exit(latent(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 	}
 	os.Exit(m.Run())
 }
@@ -61,7 +60,7 @@ func TestKillAndResume(t *testing.T) {
 		// the first few attempts; then let the run finish.
 		var finished bool
 		if kills < 4 {
-			waitFor(t, filepath.Join(dir, trainer.ModelFile), done)
+			waitFor(t, filepath.Join(dir, modelFile), done)
 			select {
 			case err := <-done:
 				finished = err == nil
@@ -79,7 +78,7 @@ func TestKillAndResume(t *testing.T) {
 			}
 			finished = true
 		}
-		m, err := checkpoint.Load(filepath.Join(dir, trainer.ModelFile))
+		m, err := checkpoint.Load(filepath.Join(dir, modelFile))
 		if err != nil {
 			t.Fatalf("after kill %d the run folder holds no model that loads: %v", kills, err)
 		}
@@ -91,11 +90,11 @@ func TestKillAndResume(t *testing.T) {
 	if kills == 0 {
 		t.Log("every run finished before its kill")
 	}
-	want, err := checkpoint.Load(filepath.Join(straight, trainer.ModelFile))
+	want, err := checkpoint.Load(filepath.Join(straight, modelFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := checkpoint.Load(filepath.Join(dir, trainer.ModelFile))
+	got, err := checkpoint.Load(filepath.Join(dir, modelFile))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,6 @@ import (
 
 	"github.com/latent-ai/latent/checkpoint"
 	"github.com/latent-ai/latent/dataset"
-	"github.com/latent-ai/latent/trainer"
 )
 
 // TestFashionNeverReadsMNIST trains with --dataset fashion-mnist while
@@ -44,7 +43,7 @@ func TestFashionNeverReadsMNIST(t *testing.T) {
 			t.Fatalf("latent %s: exit %d: %s", strings.Join(args, " "), code, stderr)
 		}
 	}
-	m, err := checkpoint.Load(filepath.Join(run, trainer.ModelFile))
+	m, err := checkpoint.Load(filepath.Join(run, modelFile))
 	if err != nil {
 		t.Fatal(err)
 	}

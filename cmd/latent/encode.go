@@ -17,6 +17,7 @@ import (
 	"github.com/latent-ai/latent/inference"
 	"github.com/latent-ai/latent/npyarray"
 	"github.com/latent-ai/latent/onnxmeta"
+	"github.com/latent-ai/latent/run"
 )
 
 func init() {
@@ -64,7 +65,7 @@ func setupEncode(fs *flag.FlagSet) func(context.Context, []string) error {
 			return usageError("--out %s: want a .npy file", codesPath)
 		}
 		labelsPath := strings.TrimSuffix(codesPath, ".npy") + "-labels.npy"
-		if err := checkWritable(filepath.Dir(codesPath)); err != nil {
+		if err := run.CheckWritable(filepath.Dir(codesPath)); err != nil {
 			return err
 		}
 		opts, err := rt.options()

@@ -79,7 +79,7 @@ func ortRun(t *testing.T, bottleneck int) string {
 func ortLatent(t *testing.T, args ...string) (int, string) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	code := run(context.Background(), args, &stdout, &stderr)
+	code := latent(context.Background(), args, &stdout, &stderr)
 	return code, stderr.String()
 }
 

@@ -12,8 +12,8 @@ import (
 	"github.com/latent-ai/latent/checkpoint"
 	"github.com/latent-ai/latent/dataset"
 	"github.com/latent-ai/latent/models"
+	"github.com/latent-ai/latent/run"
 	"github.com/latent-ai/latent/torchfile"
-	"github.com/latent-ai/latent/trainer"
 )
 
 func init() {
@@ -72,18 +72,18 @@ func setupImport(fs *flag.FlagSet) func(context.Context, []string) error {
 			abs = path
 		}
 		m.Meta = checkpoint.Meta{Dataset: *name, Imported: abs}
-		target := filepath.Join(*out, trainer.ModelFile)
+		target := run.Folder(*out).Path(run.ModelFile)
 		if _, err := os.Stat(target); err == nil && !*force {
 			return fmt.Errorf("%s already holds a model: use --force to replace it, or another --out", *out)
 		}
-		if err := checkWritable(*out); err != nil {
+		if err := run.CheckWritable(*out); err != nil {
 			return err
 		}
 		if err := os.MkdirAll(*out, 0o755); err != nil {
 			return fmt.Errorf("import: %w", err)
 		}
 		// A replaced run's training files belong to the old weights.
-		for _, stale := range []string{trainer.OptimizerFile, trainer.MetricsFile} {
+		for _, stale := range []string{run.StateFile, run.MetricsFile} {
 			if err := os.Remove(filepath.Join(*out, stale)); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return fmt.Errorf("import: %w", err)
 			}

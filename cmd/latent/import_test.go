@@ -13,7 +13,6 @@ import (
 	"github.com/latent-ai/latent/checkpoint"
 	"github.com/latent-ai/latent/internal/torchtest"
 	"github.com/latent-ai/latent/npyarray"
-	"github.com/latent-ai/latent/trainer"
 	"github.com/nlpodyssey/safetensors"
 )
 
@@ -57,7 +56,7 @@ func TestImportNotebookPth(t *testing.T) {
 					t.Fatalf("latent %s: exit %d: %s", strings.Join(args, " "), code, stderr)
 				}
 			}
-			m, err := checkpoint.Load(filepath.Join(run, trainer.ModelFile))
+			m, err := checkpoint.Load(filepath.Join(run, modelFile))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -97,7 +96,7 @@ func TestImportErrors(t *testing.T) {
 	plainDir := filepath.Join(tmp, "plain")
 	os.MkdirAll(plainDir, 0o755)
 	// A state dict without latent's metadata, as safetensors.torch.save_file writes.
-	m, err := checkpoint.Load(filepath.Join(classic, trainer.ModelFile))
+	m, err := checkpoint.Load(filepath.Join(classic, modelFile))
 	if err != nil {
 		t.Fatal(err)
 	}

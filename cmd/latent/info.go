@@ -15,7 +15,7 @@ import (
 	"github.com/latent-ai/latent/checkpoint"
 	"github.com/latent-ai/latent/exporter"
 	"github.com/latent-ai/latent/models"
-	"github.com/latent-ai/latent/trainer"
+	"github.com/latent-ai/latent/run"
 )
 
 func init() {
@@ -35,7 +35,7 @@ func setupInfo(fs *flag.FlagSet) func(context.Context, []string) error {
 		}
 		path := args[0]
 		if st, err := os.Stat(path); err == nil && st.IsDir() {
-			path = filepath.Join(path, trainer.ModelFile)
+			path = run.Folder(path).Path(run.ModelFile)
 		}
 		if other, err := describeOther(path); err != nil || other != "" {
 			if err != nil {

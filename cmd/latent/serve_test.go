@@ -78,7 +78,7 @@ func TestServe(t *testing.T) {
 	defer cancel()
 	exited := make(chan int, 1)
 	go func() {
-		exited <- run(ctx, []string{"serve", dir, "--addr", addr, "--data", data, "--threads", "1", "--max-batch", "8"}, io.Discard, io.Discard)
+		exited <- latent(ctx, []string{"serve", dir, "--addr", addr, "--data", data, "--threads", "1", "--max-batch", "8"}, io.Discard, io.Discard)
 	}()
 	url := "http://" + addr
 	deadline := time.Now().Add(20 * time.Second)

@@ -117,7 +117,7 @@ func newFixture(t *testing.T) *fixture {
 		images[i] = rng.Float32()
 	}
 	dir := t.TempDir()
-	if _, err := tr.Run(context.Background(), dir, trainer.Data{Images: images, N: 64}, trainer.Data{}, nil, nil); err != nil {
+	if _, err := tr.Run(context.Background(), trainerFiles(dir), trainer.Data{Images: images, N: 64}, trainer.Data{}, trainer.Hooks{}); err != nil {
 		t.Fatal(err)
 	}
 	b := arch.Bottleneck
@@ -332,7 +332,7 @@ func TestFullDisk(t *testing.T) {
 	f := newFixture(t)
 	b := int64(f.arch.Bottleneck)
 	codes := pages(128 + 10000*b*4) // codes-test.npy: header and float32 [10000,b]
-	runFiles := []string{trainer.ModelFile, trainer.OptimizerFile, trainer.MetricsFile}
+	runFiles := []string{modelFile, stateFile, metricsFile}
 	exported := append(slices.Clone(runFiles), onnxmeta.EncoderFile, onnxmeta.DecoderFile, latentstats.FileName)
 	sum := func(f *fixture, names ...string) int64 {
 		var n int64
@@ -369,53 +369,53 @@ func TestFullDisk(t *testing.T) {
 
 	tests := []fullDiskCase{{
 		name: "train: the first checkpoint does not fit", command: "train",
-		size:     func(f *fixture) int64 { return pages(f.size[trainer.OptimizerFile]) / 2 },
-		fileSize: half(trainer.OptimizerFile),
-		args:     trainArgs, path: "run/" + trainer.OptimizerFile,
+		size:     func(f *fixture) int64 { return pages(f.size[stateFile]) / 2 },
+		fileSize: half(stateFile),
+		args:     trainArgs, path: "run/" + stateFile,
 	}, {
 		name: "train: the training state fits, the model does not", command: "train",
-		size: func(f *fixture) int64 { return sum(f, trainer.OptimizerFile) + pages(f.size[trainer.ModelFile])/2 },
-		args: trainArgs, path: "run/" + trainer.ModelFile,
+		size: func(f *fixture) int64 { return sum(f, stateFile) + pages(f.size[modelFile])/2 },
+		args: trainArgs, path: "run/" + modelFile,
 	}, {
 		name: "train: the start is saved, the first epoch does not fit", command: "train",
 		size: func(f *fixture) int64 {
-			return sum(f, trainer.OptimizerFile, trainer.ModelFile) + pages(f.size[trainer.OptimizerFile])/2
+			return sum(f, stateFile, modelFile) + pages(f.size[stateFile])/2
 		},
-		args: trainArgs, path: "run/" + trainer.OptimizerFile,
-		added: []string{"run", "run/" + trainer.ModelFile, "run/" + trainer.OptimizerFile},
+		args: trainArgs, path: "run/" + stateFile,
+		added: []string{"run", "run/" + modelFile, "run/" + stateFile},
 		check: func(t *testing.T, disk string) {
 			run := filepath.Join(disk, "run")
-			m, err := checkpoint.Load(filepath.Join(run, trainer.ModelFile))
+			m, err := checkpoint.Load(filepath.Join(run, modelFile))
 			if err != nil {
 				t.Fatalf("the model saved at the start does not load: %v", err)
 			}
 			if m.Meta.Epochs != 0 {
 				t.Errorf("the model is after epoch %d, want 0", m.Meta.Epochs)
 			}
-			if _, err := trainer.Resume(run, 0); err != nil {
+			if _, err := trainer.Resume(trainerFiles(run), 0); err != nil {
 				t.Errorf("the run cannot be resumed: %v", err)
 			}
 		},
 	}, {
 		name: "train --resume: the earlier checkpoint survives", command: "train",
 		prepare:  copyRun(runFiles...),
-		size:     func(f *fixture) int64 { return sum(f, runFiles...) + pages(f.size[trainer.OptimizerFile])/2 },
-		fileSize: half(trainer.OptimizerFile),
+		size:     func(f *fixture) int64 { return sum(f, runFiles...) + pages(f.size[stateFile])/2 },
+		fileSize: half(stateFile),
 		args: func(f *fixture, disk, data string) []string {
 			return []string{"--resume", filepath.Join(disk, "run"), "--epochs", "2", "--data", data, "--quiet"}
 		},
-		path: "run/" + trainer.OptimizerFile,
+		path: "run/" + stateFile,
 	}, {
 		name: "export: nothing fits", command: "export", ort: true,
-		prepare:  copyRun(trainer.ModelFile),
-		size:     func(f *fixture) int64 { return sum(f, trainer.ModelFile) + pages(f.size[onnxmeta.EncoderFile])/2 },
+		prepare:  copyRun(modelFile),
+		size:     func(f *fixture) int64 { return sum(f, modelFile) + pages(f.size[onnxmeta.EncoderFile])/2 },
 		fileSize: half(onnxmeta.EncoderFile),
 		args:     runArgs(), path: "run",
 	}, {
 		name: "export: the encoder fits, the decoder does not", command: "export", ort: true,
-		prepare: copyRun(trainer.ModelFile),
+		prepare: copyRun(modelFile),
 		size: func(f *fixture) int64 {
-			return sum(f, trainer.ModelFile, latentstats.FileName, onnxmeta.EncoderFile) + pages(f.size[onnxmeta.DecoderFile])/2
+			return sum(f, modelFile, latentstats.FileName, onnxmeta.EncoderFile) + pages(f.size[onnxmeta.DecoderFile])/2
 		},
 		fileSize: betweenParts,
 		args:     runArgs(), path: "run/" + onnxmeta.DecoderFile,
@@ -455,7 +455,7 @@ func TestFullDisk(t *testing.T) {
 		size:     func(f *fixture) int64 { return sum(f, exported...) + 64<<10 },
 		fileSize: func(f *fixture) int64 { return 4096 },
 		args:     runArgs(), path: "run/report",
-		added: []string{"run/" + EvalFile}, // complete, written before the figures
+		added: []string{"run/" + evalFile}, // complete, written before the figures
 	}}
 
 	for _, tt := range tests {

@@ -8,10 +8,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/latent-ai/latent/atomicfile"
 	"github.com/latent-ai/latent/models"
+	"github.com/latent-ai/latent/run"
 	"github.com/latent-ai/latent/trainer"
+	"github.com/schollz/progressbar/v3"
 )
 
 func init() {
@@ -61,7 +64,7 @@ func setupTrain(fs *flag.FlagSet) func(context.Context, []string) error {
 			if set["epochs"] {
 				n = *epochs
 			}
-			if t, err = trainer.Resume(dir, n); err != nil {
+			if t, err = trainer.Resume(run.Folder(dir).Trainer(), n); err != nil {
 				return err
 			}
 			if !set["dataset"] {
@@ -77,7 +80,7 @@ func setupTrain(fs *flag.FlagSet) func(context.Context, []string) error {
 			if dir == "" {
 				dir = filepath.Join("runs", *kind)
 			}
-			if _, err := os.Stat(filepath.Join(dir, trainer.ModelFile)); err == nil && !*force {
+			if _, err := os.Stat(run.Folder(dir).Path(run.ModelFile)); err == nil && !*force {
 				return fmt.Errorf("%s already holds a model: use --resume %s to carry on, --force to start over, or another --out", dir, dir)
 			}
 			cfg := trainer.Config{Arch: arch, Dataset: data.name, Epochs: *epochs, Batch: *batch, LR: *lr,
@@ -87,7 +90,7 @@ func setupTrain(fs *flag.FlagSet) func(context.Context, []string) error {
 			}
 		}
 		// Check the run folder and the data before touching anything.
-		if err := checkWritable(dir); err != nil {
+		if err := run.CheckWritable(dir); err != nil {
 			return err
 		}
 		train, err := data.load(ctx, "train")
@@ -108,18 +111,18 @@ func setupTrain(fs *flag.FlagSet) func(context.Context, []string) error {
 		var undo func()
 		if *resume == "" {
 			if *force {
-				os.Remove(filepath.Join(dir, trainer.MetricsFile))
+				os.Remove(run.Folder(dir).Path(run.MetricsFile))
 			}
 			undo = undoFresh(dir)
 		}
-		history, err := t.Run(ctx, dir, asData(train), asData(test), progressWriter(progress), os.Stderr)
+		history, err := t.Run(ctx, run.Folder(dir).Trainer(), asData(train), asData(test), trainHooks(progress))
 		if errors.Is(err, context.Canceled) {
 			return fmt.Errorf("interrupted after epoch %d; %s holds that epoch's model: carry on with 'latent train --resume %s'", t.EpochsDone(), dir, dir)
 		}
 		if err != nil {
 			if undo != nil {
 				undo()
-				if _, rerr := trainer.Resume(dir, 0); rerr == nil {
+				if _, rerr := trainer.Resume(run.Folder(dir).Trainer(), 0); rerr == nil {
 					return withHint(err, fmt.Sprintf("then carry on with 'latent train --resume %s'", dir))
 				}
 			}
@@ -129,9 +132,9 @@ func setupTrain(fs *flag.FlagSet) func(context.Context, []string) error {
 			last := history[len(history)-1]
 			_, peak := trainer.MemoryMiB()
 			fmt.Fprintf(os.Stderr, "peak RSS %.0f MiB\n", peak)
-			fmt.Printf("%s\ttest MSE %.6f\ttrain loss %.6f\n", filepath.Join(dir, trainer.ModelFile), last.TestMSE, last.TrainLoss)
+			fmt.Printf("%s\ttest MSE %.6f\ttrain loss %.6f\n", run.Folder(dir).Path(run.ModelFile), last.TestMSE, last.TrainLoss)
 		} else {
-			fmt.Printf("%s\tnothing to do: %d of %d epochs done\n", filepath.Join(dir, trainer.ModelFile), t.EpochsDone(), cfg.Epochs)
+			fmt.Printf("%s\tnothing to do: %d of %d epochs done\n", run.Folder(dir).Path(run.ModelFile), t.EpochsDone(), cfg.Epochs)
 		}
 		return nil
 	}
@@ -144,14 +147,14 @@ func setupTrain(fs *flag.FlagSet) func(context.Context, []string) error {
 func undoFresh(dir string) func() {
 	created := atomicfile.MissingDirs(dir)
 	var files []string
-	for _, name := range []string{trainer.OptimizerFile, trainer.ModelFile, trainer.MetricsFile} {
+	for _, name := range []string{run.StateFile, run.ModelFile, run.MetricsFile} {
 		path := filepath.Join(dir, name)
 		if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
 			files = append(files, path)
 		}
 	}
 	return func() {
-		if _, err := os.Lstat(filepath.Join(dir, trainer.ModelFile)); !errors.Is(err, fs.ErrNotExist) {
+		if _, err := os.Lstat(filepath.Join(dir, run.ModelFile)); !errors.Is(err, fs.ErrNotExist) {
 			return
 		}
 		for _, f := range files {
@@ -163,11 +166,40 @@ func undoFresh(dir string) func() {
 	}
 }
 
-// progressWriter returns w as an io.Writer, or nil for none, so that a nil
-// *os.File does not become a non-nil interface.
-func progressWriter(w *os.File) interface{ Write([]byte) (int, error) } {
-	if w == nil {
-		return nil
+// trainHooks draws the trainer's progress: a bar for each epoch on
+// progress (none when it is nil), and one summary line per epoch on stderr.
+func trainHooks(progress *os.File) trainer.Hooks {
+	var bar *progressbar.ProgressBar
+	epochs := 0
+	return trainer.Hooks{
+		OnStep: func(p trainer.Progress) {
+			epochs = p.Epochs
+			if progress == nil {
+				return
+			}
+			if bar == nil {
+				bar = progressbar.NewOptions(p.N,
+					progressbar.OptionSetWriter(progress),
+					progressbar.OptionSetDescription(fmt.Sprintf("epoch %d/%d", p.Epoch, p.Epochs)),
+					progressbar.OptionShowCount(),
+					progressbar.OptionShowIts(),
+					progressbar.OptionSetItsString("samples"),
+					progressbar.OptionSetPredictTime(true),
+					progressbar.OptionThrottle(200*time.Millisecond),
+					progressbar.OptionSetWidth(20),
+				)
+			}
+			bar.Describe(fmt.Sprintf("epoch %d/%d batch %d/%d loss %.4f", p.Epoch, p.Epochs, p.Step, p.Steps, p.Loss))
+			bar.Set(p.Samples)
+			if p.Step == p.Steps {
+				bar.Finish()
+				fmt.Fprintln(progress)
+				bar = nil
+			}
+		},
+		OnEpoch: func(m trainer.EpochMetrics) {
+			fmt.Fprintf(os.Stderr, "epoch %d/%d  train loss %.6f  test MSE %.6f  %.0f samples/s  RSS %.0f MiB\n",
+				m.Epoch, epochs, m.TrainLoss, m.TestMSE, m.SamplesPerSec, m.RSSMiB)
+		},
 	}
-	return w
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/latent-ai/latent/models"
 	"github.com/latent-ai/latent/pca"
 	"github.com/latent-ai/latent/report"
+	"github.com/latent-ai/latent/run"
 	"github.com/latent-ai/latent/server"
 	"github.com/latent-ai/latent/trainer"
 )
@@ -81,7 +82,7 @@ func TestColourEndToEnd(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			run := t.TempDir()
+			runDir := t.TempDir()
 			tr, err := trainer.New(trainer.Config{Arch: arch, Dataset: "tinted-mnist", Epochs: 2, Batch: 64, LR: 1e-3, Seed: 1})
 			if err != nil {
 				t.Fatal(err)
@@ -91,7 +92,7 @@ func TestColourEndToEnd(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			history, err := tr.Run(context.Background(), run, trainer.Data{Images: train.Images, N: train.N}, testData, nil, nil)
+			history, err := tr.Run(context.Background(), run.Folder(runDir).Trainer(), trainer.Data{Images: train.Images, N: train.N}, testData, trainer.Hooks{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -102,7 +103,7 @@ func TestColourEndToEnd(t *testing.T) {
 			t.Logf("%s on %v: test MSE %.5f untrained, %.5f after 2 epochs", kind, shape, before, after)
 
 			// Export, with the latent statistics of the training codes.
-			m, err := checkpoint.Load(filepath.Join(run, trainer.ModelFile))
+			m, err := checkpoint.Load(run.Folder(runDir).Path(run.ModelFile))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -119,10 +120,10 @@ func TestColourEndToEnd(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, _, err := exporter.Export(m, stats, run); err != nil {
+			if _, _, err := exporter.Export(m, stats, runDir); err != nil {
 				t.Fatal(err)
 			}
-			model, err := inference.OpenRun(run, inference.Options{})
+			model, err := inference.OpenRun(runDir, inference.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -145,7 +146,7 @@ func TestColourEndToEnd(t *testing.T) {
 			}
 
 			// The report's figures, in colour.
-			figDir := filepath.Join(run, "figures")
+			figDir := filepath.Join(runDir, "figures")
 			figs, err := report.Draw(figDir, report.Inputs{Codec: model, Train: train, Test: test, TestCodes: codes,
 				Stats: stats, TrainLoss: m.Meta.TrainLoss, TestLoss: m.Meta.TestLoss, Seed: 1})
 			if err != nil {
@@ -158,7 +159,7 @@ func TestColourEndToEnd(t *testing.T) {
 				t.Error("reconstructions.png has no coloured pixel: the colour images were drawn in gray")
 			}
 
-			// The server takes and gives images of the run's shape.
+			// The server takes and gives images of the runDir's shape.
 			srv, err := server.New(model, server.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 			if err != nil {
 				t.Fatal(err)
