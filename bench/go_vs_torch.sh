@@ -2,7 +2,8 @@
 # Compares the training speed of the Go trainer with PyTorch's on this
 # machine, at the notebook's batch of 64, for each model:
 #
-#   - Go, pure-Go BLAS (gonum):  BenchmarkStep of ./trainer
+#   - Go, pure Go (gonum's BLAS, the kernels' Go references, CGO_ENABLED=0):
+#                                BenchmarkStep of ./trainer
 #   - Go, OpenBLAS:              the same with -tags openblas
 #   - PyTorch:                   bench/torch_train.py --model M --steps N --json
 #
@@ -48,9 +49,11 @@ echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f
 echo "load average before: $(load)"
 
 for b in $BUILDS; do
-	tags=()
-	[[ $b == gonum ]] || tags=(-tags "$b")
-	"$GO" test -c "${tags[@]}" -o "$tmp/$b.test" ./trainer
+	if [[ $b == gonum ]]; then
+		CGO_ENABLED=0 "$GO" test -c -o "$tmp/$b.test" ./trainer
+	else
+		"$GO" test -c -tags "$b" -o "$tmp/$b.test" ./trainer
+	fi
 done
 
 # peak_gflops prints the fp32 peak: the GFLOPS of a large square sgemm

@@ -1,6 +1,10 @@
 package trainer
 
-import "math"
+import (
+	"math"
+
+	"github.com/latent-ai/latent/trainer/internal/kernels"
+)
 
 // Adam is the Adam optimizer with PyTorch's semantics (torch.optim.Adam,
 // no weight decay, no amsgrad):
@@ -52,61 +56,36 @@ func (a *Adam) Update(params, grads [][]float32) {
 // updateParam applies step s to all of parameter i, p, with its gradient g,
 // on GOMAXPROCS goroutines where it is large. Each value is updated alone,
 // so the split does not change the result.
-func (a *Adam) updateParam(s adamStep, i int, p, g []float32) {
+func (a *Adam) updateParam(s kernels.AdamStep, i int, p, g []float32) {
 	g = g[:len(p)]
 	parallelFor(len(p), 1<<15, func(lo, hi int) { a.update(s, i, p[lo:hi], g[lo:hi], lo) })
 }
 
-// adamStep holds the scalars of one step, the same for every value.
-type adamStep struct {
-	stepSize, invBC2Sqrt, b1, b2, eps float32
-}
-
 // begin starts a step: it advances Step and returns the step's scalars, for
 // update to use on every parameter.
-func (a *Adam) begin() adamStep {
+func (a *Adam) begin() kernels.AdamStep {
 	a.Step++
 	bc1 := 1 - math.Pow(a.Beta1, float64(a.Step))
 	bc2 := 1 - math.Pow(a.Beta2, float64(a.Step))
-	return adamStep{
-		stepSize: float32(a.LR / bc1),
+	return kernels.AdamStep{
+		StepSize: float32(a.LR / bc1),
 		// A multiplication by 1/sqrt(1-β2ᵗ) where PyTorch divides by
 		// sqrt(1-β2ᵗ): a float rounding apart, and one division per value
 		// fewer (a CPU has one divider, which both sqrt and division use).
-		invBC2Sqrt: float32(1 / math.Sqrt(bc2)),
-		b1:         float32(a.Beta1),
-		b2:         float32(a.Beta2),
-		eps:        float32(a.Eps),
+		InvBC2Sqrt: float32(1 / math.Sqrt(bc2)),
+		B1:         float32(a.Beta1),
+		B2:         float32(a.Beta2),
+		Eps:        float32(a.Eps),
 	}
 }
 
 // update applies step s to the values of parameter i from offset off: p and
 // g are the parameter's and its gradient's values [off, off+len(p)).
-func (a *Adam) update(s adamStep, i int, p, g []float32, off int) {
+func (a *Adam) update(s kernels.AdamStep, i int, p, g []float32, off int) {
 	end := off + len(p)
-	adamKernel(p, g[:len(p)], a.M[i][off:end], a.V[i][off:end], s.stepSize, s.invBC2Sqrt, s.b1, s.b2, s.eps)
+	kernels.Adam(p, g[:len(p)], a.M[i][off:end], a.V[i][off:end], s)
 }
 
-// minNormal32 is the smallest normal float32, 2⁻¹²⁶.
-const minNormal32 = 0x1p-126
-
-// adamUpdate is the per-value update in Go: the reference for the C kernel
-// of the openblas build (adam_c.go), which must give the same bits.
-func adamUpdate(p, g, m, v []float32, stepSize, invBC2Sqrt, b1, b2, eps float32) {
-	g, m, v = g[:len(p)], m[:len(p)], v[:len(p)]
-	for j := range p {
-		gj := g[j]
-		mj := b1*m[j] + (1-b1)*gj
-		vj := b2*v[j] + (1-b2)*gj*gj
-		// Subnormal moments are stored as zero (see Adam). NaN stays NaN.
-		if mj < minNormal32 && mj > -minNormal32 {
-			mj = 0
-		}
-		if vj < minNormal32 {
-			vj = 0
-		}
-		m[j], v[j] = mj, vj
-		denom := float32(math.Sqrt(float64(vj)))*invBC2Sqrt + eps
-		p[j] -= stepSize * mj / denom
-	}
-}
+// fusedKernel is whether deferredLinear.step uses kernels.LinearWeightStep
+// where the CPU has it (tests turn it off to check the band path).
+var fusedKernel = kernels.Vector

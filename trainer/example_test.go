@@ -4,10 +4,10 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/latent-ai/latent/checkpoint"
 	"github.com/latent-ai/latent/models"
-	"github.com/latent-ai/latent/run"
 	"github.com/latent-ai/latent/trainer"
 )
 
@@ -33,7 +33,10 @@ func Example() {
 	}
 	dir, _ := os.MkdirTemp("", "run")
 	defer os.RemoveAll(dir)
-	files := run.Folder(dir).Trainer() // model.safetensors, optimizer.safetensors, metrics.jsonl
+	// Where the run's files go: package run names those of a run folder,
+	// run.Folder(dir).Trainer().
+	files := trainer.Files{Model: filepath.Join(dir, "model.safetensors"),
+		State: filepath.Join(dir, "optimizer.safetensors"), Metrics: filepath.Join(dir, "metrics.jsonl")}
 	history, err := t.Run(context.Background(), files, data, data, trainer.Hooks{})
 	if err != nil {
 		fmt.Println(err)

@@ -2,7 +2,6 @@ package trainer
 
 import (
 	"math"
-	"math/rand/v2"
 	"slices"
 	"testing"
 
@@ -76,94 +75,5 @@ func TestAdamMatchesFormula(t *testing.T) {
 	}
 	if a.Step != 3 {
 		t.Fatalf("step count %d, want 3", a.Step)
-	}
-}
-
-// TestAdamKernelsAgree checks that the update Adam runs (in C, vectorised,
-// in the openblas build) gives the same bits as the Go loop adamUpdate, for
-// lengths around the vector widths and values from zero to large.
-func TestAdamKernelsAgree(t *testing.T) {
-	rng := rand.New(rand.NewPCG(7, 8))
-	value := func() float32 {
-		switch rng.IntN(9) {
-		case 0:
-			return 0
-		case 1:
-			return float32(rng.NormFloat64() * 1e-6)
-		case 2:
-			return float32(rng.NormFloat64() * 100)
-		case 3: // around the smallest normal float32, where the flush acts
-			return float32(rng.NormFloat64() * 2 * minNormal32)
-		case 4: // a gradient whose square underflows
-			return float32(rng.NormFloat64() * 1e-21)
-		case 5:
-			return float32(math.NaN())
-		default:
-			return float32(rng.NormFloat64())
-		}
-	}
-	for _, n := range []int{1, 7, 8, 9, 15, 16, 17, 31, 33, 100, 1000 + 13} {
-		for step := 1; step <= 3; step++ {
-			p, g, m, v := make([]float32, n), make([]float32, n), make([]float32, n), make([]float32, n)
-			for i := range p {
-				p[i], g[i], m[i] = value(), value(), value()
-				v[i] = float32(math.Abs(float64(value())))
-			}
-			p2, m2, v2 := slices.Clone(p), slices.Clone(m), slices.Clone(v)
-			bc1, bc2 := 1-math.Pow(0.9, float64(step)), 1-math.Pow(0.999, float64(step))
-			stepSize, inv := float32(1e-3/bc1), float32(1/math.Sqrt(bc2))
-			adamKernel(p, g, m, v, stepSize, inv, 0.9, 0.999, 1e-8)
-			adamUpdate(p2, g, m2, v2, stepSize, inv, 0.9, 0.999, 1e-8)
-			for i := range p {
-				if math.IsNaN(float64(p[i])) && math.IsNaN(float64(p2[i])) {
-					continue // NaN payloads may differ between C and Go
-				}
-				if math.Float32bits(p[i]) != math.Float32bits(p2[i]) ||
-					math.Float32bits(m[i]) != math.Float32bits(m2[i]) ||
-					math.Float32bits(v[i]) != math.Float32bits(v2[i]) {
-					t.Fatalf("n=%d step %d value %d: kernel p,m,v = %v,%v,%v; Go loop %v,%v,%v",
-						n, step, i, p[i], m[i], v[i], p2[i], m2[i], v2[i])
-				}
-			}
-		}
-	}
-}
-
-// TestAdamFlushesSubnormalMoments checks that a moment decaying under a zero
-// gradient goes from normal straight to zero, never through the subnormal
-// numbers that slow the CPU down, in every kernel, and that the weight it
-// moves still follows the formula.
-func TestAdamFlushesSubnormalMoments(t *testing.T) {
-	kernels := []struct {
-		name string
-		f    func(p, g, m, v []float32, stepSize, invBC2Sqrt, b1, b2, eps float32)
-	}{{"adamUpdate", adamUpdate}, {"adamKernel", adamKernel}}
-	for _, k := range kernels {
-		t.Run(k.name, func(t *testing.T) {
-			const n = 37 // vector lanes and a scalar tail
-			p, g, m, v := make([]float32, n), make([]float32, n), make([]float32, n), make([]float32, n)
-			for i := range p {
-				p[i], m[i], v[i] = 1, float32(i+1)*1e-3, 1e-6
-			}
-			steps := 0
-			for ; m[0] != 0 || m[n-1] != 0; steps++ {
-				if steps > 2000 {
-					t.Fatalf("m still %v after %d steps of zero gradient", m[n-1], steps)
-				}
-				k.f(p, g, m, v, 1e-3, 1, 0.9, 0.999, 1e-8)
-				for i, x := range m {
-					if x != 0 && math.Abs(float64(x)) < minNormal32 {
-						t.Fatalf("step %d: m[%d] = %g is subnormal", steps+1, i, x)
-					}
-				}
-			}
-			// 0.9ᵏ·1e-3 reaches 2⁻¹²⁶ after about 765 steps.
-			if steps < 700 || steps > 850 {
-				t.Errorf("m reached zero after %d steps, want about 765", steps)
-			}
-			if p[0] >= 1 || p[0] < 0.9 {
-				t.Errorf("p = %v after the decay, want a little under 1", p[0])
-			}
-		})
 	}
 }

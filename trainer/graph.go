@@ -6,6 +6,8 @@ import (
 	"github.com/latent-ai/latent/models"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/latent-ai/latent/trainer/internal/kernels"
 )
 
 // The parts of an architecture that a graph can compute.
@@ -45,7 +47,7 @@ type graph struct {
 // layers' weights as their gradients become ready.
 type deferredUpdate struct {
 	adam    *Adam
-	step    adamStep
+	step    kernels.AdamStep
 	weights [][]float32 // by parameter index
 }
 

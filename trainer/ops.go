@@ -18,6 +18,23 @@ package trainer
 // UnsafeDoer, none overwrites its input), and the graph holds no Gorgonia
 // op that would. Every op works in float32 and float64 (the element type of
 // its inputs).
+//
+// Gorgonia stays the graph and autodiff engine. The trainer works around
+// three of its behaviours, all here, in opBase:
+//
+//   - Op ids. Gorgonia merges nodes whose ops hash alike into one node
+//     with one output buffer (common subexpressions). Two layers of the
+//     same shape would then share an output. Each op instance takes a
+//     number from opIDs and writes it into its hash (WriteHash), so no two
+//     ever merge.
+//   - The after hook. Gorgonia's VM runs the ops in an order of its own and
+//     offers no call between them. The trainer updates each Linear weight
+//     as soon as the last op that reads it has run, while the weight is in
+//     cache (graph.hookDeferred); an op runs opBase.after at the end of
+//     each of its runs for that.
+//   - Owned outputs. Gorgonia would allocate a new output tensor at every
+//     run unless an op reuses one; each op here allocates its output once
+//     and writes into it at every run (see above).
 
 import (
 	"fmt"
@@ -30,6 +47,8 @@ import (
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/latent-ai/latent/trainer/internal/kernels"
 )
 
 // opIDs numbers op instances, so that no two nodes share a hash and
@@ -255,7 +274,7 @@ func biasActivate[T float](a activation, v []T, b T) {
 		}
 	case actSigmoid:
 		if v32, ok := asFloat32(v); ok {
-			biasSigmoid32(v32, float32(b))
+			kernels.BiasSigmoid(v32, float32(b))
 			return
 		}
 		for i, x := range v {
@@ -264,67 +283,14 @@ func biasActivate[T float](a activation, v []T, b T) {
 	}
 }
 
-// sigmoid is 1/(1+e^-x): float32's through sigmoid32, float64's with
+// sigmoid is 1/(1+e^-x): float32's through kernels.Sigmoid32, float64's with
 // math.Exp.
 func sigmoid[T float](x T) T {
 	if unsafe.Sizeof(x) == 4 {
-		return T(sigmoid32(float32(x)))
+		return T(kernels.Sigmoid32(float32(x)))
 	}
 	return T(1 / (1 + math.Exp(-float64(x))))
 }
-
-// sigmoid32 is 1/(1+e^-x) rounded to float32: the same value as
-// float32(1/(1+math.Exp(-float64(x)))) or one unit in the last place from
-// it (TestSigmoid32), at a fraction of the cost. It computes e^-x in
-// float64 as 2^(k/32)·e^r, with 2^(j/32) from a table and |r| ≤ ln2/64, so
-// that e^r needs only its Taylor series to r^4 (relative error below 1e-12,
-// against float32's 6e-8).
-//
-// It widens x to float64 from its bits: the CPU's conversion instruction
-// keeps the upper half of its destination register, which ties each call
-// to the arithmetic of the one before and made the function several times
-// slower in a loop.
-func sigmoid32(x float32) float32 {
-	b := math.Float32bits(x)
-	exp := b >> 23 & 0xff
-	switch {
-	case exp == 0xff && b&0x7fffff != 0: // NaN
-		return x
-	case exp == 0: // zero or subnormal: the exact value rounds to 1/2
-		return 0.5
-	}
-	// z = -x, exactly: the sign flipped, the exponent rebiased, the
-	// mantissa widened.
-	z := math.Float64frombits(uint64(b&0x80000000^0x80000000)<<32 | uint64(exp+1023-127)<<52 | uint64(b&0x7fffff)<<29)
-	switch {
-	case z > 110: // the exact value is below float32's smallest (and x = -Inf)
-		return 0
-	case z < -110: // the exact value rounds to 1 (and x = +Inf)
-		return 1
-	}
-	const (
-		n     = float64(len(exp2Table))
-		ln2   = 0.6931471805599453
-		round = 0x1.8p52 // adding and subtracting it rounds to an integer
-	)
-	kf := (z*(n/ln2) + round) - round
-	r := z - kf*(ln2/n)
-	k := int64(kf)
-	r2 := r * r
-	p := (1 + r) + r2*((1./2+r*(1./6))+r2*(1./24))
-	e := p * exp2Table[k&(1<<exp2Bits-1)] * math.Float64frombits(uint64(k>>exp2Bits+1023)<<52)
-	return float32(1 / (1 + e))
-}
-
-// exp2Table holds 2^(j/32) for j in [0, 32).
-var exp2Table = func() (t [1 << exp2Bits]float64) {
-	for j := range t {
-		t[j] = math.Exp2(float64(j) / float64(len(t)))
-	}
-	return t
-}()
-
-const exp2Bits = 5
 
 // activationGrad sets dz = dy·a'(z) where y = a(z), from y and dy, on
 // several goroutines when they are long.

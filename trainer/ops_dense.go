@@ -6,6 +6,8 @@ import (
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/latent-ai/latent/trainer/internal/kernels"
 )
 
 // linearOp is a Linear layer with its activation: y = a(x·W + b), x [n, in],
@@ -279,12 +281,12 @@ const linearBand = 128 << 10
 // to it as it goes, where the graph's matMulOp would write all of dW out to
 // memory for Adam to read back. Its rows are shared among GOMAXPROCS
 // goroutines. Each goroutine runs the fused kernel of the openblas build
-// (linearWeightStep: dW in registers) or, without one, computes its rows a
+// (kernels.LinearWeightStep: dW in registers) or, without one, computes its rows a
 // band at a time with gemm and updates each band while it is in cache.
 // Either way the update is the same as Adam.Update's with the graph's
 // gradient, to the bit (TestDeferredLinearSameSteps). w is the weight,
 // [in, out].
-func (d *deferredLinear) step(a *Adam, s adamStep, w []float32) {
+func (d *deferredLinear) step(a *Adam, s kernels.AdamStep, w []float32) {
 	x := d.x.Value().Data().([]float32)
 	// Within a run, the op that computes dz may not have handed its output
 	// to its node yet; the output is the op's own buffer either way.
@@ -299,7 +301,7 @@ func (d *deferredLinear) step(a *Adam, s adamStep, w []float32) {
 	parts := workers(in*out, 1<<15)
 	d.bands.grow(parts)
 	parallelParts(in, parts, func(wk, lo, hi int) {
-		if linearWeightStep(x, dz, n, in, out, lo, hi, w, a.M[d.param], a.V[d.param], s) {
+		if fusedKernel && kernels.LinearWeightStep(x, dz, n, in, out, lo, hi, w, a.M[d.param], a.V[d.param], s) {
 			return
 		}
 		band := poolScratch[float32](d.bands, wk, min(rows, hi-lo)*out)
@@ -322,50 +324,35 @@ func asFloat32[T float](v []T) ([]float32, bool) {
 }
 
 // biasReLU sets v[j] = max(v[j]+b[j], 0), in C where the build has it
-// (biasReLU32).
+// (kernels.BiasReLU).
 func biasReLU[T float](v, b []T) {
 	if v32, ok := asFloat32(v); ok {
 		b32, _ := asFloat32(b[:len(v)])
-		biasReLU32(v32, b32)
+		kernels.BiasReLU(v32, b32)
 		return
 	}
-	biasReLUGo(v, b)
-}
-
-func biasReLUGo[T float](v, b []T) {
-	b = b[:len(v)]
-	for j, x := range v {
-		v[j] = max(x+b[j], 0)
-	}
+	kernels.BiasReLUGo(v, b)
 }
 
 // reluGrad sets dz[j] = dy[j] where y[j] > 0 or is NaN, else 0, in C where
-// the build has it (reluGrad32).
+// the build has it (kernels.ReLUGrad).
 func reluGrad[T float](dz, y, dy []T) {
 	if dz32, ok := asFloat32(dz); ok {
 		y32, _ := asFloat32(y[:len(dz)])
 		dy32, _ := asFloat32(dy[:len(dz)])
-		reluGrad32(dz32, y32, dy32)
+		kernels.ReLUGrad(dz32, y32, dy32)
 		return
 	}
 	activationGradSerial(actReLU, dz, y, dy)
 }
 
 // addRows adds rows rows of v, len(s) values each and ld apart, to s, a row
-// at a time, in C where the build has it (addRows32).
+// at a time, in C where the build has it (kernels.AddRows).
 func addRows[T float](s, v []T, rows, ld int) {
 	if s32, ok := asFloat32(s); ok && rows > 0 {
 		v32, _ := asFloat32(v[:(rows-1)*ld+len(s)])
-		addRows32(s32, v32, rows, ld)
+		kernels.AddRows(s32, v32, rows, ld)
 		return
 	}
-	addRowsGo(s, v, rows, ld)
-}
-
-func addRowsGo[T float](s, v []T, rows, ld int) {
-	for r := 0; r < rows; r++ {
-		for j, x := range v[r*ld : r*ld+len(s)] {
-			s[j] += x
-		}
-	}
+	kernels.AddRowsGo(s, v, rows, ld)
 }

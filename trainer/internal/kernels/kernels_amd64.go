@@ -1,30 +1,31 @@
-//go:build openblas
+//go:build cgo && amd64
 
-package trainer
+package kernels
 
-// The openblas build links C already, so its Adam runs the per-value update
-// in C, 16 values at a time with AVX-512 or 8 with AVX2 where the CPU has
-// them: Go computes one value at a time and waits on the CPU's divider for
-// a square root and a division per value. The arithmetic is adamUpdate's,
-// in the same order, rounded the same way and without fused multiply-adds
-// (the pragma), with the same flush of subnormal moments to zero, so every
-// build gives the same bits (TestAdamKernelsAgree).
+// The kernels in C, for CPUs with AVX-512 (16 values at a time) or AVX2
+// (Adam, 8 at a time), chosen at start from the CPU's features. Every
+// kernel but LinearWeightStep computes its Go reference's arithmetic in the
+// same order, rounded the same way and without fused multiply-adds (the
+// pragma), so it gives the same bits; LinearWeightStep gives the bits of
+// LinearWeightStepRef, in C below.
 //
-// With AVX-512 it also fuses a Linear layer's weight gradient with Adam
-// (linearWeightStep): it computes dW a block at a time in registers and
-// updates the weight from them, so the gradient is never written out to
-// memory and read back. Its multiply-adds are explicit fused ones, each
-// value summed over the batch in order: the bits of its scalar reference
-// (latent_linear_dw_adam_ref, TestLinearWeightStep) on every CPU with
-// AVX-512, whichever kernels OpenBLAS runs. They may differ from OpenBLAS's
-// gemm by rounding (TestDeferredLinearSameSteps states the tolerance).
+// Adam: the per-value update of AdamGo, with its flush of subnormal
+// moments to zero. LinearWeightStep: a Linear layer's weight gradient
+// dW = xᵀ·dz a block at a time in registers, with Adam applied to the same
+// values of the weight from them, so the gradient is never written out to
+// memory and read back; each value is summed over the batch in order, one
+// fused multiply-add a sample. BiasReLU, ReLUGrad, AddRows: the
+// element-wise loops around a Linear layer's products, each exact (a
+// select, or one addition a value in the Go loop's order). BiasSigmoid:
+// Sigmoid32's float64 arithmetic 8 values at a time, with the same table.
 
 /*
+#cgo LDFLAGS: -lm
 #pragma GCC optimize("fp-contract=off")
 #include <float.h>
 #include <immintrin.h>
 #include <math.h>
-
+#include <stdint.h>
 typedef struct {
 	float step_size, inv_bc2_sqrt, b1, b2, eps;
 } latent_adam_hyper;
@@ -209,38 +210,127 @@ static void latent_adam_update(int width, float *p, const float *g, float *m, fl
 	else if (width == 8) j = latent_adam_avx2(p, g, m, v, n, h);
 	latent_adam_scalar(p, g, m, v, j, n, h);
 }
+
+static inline __mmask16 latent_tail(long left) {
+	return left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
+}
+
+// latent_bias_relu sets v[j] = v[j] + b[j] where that is > 0 or NaN, else +0.
+__attribute__((target("avx512f")))
+static void latent_bias_relu(float *v, const float *b, long n) {
+	for (long j = 0; j < n; j += 16) {
+		__mmask16 k = latent_tail(n - j);
+		__m512 x = _mm512_add_ps(_mm512_maskz_loadu_ps(k, v + j), _mm512_maskz_loadu_ps(k, b + j));
+		__mmask16 keep = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_NLE_UQ);
+		_mm512_mask_storeu_ps(v + j, k, _mm512_maskz_mov_ps(keep, x));
+	}
+}
+
+// latent_relu_grad sets dz[j] = dy[j] where y[j] > 0 or NaN, else +0.
+__attribute__((target("avx512f")))
+static void latent_relu_grad(float *dz, const float *y, const float *dy, long n) {
+	for (long j = 0; j < n; j += 16) {
+		__mmask16 k = latent_tail(n - j);
+		__mmask16 keep = _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(k, y + j), _mm512_setzero_ps(), _CMP_NLE_UQ);
+		_mm512_mask_storeu_ps(dz + j, k, _mm512_maskz_mov_ps(keep, _mm512_maskz_loadu_ps(k, dy + j)));
+	}
+}
+
+// latent_add_rows adds rows rows of v (n values each, ld apart), in order,
+// to s: s[j] += v[r][j].
+__attribute__((target("avx512f")))
+static void latent_add_rows(float *s, const float *v, long rows, long n, long ld) {
+	for (long j = 0; j < n; j += 16) {
+		__mmask16 k = latent_tail(n - j);
+		__m512 acc = _mm512_maskz_loadu_ps(k, s + j);
+		for (long r = 0; r < rows; r++) acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(k, v + r * ld + j));
+		_mm512_mask_storeu_ps(s + j, k, acc);
+	}
+}
+
+// latent_sigmoid_avx512 sets v[j] = sigmoid32(v[j] + b) for the first
+// multiple of 8 values of v and returns how many it set. table is
+// exp2Table, 32 float64 values.
+__attribute__((target("avx512f,avx512dq,avx512vl")))
+static long latent_sigmoid_avx512(float *v, long n, float b, const double *table) {
+	const __m512d nOverLn2 = _mm512_set1_pd(32.0 / 0.6931471805599453);
+	const __m512d ln2OverN = _mm512_set1_pd(0.6931471805599453 / 32.0);
+	const __m512d round = _mm512_set1_pd(0x1.8p52);
+	const __m512d one = _mm512_set1_pd(1), half = _mm512_set1_pd(1.0 / 2), sixth = _mm512_set1_pd(1.0 / 6), c24 = _mm512_set1_pd(1.0 / 24);
+	const __m512d limit = _mm512_set1_pd(110), negLimit = _mm512_set1_pd(-110);
+	const __m512d sign = _mm512_castsi512_pd(_mm512_set1_epi64(INT64_MIN));
+	const __m256 bias = _mm256_set1_ps(b);
+	const __m256i expMask = _mm256_set1_epi32(0xff), mantMask = _mm256_set1_epi32(0x7fffff);
+	long j = 0;
+	for (; j + 8 <= n; j += 8) {
+		__m256 x = _mm256_add_ps(_mm256_loadu_ps(v + j), bias);
+		__m256i bits = _mm256_castps_si256(x);
+		__m256i exp = _mm256_and_si256(_mm256_srli_epi32(bits, 23), expMask);
+		__mmask8 isNaN = _mm256_cmpeq_epi32_mask(exp, expMask) & _mm256_test_epi32_mask(bits, mantMask);
+		__mmask8 isTiny = _mm256_cmpeq_epi32_mask(exp, _mm256_setzero_si256());
+
+		__m512d z = _mm512_xor_pd(_mm512_cvtps_pd(x), sign); // -x, exactly
+		__m512d kf = _mm512_sub_pd(_mm512_add_pd(_mm512_mul_pd(z, nOverLn2), round), round);
+		__m512d r = _mm512_sub_pd(z, _mm512_mul_pd(kf, ln2OverN));
+		__m256i k = _mm512_cvttpd_epi32(kf);
+		__m512d r2 = _mm512_mul_pd(r, r);
+		__m512d p = _mm512_add_pd(_mm512_add_pd(one, r),
+			_mm512_mul_pd(r2, _mm512_add_pd(_mm512_add_pd(half, _mm512_mul_pd(r, sixth)), _mm512_mul_pd(r2, c24))));
+		__m512d t = _mm512_i32gather_pd(_mm256_and_si256(k, _mm256_set1_epi32(31)), table, 8);
+		__m512i scaleBits = _mm512_slli_epi64(_mm512_add_epi64(_mm512_cvtepi32_epi64(_mm256_srai_epi32(k, 5)), _mm512_set1_epi64(1023)), 52);
+		__m512d e = _mm512_mul_pd(_mm512_mul_pd(p, t), _mm512_castsi512_pd(scaleBits));
+		__m512d y = _mm512_div_pd(one, _mm512_add_pd(one, e));
+		y = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(z, limit, _CMP_GT_OQ), y, _mm512_setzero_pd());
+		y = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(z, negLimit, _CMP_LT_OQ), y, one);
+		y = _mm512_mask_blend_pd(isTiny, y, half);
+		__m256 out = _mm512_cvtpd_ps(y);
+		out = _mm256_mask_blend_ps(isNaN, out, x);
+		_mm256_storeu_ps(v + j, out);
+	}
+	return j;
+}
+
+static int latent_sigmoid_vector(void) {
+	__builtin_cpu_init();
+	return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+}
 */
 import "C"
 
-// adamWidth is how many values the C update computes at once.
-var adamWidth = C.latent_adam_width()
+// AdamWidth is how many values the C Adam update computes at once: 16 with
+// AVX-512, 8 with AVX2, else 1.
+var AdamWidth = int(C.latent_adam_width())
 
-// adamKernel is adamUpdate in C.
-func adamKernel(p, g, m, v []float32, stepSize, invBC2Sqrt, b1, b2, eps float32) {
+// Vector is whether the CPU has AVX-512, which LinearWeightStep and the
+// element-wise kernels need; without it they fall back to Go.
+var Vector = AdamWidth == 16
+
+// sigmoidVector is whether the CPU runs the vectorised sigmoid.
+var sigmoidVector = C.latent_sigmoid_vector() != 0
+
+// Adam applies step s to p with the gradient g and the moments m and v, in
+// place, one value at a time (AdamGo's arithmetic, in C).
+func Adam(p, g, m, v []float32, s AdamStep) {
 	if len(p) == 0 {
 		return
 	}
 	g, m, v = g[:len(p)], m[:len(p)], v[:len(p)]
-	h := C.latent_adam_hyper{C.float(stepSize), C.float(invBC2Sqrt), C.float(b1), C.float(b2), C.float(eps)}
-	C.latent_adam_update(adamWidth, (*C.float)(&p[0]), (*C.float)(&g[0]), (*C.float)(&m[0]), (*C.float)(&v[0]), C.long(len(p)), h)
+	C.latent_adam_update(C.int(AdamWidth), (*C.float)(&p[0]), (*C.float)(&g[0]), (*C.float)(&m[0]), (*C.float)(&v[0]), C.long(len(p)), hyper(s))
 }
 
-// fusedKernel is whether linearWeightStep runs: the CPU has AVX-512,
-// whichever kernels OpenBLAS chose (tests turn it off to check the band
-// path of deferredLinear.step).
-var fusedKernel = adamWidth == 16
+func hyper(s AdamStep) C.latent_adam_hyper {
+	return C.latent_adam_hyper{C.float(s.StepSize), C.float(s.InvBC2Sqrt), C.float(s.B1), C.float(s.B2), C.float(s.Eps)}
+}
 
-// linearWeightStep computes rows [r0, r1) of a Linear layer's weight
-// gradient dW = xᵀ·dz (x [n, in], dz [n, out]) and applies Adam's step s to
-// the same rows of the weight p [in, out] and of its moments m and v, with
-// the gradient in registers: the AVX-512 kernel above. Each value of dW is
-// summed over the n samples in order, with one fused multiply-add a sample:
-// the bits of linearWeightStepRef on every CPU, which may differ from a
-// BLAS's gemm by rounding (OpenBLAS's kernels sum in other orders on
-// different CPUs). It reports false, doing nothing, where the CPU lacks
-// AVX-512.
-func linearWeightStep(x, dz []float32, n, in, out, r0, r1 int, p, m, v []float32, s adamStep) bool {
-	if !fusedKernel {
+// LinearWeightStep computes rows [r0, r1) of a Linear layer's weight
+// gradient dW = xᵀ·dz (x [n, in], dz [n, out], row-major) and applies Adam's
+// step s to the same rows of the weight p [in, out] and of its moments m and
+// v, with the gradient in registers. Each value of dW is summed over the n
+// samples in order, with one fused multiply-add a sample: the bits of
+// LinearWeightStepRef on every CPU, which may differ from a BLAS's gemm by
+// rounding. It reports false, doing nothing, where the CPU lacks AVX-512.
+func LinearWeightStep(x, dz []float32, n, in, out, r0, r1 int, p, m, v []float32, s AdamStep) bool {
+	if !Vector {
 		return false
 	}
 	if r0 >= r1 || n == 0 || out == 0 {
@@ -248,21 +338,70 @@ func linearWeightStep(x, dz []float32, n, in, out, r0, r1 int, p, m, v []float32
 	}
 	_, _ = x[(n-1)*in+r1-1], dz[n*out-1]
 	_, _, _ = p[in*out-1], m[in*out-1], v[in*out-1]
-	h := C.latent_adam_hyper{C.float(s.stepSize), C.float(s.invBC2Sqrt), C.float(s.b1), C.float(s.b2), C.float(s.eps)}
 	C.latent_linear_dw_adam512((*C.float)(&x[0]), (*C.float)(&dz[0]), C.long(n), C.long(in), C.long(out), C.long(r0), C.long(r1),
-		(*C.float)(&p[0]), (*C.float)(&m[0]), (*C.float)(&v[0]), h)
+		(*C.float)(&p[0]), (*C.float)(&m[0]), (*C.float)(&v[0]), hyper(s))
 	return true
 }
 
-// linearWeightStepRef is linearWeightStep's scalar reference in C: the
-// same sums in the same order, one value at a time.
-func linearWeightStepRef(x, dz []float32, n, in, out, r0, r1 int, p, m, v []float32, s adamStep) {
+// LinearWeightStepRef is LinearWeightStep's scalar reference in C: the
+// same sums in the same order (fmaf), one value at a time.
+func LinearWeightStepRef(x, dz []float32, n, in, out, r0, r1 int, p, m, v []float32, s AdamStep) {
 	if r0 >= r1 || n == 0 || out == 0 {
 		return
 	}
 	_, _ = x[(n-1)*in+r1-1], dz[n*out-1]
 	_, _, _ = p[in*out-1], m[in*out-1], v[in*out-1]
-	h := C.latent_adam_hyper{C.float(s.stepSize), C.float(s.invBC2Sqrt), C.float(s.b1), C.float(s.b2), C.float(s.eps)}
 	C.latent_linear_dw_adam_ref((*C.float)(&x[0]), (*C.float)(&dz[0]), C.long(n), C.long(in), C.long(out), C.long(r0), C.long(r1),
-		(*C.float)(&p[0]), (*C.float)(&m[0]), (*C.float)(&v[0]), h)
+		(*C.float)(&p[0]), (*C.float)(&m[0]), (*C.float)(&v[0]), hyper(s))
+}
+
+// BiasReLU sets v[j] = max(v[j]+b[j], 0), with NaN kept and -0 made +0.
+func BiasReLU(v, b []float32) {
+	if len(v) == 0 {
+		return
+	}
+	if !Vector {
+		BiasReLUGo(v, b)
+		return
+	}
+	_ = b[len(v)-1]
+	C.latent_bias_relu((*C.float)(&v[0]), (*C.float)(&b[0]), C.long(len(v)))
+}
+
+// ReLUGrad sets dz[j] = dy[j] where y[j] > 0 or is NaN, else +0.
+func ReLUGrad(dz, y, dy []float32) {
+	if len(dz) == 0 {
+		return
+	}
+	if !Vector {
+		ReLUGradGo(dz, y, dy)
+		return
+	}
+	_, _ = y[len(dz)-1], dy[len(dz)-1]
+	C.latent_relu_grad((*C.float)(&dz[0]), (*C.float)(&y[0]), (*C.float)(&dy[0]), C.long(len(dz)))
+}
+
+// AddRows adds rows rows of v, len(s) values each and ld apart, to s, a row
+// at a time.
+func AddRows(s, v []float32, rows, ld int) {
+	if len(s) == 0 || rows == 0 {
+		return
+	}
+	if !Vector {
+		AddRowsGo(s, v, rows, ld)
+		return
+	}
+	_ = v[(rows-1)*ld+len(s)-1]
+	C.latent_add_rows((*C.float)(&s[0]), (*C.float)(&v[0]), C.long(rows), C.long(len(s)), C.long(ld))
+}
+
+// BiasSigmoid sets v[i] = Sigmoid32(v[i] + b).
+func BiasSigmoid(v []float32, b float32) {
+	j := 0
+	if sigmoidVector && len(v) >= 8 {
+		j = int(C.latent_sigmoid_avx512((*C.float)(&v[0]), C.long(len(v)), C.float(b), (*C.double)(&exp2Table[0])))
+	}
+	for i, x := range v[j:] {
+		v[j+i] = Sigmoid32(x + b)
+	}
 }

@@ -1,0 +1,38 @@
+//go:build !(cgo && amd64)
+
+package kernels
+
+// Without cgo on amd64, the kernels are their Go references.
+
+// AdamWidth is how many values Adam computes at once: one, in Go.
+const AdamWidth = 1
+
+// Vector is whether LinearWeightStep runs: never here.
+const Vector = false
+
+// Adam applies step s to p with the gradient g and the moments m and v.
+func Adam(p, g, m, v []float32, s AdamStep) { AdamGo(p, g, m, v, s) }
+
+// LinearWeightStep is the fused kernel of cgo builds on amd64; here there is
+// none, and it reports false.
+func LinearWeightStep(x, dz []float32, n, in, out, r0, r1 int, p, m, v []float32, s AdamStep) bool {
+	return false
+}
+
+// LinearWeightStepRef is the fused kernel's reference; with no kernel, it
+// is never called.
+func LinearWeightStepRef(x, dz []float32, n, in, out, r0, r1 int, p, m, v []float32, s AdamStep) {
+	panic("kernels: no fused kernel in this build")
+}
+
+// BiasReLU sets v[j] = max(v[j]+b[j], 0), with NaN kept and -0 made +0.
+func BiasReLU(v, b []float32) { BiasReLUGo(v, b) }
+
+// ReLUGrad sets dz[j] = dy[j] where y[j] > 0 or is NaN, else +0.
+func ReLUGrad(dz, y, dy []float32) { ReLUGradGo(dz, y, dy) }
+
+// AddRows adds rows rows of v, len(s) values each and ld apart, to s.
+func AddRows(s, v []float32, rows, ld int) { AddRowsGo(s, v, rows, ld) }
+
+// BiasSigmoid sets v[i] = Sigmoid32(v[i] + b).
+func BiasSigmoid(v []float32, b float32) { BiasSigmoidGo(v, b) }

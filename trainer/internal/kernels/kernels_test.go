@@ -1,0 +1,292 @@
+package kernels
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/gonum"
+)
+
+// TestAdamKernelsAgree checks that the update Adam runs (in C, vectorised,
+// where the build has cgo on amd64) gives the same bits as the Go loop AdamGo, for
+// lengths around the vector widths and values from zero to large.
+func TestAdamKernelsAgree(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	value := func() float32 {
+		switch rng.IntN(9) {
+		case 0:
+			return 0
+		case 1:
+			return float32(rng.NormFloat64() * 1e-6)
+		case 2:
+			return float32(rng.NormFloat64() * 100)
+		case 3: // around the smallest normal float32, where the flush acts
+			return float32(rng.NormFloat64() * 2 * MinNormal32)
+		case 4: // a gradient whose square underflows
+			return float32(rng.NormFloat64() * 1e-21)
+		case 5:
+			return float32(math.NaN())
+		default:
+			return float32(rng.NormFloat64())
+		}
+	}
+	for _, n := range []int{1, 7, 8, 9, 15, 16, 17, 31, 33, 100, 1000 + 13} {
+		for step := 1; step <= 3; step++ {
+			p, g, m, v := make([]float32, n), make([]float32, n), make([]float32, n), make([]float32, n)
+			for i := range p {
+				p[i], g[i], m[i] = value(), value(), value()
+				v[i] = float32(math.Abs(float64(value())))
+			}
+			p2, m2, v2 := slices.Clone(p), slices.Clone(m), slices.Clone(v)
+			bc1, bc2 := 1-math.Pow(0.9, float64(step)), 1-math.Pow(0.999, float64(step))
+			stepSize, inv := float32(1e-3/bc1), float32(1/math.Sqrt(bc2))
+			Adam(p, g, m, v, AdamStep{stepSize, inv, 0.9, 0.999, 1e-8})
+			AdamGo(p2, g, m2, v2, AdamStep{stepSize, inv, 0.9, 0.999, 1e-8})
+			for i := range p {
+				if math.IsNaN(float64(p[i])) && math.IsNaN(float64(p2[i])) {
+					continue // NaN payloads may differ between C and Go
+				}
+				if math.Float32bits(p[i]) != math.Float32bits(p2[i]) ||
+					math.Float32bits(m[i]) != math.Float32bits(m2[i]) ||
+					math.Float32bits(v[i]) != math.Float32bits(v2[i]) {
+					t.Fatalf("n=%d step %d value %d: kernel p,m,v = %v,%v,%v; Go loop %v,%v,%v",
+						n, step, i, p[i], m[i], v[i], p2[i], m2[i], v2[i])
+				}
+			}
+		}
+	}
+}
+
+// TestAdamFlushesSubnormalMoments checks that a moment decaying under a zero
+// gradient goes from normal straight to zero, never through the subnormal
+// numbers that slow the CPU down, in every kernel, and that the weight it
+// moves still follows the formula.
+func TestAdamFlushesSubnormalMoments(t *testing.T) {
+	kernels := []struct {
+		name string
+		f    func(p, g, m, v []float32, s AdamStep)
+	}{{"AdamGo", AdamGo}, {"Adam", Adam}}
+	for _, k := range kernels {
+		t.Run(k.name, func(t *testing.T) {
+			const n = 37 // vector lanes and a scalar tail
+			p, g, m, v := make([]float32, n), make([]float32, n), make([]float32, n), make([]float32, n)
+			for i := range p {
+				p[i], m[i], v[i] = 1, float32(i+1)*1e-3, 1e-6
+			}
+			steps := 0
+			for ; m[0] != 0 || m[n-1] != 0; steps++ {
+				if steps > 2000 {
+					t.Fatalf("m still %v after %d steps of zero gradient", m[n-1], steps)
+				}
+				k.f(p, g, m, v, AdamStep{1e-3, 1, 0.9, 0.999, 1e-8})
+				for i, x := range m {
+					if x != 0 && math.Abs(float64(x)) < MinNormal32 {
+						t.Fatalf("step %d: m[%d] = %g is subnormal", steps+1, i, x)
+					}
+				}
+			}
+			// 0.9ᵏ·1e-3 reaches 2⁻¹²⁶ after about 765 steps.
+			if steps < 700 || steps > 850 {
+				t.Errorf("m reached zero after %d steps, want about 765", steps)
+			}
+			if p[0] >= 1 || p[0] < 0.9 {
+				t.Errorf("p = %v after the decay, want a little under 1", p[0])
+			}
+		})
+	}
+}
+
+// TestSigmoid32 checks the float32 sigmoid against float64's math.Exp,
+// rounded: at most one unit in the last place apart, and equal for nearly
+// all inputs, over the whole range and at the edges.
+func TestSigmoid32(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	xs := []float32{0, float32(math.Copysign(0, -1)), 1e-30, -1e-30, 87, -87, 88.7, -88.7, 103, -103, 104, -104,
+		109.9, -109.9, 110, -110, 111, -111, float32(math.MaxFloat32), -float32(math.MaxFloat32),
+		float32(math.Inf(1)), float32(math.Inf(-1))}
+	for range 1_000_000 {
+		xs = append(xs, float32((rng.Float64()*2-1)*120))
+	}
+	for range 100_000 {
+		xs = append(xs, float32(rng.NormFloat64()))
+	}
+	off := 0
+	for _, x := range xs {
+		got := Sigmoid32(x)
+		want := float32(1 / (1 + math.Exp(-float64(x))))
+		d := int64(math.Float32bits(got)) - int64(math.Float32bits(want))
+		if d < -1 || d > 1 {
+			t.Fatalf("Sigmoid32(%v) = %v, want %v (%d units apart)", x, got, want, d)
+		}
+		if d != 0 {
+			off++
+		}
+	}
+	if off > len(xs)/1000 {
+		t.Errorf("%d of %d values one unit off, want at most 0.1%%", off, len(xs))
+	}
+	if got := Sigmoid32(float32(math.NaN())); !math.IsNaN(float64(got)) {
+		t.Errorf("Sigmoid32(NaN) = %v, want NaN", got)
+	}
+}
+
+// TestSigmoidKernelAgrees checks that biasSigmoid32, the slice form that
+// the ops call (vectorised in C where the build has it), gives the bits of
+// Sigmoid32(x + b) for every value: special ones, every float32 bit pattern
+// at a stride (all signs, exponents and mantissa patterns), with and
+// without a bias, at every offset from a vector's start.
+func TestSigmoidKernelAgrees(t *testing.T) {
+	xs := []float32{0, float32(math.Copysign(0, -1)), 1e-45, -1e-45, 1e-40, -1e-40, 0x1p-126, -0x1p-126,
+		87, -87, 110, -110, 109.99999, -109.99999, 110.00001, -110.00001,
+		float32(math.MaxFloat32), -float32(math.MaxFloat32), float32(math.Inf(1)), float32(math.Inf(-1)),
+		float32(math.NaN()), math.Float32frombits(0x7f800001), math.Float32frombits(0xffc00123)}
+	for bits := uint64(0); bits < 1<<32; bits += 4093 {
+		xs = append(xs, math.Float32frombits(uint32(bits)))
+	}
+	for _, b := range []float32{0, 0.25, -3} {
+		for _, offset := range []int{0, 3} {
+			got := slices.Clone(xs[offset:])
+			BiasSigmoid(got, b)
+			for i, x := range xs[offset:] {
+				want := Sigmoid32(x + b)
+				if math.Float32bits(got[i]) != math.Float32bits(want) {
+					t.Fatalf("b=%v: sigmoid of %v (bits %#x) = %v, sigmoid32 gives %v", b, x, math.Float32bits(x), got[i], want)
+				}
+			}
+		}
+	}
+}
+
+// TestElementwiseKernels checks the element-wise loops after a Linear
+// layer's products (in C where the build has them) against the Go loops, bit
+// for bit, on lengths around the vector width and on special values.
+func TestElementwiseKernels(t *testing.T) {
+	specials := []float32{0, float32(math.Copysign(0, -1)), 1e-45, -1e-45, 0x1p-126, -3, 2.5,
+		float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN())}
+	rng := rand.New(rand.NewPCG(5, 6))
+	value := func() float32 {
+		if rng.IntN(3) == 0 {
+			return specials[rng.IntN(len(specials))]
+		}
+		return float32(rng.NormFloat64())
+	}
+	same := func(a, b []float32) bool { // NaN payloads may differ between C and Go
+		for i := range a {
+			if math.IsNaN(float64(a[i])) && math.IsNaN(float64(b[i])) {
+				continue
+			}
+			if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
+				return false
+			}
+		}
+		return len(a) == len(b)
+	}
+	for n := 0; n <= 40; n++ {
+		v, b, y := make([]float32, n), make([]float32, n), make([]float32, n)
+		for i := range v {
+			v[i], b[i], y[i] = value(), value(), value()
+		}
+		got, want := slices.Clone(v), slices.Clone(v)
+		BiasReLU(got, b)
+		BiasReLUGo(want, b)
+		if !same(got, want) {
+			t.Fatalf("n=%d: BiasReLU %v, Go loop %v (v %v, b %v)", n, got, want, v, b)
+		}
+		got, want = make([]float32, n), make([]float32, n)
+		ReLUGrad(got, y, v)
+		ReLUGradGo(want, y, v)
+		if !same(got, want) {
+			t.Fatalf("n=%d: ReLUGrad %v, Go loop %v", n, got, want)
+		}
+		const rows, ld = 5, 43
+		m := make([]float32, rows*ld)
+		for i := range m {
+			m[i] = value()
+		}
+		got, want = slices.Clone(b), slices.Clone(b)
+		AddRows(got, m, rows, ld)
+		AddRowsGo(want, m, rows, ld)
+		if !same(got, want) {
+			t.Fatalf("n=%d: AddRows %v, Go loop %v", n, got, want)
+		}
+	}
+}
+
+// TestLinearWeightStep checks the fused weight-gradient and Adam kernel against its scalar reference in C (the same sums in
+// the same order), to the bit, on shapes with row and column remainders, a
+// range of rows and batches of up to 1000; and its gradients against gonum's gemm's
+// within the error bound of a float32 sum, as the BLAS may sum in another
+// order (OpenBLAS's Haswell and SkylakeX kernels do).
+func TestLinearWeightStep(t *testing.T) {
+	if !Vector {
+		t.Skip("no fused kernel: pure-Go build, or a CPU without AVX-512")
+	}
+	tests := []struct{ n, in, out, r0, r1 int }{
+		{64, 784, 512, 0, 784},
+		{64, 784, 512, 101, 390},
+		{64, 13, 10, 0, 13},
+		{3, 7, 70, 2, 7},
+		{1, 5, 16, 0, 5},
+		{64, 128, 1568, 0, 128},
+		{130, 9, 65, 0, 9},
+		{384, 20, 100, 0, 20},
+		{1000, 20, 100, 0, 20},
+	}
+	for _, tc := range tests {
+		x, dz := make([]float32, tc.n*tc.in), make([]float32, tc.n*tc.out)
+		for i := range x {
+			x[i] = float32(math.Sin(float64(i)))
+		}
+		for i := range dz {
+			dz[i] = float32(math.Cos(float64(i)*0.7)) * 1e-2
+		}
+		size := tc.in * tc.out
+		p, m, v := make([]float32, size), make([]float32, size), make([]float32, size)
+		for i := range p {
+			p[i], m[i], v[i] = float32(i%11)*0.01, float32(i%5-2)*1e-3, float32(i%3+1)*1e-6
+		}
+		pr, mr, vr := slices.Clone(p), slices.Clone(m), slices.Clone(v)
+		pb, mb, vb := slices.Clone(p), slices.Clone(m), slices.Clone(v) // before the step
+		s := AdamStep{StepSize: 1e-3 / 0.1, InvBC2Sqrt: 31.6, B1: 0.9, B2: 0.999, Eps: 1e-8}
+		if !LinearWeightStep(x, dz, tc.n, tc.in, tc.out, tc.r0, tc.r1, p, m, v, s) {
+			t.Fatalf("%+v: no fused step on a CPU with AVX-512", tc)
+		}
+		LinearWeightStepRef(x, dz, tc.n, tc.in, tc.out, tc.r0, tc.r1, pr, mr, vr, s)
+		for i := range p {
+			if math.Float32bits(p[i]) != math.Float32bits(pr[i]) || math.Float32bits(m[i]) != math.Float32bits(mr[i]) ||
+				math.Float32bits(v[i]) != math.Float32bits(vr[i]) {
+				t.Fatalf("%+v: value %d (row %d): fused p,m,v = %v,%v,%v; scalar reference %v,%v,%v",
+					tc, i, i/tc.out, p[i], m[i], v[i], pr[i], mr[i], vr[i])
+			}
+		}
+		// With β1 = 0, m holds the gradient itself: compare it with gemm's
+		// within the error bound of a float32 sum of n products, for any
+		// order of summation, twice over (each side's error).
+		s0 := s
+		s0.B1 = 0
+		pg, mg, vg := slices.Clone(pb), slices.Clone(mb), slices.Clone(vb)
+		if !LinearWeightStep(x, dz, tc.n, tc.in, tc.out, tc.r0, tc.r1, pg, mg, vg, s0) {
+			t.Fatal("no fused step")
+		}
+		rows := tc.r1 - tc.r0
+		g := make([]float32, rows*tc.out)
+		gonum.Implementation{}.Sgemm(blas.Trans, blas.NoTrans, rows, tc.out, tc.n, 1, x[tc.r0:], tc.in, dz, tc.out, 0, g, tc.out)
+		gamma := float64(tc.n) * 0x1p-24 / (1 - float64(tc.n)*0x1p-24)
+		for r := range rows {
+			for j := range tc.out {
+				abs := 0.0 // Σ|x·dz| over the batch
+				for b := range tc.n {
+					abs += math.Abs(float64(x[b*tc.in+tc.r0+r]) * float64(dz[b*tc.out+j]))
+				}
+				got, want := mg[(tc.r0+r)*tc.out+j], g[r*tc.out+j]
+				if d := math.Abs(float64(got) - float64(want)); d > 2*gamma*abs+MinNormal32 {
+					t.Fatalf("%+v: dW[%d][%d] = %v, gemm %v: %.3g apart, more than the bound %.3g",
+						tc, tc.r0+r, j, got, want, d, 2*gamma*abs)
+				}
+			}
+		}
+	}
+}
