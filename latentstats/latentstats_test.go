@@ -7,58 +7,14 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/latent-ai/latent/internal/gaussiantest"
 	"github.com/latent-ai/latent/latentstats"
 	"github.com/latent-ai/latent/pca"
 )
 
-// rotation returns a 3-D rotation matrix (rows) from three angles.
-func rotation(a, b, c float64) [3][3]float64 {
-	rz := [3][3]float64{{math.Cos(a), -math.Sin(a), 0}, {math.Sin(a), math.Cos(a), 0}, {0, 0, 1}}
-	ry := [3][3]float64{{math.Cos(b), 0, math.Sin(b)}, {0, 1, 0}, {-math.Sin(b), 0, math.Cos(b)}}
-	rx := [3][3]float64{{1, 0, 0}, {0, math.Cos(c), -math.Sin(c)}, {0, math.Sin(c), math.Cos(c)}}
-	mul := func(p, q [3][3]float64) (r [3][3]float64) {
-		for i := 0; i < 3; i++ {
-			for j := 0; j < 3; j++ {
-				for k := 0; k < 3; k++ {
-					r[i][j] += p[i][k] * q[k][j]
-				}
-			}
-		}
-		return r
-	}
-	return mul(mul(rz, ry), rx)
-}
-
-// gaussian draws n samples of mean + R·diag(std)·z.
-func gaussian(rng *rand.Rand, n int, mean, std [3]float64, r [3][3]float64) []float32 {
-	out := make([]float32, 0, 3*n)
-	for i := 0; i < n; i++ {
-		var z [3]float64
-		for k := range z {
-			z[k] = rng.NormFloat64() * std[k]
-		}
-		for a := 0; a < 3; a++ {
-			v := mean[a]
-			for k := 0; k < 3; k++ {
-				v += r[a][k] * z[k]
-			}
-			out = append(out, float32(v))
-		}
-	}
-	return out
-}
-
-func dot(a, b []float64) float64 {
-	s := 0.0
-	for i := range a {
-		s += a[i] * b[i]
-	}
-	return s
-}
-
 func TestSampleMatchesFit(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	s, err := pca.Fit(gaussian(rng, 50_000, [3]float64{0, 1, 2}, [3]float64{2, 0.5, 0.1}, rotation(0.3, 0.2, 0.1)), 50_000, 3)
+	s, err := pca.Fit(gaussiantest.Gaussian(rng, 50_000, [3]float64{0, 1, 2}, [3]float64{2, 0.5, 0.1}, gaussiantest.Rotation(0.3, 0.2, 0.1)), 50_000, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +56,7 @@ func TestSampleMatchesFit(t *testing.T) {
 
 func TestAlongAndGrid(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 10))
-	s, err := pca.Fit(gaussian(rng, 20_000, [3]float64{1, 2, 3}, [3]float64{2, 1, 0.5}, rotation(1, 2, 3)), 20_000, 3)
+	s, err := pca.Fit(gaussiantest.Gaussian(rng, 20_000, [3]float64{1, 2, 3}, [3]float64{2, 1, 0.5}, gaussiantest.Rotation(1, 2, 3)), 20_000, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,10 +68,10 @@ func TestAlongAndGrid(t *testing.T) {
 	for j := range d {
 		d[j] = c[j] - s.Mean[j]
 	}
-	if got, want := dot(d, s.Eigenvectors[1]), -2*math.Sqrt(s.Eigenvalues[1]); math.Abs(got-want) > 1e-9 {
+	if got, want := gaussiantest.Dot(d, s.Eigenvectors[1]), -2*math.Sqrt(s.Eigenvalues[1]); math.Abs(got-want) > 1e-9 {
 		t.Errorf("Along(1, -2) projects to %g on q_1, want %g", got, want)
 	}
-	if got := dot(d, s.Eigenvectors[0]); math.Abs(got) > 1e-9 {
+	if got := gaussiantest.Dot(d, s.Eigenvectors[0]); math.Abs(got) > 1e-9 {
 		t.Errorf("Along(1, -2) projects to %g on q_0, want 0", got)
 	}
 
@@ -160,7 +116,7 @@ func TestAlongAndGrid(t *testing.T) {
 
 func TestSaveLoad(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 12))
-	s, err := pca.Fit(gaussian(rng, 1000, [3]float64{}, [3]float64{1, 2, 3}, rotation(0, 0, 0)), 1000, 3)
+	s, err := pca.Fit(gaussiantest.Gaussian(rng, 1000, [3]float64{}, [3]float64{1, 2, 3}, gaussiantest.Rotation(0, 0, 0)), 1000, 3)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,61 +6,17 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/latent-ai/latent/internal/gaussiantest"
 	"github.com/latent-ai/latent/latentstats"
 )
-
-// rotation returns a 3-D rotation matrix (rows) from three angles.
-func rotation(a, b, c float64) [3][3]float64 {
-	rz := [3][3]float64{{math.Cos(a), -math.Sin(a), 0}, {math.Sin(a), math.Cos(a), 0}, {0, 0, 1}}
-	ry := [3][3]float64{{math.Cos(b), 0, math.Sin(b)}, {0, 1, 0}, {-math.Sin(b), 0, math.Cos(b)}}
-	rx := [3][3]float64{{1, 0, 0}, {0, math.Cos(c), -math.Sin(c)}, {0, math.Sin(c), math.Cos(c)}}
-	mul := func(p, q [3][3]float64) (r [3][3]float64) {
-		for i := 0; i < 3; i++ {
-			for j := 0; j < 3; j++ {
-				for k := 0; k < 3; k++ {
-					r[i][j] += p[i][k] * q[k][j]
-				}
-			}
-		}
-		return r
-	}
-	return mul(mul(rz, ry), rx)
-}
-
-// gaussian draws n samples of mean + R·diag(std)·z.
-func gaussian(rng *rand.Rand, n int, mean, std [3]float64, r [3][3]float64) []float32 {
-	out := make([]float32, 0, 3*n)
-	for i := 0; i < n; i++ {
-		var z [3]float64
-		for k := range z {
-			z[k] = rng.NormFloat64() * std[k]
-		}
-		for a := 0; a < 3; a++ {
-			v := mean[a]
-			for k := 0; k < 3; k++ {
-				v += r[a][k] * z[k]
-			}
-			out = append(out, float32(v))
-		}
-	}
-	return out
-}
-
-func dot(a, b []float64) float64 {
-	s := 0.0
-	for i := range a {
-		s += a[i] * b[i]
-	}
-	return s
-}
 
 func TestFitKnownCovariance(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	mean := [3]float64{1, -2, 0.5}
 	std := [3]float64{3, 1, 0.3}
-	r := rotation(0.7, -0.4, 1.1)
+	r := gaussiantest.Rotation(0.7, -0.4, 1.1)
 	const n = 200_000
-	s, err := Fit(gaussian(rng, n, mean, std, r), n, 3)
+	s, err := Fit(gaussiantest.Gaussian(rng, n, mean, std, r), n, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +35,7 @@ func TestFitKnownCovariance(t *testing.T) {
 		}
 		// The k-th true direction is column k of r; compare up to sign.
 		col := []float64{r[0][k], r[1][k], r[2][k]}
-		if c := math.Abs(dot(col, s.Eigenvectors[k])); c < 0.999 {
+		if c := math.Abs(gaussiantest.Dot(col, s.Eigenvectors[k])); c < 0.999 {
 			t.Errorf("eigenvector %d = %v, |cos| with the true direction %v = %.5f, want > 0.999", k, s.Eigenvectors[k], col, c)
 		}
 	}
