@@ -23,7 +23,7 @@ setup:
 	scripts/setup.sh
 
 build:
-	$(GO) build -tags '$(TAGS)' -o bin/latent ./cmd/latent
+	$(GO) build -buildvcs=auto -tags '$(TAGS)' -o bin/latent ./cmd/latent
 
 # The main job: train the notebook's two models with its recipe, export each
 # to ONNX, and write each one's report.

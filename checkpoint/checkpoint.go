@@ -299,9 +299,9 @@ type Info struct {
 
 // TensorInfo is the name, type and shape of one stored tensor.
 type TensorInfo struct {
-	Name  string
-	DType string
-	Shape []uint64
+	Name  string   `json:"name"`
+	DType string   `json:"dtype"`
+	Shape []uint64 `json:"shape"`
 }
 
 // Inspect lists what a safetensors file holds, its tensors sorted by name.

@@ -54,10 +54,25 @@ func (f Folder) Trainer() trainer.Files {
 	return trainer.Files{Model: f.Path(ModelFile), State: f.Path(StateFile), Metrics: f.Path(MetricsFile)}
 }
 
+// Exists returns an error, with what to do, when the folder does not exist
+// or is not a folder.
+func (f Folder) Exists() error {
+	st, err := os.Stat(string(f))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("no run folder %s: it does not exist; train one with 'latent train --out %s' or import one with 'latent import', or name another", f, f)
+	case err != nil:
+		return fmt.Errorf("run folder %s: %w", f, pathCause(err))
+	case !st.IsDir():
+		return fmt.Errorf("%s is a file, not a run folder: name the folder that holds %s", f, ModelFile)
+	}
+	return nil
+}
+
 // Model loads the folder's checkpoint.
 func (f Folder) Model() (*checkpoint.Model, error) {
-	if st, err := os.Stat(string(f)); err != nil || !st.IsDir() {
-		return nil, fmt.Errorf("%s is not a run folder: it does not exist or is not a folder", f)
+	if err := f.Exists(); err != nil {
+		return nil, err
 	}
 	if _, err := os.Stat(f.Path(ModelFile)); errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%s holds no %s: train a model into it (latent train --out %s) or import one (latent import)", f, ModelFile, f)
@@ -78,6 +93,9 @@ func (f Folder) Metrics() ([]trainer.EpochMetrics, error) {
 // Exported reports whether the folder holds both exported graphs, and
 // returns an error that says to export it when it does not.
 func (f Folder) Exported() error {
+	if err := f.Exists(); err != nil {
+		return err
+	}
 	for _, name := range []string{EncoderFile, DecoderFile} {
 		if _, err := os.Stat(f.Path(name)); err != nil {
 			return fmt.Errorf("%s has no %s: run 'latent export %s' first", f, name, f)

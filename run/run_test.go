@@ -48,7 +48,7 @@ func TestModelErrors(t *testing.T) {
 	if _, err := empty.Model(); err == nil || !strings.Contains(err.Error(), "holds no model.safetensors") {
 		t.Errorf("empty folder: %v", err)
 	}
-	if _, err := Folder(filepath.Join(string(empty), "none")).Model(); err == nil || !strings.Contains(err.Error(), "is not a run folder") {
+	if _, err := Folder(filepath.Join(string(empty), "none")).Model(); err == nil || !strings.Contains(err.Error(), "no run folder") {
 		t.Errorf("missing folder: %v", err)
 	}
 	if err := empty.Exported(); err == nil || !strings.Contains(err.Error(), "latent export") {

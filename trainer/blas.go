@@ -8,6 +8,8 @@ import (
 
 	"gonum.org/v1/gonum/blas"
 	G "gorgonia.org/gorgonia"
+
+	"github.com/latent-ai/latent/trainer/internal/kernels"
 )
 
 // float is the element type of the trainer's custom ops: float32 for
@@ -303,3 +305,7 @@ func (p *scratchPool) grow(parts int) {
 
 // poolScratch returns n values of worker w's buffer.
 func poolScratch[T float](p scratchPool, w, n int) []T { return scratch[T](&p[w], n) }
+
+// Kernels describes the hand-written kernels the trainer runs, for logs and
+// "latent version".
+func Kernels() string { return kernels.Describe() }

@@ -157,6 +157,9 @@ func setupEncode(fs *flag.FlagSet) func(context.Context, []string) error {
 
 // openHalf opens RUN/encoder.onnx or RUN/decoder.onnx alone.
 func openHalf(dir, part string, opts inference.Options) (*inference.Model, error) {
+	if err := run.Folder(dir).Exists(); err != nil {
+		return nil, err
+	}
 	name := onnxmeta.EncoderFile
 	if part == exporter.Decoder {
 		name = onnxmeta.DecoderFile

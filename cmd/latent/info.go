@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -35,6 +37,10 @@ func setupInfo(fs *flag.FlagSet) func(context.Context, []string) error {
 		}
 		path := args[0]
 		if st, err := os.Stat(path); err == nil && st.IsDir() {
+			if _, err := os.Stat(run.Folder(path).Path(run.ModelFile)); err != nil {
+				_, err := run.Folder(path).Model() // says what the folder lacks
+				return err
+			}
 			path = run.Folder(path).Path(run.ModelFile)
 		}
 		if other, err := describeOther(path); err != nil || other != "" {
@@ -72,7 +78,7 @@ func setupInfo(fs *flag.FlagSet) func(context.Context, []string) error {
 			if m.Meta.Limit > 0 {
 				fmt.Printf(", first %d images", m.Meta.Limit)
 			}
-			fmt.Printf("\nprogress    %d of %d epochs, %d steps\n", m.Meta.Epochs, m.Meta.EpochsPlanned, m.Meta.Step)
+			fmt.Printf("\nprogress    %d of %s, %s\n", m.Meta.Epochs, plural(m.Meta.EpochsPlanned, "epoch"), plural(m.Meta.Step, "step"))
 		}
 		for i := range m.Meta.TrainLoss {
 			fmt.Printf("epoch %-5d train loss %.6f  test MSE %.6f\n", i+1, m.Meta.TrainLoss[i], m.Meta.TestLoss[i])
@@ -107,6 +113,9 @@ func paramOrder(m *checkpoint.Model, name string) int {
 // file, or for a file it cannot tell, which checkpoint.Load then explains.
 func describeOther(path string) (string, error) {
 	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("no run folder or file %s: it does not exist", path)
+	}
 	if err != nil {
 		return "", fmt.Errorf("info: %w", err)
 	}

@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strings"
 	"syscall"
 )
 
@@ -52,20 +53,28 @@ func main() {
 	os.Exit(code)
 }
 
-// latent runs the command line args and returns the exit status.
+// latent runs the command line args and returns the exit status: 0, 1 for
+// a failure, 2 for bad flags or arguments. Help goes to stdout, errors to
+// stderr.
 func latent(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
 		if len(args) > 1 {
-			if c, ok := commands[args[1]]; ok {
-				fs := newFlagSet(c, stderr)
-				c.setup(fs)
-				fs.SetOutput(stdout)
-				fs.Usage()
-				return 0
+			c, ok := commands[args[1]]
+			if !ok {
+				fmt.Fprintf(stderr, "latent help: unknown command %q\n\n", args[1])
+				printUsage(stderr)
+				return 2
 			}
+			fs := newFlagSet(c, stdout)
+			c.setup(fs)
+			fs.Usage()
+			return 0
 		}
 		printUsage(stdout)
 		return 0
+	}
+	if args[0] == "--version" || args[0] == "-version" {
+		args = []string{"version"}
 	}
 	c, ok := commands[args[0]]
 	if !ok {
@@ -75,13 +84,20 @@ func latent(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fs := newFlagSet(c, stderr)
 	runner := c.setup(fs)
+	fs.SetOutput(io.Discard) // parse errors are printed below, help on stdout
 	pos, err := parseInterspersed(fs, args[1:])
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stdout)
+			fs.Usage()
 			return 0
 		}
+		fmt.Fprintf(stderr, "latent %s: %v\n", c.name, err)
+		fs.SetOutput(stderr)
+		fs.Usage()
 		return 2
 	}
+	fs.SetOutput(stderr)
 	if err := runner(ctx, pos); err != nil {
 		fmt.Fprintf(stderr, "latent %s: %v\n", c.name, withHint(err, retryHint))
 		if errors.Is(err, errUsage) {
@@ -119,7 +135,8 @@ func newFlagSet(c *command, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("latent "+c.name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: latent %s [flags] %s\n\n%s\n\nFlags:\n", c.name, c.args, c.short)
+		usage := strings.TrimSpace("latent " + c.name + " [flags] " + c.args)
+		fmt.Fprintf(fs.Output(), "Usage: %s\n\n%s\n\nFlags:\n", usage, c.short)
 		fs.PrintDefaults()
 	}
 	return fs

@@ -10,6 +10,7 @@ import (
 
 	"github.com/latent-ai/latent/dataset"
 	"github.com/latent-ai/latent/inference"
+	"github.com/latent-ai/latent/run"
 	"github.com/latent-ai/latent/server"
 )
 
@@ -64,6 +65,9 @@ func setupServe(fs *flag.FlagSet) func(context.Context, []string) error {
 		logger := slog.New(h)
 
 		dir := args[0]
+		if err := run.Folder(dir).Exported(); err != nil {
+			return err
+		}
 		model, err := inference.OpenRun(dir, opts)
 		if err != nil {
 			return err

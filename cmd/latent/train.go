@@ -64,6 +64,9 @@ func setupTrain(fs *flag.FlagSet) func(context.Context, []string) error {
 			if set["epochs"] {
 				n = *epochs
 			}
+			if err := run.Folder(dir).Exists(); err != nil {
+				return err
+			}
 			if t, err = trainer.Resume(run.Folder(dir).Trainer(), n); err != nil {
 				return err
 			}
@@ -102,8 +105,8 @@ func setupTrain(fs *flag.FlagSet) func(context.Context, []string) error {
 			return err
 		}
 		cfg := t.Config()
-		fmt.Fprintf(os.Stderr, "training %s (bottleneck %d, %d parameters) on %s: %d epochs, batch %d, lr %g, seed %d\n",
-			cfg.Arch.Kind, cfg.Arch.Bottleneck, cfg.Arch.NumParams(), data.name, cfg.Epochs, cfg.Batch, cfg.LR, cfg.Seed)
+		fmt.Fprintf(os.Stderr, "training %s (bottleneck %d, %d parameters) on %s: %s, batch %d, lr %g, seed %d\n",
+			cfg.Arch.Kind, cfg.Arch.Bottleneck, cfg.Arch.NumParams(), data.name, plural(cfg.Epochs, "epoch"), cfg.Batch, cfg.LR, cfg.Seed)
 		progress := os.Stderr
 		if *quiet {
 			progress = nil
@@ -134,7 +137,7 @@ func setupTrain(fs *flag.FlagSet) func(context.Context, []string) error {
 			fmt.Fprintf(os.Stderr, "peak RSS %.0f MiB\n", peak)
 			fmt.Printf("%s\ttest MSE %.6f\ttrain loss %.6f\n", run.Folder(dir).Path(run.ModelFile), last.TestMSE, last.TrainLoss)
 		} else {
-			fmt.Printf("%s\tnothing to do: %d of %d epochs done\n", run.Folder(dir).Path(run.ModelFile), t.EpochsDone(), cfg.Epochs)
+			fmt.Printf("%s\tnothing to do: %d of %s done\n", run.Folder(dir).Path(run.ModelFile), t.EpochsDone(), plural(cfg.Epochs, "epoch"))
 		}
 		return nil
 	}
@@ -202,4 +205,12 @@ func trainHooks(progress *os.File) trainer.Hooks {
 				m.Epoch, epochs, m.TrainLoss, m.TestMSE, m.SamplesPerSec, m.RSSMiB)
 		},
 	}
+}
+
+// plural returns "1 epoch", "2 epochs", "0 epochs".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

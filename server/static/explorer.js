@@ -342,11 +342,13 @@
     const m = await api("/v1/model");
     [, H, W] = m.image_shape;
     const b = m.bottleneck;
-    let info = `${m.kind || "unknown"} autoencoder, code of ${b} values`;
-    if (m.dataset) info += `, trained on ${m.dataset}`;
+    let info = `${m.kind || "unknown"} autoencoder, code of ${b} ${b === 1 ? "value" : "values"}`;
     const t = m.training;
+    if (m.dataset) info += `, trained on ${m.dataset}`;
+    if (t && t.imported) info += `, imported from ${t.imported}`;
     if (t && t.test_loss && t.test_loss.length) {
-      info += ` for ${t.test_loss.length} epochs (test MSE ${t.test_loss[t.test_loss.length - 1].toFixed(4)})`;
+      const n = t.test_loss.length;
+      info += ` for ${n} ${n === 1 ? "epoch" : "epochs"} (test MSE ${t.test_loss[n - 1].toFixed(4)})`;
     }
     $("model-info").textContent = info + `; running on ${m.device}.`;
     if (m.stats) {

@@ -405,3 +405,14 @@ func BiasSigmoid(v []float32, b float32) {
 		v[j+i] = Sigmoid32(x + b)
 	}
 }
+
+// Describe says which kernels run on this CPU.
+func Describe() string {
+	switch {
+	case Vector:
+		return "C with AVX-512 (Adam 16 values at a time, the fused Linear weight step, element-wise loops)"
+	case AdamWidth == 8:
+		return "C with AVX2 (Adam 8 values at a time); Go for the rest"
+	}
+	return "C, one value at a time, for Adam; Go for the rest (no AVX2 or AVX-512 on this CPU)"
+}

@@ -36,3 +36,6 @@ func AddRows(s, v []float32, rows, ld int) { AddRowsGo(s, v, rows, ld) }
 
 // BiasSigmoid sets v[i] = Sigmoid32(v[i] + b).
 func BiasSigmoid(v []float32, b float32) { BiasSigmoidGo(v, b) }
+
+// Describe says which kernels run: the Go references, in this build.
+func Describe() string { return "Go (a build without cgo on amd64)" }
