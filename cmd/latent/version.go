@@ -131,4 +131,3 @@ func completion(shell string) (string, error) {
 	}
 	return b.String(), nil
 }
-
