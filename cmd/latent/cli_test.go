@@ -150,3 +150,43 @@ func TestInfoJSONSnakeCase(t *testing.T) {
 	}
 	walk(v, "")
 }
+
+// TestPlainProgressInALog runs train, export and encode with stderr piped
+// to a buffer, as "2>log" does: plain lines only, one per epoch for
+// training, and a closing line with a rate for the long encodings.
+func TestPlainProgressInALog(t *testing.T) {
+	ortNeedRuntime(t)
+	data := ortMNISTDir(t)
+	dir := filepath.Join(t.TempDir(), "run")
+	for _, tc := range []struct {
+		args  []string
+		wants []string
+	}{
+		{[]string{"train", "--model", "classic", "--epochs", "2", "--limit", "640", "--out", dir, "--data", data},
+			[]string{"training classic", ": 2 epochs,", "\nepoch 1/2  train loss", "\nepoch 2/2  train loss"}},
+		{[]string{"export", dir, "--data", data},
+			[]string{"encoding mnist train: 60000 images in", "images/s)"}},
+		{[]string{"encode", dir, "--data", data, "--split", "test"},
+			[]string{"encoding mnist test: 10000 images in"}},
+	} {
+		cmd := latentCmd(tc.args...)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("latent %s: %v\n%s", tc.args[0], err, stderr.String())
+		}
+		log := stderr.String()
+		t.Logf("latent %s 2>log:\n%s", tc.args[0], log)
+		if strings.ContainsAny(log, "\r\x1b") {
+			t.Errorf("latent %s: a carriage return or escape code in the log: %q", tc.args[0], log)
+		}
+		for _, w := range tc.wants {
+			if !strings.Contains(log, w) {
+				t.Errorf("latent %s: the log lacks %q", tc.args[0], w)
+			}
+		}
+		if strings.Contains(log, " 0 images/s") || strings.Contains(log, " 0 samples/s") {
+			t.Errorf("latent %s: a rate of zero in %q", tc.args[0], log)
+		}
+	}
+}

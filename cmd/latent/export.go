@@ -4,15 +4,13 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/latent-ai/latent/dataset"
 	"github.com/latent-ai/latent/inference"
+	"github.com/latent-ai/latent/internal/progress"
 	"github.com/latent-ai/latent/run"
-	"github.com/schollz/progressbar/v3"
 )
 
 func init() {
@@ -51,7 +49,7 @@ func setupExport(fs *flag.FlagSet) func(context.Context, []string) error {
 			return err
 		}
 		eopts := run.ExportOptions{Inference: opts, Batch: *batch}
-		var bar *progressbar.ProgressBar
+		var bar *progress.Meter
 		if !*noStats {
 			if data.name == "" {
 				data.name = m.Meta.Dataset
@@ -65,16 +63,12 @@ func setupExport(fs *flag.FlagSet) func(context.Context, []string) error {
 			bar = newProgress(eopts.Train.N, "encoding "+data.name+" train", *quiet)
 			eopts.Progress = func(done, total int) { bar.Set(done) }
 		}
-		start := time.Now()
 		paths, stats, err := dir.Export(ctx, eopts)
 		if err != nil {
 			return err
 		}
 		if stats != nil {
 			bar.Finish()
-			elapsed := time.Since(start)
-			fmt.Fprintf(os.Stderr, "encoded %d images on %s in %.2fs (%.0f images/s)\n",
-				eopts.Train.N, opts.Device, elapsed.Seconds(), float64(eopts.Train.N)/elapsed.Seconds())
 			total := 0.0
 			for _, l := range stats.Eigenvalues {
 				total += max(l, 0)
@@ -121,19 +115,11 @@ func (o *ortFlags) options() (inference.Options, error) {
 	}, nil
 }
 
-// newProgress returns a progress bar of n steps on stderr, or a silent one.
-func newProgress(n int, what string, quiet bool) *progressbar.ProgressBar {
-	var w io.Writer = os.Stderr
+// newProgress returns a meter of n images on stderr: a redrawn line on a
+// terminal, plain lines in a log, nothing when quiet.
+func newProgress(n int, what string, quiet bool) *progress.Meter {
 	if quiet {
-		w = io.Discard
+		return nil
 	}
-	return progressbar.NewOptions(n,
-		progressbar.OptionSetWriter(w),
-		progressbar.OptionSetDescription(what),
-		progressbar.OptionShowCount(),
-		progressbar.OptionShowIts(),
-		progressbar.OptionSetItsString("images"),
-		progressbar.OptionThrottle(200*time.Millisecond),
-		progressbar.OptionOnCompletion(func() { fmt.Fprintln(w) }),
-	)
+	return progress.New(os.Stderr, n, what, "images")
 }

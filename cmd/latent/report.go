@@ -8,8 +8,8 @@ import (
 
 	"github.com/latent-ai/latent/dataset"
 	"github.com/latent-ai/latent/exporter"
+	"github.com/latent-ai/latent/internal/progress"
 	"github.com/latent-ai/latent/run"
-	"github.com/schollz/progressbar/v3"
 )
 
 func init() {
@@ -58,7 +58,7 @@ func analyseOptions(ctx context.Context, dir run.Folder, data *dataFlags, rt *or
 	if opts.Test, err = data.load(ctx, dataset.Test); err != nil {
 		return opts, err
 	}
-	var bar *progressbar.ProgressBar
+	var bar *progress.Meter
 	var bars string
 	opts.Progress = func(what string, done, total int) {
 		if quiet {

@@ -8,13 +8,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/latent-ai/latent/atomicfile"
+	"github.com/latent-ai/latent/internal/progress"
 	"github.com/latent-ai/latent/models"
 	"github.com/latent-ai/latent/run"
 	"github.com/latent-ai/latent/trainer"
-	"github.com/schollz/progressbar/v3"
 )
 
 func init() {
@@ -169,40 +168,33 @@ func undoFresh(dir string) func() {
 	}
 }
 
-// trainHooks draws the trainer's progress: a bar for each epoch on
-// progress (none when it is nil), and one summary line per epoch on stderr.
-func trainHooks(progress *os.File) trainer.Hooks {
-	var bar *progressbar.ProgressBar
+// trainHooks draws the trainer's progress: on a terminal, a line redrawn
+// through each epoch (none when progress is nil); off one, a plain line
+// every progress.Interval; and one summary line per epoch on stderr.
+func trainHooks(out *os.File) trainer.Hooks {
+	var m *progress.Meter
 	epochs := 0
 	return trainer.Hooks{
 		OnStep: func(p trainer.Progress) {
 			epochs = p.Epochs
-			if progress == nil {
+			if out == nil {
 				return
 			}
-			if bar == nil {
-				bar = progressbar.NewOptions(p.N,
-					progressbar.OptionSetWriter(progress),
-					progressbar.OptionSetDescription(fmt.Sprintf("epoch %d/%d", p.Epoch, p.Epochs)),
-					progressbar.OptionShowCount(),
-					progressbar.OptionShowIts(),
-					progressbar.OptionSetItsString("samples"),
-					progressbar.OptionSetPredictTime(true),
-					progressbar.OptionThrottle(200*time.Millisecond),
-					progressbar.OptionSetWidth(20),
-				)
+			if m == nil {
+				m = progress.New(out, p.N, fmt.Sprintf("epoch %d/%d", p.Epoch, p.Epochs), "samples")
 			}
-			bar.Describe(fmt.Sprintf("epoch %d/%d batch %d/%d loss %.4f", p.Epoch, p.Epochs, p.Step, p.Steps, p.Loss))
-			bar.Set(p.Samples)
+			m.Describe(fmt.Sprintf("epoch %d/%d batch %d/%d loss %.4f", p.Epoch, p.Epochs, p.Step, p.Steps, p.Loss))
+			m.Set(p.Samples)
 			if p.Step == p.Steps {
-				bar.Finish()
-				fmt.Fprintln(progress)
-				bar = nil
+				if progress.IsTerminal(out) {
+					m.Finish()
+				}
+				m = nil
 			}
 		},
-		OnEpoch: func(m trainer.EpochMetrics) {
+		OnEpoch: func(em trainer.EpochMetrics) {
 			fmt.Fprintf(os.Stderr, "epoch %d/%d  train loss %.6f  test MSE %.6f  %.0f samples/s  RSS %.0f MiB\n",
-				m.Epoch, epochs, m.TrainLoss, m.TestMSE, m.SamplesPerSec, m.RSSMiB)
+				em.Epoch, epochs, em.TrainLoss, em.TestMSE, em.SamplesPerSec, em.RSSMiB)
 		},
 	}
 }
