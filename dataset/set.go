@@ -45,6 +45,19 @@ const (
 	EnvFashionMNIST = "LATENT_FASHION_MNIST"
 )
 
+// ClassNames returns the names of the labels 0-9 of the data set name: the
+// digits for MNIST, the articles of clothing for Fashion-MNIST, and nil for
+// another name.
+func ClassNames(name string) []string {
+	switch name {
+	case MNIST:
+		return []string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}
+	case FashionMNIST:
+		return []string{"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"}
+	}
+	return nil
+}
+
 // EnvDir returns the environment variable that names the folder of the
 // data set name, or "" for an unknown name.
 func EnvDir(name string) string {

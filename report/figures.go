@@ -8,11 +8,10 @@ import (
 	"image/color"
 	"math"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
+	"strings"
 
-	"github.com/latent-ai/latent/dataset"
-	"github.com/latent-ai/latent/figures"
-	"github.com/latent-ai/latent/latentstats"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
@@ -20,7 +19,9 @@ import (
 	"gonum.org/v1/plot/vg/vgimg"
 
 	"github.com/latent-ai/latent/atomicfile"
-	"os"
+	"github.com/latent-ai/latent/dataset"
+	"github.com/latent-ai/latent/figures"
+	"github.com/latent-ai/latent/latentstats"
 )
 
 // Codec encodes images and decodes codes; inference.Model is one.
@@ -34,9 +35,9 @@ type Codec interface {
 	ImageShape() []int
 }
 
-// Figure is one PNG of the report.
+// Figure is one PNG of the report, or a note in its place (File empty).
 type Figure struct {
-	File    string // the file name in the figures folder
+	File    string // the file name in the figures folder; "" for a note
 	Title   string
 	Caption string
 }
@@ -59,27 +60,48 @@ type Inputs struct {
 const scale = 3 // nearest-neighbour upscaling of the digits
 
 // Draw writes every figure into dir and returns them in report order.
+// Captions and headings follow what each figure shows: the number of
+// components (a bottleneck of 1 has no grid), and the data set's class
+// names (Fashion-MNIST's T-shirt, Trouser...) rather than "digit".
 func Draw(dir string, in Inputs) ([]Figure, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("figures: %w", err)
 	}
+	class := "digit"
+	if in.Test != nil && in.Test.Name != dataset.MNIST && !strings.HasPrefix(in.Test.Name, "mnist") {
+		class = "class"
+	}
+	k := min(10, in.Stats.Dim)
+	traversal := fmt.Sprintf("Along each of the top %d components", k)
+	if k == 1 {
+		traversal = "Along the one component"
+	}
+	const signs = " Each principal direction's sign is chosen so that its largest component is positive; the notebook takes torch.linalg.eigh's signs as they come, so its grid may be mirrored."
 	steps := []struct {
 		fig  Figure
 		draw func(path string, in Inputs) error
 	}{
 		{Figure{"examples.png", "The first 10 training images", "with their labels"}, drawExamples},
-		{Figure{"reconstructions.png", "Input, code and reconstruction", "ten test images (top), their codes as grayscale strips (middle; black is the lowest value shown, white the highest) and their decodings (bottom)"}, drawReconstructions},
+		{Figure{"reconstructions.png", "Input, code and reconstruction",
+			"as the notebook shows them: the first 10 training images (top), their codes as grayscale strips, each scaled on its own (black its lowest value, white its highest), and their decodings; below, the same for the first 10 test images"}, drawReconstructions},
 		{Figure{"random.png", "Decoding random codes", "codes drawn from N(0, I) as the notebook does, and from the Gaussian fitted to the training codes, with their decodings"}, drawRandom},
-		{Figure{"pca-grid.png", "The top two principal components", "decodings of mean + (i-5)·√λ₂·q₂ + (j-5)·√λ₁·q₁: row i along the second component, column j along the first"}, drawPCAGrid},
-		{Figure{"pca-traversal.png", "Along each of the top 10 components", "row k: decodings of mean + (j-5)·√λₖ·qₖ for j = 0…10"}, drawTraversal},
-		{Figure{"interpolation.png", "Interpolation", "decodings along the straight line between the codes of two test images of different digits"}, drawInterpolation},
+		{Figure{"pca-grid.png", "The top 2 principal components", "decodings of mean + (i-5)·√λ₂·q₂ + (j-5)·√λ₁·q₁: row i along the second component, column j along the first." + signs}, drawPCAGrid},
+		{Figure{"pca-traversal.png", traversal, "row k: decodings of mean + (j-5)·√λₖ·qₖ for j = 0…10." + signs}, drawTraversal},
+		{Figure{"interpolation.png", "Interpolation", "decodings along the straight line between the codes of two test images of different " + class + "s"}, drawInterpolation},
 		{Figure{"loss.png", "Loss per epoch", "mean training loss and test MSE after each epoch"}, drawLoss},
-		{Figure{"codes.png", "Test codes on the top two principal components", "each dot a test image, coloured by its digit"}, drawCodes},
+		{Figure{"codes.png", "Test codes on the top 2 principal components", "each dot a test image, coloured by its " + class}, drawCodes},
+	}
+	if in.Stats.Dim == 1 {
+		steps[7].fig = Figure{"codes.png", "Test codes along the one component", "each dot a test image: its code across, its " + class + " up and down"}
 	}
 	var out []Figure
 	for _, s := range steps {
 		if s.fig.File == "loss.png" && len(in.TrainLoss)+len(in.TestLoss) == 0 {
 			continue // no training history: an imported model
+		}
+		if s.fig.File == "pca-grid.png" && in.Stats.Dim < 2 {
+			out = append(out, Figure{Title: "No grid of two components", Caption: "the bottleneck is 1: the codes have one principal component, so there is no plane to lay a grid on; the traversal below walks along it"})
+			continue
 		}
 		if err := s.draw(filepath.Join(dir, s.fig.File), in); err != nil {
 			return out, fmt.Errorf("%s: %w", s.fig.File, err)
@@ -87,6 +109,17 @@ func Draw(dir string, in Inputs) ([]Figure, error) {
 		out = append(out, s.fig)
 	}
 	return out, nil
+}
+
+// classNames returns the names of the labels 0-9 of the data set name:
+// Fashion-MNIST's classes, or the digits.
+func classNames(in Inputs) []string {
+	if in.Test != nil {
+		if names := dataset.ClassNames(in.Test.Name); names != nil {
+			return names
+		}
+	}
+	return dataset.ClassNames(dataset.MNIST)
 }
 
 // digits returns the first n images of pix, each of the model's shape.
@@ -100,14 +133,18 @@ func digits(in Inputs, pix []float32, n int) []figures.Raster {
 	return r
 }
 
+// strips returns n codes of b values as strips, each scaled on its own
+// from its lowest value (black) to its highest (white), as the notebook's
+// imshow of each code does.
 func strips(codes []float32, n, b int) []figures.Raster {
-	lo, hi := float32(math.Inf(1)), float32(math.Inf(-1))
-	for _, v := range codes[:n*b] {
-		lo, hi = min(lo, v), max(hi, v)
-	}
 	r := make([]figures.Raster, n)
 	for i := range r {
-		r[i] = figures.Strip(codes[i*b:(i+1)*b], lo, hi)
+		code := codes[i*b : (i+1)*b]
+		lo, hi := float32(math.Inf(1)), float32(math.Inf(-1))
+		for _, v := range code {
+			lo, hi = min(lo, v), max(hi, v)
+		}
+		r[i] = figures.Strip(code, lo, hi)
 	}
 	return r
 }
@@ -122,23 +159,40 @@ func save(path string, g figures.Grid, cells []figures.Raster) error {
 
 func drawExamples(path string, in Inputs) error {
 	g := figures.ImageGrid(1, 10, in.Codec.ImageShape(), scale)
+	names := classNames(in)
 	for i := 0; i < 10; i++ {
-		g.CellLabels = append(g.CellLabels, fmt.Sprint(in.Train.Labels[i]))
+		g.CellLabels = append(g.CellLabels, names[in.Train.Labels[i]%10])
 	}
 	return save(path, g, digits(in, in.Train.Images, 10))
 }
 
+// drawReconstructions draws what the notebook's figure shows, the first 10
+// training images, their codes and their decodings, and below it the same
+// for the first 10 test images.
 func drawReconstructions(path string, in Inputs) error {
 	b := in.Codec.Bottleneck()
-	codes := in.TestCodes[:10*b]
-	recons, err := in.Codec.Decode(codes, 10)
+	shape := in.Codec.ImageShape()
+	size := shape[0] * shape[1] * shape[2]
+	trainCodes, err := in.Codec.Encode(in.Train.Images[:10*size], 10)
 	if err != nil {
 		return err
 	}
-	g := figures.ImageGrid(3, 10, in.Codec.ImageShape(), scale)
-	g.RowLabels = []string{"input", "code", "output"}
-	cells := append(digits(in, in.Test.Images, 10), strips(codes, 10, b)...)
-	return save(path, g, append(cells, digits(in, recons, 10)...))
+	var cells []figures.Raster
+	for _, p := range []struct {
+		images []float32
+		codes  []float32
+	}{{in.Train.Images, trainCodes}, {in.Test.Images, in.TestCodes[:10*b]}} {
+		recons, err := in.Codec.Decode(p.codes, 10)
+		if err != nil {
+			return err
+		}
+		cells = append(cells, digits(in, p.images, 10)...)
+		cells = append(cells, strips(p.codes, 10, b)...)
+		cells = append(cells, digits(in, recons, 10)...)
+	}
+	g := figures.ImageGrid(6, 10, shape, scale)
+	g.RowLabels = []string{"train input", "code", "output", "test input", "code", "output"}
+	return save(path, g, cells)
 }
 
 func drawRandom(path string, in Inputs) error {
@@ -331,29 +385,43 @@ var palette = []color.Color{
 	color.RGBA{23, 190, 207, 255},
 }
 
+// drawCodes scatters the test codes on the top two principal components,
+// coloured by class, or, for a bottleneck of 1, along the one component
+// with the classes apart up and down. The legend sits in a margin the axes
+// leave free on the right, so it covers no point, with markers larger than
+// the points'.
 func drawCodes(path string, in Inputs) error {
 	b := in.Codec.Bottleneck()
-	if in.Stats.Dim < 2 {
-		return fmt.Errorf("a scatter on two components needs a bottleneck of 2 or more")
-	}
-	byDigit := make([]plotter.XYs, 10)
+	byClass := make([]plotter.XYs, 10)
 	n := len(in.TestCodes) / b
+	rng := rand.New(rand.NewPCG(in.Seed, 2))
 	for i := 0; i < n; i++ {
 		z := in.TestCodes[i*b : (i+1)*b]
 		var x, y float64
 		for d := range z {
 			c := float64(z[d]) - in.Stats.Mean[d]
 			x += c * in.Stats.Eigenvectors[0][d]
-			y += c * in.Stats.Eigenvectors[1][d]
+			if in.Stats.Dim > 1 {
+				y += c * in.Stats.Eigenvectors[1][d]
+			}
 		}
 		l := in.Test.Labels[i] % 10
-		byDigit[l] = append(byDigit[l], plotter.XY{X: x, Y: y})
+		if in.Stats.Dim == 1 {
+			y = float64(l) + 0.6*(rng.Float64()-0.5) // the class, jittered
+		}
+		byClass[l] = append(byClass[l], plotter.XY{X: x, Y: y})
 	}
 	p := plot.New()
-	p.Title.Text = "Test codes on the top two principal components"
+	p.Title.Text = "Test codes on the top 2 principal components"
 	p.X.Label.Text = "PC1"
 	p.Y.Label.Text = "PC2"
-	for d, pts := range byDigit {
+	if in.Stats.Dim == 1 {
+		p.Title.Text = "Test codes along the one component"
+		p.Y.Label.Text = "class"
+	}
+	names := classNames(in)
+	minX, maxX := math.Inf(1), math.Inf(-1)
+	for l, pts := range byClass {
 		if len(pts) == 0 {
 			continue
 		}
@@ -361,12 +429,21 @@ func drawCodes(path string, in Inputs) error {
 		if err != nil {
 			return err
 		}
-		s.GlyphStyle.Color = palette[d]
-		s.GlyphStyle.Radius = vg.Points(1.2)
-		s.GlyphStyle.Shape = draw.CircleGlyph{}
+		s.GlyphStyle = draw.GlyphStyle{Color: palette[l], Radius: vg.Points(1.6), Shape: draw.CircleGlyph{}}
 		p.Add(s)
-		p.Legend.Add(fmt.Sprint(d), s)
+		// The legend's marker: the class's colour, larger than a point.
+		mark, _ := plotter.NewScatter(plotter.XYs{{}})
+		mark.GlyphStyle = draw.GlyphStyle{Color: palette[l], Radius: vg.Points(4), Shape: draw.CircleGlyph{}}
+		p.Legend.Add(names[l], mark)
+		for _, q := range pts {
+			minX, maxX = min(minX, q.X), max(maxX, q.X)
+		}
+	}
+	// Room on the right for the legend: the points end at 75% of the width.
+	if maxX > minX {
+		p.X.Min, p.X.Max = minX, maxX+(maxX-minX)/3
 	}
 	p.Legend.Top = true
+	p.Legend.Padding = vg.Points(2)
 	return savePlot(path, p, 7*vg.Inch, 6*vg.Inch)
 }

@@ -52,7 +52,7 @@ img { max-width: 100%; image-rendering: pixelated; }
 {{range .Epochs}}<tr>{{range .}}<td class="num">{{.}}</td>{{end}}</tr>
 {{end}}</table>{{end}}
 {{range .Figures}}<h2>{{.Title}}</h2>
-<figure><img src="{{.Data}}" alt="{{.Title}}"><figcaption>{{.Caption}}</figcaption></figure>
+{{if .Data}}<figure><img src="{{.Data}}" alt="{{.Title}}"><figcaption>{{.Caption}}</figcaption></figure>{{else}}<p>{{.Caption}}</p>{{end}}
 {{end}}
 </body>
 </html>
@@ -67,6 +67,10 @@ func WriteHTML(path, figDir string, p Page) error {
 	}
 	var figs []fig
 	for _, f := range p.Figures {
+		if f.File == "" { // a note in place of a figure
+			figs = append(figs, fig{Figure: f})
+			continue
+		}
 		b, err := os.ReadFile(filepath.Join(figDir, f.File))
 		if err != nil {
 			return fmt.Errorf("report: %w", err)

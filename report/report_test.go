@@ -151,3 +151,67 @@ func TestDrawAndHTML(t *testing.T) {
 		t.Errorf("%d embedded images, want 8", got)
 	}
 }
+
+// TestBottleneckOneAndClassNames draws the figures of a model with a
+// bottleneck of 1 on a set named fashion-mnist: no grid, with a note that
+// says why, a traversal of one row, a scatter along the one component, and
+// Fashion-MNIST's class names instead of digits.
+func TestBottleneckOneAndClassNames(t *testing.T) {
+	const n = 40
+	set := &dataset.Set{Name: dataset.FashionMNIST, N: n, Rows: 28, Cols: 28, Images: make([]float32, n*784), Labels: make([]uint8, n)}
+	for i := range set.Labels {
+		set.Labels[i] = uint8(i % 10)
+		for j := 0; j < 784; j++ {
+			set.Images[i*784+j] = float32((i*3+j)%11) / 11
+		}
+	}
+	c := fakeCodec{b: 1}
+	codes, _ := c.Encode(set.Images, n)
+	stats, err := pca.Fit(codes, n, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	figs, err := Draw(dir, Inputs{Codec: c, Train: set, Test: set, TestCodes: codes, Stats: stats, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var titles []string
+	for _, f := range figs {
+		titles = append(titles, f.Title)
+		if f.File == "pca-grid.png" {
+			t.Error("a grid of two components for a bottleneck of 1")
+		}
+		if strings.Contains(f.Caption, "digit") {
+			t.Errorf("%s speaks of digits for Fashion-MNIST: %q", f.File, f.Caption)
+		}
+	}
+	all := strings.Join(titles, " | ")
+	for _, want := range []string{"No grid of two components", "Along the one component", "Test codes along the one component"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("headings %q lack %q", all, want)
+		}
+	}
+	if got := classNames(Inputs{Test: set}); got[0] != "T-shirt/top" || got[9] != "Ankle boot" {
+		t.Errorf("class names %v", got)
+	}
+	index := filepath.Join(dir, "index.html")
+	if err := WriteHTML(index, dir, Page{Title: "t", Figures: figs}); err != nil {
+		t.Fatal(err)
+	}
+	html, _ := os.ReadFile(index)
+	if !strings.Contains(string(html), "there is no plane to lay a grid on") {
+		t.Error("the page does not say why there is no grid")
+	}
+}
+
+// TestStripsScaledEach checks that each code strip spans black to white on
+// its own, as the notebook's imshow of each code does.
+func TestStripsScaledEach(t *testing.T) {
+	codes := []float32{0, 1, 2, 100, 200, 300}
+	for i, s := range strips(codes, 2, 3) {
+		if s.Pix[0] != 0 || s.Pix[2] != 1 {
+			t.Errorf("strip %d: %v, want from 0 to 1", i, s.Pix)
+		}
+	}
+}
