@@ -34,5 +34,15 @@ if ((${#missing[@]})); then
 fi
 
 scripts/setup-onnxruntime.sh >/dev/null
+
+# The OpenAPI linter of the server's tests (npm, no install scripts).
+redocly_version=2.77.0
+redocly_dir=${XDG_CACHE_HOME:-$HOME/.cache}/latent/redocly
+if [[ "$("$redocly_dir/node_modules/.bin/redocly" --version 2>/dev/null | tail -n 1)" != "$redocly_version" ]]; then
+	echo "setup: installing @redocly/cli $redocly_version into $redocly_dir" >&2
+	mkdir -p "$redocly_dir"
+	npm install --silent --no-audit --no-fund --ignore-scripts --prefix "$redocly_dir" "@redocly/cli@$redocly_version" >/dev/null
+fi
+
 go mod download
 echo "setup: done" >&2

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"image"
@@ -11,6 +12,11 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -689,5 +695,162 @@ func TestNewConfig(t *testing.T) {
 	s := newServer(t, &fakeModel{b: 4}, Config{})
 	if s.cfg.MaxBatch != DefaultMaxBatch || s.cfg.MaxBodyBytes != DefaultMaxBodyBytes || s.cfg.MaxInFlight < 2 || s.cfg.MaxQueue != 4*s.cfg.MaxInFlight {
 		t.Errorf("defaults %+v", s.cfg)
+	}
+}
+
+// redoclyPath returns the OpenAPI linter that scripts/setup.sh installs.
+func redoclyPath(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("LATENT_REDOCLY"); p != "" {
+		return p
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(cache, "latent", "redocly", "node_modules", ".bin", "redocly")
+	if _, err := os.Stat(p); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("@redocly/cli is not installed at %s: run scripts/setup.sh", p)
+		}
+		t.Skipf("@redocly/cli is not installed (%v): run scripts/setup.sh", err)
+	}
+	return p
+}
+
+// TestOpenAPILint lints the served OpenAPI document with @redocly/cli's
+// recommended rules: no error and no warning.
+func TestOpenAPILint(t *testing.T) {
+	redocly := redoclyPath(t)
+	path := filepath.Join(t.TempDir(), "openapi.json")
+	if err := os.WriteFile(path, openAPI, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(redocly, "lint", path, "--extends=recommended", "--format=stylish").CombinedOutput()
+	problems := regexp.MustCompile(`(?m)^\s+\d+:\d+\s+(warning|error)\s.*$`).FindAllString(string(out), -1)
+	if err != nil || len(problems) > 0 {
+		t.Fatalf("redocly lint: %v\n%s", err, strings.Join(problems, "\n"))
+	}
+}
+
+// TestQueryParameters checks that a query parameter the OpenAPI document
+// does not declare for a path gets a 400 that names it, as an unknown JSON
+// field does, and that the declared ones still work.
+func TestQueryParameters(t *testing.T) {
+	s := newServer(t, &fakeModel{b: 4}, Config{})
+	h := s.Handler()
+	for _, tc := range []struct {
+		target string
+		status int
+		want   string
+	}{
+		{"/healthz?verbose=1", 400, `unknown query parameter "verbose": /healthz takes no query parameters`},
+		{"/v1/model?x=1", 400, `unknown query parameter "x"`},
+		{"/healthz", 200, ""},
+	} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", tc.target, nil))
+		var e struct {
+			Error string `json:"error"`
+		}
+		json.Unmarshal(rec.Body.Bytes(), &e)
+		if rec.Code != tc.status || !strings.Contains(e.Error, tc.want) {
+			t.Errorf("GET %s: %d %s, want %d saying %q", tc.target, rec.Code, rec.Body.String(), tc.status, tc.want)
+		}
+	}
+	req := httptest.NewRequest("POST", "/v1/decode?format=png&scale=2&colour=red", strings.NewReader(`{"codes": [[0, 1, 2, 3]]}`))
+	req.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != 400 || !strings.Contains(rec.Body.String(), `\"colour\"`) || !strings.Contains(rec.Body.String(), "takes only format, scale") {
+		t.Errorf("decode with an unknown parameter: %d %s", rec.Code, rec.Body.String())
+	}
+}
+
+// TestGzip checks that a large response is compressed for a client that
+// accepts gzip, and decompresses to the same JSON; that a small one and a
+// client that does not ask are answered plain.
+func TestGzip(t *testing.T) {
+	s := newServer(t, &fakeModel{b: 4}, Config{})
+	h := s.Handler()
+	post := func(enc string, n int) *httptest.ResponseRecorder {
+		req := httptest.NewRequest("POST", "/v1/sample", strings.NewReader(fmt.Sprintf(`{"n": %d, "seed": 1}`, n)))
+		req.Header.Set("Content-Type", "application/json")
+		if enc != "" {
+			req.Header.Set("Accept-Encoding", enc)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	plain := post("", 8)
+	zipped := post("gzip, deflate", 8)
+	if plain.Code != 200 || zipped.Code != 200 {
+		t.Fatalf("status %d and %d", plain.Code, zipped.Code)
+	}
+	if zipped.Header().Get("Content-Encoding") != "gzip" || plain.Header().Get("Content-Encoding") != "" {
+		t.Fatalf("Content-Encoding %q with gzip accepted, %q without", zipped.Header().Get("Content-Encoding"), plain.Header().Get("Content-Encoding"))
+	}
+	zippedLen := zipped.Body.Len()
+	zr, err := gzip.NewReader(zipped.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(body) != plain.Body.String() {
+		t.Error("the gzipped body differs from the plain one")
+	}
+	if zippedLen >= plain.Body.Len() || zipped.Header().Get("Content-Length") != strconv.Itoa(zippedLen) {
+		t.Errorf("gzipped %d bytes (Content-Length %s) for %d plain", zippedLen, zipped.Header().Get("Content-Length"), plain.Body.Len())
+	}
+	if !strings.Contains(zipped.Header().Get("Vary"), "Accept-Encoding") {
+		t.Error("no Vary: Accept-Encoding")
+	}
+	req := httptest.NewRequest("GET", "/healthz", nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Header().Get("Content-Encoding") != "" {
+		t.Error("a small response was compressed")
+	}
+	if post("gzip;q=0", 8).Header().Get("Content-Encoding") != "" {
+		t.Error("compressed for a client that refuses gzip")
+	}
+}
+
+// TestCORS checks the answers to a browser on the configured origin, on
+// another, and to a preflight request, and that a bad origin is refused.
+func TestCORS(t *testing.T) {
+	s := newServer(t, &fakeModel{b: 4}, Config{CORSOrigin: "https://app.example.org"})
+	h := s.Handler()
+	get := func(origin string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest("GET", "/healthz", nil)
+		req.Header.Set("Origin", origin)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	if got := get("https://app.example.org").Header().Get("Access-Control-Allow-Origin"); got != "https://app.example.org" {
+		t.Errorf("allowed origin: Access-Control-Allow-Origin %q", got)
+	}
+	if got := get("https://evil.example.com").Header().Get("Access-Control-Allow-Origin"); got != "" {
+		t.Errorf("another origin: Access-Control-Allow-Origin %q", got)
+	}
+	req := httptest.NewRequest("OPTIONS", "/v1/encode", nil)
+	req.Header.Set("Origin", "https://app.example.org")
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != 204 || !strings.Contains(rec.Header().Get("Access-Control-Allow-Methods"), "POST") ||
+		!strings.Contains(rec.Header().Get("Access-Control-Allow-Headers"), "Content-Type") {
+		t.Errorf("preflight: %d %v", rec.Code, rec.Header())
+	}
+	for _, bad := range []string{"app.example.org", "https://app.example.org/path", "ftp://x"} {
+		if _, err := New(&fakeModel{b: 4}, Config{CORSOrigin: bad}); err == nil || !strings.Contains(err.Error(), "CORS origin") {
+			t.Errorf("CORS origin %q: %v", bad, err)
+		}
 	}
 }

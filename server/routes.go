@@ -1,6 +1,8 @@
 package server
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"embed"
 	"encoding/json"
@@ -8,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -26,6 +29,38 @@ var staticFiles embed.FS
 var openAPI []byte
 
 var staticFS = mustSub(staticFiles, "static")
+
+// queryParams are the query parameters that each path of the API takes, as
+// the OpenAPI document declares them: the one place they are listed.
+var queryParams = mustQueryParams(openAPI)
+
+// mustQueryParams reads the query parameters of each path from the
+// OpenAPI document.
+func mustQueryParams(doc []byte) map[string][]string {
+	var d struct {
+		Paths map[string]map[string]struct {
+			Parameters []struct {
+				Name string `json:"name"`
+				In   string `json:"in"`
+			} `json:"parameters"`
+		} `json:"paths"`
+	}
+	if err := json.Unmarshal(doc, &d); err != nil {
+		panic(err) // the document is embedded, and a test parses it
+	}
+	out := map[string][]string{}
+	for path, ops := range d.Paths {
+		out[path] = []string{}
+		for _, op := range ops {
+			for _, p := range op.Parameters {
+				if p.In == "query" {
+					out[path] = append(out[path], p.Name)
+				}
+			}
+		}
+	}
+	return out
+}
 
 func mustSub(f fs.FS, dir string) fs.FS {
 	sub, err := fs.Sub(f, dir)
@@ -65,7 +100,36 @@ func (s *Server) routes() http.Handler {
 		mux.Handle(rt.path, s.api(rt))
 	}
 	mux.HandleFunc("/", s.handleStatic)
-	return s.logged(mux)
+	return s.logged(s.cors(mux))
+}
+
+// cors answers browsers on Config.CORSOrigin (any origin for "*"): it
+// allows their requests to the API and answers their preflight requests.
+// Without a CORSOrigin it adds nothing, and browsers keep to the same
+// origin.
+func (s *Server) cors(next http.Handler) http.Handler {
+	if s.cfg.CORSOrigin == "" {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		origin := r.Header.Get("Origin")
+		w.Header().Add("Vary", "Origin")
+		if origin == "" || (s.cfg.CORSOrigin != "*" && origin != s.cfg.CORSOrigin) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		h := w.Header()
+		h.Set("Access-Control-Allow-Origin", s.cfg.CORSOrigin)
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+			h.Set("Access-Control-Allow-Methods", "GET, HEAD, POST")
+			h.Set("Access-Control-Allow-Headers", "Content-Type, Accept")
+			h.Set("Access-Control-Max-Age", "600")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		h.Set("Access-Control-Expose-Headers", "Retry-After")
+		next.ServeHTTP(w, r)
+	})
 }
 
 // api wraps the handler of rt: it checks the method, admits inference
@@ -76,12 +140,23 @@ func (s *Server) api(rt route) http.Handler {
 		allow = "GET, HEAD"
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w = &compressor{ResponseWriter: w, gzip: acceptsGzip(r)}
 		w.Header().Set("Cache-Control", "no-store")
 		if r.Method != rt.method && (rt.method != http.MethodGet || r.Method != http.MethodHead) {
 			w.Header().Set("Allow", allow)
 			s.fail(w, r, &apiError{status: http.StatusMethodNotAllowed,
 				msg: fmt.Sprintf("method %s is not allowed on %s: use %s", r.Method, rt.path, rt.method)})
 			return
+		}
+		for name := range r.URL.Query() {
+			if known := queryParams[rt.path]; !slices.Contains(known, name) {
+				takes := "no query parameters"
+				if len(known) > 0 {
+					takes = "only " + strings.Join(known, ", ")
+				}
+				s.fail(w, r, badRequest("unknown query parameter %q: %s takes %s", name, rt.path, takes))
+				return
+			}
 		}
 		if rt.inference {
 			limit := int64(s.cfg.MaxInFlight + s.cfg.MaxQueue)
@@ -150,8 +225,41 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 	return nil
 }
 
+// gzipMin is the smallest body that is compressed for a client that
+// accepts gzip: below it, compression saves less than it costs.
+const gzipMin = 1400
+
+// compressor marks a response to a client that accepts gzip; writeBody
+// compresses bodies of gzipMin bytes or more for it.
+type compressor struct {
+	http.ResponseWriter
+	gzip bool
+}
+
+// acceptsGzip reports whether r's Accept-Encoding allows gzip.
+func acceptsGzip(r *http.Request) bool {
+	for _, e := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
+		name, q, _ := strings.Cut(strings.TrimSpace(e), ";")
+		if strings.EqualFold(strings.TrimSpace(name), "gzip") && strings.ReplaceAll(q, " ", "") != "q=0" {
+			return true
+		}
+	}
+	return false
+}
+
 func writeBody(w http.ResponseWriter, status int, contentType string, b []byte) {
 	h := w.Header()
+	if c, ok := w.(*compressor); ok {
+		h.Add("Vary", "Accept-Encoding")
+		if c.gzip && len(b) >= gzipMin {
+			var buf bytes.Buffer
+			zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed) // a valid level
+			zw.Write(b)
+			zw.Close()
+			b = buf.Bytes()
+			h.Set("Content-Encoding", "gzip")
+		}
+	}
 	h.Set("Content-Type", contentType)
 	h.Set("Content-Length", strconv.Itoa(len(b)))
 	h.Set("X-Content-Type-Options", "nosniff")

@@ -53,6 +53,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -130,6 +131,10 @@ type Config struct {
 	// ShutdownTimeout bounds the wait for requests in progress when Serve's
 	// context is cancelled.
 	ShutdownTimeout time.Duration
+	// CORSOrigin, when set, lets browser pages from that origin
+	// ("https://example.org") or from any ("*") call the API; empty keeps
+	// browsers to the server's own origin.
+	CORSOrigin string
 	// Examples, when not nil, are the images that /v1/examples gives (the
 	// test split of the model's data set); without them /v1/examples
 	// answers 404.
@@ -158,6 +163,13 @@ func (c Config) withDefaults() (Config, error) {
 		if f.v < 0 {
 			return c, fmt.Errorf("server: %s is %d: want 0 (the default) or more", f.name, f.v)
 		}
+	}
+	if o := c.CORSOrigin; o != "" && o != "*" {
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			return c, fmt.Errorf("server: CORS origin %q: want \"*\" or an origin such as https://example.org (a scheme and a host, no path)", o)
+		}
+		c.CORSOrigin = u.Scheme + "://" + u.Host
 	}
 	setDefault(&c.MaxBodyBytes, DefaultMaxBodyBytes)
 	setDefault(&c.MaxBatch, DefaultMaxBatch)

@@ -32,6 +32,7 @@ func setupServe(fs *flag.FlagSet) func(context.Context, []string) error {
 		maxQueue    = fs.Int("max-queue", 0, "inference requests that may wait for a free slot; more get 503 at once (0: 4 × max-inflight)")
 		maxWait     = fs.Duration("max-wait", server.DefaultMaxWait, "longest wait for a free inference slot before 503")
 		timeout     = fs.Duration("timeout", server.DefaultRequestTimeout, "longest handling of one API request before 503")
+		cors        = fs.String("cors", "", "let browser pages from this origin (https://example.org, or * for any) call the API")
 		logJSON     = fs.Bool("log-json", false, "write the logs as JSON lines instead of text")
 	)
 	var data dataFlags
@@ -86,9 +87,10 @@ func setupServe(fs *flag.FlagSet) func(context.Context, []string) error {
 			RequestTimeout: *timeout,
 			Examples:       examples,
 			Logger:         logger,
+			CORSOrigin:     *cors,
 		})
 		if err != nil {
-			return err
+			return usageError("%v", err)
 		}
 		ln, err := net.Listen("tcp", *addr)
 		if err != nil {
