@@ -1,11 +1,16 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"image"
+	"image/png"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,6 +18,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/input"
+	"github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/latent-ai/latent/dataset"
@@ -52,9 +58,11 @@ func chromium(t *testing.T) string {
 
 // browser starts a headless Chromium with a fresh profile and returns a
 // tab's context, which ends with the test or after a minute. It fails the
-// test at its end if the page threw an uncaught exception or logged an
-// error on the console.
-func browser(t *testing.T) context.Context {
+// test at its end if the page threw an uncaught exception, logged an error
+// or a warning on the console, or the browser reported one (a 404, a
+// canvas read back often without willReadFrequently), unless the problem
+// contains one of the allowed strings.
+func browser(t *testing.T, allowed ...string) context.Context {
 	t.Helper()
 	path := chromium(t)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
@@ -91,8 +99,14 @@ func browser(t *testing.T) context.Context {
 				text += " " + d.Exception.Description
 			}
 			problems = append(problems, "uncaught exception: "+text)
+		case *log.EventEntryAdded:
+			// The browser's own warnings and errors: a 404 (a missing
+			// favicon), a canvas read back without willReadFrequently.
+			if e := ev.Entry; e.Level == log.EntryLevelWarning || e.Level == log.EntryLevelError {
+				problems = append(problems, fmt.Sprintf("browser %s: %s %s", e.Level, e.Text, e.URL))
+			}
 		case *runtime.EventConsoleAPICalled:
-			if ev.Type == runtime.ConsoleAPICalledTypeError {
+			if ev.Type == runtime.ConsoleAPICalledTypeError || ev.Type == runtime.ConsoleAPICalledTypeWarning {
 				var args []string
 				for _, a := range ev.Args {
 					args = append(args, string(a.Value))
@@ -112,7 +126,13 @@ func browser(t *testing.T) context.Context {
 		cancelAlloc()
 		mu.Lock()
 		defer mu.Unlock()
+	next:
 		for _, p := range problems {
+			for _, a := range allowed {
+				if strings.Contains(p, a) {
+					continue next
+				}
+			}
 			t.Errorf("page: %s", p)
 		}
 	})
@@ -324,7 +344,7 @@ func TestExplorerShowsErrors(t *testing.T) {
 	s := newServer(t, f, Config{MaxInFlight: 1, MaxQueue: 1, MaxWait: 10 * time.Millisecond, RequestTimeout: 200 * time.Millisecond})
 	ts := httptest.NewServer(s.Handler())
 	defer ts.Close()
-	ctx := browser(t)
+	ctx := browser(t, "Failed to load resource: the server responded with a status of 404", "Failed to load resource: the server responded with a status of 503")
 	if err := chromedp.Do(ctx, chromedp.Navigate(ts.URL+"/")); err != nil {
 		t.Fatal(err)
 	}
@@ -336,4 +356,103 @@ func TestExplorerShowsErrors(t *testing.T) {
 	if err := poll(ctx, "a busy note", `document.getElementById('status').textContent.includes('busy') || (document.getElementById('pc-random').click(), false)`); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestExplorerLayoutAndKeys loads the explorer at 1280 and at 400 CSS
+// pixels wide. At each width a screenshot taken as soon as the page says
+// it is ready shows drawn canvases, not black ones; at 400 nothing sticks
+// out sideways and every slider's value is on screen. The test thumbnails
+// can be picked with the keyboard, and the favicon is served.
+// LATENT_EXPLORER_SCREENSHOTS names a folder to save the two screenshots
+// in (explorer-1280.png, explorer-400.png).
+func TestExplorerLayoutAndKeys(t *testing.T) {
+	ts, _ := explorerServer(t)
+	ctx := browser(t)
+	for _, width := range []int64{1280, 400} {
+		if err := chromedp.Do(ctx, chromedp.EmulateViewport(width, 1000), chromedp.Navigate(ts.URL+"/")); err != nil {
+			t.Fatal(err)
+		}
+		if err := poll(ctx, "the page to be ready", `document.body.dataset.ready === "true"`); err != nil {
+			t.Fatal(err)
+		}
+		shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if dir := os.Getenv("LATENT_EXPLORER_SCREENSHOTS"); dir != "" {
+			os.WriteFile(filepath.Join(dir, fmt.Sprintf("explorer-%d.png", width)), shot, 0o644)
+		}
+		img, err := png.Decode(bytes.NewReader(shot))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range []string{"pc-out", "interp-out", "interp-a"} {
+			r, err := chromedp.Run(ctx, chromedp.Evaluate[rect](fmt.Sprintf(
+				`(() => { const e = document.getElementById(%q); const r = e.getBoundingClientRect(); return {X: r.left + scrollX, Y: r.top + scrollY, W: r.width, H: r.height}; })()`, id)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if lit := litShare(img, r); lit < 0.02 {
+				t.Errorf("%d px: the screenshot shows %s black (%.1f%% of it lit)", width, id, 100*lit)
+			}
+		}
+		over, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`(() => {
+			const w = document.documentElement.clientWidth, out = [];
+			if (document.documentElement.scrollWidth > w) out.push("the page is " + document.documentElement.scrollWidth + " px wide");
+			for (const e of document.querySelectorAll("#sliders output, #sliders input, button, canvas")) {
+				const r = e.getBoundingClientRect();
+				if (r.right > w + 0.5 || r.left < -0.5) out.push((e.id || e.tagName) + " ends at " + Math.round(r.right));
+			}
+			return out; })()`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(over) > 0 {
+			t.Errorf("%d px: off screen: %v", width, over)
+		}
+	}
+
+	// The keyboard: Tab reaches a thumbnail, Enter picks it as the next of A and B.
+	before, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("interp-a-label").textContent + "|" + document.getElementById("interp-b-label").textContent`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx, chromedp.Focus(`#examples canvas:nth-child(5)`), chromedp.KeyEvent("\r")); err != nil {
+		t.Fatal(err)
+	}
+	if err := poll(ctx, "the thumbnail picked with Enter", fmt.Sprintf(
+		`document.getElementById("interp-a-label").textContent + "|" + document.getElementById("interp-b-label").textContent !== %q`, before)); err != nil {
+		t.Error(err)
+	}
+	tab, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('#examples canvas[tabindex="0"][role="button"]').length`))
+	if err != nil || tab == 0 {
+		t.Errorf("%d thumbnails reachable with Tab (%v)", tab, err)
+	}
+	resp, err := http.Get(ts.URL + "/favicon.svg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "image/svg+xml" {
+		t.Errorf("favicon: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+}
+
+// litShare returns the share of the pixels of img inside r (CSS pixels of
+// the page, at the screenshot's scale of 1) that are not black.
+func litShare(img image.Image, r rect) float64 {
+	lit, all := 0, 0
+	for y := int(r.Y) + 2; y < int(r.Y+r.H)-2; y++ {
+		for x := int(r.X) + 2; x < int(r.X+r.W)-2; x++ {
+			cr, cg, cb, _ := img.At(x, y).RGBA()
+			all++
+			if cr+cg+cb > 3*0x1000 {
+				lit++
+			}
+		}
+	}
+	if all == 0 {
+		return 0
+	}
+	return float64(lit) / float64(all)
 }

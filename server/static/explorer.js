@@ -148,7 +148,8 @@
   // ---- Drawing pad ----
 
   const pad = $("pad");
-  const pctx = pad.getContext("2d");
+  // The pad is read back at every stroke (padPixels).
+  const pctx = pad.getContext("2d", { willReadFrequently: true });
 
   function clearPad() {
     pctx.fillStyle = "#000";
@@ -184,7 +185,7 @@
     const off = document.createElement("canvas");
     off.width = W;
     off.height = H;
-    const octx = off.getContext("2d");
+    const octx = off.getContext("2d", { willReadFrequently: true });
     octx.fillStyle = "#000";
     octx.fillRect(0, 0, W, H);
     octx.imageSmoothingEnabled = true;
@@ -321,11 +322,22 @@
       c.height = H;
       c.title = `#${ex.index}: a ${ex.label}`;
       c.dataset.index = String(ex.index);
+      // A button for the keyboard too: Tab to it, Enter or Space to pick.
+      c.tabIndex = 0;
+      c.setAttribute("role", "button");
+      c.setAttribute("aria-label", `test image ${ex.index}, a ${ex.label}: pick it`);
       drawImage(c, ex.image, W, H);
-      c.addEventListener("click", () => {
+      const pick = () => {
         if (nextIsA) A = ex; else B = ex;
         nextIsA = !nextIsA;
         encodePair().catch((e) => status(e.message, true));
+      };
+      c.addEventListener("click", pick);
+      c.addEventListener("keydown", (e) => {
+        if (e.key === "Enter" || e.key === " ") {
+          e.preventDefault();
+          pick();
+        }
       });
       thumbs.set(ex.index, c);
       $("examples").append(c);
@@ -363,6 +375,11 @@
     setupSliders(b);
     setupPad();
     await setupExamples();
+    // Tell a screenshot (and the tests) when the first pictures are drawn.
+    for (let i = 0; i < 250 && !$("pc-out").dataset.renders; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    document.body.dataset.ready = "true";
   }
 
   start().catch((e) => status(e.message, true));
