@@ -88,6 +88,9 @@ type Set struct {
 	Split string // "train" or "test"
 
 	N, Rows, Cols int
+	// Channels is the number of channels of each image: 1 (also when 0,
+	// as in MNIST's IDX files) or 3.
+	Channels int
 
 	// Images holds N images of Rows*Cols pixels each, row-major, image
 	// after image. Each value is the pixel byte divided by 255, in [0, 1].
@@ -95,8 +98,11 @@ type Set struct {
 	// Labels holds the N class labels, each in 0-9.
 	Labels []uint8
 	// Files are the images file and the labels file the split was read
-	// from, with the MD5 of their decompressed content.
+	// from, with the MD5 of their decompressed content (IDX sets).
 	Files []File
+	// IDs name the images, in order, for sets read by Open: paths
+	// relative to the source folder, or indices in an .npy.
+	IDs []string
 }
 
 // File is one data file that a Set was read from.
@@ -112,7 +118,7 @@ type File struct {
 // overwrite the next one. Like a slice index, it panics if i is not in
 // [0, s.N).
 func (s *Set) Image(i int) []float32 {
-	size := s.Rows * s.Cols
+	size := max(s.Channels, 1) * s.Rows * s.Cols
 	return s.Images[i*size : (i+1)*size : (i+1)*size]
 }
 

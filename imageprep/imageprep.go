@@ -28,6 +28,13 @@ import (
 	"image/png"
 )
 
+// The ways Options.Fit fits a picture into the frame.
+const (
+	FitStretch = "stretch"
+	FitCrop    = "crop"
+	FitPad     = "pad"
+)
+
 // DefaultMaxSide is the largest width or height that Decode accepts when
 // Options.MaxSide is 0.
 const DefaultMaxSide = 4096
@@ -51,8 +58,13 @@ type Options struct {
 	// paper) into light ink on a dark one, as MNIST has it.
 	Invert bool
 	// Center crops to the ink and centres it as MNIST does (see the
-	// package documentation) instead of stretching the whole picture.
+	// package documentation) instead of fitting the whole picture.
 	Center bool
+	// Fit says how a picture of another aspect ratio than Width×Height
+	// fills it: FitStretch (also when empty) scales each axis on its own,
+	// FitCrop cuts the picture's longer side to the frame's ratio around
+	// its centre, FitPad adds black on both sides of its shorter one.
+	Fit string
 	// MaxSide bounds the picture's width and height, checked from its
 	// header before it is decoded; 0 means DefaultMaxSide.
 	MaxSide int
@@ -71,6 +83,11 @@ func Decode(data []byte, o Options) ([]float32, error) {
 	if o.MaxSide == 0 {
 		o.MaxSide = DefaultMaxSide
 	}
+	switch o.Fit {
+	case "", FitStretch, FitCrop, FitPad:
+	default:
+		return nil, fmt.Errorf("imageprep: fit %q: want stretch, crop or pad", o.Fit)
+	}
 	img, err := decodeChecked(data, o.MaxSide)
 	if err != nil {
 		return nil, err
@@ -88,9 +105,11 @@ func Decode(data []byte, o Options) ([]float32, error) {
 		}
 		out = center(planes, b.Dx(), b.Dy(), o.Width, o.Height)
 	} else {
+		sw, sh := b.Dx(), b.Dy()
+		planes, sw, sh = fit(planes, sw, sh, o.Width, o.Height, o.Fit)
 		out = make([][]float64, len(planes))
 		for c, p := range planes {
-			out[c] = resize(p, b.Dx(), b.Dy(), o.Width, o.Height)
+			out[c] = resize(p, sw, sh, o.Width, o.Height)
 		}
 	}
 	pix := make([]float32, 0, o.Channels*o.Height*o.Width)

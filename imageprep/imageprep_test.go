@@ -10,6 +10,7 @@ import (
 	"image/jpeg"
 	"image/png"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -198,5 +199,45 @@ func TestAreaWeights(t *testing.T) {
 				t.Errorf("%d→%d: cell %d weights add up to %v", tt.m, tt.n, j, sum)
 			}
 		}
+	}
+}
+
+// TestFit fits a 4×2 picture (a white left half, a black right half) into a
+// square 2×2 frame each way.
+func TestFit(t *testing.T) {
+	data := encodePNG(t, digit(4, 2, image.Rect(0, 0, 2, 2)))
+	for _, tc := range []struct {
+		fit  string
+		want []float32
+	}{
+		{FitStretch, []float32{1, 0, 1, 0}},
+		{"", []float32{1, 0, 1, 0}},
+		// The middle 2×2: the white column 1, the black column 2.
+		{FitCrop, []float32{1, 0, 1, 0}},
+		// A 4×4 canvas, the picture in rows 1-2: each output pixel averages 2×2.
+		{FitPad, []float32{0.5, 0, 0.5, 0}},
+	} {
+		got, err := Decode(data, Options{Channels: 1, Height: 2, Width: 2, Fit: tc.fit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range got {
+			if math.Abs(float64(got[i]-tc.want[i])) > 1e-6 {
+				t.Errorf("fit %q: %v, want %v", tc.fit, got, tc.want)
+				break
+			}
+		}
+	}
+	// A tall picture padded: black columns on both sides.
+	tall := encodePNG(t, digit(1, 3, image.Rect(0, 0, 1, 3)))
+	got, err := Decode(tall, Options{Channels: 1, Height: 3, Width: 3, Fit: FitPad})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []float32{0, 1, 0, 0, 1, 0, 0, 1, 0}; !slices.Equal(got, want) {
+		t.Errorf("padded tall picture %v, want %v", got, want)
+	}
+	if _, err := Decode(data, Options{Channels: 1, Height: 2, Width: 2, Fit: "zoom"}); err == nil {
+		t.Error("fit zoom: no error")
 	}
 }

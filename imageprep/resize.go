@@ -130,3 +130,43 @@ func center(planes [][]float64, sw, sh, dw, dh int) [][]float64 {
 	}
 	return out
 }
+
+// fit crops (FitCrop) or pads with black (FitPad) the sw×sh planes to the
+// aspect ratio of dw×dh, around their centre, and returns them with their
+// new size; FitStretch returns them as they are.
+func fit(planes [][]float64, sw, sh, dw, dh int, mode string) ([][]float64, int, int) {
+	if mode == "" || mode == FitStretch || sw*dh == sh*dw {
+		return planes, sw, sh
+	}
+	// The size of the source's region (crop) or canvas (pad) of the frame's
+	// ratio.
+	tw, th := sw, sh
+	wider := sw*dh > sh*dw // the source is wider than the frame
+	switch {
+	case mode == FitCrop && wider:
+		tw = max(1, int(math.Round(float64(sh)*float64(dw)/float64(dh))))
+	case mode == FitCrop:
+		th = max(1, int(math.Round(float64(sw)*float64(dh)/float64(dw))))
+	case mode == FitPad && wider:
+		th = max(sh, int(math.Round(float64(sw)*float64(dh)/float64(dw))))
+	default: // FitPad, taller
+		tw = max(sw, int(math.Round(float64(sh)*float64(dw)/float64(dh))))
+	}
+	out := make([][]float64, len(planes))
+	for c, p := range planes {
+		q := make([]float64, tw*th)
+		if mode == FitCrop {
+			x0, y0 := (sw-tw)/2, (sh-th)/2
+			for y := range th {
+				copy(q[y*tw:(y+1)*tw], p[(y0+y)*sw+x0:(y0+y)*sw+x0+tw])
+			}
+		} else {
+			x0, y0 := (tw-sw)/2, (th-sh)/2
+			for y := range sh {
+				copy(q[(y0+y)*tw+x0:(y0+y)*tw+x0+sw], p[y*sw:(y+1)*sw])
+			}
+		}
+		out[c] = q
+	}
+	return out, tw, th
+}

@@ -125,10 +125,11 @@ func Write(w io.Writer, data []float32, shape []int) error {
 	return WriteFloat32s(w, data)
 }
 
-// Read reads a whole .npy file of float32 or float64 values (dtype '<f4',
-// '>f4', '<f8' or '>f8'; format version 1.0, 2.0 or 3.0; C order) from r,
-// to its end. It returns the values as float32, float64 values rounded to
-// the nearest float32, and the array's shape. Every dimension is >= 0 and
+// Read reads a whole .npy file of float32, float64 or uint8 values (dtype
+// '<f4', '>f4', '<f8', '>f8' or '|u1'; format version 1.0, 2.0 or 3.0; C
+// order) from r, to its end. It returns the values as float32 (float64
+// values rounded to the nearest float32, uint8 values as they are, 0 to
+// 255), and the array's shape. Every dimension is >= 0 and
 // len(data) is their product; a 0-d array has an empty shape and one value.
 //
 // A damaged or truncated file, a header over MaxHeader bytes or of more than
@@ -155,8 +156,10 @@ func Read(r io.Reader) (data []float32, shape []int, err error) {
 		size, order = 8, binary.LittleEndian
 	case ">f8":
 		size, order = 8, binary.BigEndian
+	case "|u1", "<u1", ">u1":
+		size = 1
 	default:
-		return nil, nil, fmt.Errorf("dtype %s: want float32 (<f4) or float64 (<f8)", h.descr)
+		return nil, nil, fmt.Errorf("dtype %s: want float32 (<f4), float64 (<f8) or uint8 (|u1)", h.descr)
 	}
 	n, err := count(h.shape)
 	if err != nil || n > math.MaxInt/size {
@@ -174,7 +177,9 @@ func Read(r io.Reader) (data []float32, shape []int, err error) {
 				ErrFormat, h.shape, n*size, len(data)*size+k, err)
 		}
 		for i := 0; i < len(b); i += size {
-			if size == 4 {
+			if size == 1 {
+				data = append(data, float32(b[i]))
+			} else if size == 4 {
 				data = append(data, math.Float32frombits(order.Uint32(b[i:])))
 			} else {
 				data = append(data, float32(math.Float64frombits(order.Uint64(b[i:]))))
