@@ -58,6 +58,20 @@ type Meta struct {
 	// Imported is the file that `latent import` read the weights from, for
 	// a model trained elsewhere (the other fields then hold no recipe).
 	Imported string `json:"imported,omitempty"`
+	// Source is the user's own image source the run trained on (nil for
+	// MNIST and Fashion-MNIST's IDX files): the commands that need the data
+	// again read it from there, split the same way.
+	Source *Source `json:"source,omitempty"`
+}
+
+// Source is an image source of the user's own (see dataset.Open) and how
+// it was read.
+type Source struct {
+	Path         string  `json:"path"`
+	Format       string  `json:"format"`
+	Fit          string  `json:"fit,omitempty"`
+	TestFraction float64 `json:"test_fraction"`
+	Seed         uint64  `json:"seed"`
 }
 
 // DataFile is one data file that a run read.

@@ -103,6 +103,9 @@ type Set struct {
 	// IDs name the images, in order, for sets read by Open: paths
 	// relative to the source folder, or indices in an .npy.
 	IDs []string
+	// Classes name the labels of a set read by Open from a folder in
+	// ImageFolder layout; nil otherwise (see ClassNames for IDX sets).
+	Classes []string
 }
 
 // File is one data file that a Set was read from.

@@ -139,6 +139,7 @@ func Open(path string, o OpenOptions) (*Opened, error) {
 	out.Format = format
 	for _, s := range []*Set{out.Train, out.Test} {
 		s.Name = filepath.Base(strings.TrimSuffix(path, string(filepath.Separator)))
+		s.Classes = out.Classes
 	}
 	return out, nil
 }

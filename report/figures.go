@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"gonum.org/v1/plot"
@@ -114,6 +115,13 @@ func Draw(dir string, in Inputs) ([]Figure, error) {
 // classNames returns the names of the labels 0-9 of the data set name:
 // Fashion-MNIST's classes, or the digits.
 func classNames(in Inputs) []string {
+	if in.Test != nil && len(in.Test.Classes) > 0 {
+		names := slices.Clone(in.Test.Classes)
+		for len(names) < 10 {
+			names = append(names, fmt.Sprint(len(names)))
+		}
+		return names
+	}
 	if in.Test != nil {
 		if names := dataset.ClassNames(in.Test.Name); names != nil {
 			return names
@@ -161,7 +169,12 @@ func drawExamples(path string, in Inputs) error {
 	g := figures.ImageGrid(1, 10, in.Codec.ImageShape(), scale)
 	names := classNames(in)
 	for i := 0; i < 10; i++ {
-		g.CellLabels = append(g.CellLabels, names[in.Train.Labels[i]%10])
+		l := int(in.Train.Labels[i])
+		name := fmt.Sprint(l)
+		if l < len(names) {
+			name = names[l]
+		}
+		g.CellLabels = append(g.CellLabels, name)
 	}
 	return save(path, g, digits(in, in.Train.Images, 10))
 }
@@ -434,7 +447,11 @@ func drawCodes(path string, in Inputs) error {
 		// The legend's marker: the class's colour, larger than a point.
 		mark, _ := plotter.NewScatter(plotter.XYs{{}})
 		mark.GlyphStyle = draw.GlyphStyle{Color: palette[l], Radius: vg.Points(4), Shape: draw.CircleGlyph{}}
-		p.Legend.Add(names[l], mark)
+		name := names[l]
+		if len(names) > 10 { // more classes than colours: each colour is every tenth class
+			name = fmt.Sprintf("%s, %s…", names[l], names[min(l+10, len(names)-1)])
+		}
+		p.Legend.Add(name, mark)
 		for _, q := range pts {
 			minX, maxX = min(minX, q.X), max(maxX, q.X)
 		}

@@ -13,10 +13,12 @@
 //	decoder.onnx           the exported decoder (DecoderFile)
 //	latent-stats.json      the Gaussian of the training codes (StatsFile)
 //	eval.json              the metrics of the last evaluation (EvalFile)
+//	splits.json            which of your own images are in which split (SplitsFile)
 //	report/                the report: index.html and figures/ (ReportDir)
 package run
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -24,7 +26,9 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/latent-ai/latent/atomicfile"
 	"github.com/latent-ai/latent/checkpoint"
+	"github.com/latent-ai/latent/dataset"
 	"github.com/latent-ai/latent/latentstats"
 	"github.com/latent-ai/latent/onnxmeta"
 	"github.com/latent-ai/latent/trainer"
@@ -39,6 +43,7 @@ const (
 	DecoderFile = onnxmeta.DecoderFile
 	StatsFile   = latentstats.FileName
 	EvalFile    = "eval.json"
+	SplitsFile  = "splits.json"
 	ReportDir   = "report"
 )
 
@@ -218,4 +223,17 @@ func replaceDir(src, dst string) error {
 		}
 	}
 	return nil
+}
+
+// SaveSplits writes SplitsFile: the IDs of the images of each split, for a
+// run on the user's own images, atomically.
+func (f Folder) SaveSplits(train, test *dataset.Set) error {
+	if err := os.MkdirAll(string(f), 0o755); err != nil {
+		return fmt.Errorf("save splits: %w", err)
+	}
+	b, err := json.MarshalIndent(map[string][]string{"train": train.IDs, "test": test.IDs}, "", " ")
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteBytes(f.Path(SplitsFile), append(b, '\n'), 0o644)
 }

@@ -82,6 +82,9 @@ type Config struct {
 	Seed    int64
 	Shuffle bool // shuffle the training set each epoch (seeded)
 	Limit   int  // train on the first Limit images only; 0 means all
+	// Source, recorded in the checkpoint, is the user's own image source
+	// (nil for IDX data sets).
+	Source *checkpoint.Source
 }
 
 // DefaultConfig returns the notebook's recipe for arch.
@@ -130,7 +133,7 @@ func New(cfg Config) (*Trainer, error) {
 	}
 	w := Init(cfg.Arch, cfg.Seed)
 	t := newTrainer(cfg, w)
-	t.meta = checkpoint.Meta{Dataset: cfg.Dataset, Seed: cfg.Seed, Batch: cfg.Batch, LR: cfg.LR,
+	t.meta = checkpoint.Meta{Dataset: cfg.Dataset, Source: cfg.Source, Seed: cfg.Seed, Batch: cfg.Batch, LR: cfg.LR,
 		Shuffle: cfg.Shuffle, Limit: cfg.Limit, EpochsPlanned: cfg.Epochs}
 	return t, nil
 }
@@ -182,7 +185,7 @@ func Resume(files Files, epochs int) (*Trainer, error) {
 		return nil, fmt.Errorf("resume %s: %w", dir, err)
 	}
 	cfg := Config{Arch: m.Arch, Dataset: m.Meta.Dataset, Epochs: m.Meta.EpochsPlanned, Batch: m.Meta.Batch,
-		LR: m.Meta.LR, Seed: m.Meta.Seed, Shuffle: m.Meta.Shuffle, Limit: m.Meta.Limit}
+		LR: m.Meta.LR, Seed: m.Meta.Seed, Shuffle: m.Meta.Shuffle, Limit: m.Meta.Limit, Source: m.Meta.Source}
 	if epochs > 0 {
 		cfg.Epochs = epochs
 	}

@@ -77,10 +77,11 @@ func setupEncode(fs *flag.FlagSet) func(context.Context, []string) error {
 			return err
 		}
 		defer model.Close()
-		if data.name == "" {
-			if md := model.Metadata(); md != nil && md.Dataset != "" {
-				data.name = md.Dataset
-			} else {
+		if md := model.Metadata(); md != nil {
+			data.useRun(md.Training, model.ImageShape())
+		} else {
+			data.input = model.ImageShape()
+			if data.name == "" {
 				data.name = dataset.MNIST
 			}
 		}
@@ -92,8 +93,8 @@ func setupEncode(fs *flag.FlagSet) func(context.Context, []string) error {
 			if err != nil {
 				return err
 			}
-			if set.Rows*set.Cols != imageSize(model) {
-				return fmt.Errorf("%s %s has %dx%d images, the encoder takes %v", data.name, s, set.Rows, set.Cols, model.ImageShape())
+			if set.N > 0 && len(set.Images) != set.N*imageSize(model) {
+				return fmt.Errorf("%s %s has images of %d values, the encoder takes %v", data.label(), s, len(set.Images)/set.N, model.ImageShape())
 			}
 			sets = append(sets, set)
 			n += set.N
@@ -101,7 +102,7 @@ func setupEncode(fs *flag.FlagSet) func(context.Context, []string) error {
 
 		b := model.Bottleneck()
 		labels := make([]uint8, 0, n)
-		bar := newProgress(n, "encoding "+data.name+" "+*split, *quiet)
+		bar := newProgress(n, "encoding "+data.label()+" "+*split, *quiet)
 		// The codes and the labels are both written in full before either
 		// is moved into place: a full disk leaves the old pair, if any.
 		codesFile, err := atomicfile.Prepare(codesPath, 0o644, func(f *os.File) error {
@@ -110,7 +111,7 @@ func setupEncode(fs *flag.FlagSet) func(context.Context, []string) error {
 				return err
 			}
 			for _, set := range sets {
-				size := set.Rows * set.Cols
+				size := imageSize(model)
 				for off := 0; off < set.N; off += *batch {
 					if err := ctx.Err(); err != nil {
 						return fmt.Errorf("interrupted: %w; nothing was written", err)

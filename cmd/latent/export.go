@@ -51,16 +51,11 @@ func setupExport(fs *flag.FlagSet) func(context.Context, []string) error {
 		eopts := run.ExportOptions{Inference: opts, Batch: *batch}
 		var bar *progress.Meter
 		if !*noStats {
-			if data.name == "" {
-				data.name = m.Meta.Dataset
-			}
-			if data.name == "" {
-				data.name = dataset.MNIST
-			}
+			data.useRun(m.Meta, m.Arch.Input)
 			if eopts.Train, err = data.load(ctx, dataset.Train); err != nil {
 				return err
 			}
-			bar = newProgress(eopts.Train.N, "encoding "+data.name+" train", *quiet)
+			bar = newProgress(eopts.Train.N, "encoding "+data.label()+" train", *quiet)
 			eopts.Progress = func(done, total int) { bar.Set(done) }
 		}
 		paths, stats, err := dir.Export(ctx, eopts)

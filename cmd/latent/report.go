@@ -44,12 +44,9 @@ func analyseOptions(ctx context.Context, dir run.Folder, data *dataFlags, rt *or
 	if opts.Inference, err = rt.options(); err != nil {
 		return opts, err
 	}
-	if data.name == "" {
-		if md, err := exporter.ReadMetadata(dir.Path(run.EncoderFile)); err == nil {
-			data.name = md.Dataset
-		}
-	}
-	if data.name == "" {
+	if md, err := exporter.ReadMetadata(dir.Path(run.EncoderFile)); err == nil {
+		data.useRun(md.Training, md.Arch.Input)
+	} else if data.name == "" {
 		data.name = dataset.MNIST
 	}
 	if opts.Train, err = data.load(ctx, dataset.Train); err != nil {

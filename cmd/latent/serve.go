@@ -107,21 +107,34 @@ func setupServe(fs *flag.FlagSet) func(context.Context, []string) error {
 // load; otherwise a missing set only means no examples (nil), with a note
 // in the log.
 func loadExamples(data *dataFlags, model *inference.Model, log *slog.Logger) (*dataset.Set, error) {
-	name := data.name
-	if name == "" {
-		if md := model.Metadata(); md != nil && md.Dataset != "" {
-			name = md.Dataset
-		} else {
-			name = dataset.MNIST
+	given := data.dir != "" || data.name != ""
+	if md := model.Metadata(); md != nil {
+		data.useRun(md.Training, model.ImageShape())
+	} else {
+		data.input = model.ImageShape()
+		if data.name == "" {
+			data.name = dataset.MNIST
 		}
 	}
-	dir := dataset.Dir(name, data.dir)
-	set, err := dataset.Load(name, dir, dataset.Test)
+	if !data.own() {
+		// Nothing is downloaded for the examples.
+		dir := dataset.Dir(data.name, data.dir)
+		set, err := dataset.Load(data.name, dir, dataset.Test)
+		if err != nil {
+			if given {
+				return nil, fmt.Errorf("serve: examples: %w", err)
+			}
+			log.Warn("no examples for the explorer: start with --data DIR to pick test digits", "error", err.Error())
+			return nil, nil
+		}
+		return set, nil
+	}
+	set, err := data.load(context.Background(), dataset.Test)
 	if err != nil {
-		if data.dir != "" || data.name != "" {
+		if given {
 			return nil, fmt.Errorf("serve: examples: %w", err)
 		}
-		log.Warn("no examples for the explorer: start with --data DIR to pick test digits", "error", err.Error())
+		log.Warn("no examples for the explorer: the run's own images cannot be read", "error", err.Error())
 		return nil, nil
 	}
 	return set, nil

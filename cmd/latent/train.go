@@ -38,6 +38,7 @@ func setupTrain(fs *flag.FlagSet) func(context.Context, []string) error {
 		resume     = fs.String("resume", "", "carry on the run in this folder where it stopped")
 		force      = fs.Bool("force", false, "overwrite a run folder that already holds a model")
 		quiet      = fs.Bool("quiet", false, "no progress bar")
+		input      = fs.String("input", "1x28x28", "the model's input shape CxHxW, such as 3x32x32 for your own colour images (--data)")
 	)
 	var data dataFlags
 	data.register(fs, "mnist")
@@ -53,7 +54,7 @@ func setupTrain(fs *flag.FlagSet) func(context.Context, []string) error {
 		set := map[string]bool{}
 		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 		if *resume != "" {
-			for _, name := range []string{"model", "bottleneck", "batch", "lr", "seed", "shuffle", "limit", "out"} {
+			for _, name := range []string{"model", "bottleneck", "batch", "lr", "seed", "shuffle", "limit", "out", "input", "fit", "test-fraction", "format"} {
 				if set[name] {
 					return usageError("--%s cannot change a resumed run; it keeps its recorded recipe", name)
 				}
@@ -72,12 +73,21 @@ func setupTrain(fs *flag.FlagSet) func(context.Context, []string) error {
 			if !set["dataset"] {
 				data.name = t.Config().Dataset
 			}
+			data.source, data.input = t.Config().Source, t.Config().Arch.Input
+			if src := data.source; src != nil && !set["data"] {
+				data.seed = src.Seed
+			}
 			fmt.Fprintf(os.Stderr, "resuming %s after epoch %d of %d\n", dir, t.EpochsDone(), t.Config().Epochs)
 		} else {
-			arch, err := models.New(*kind, *bottleneck)
+			shape, err := parseShape(*input)
+			if err != nil {
+				return usageError("--%v", err)
+			}
+			arch, err := models.NewFor(*kind, *bottleneck, shape)
 			if err != nil {
 				return usageError("%v", err)
 			}
+			data.input, data.seed = arch.Input, uint64(*seed)
 			dir = *out
 			if dir == "" {
 				dir = filepath.Join("runs", *kind)
@@ -103,6 +113,14 @@ func setupTrain(fs *flag.FlagSet) func(context.Context, []string) error {
 		if err != nil {
 			return err
 		}
+		if *resume == "" {
+			// The data is known now: record it in the run.
+			cfg := t.Config()
+			cfg.Dataset, cfg.Source = data.label(), data.sourceRecord()
+			if t, err = trainer.New(cfg); err != nil {
+				return usageError("%v", err)
+			}
+		}
 		cfg := t.Config()
 		fmt.Fprintf(os.Stderr, "training %s (bottleneck %d, %d parameters) on %s: %s, batch %d, lr %g, seed %d\n",
 			cfg.Arch.Kind, cfg.Arch.Bottleneck, cfg.Arch.NumParams(), data.name, plural(cfg.Epochs, "epoch"), cfg.Batch, cfg.LR, cfg.Seed)
@@ -114,8 +132,15 @@ func setupTrain(fs *flag.FlagSet) func(context.Context, []string) error {
 		if *resume == "" {
 			if *force {
 				os.Remove(run.Folder(dir).Path(run.MetricsFile))
+				os.Remove(run.Folder(dir).Path(run.SplitsFile))
 			}
 			undo = undoFresh(dir)
+			if t.Config().Source != nil {
+				if err := run.Folder(dir).SaveSplits(train, test); err != nil {
+					undo()
+					return err
+				}
+			}
 		}
 		history, err := t.Run(ctx, run.Folder(dir).Trainer(), asData(train), asData(test), trainHooks(progress))
 		if errors.Is(err, context.Canceled) {
@@ -149,7 +174,7 @@ func setupTrain(fs *flag.FlagSet) func(context.Context, []string) error {
 func undoFresh(dir string) func() {
 	created := atomicfile.MissingDirs(dir)
 	var files []string
-	for _, name := range []string{run.StateFile, run.ModelFile, run.MetricsFile} {
+	for _, name := range []string{run.StateFile, run.ModelFile, run.MetricsFile, run.SplitsFile} {
 		path := filepath.Join(dir, name)
 		if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
 			files = append(files, path)
