@@ -7,15 +7,18 @@ import (
 	"fmt"
 	"image"
 	"image/color"
+	"image/jpeg"
 	"image/png"
 	"io"
 	"math/rand/v2"
+	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -851,6 +854,74 @@ func TestCORS(t *testing.T) {
 	for _, bad := range []string{"app.example.org", "https://app.example.org/path", "ftp://x"} {
 		if _, err := New(&fakeModel{b: 4}, Config{CORSOrigin: bad}); err == nil || !strings.Contains(err.Error(), "CORS origin") {
 			t.Errorf("CORS origin %q: %v", bad, err)
+		}
+	}
+}
+
+// TestEncodeJPEGAndMultipart sends one JPEG, and three pictures (PNG and
+// JPEG) as multipart/form-data, and checks the codes against the model's
+// for the same conversion.
+func TestEncodeJPEGAndMultipart(t *testing.T) {
+	m := &fakeModel{b: 4}
+	s := newServer(t, m, Config{MaxBatch: 3})
+	h := s.Handler()
+	gray := image.NewGray(image.Rect(0, 0, 28, 28))
+	for i := range gray.Pix {
+		gray.Pix[i] = uint8(i % 251)
+	}
+	var jb bytes.Buffer
+	if err := jpeg.Encode(&jb, gray, &jpeg.Options{Quality: 95}); err != nil {
+		t.Fatal(err)
+	}
+	post := func(ct string, body []byte) *httptest.ResponseRecorder {
+		req := httptest.NewRequest("POST", "/v1/encode", bytes.NewReader(body))
+		req.Header.Set("Content-Type", ct)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	var one struct {
+		Codes [][]float32 `json:"codes"`
+	}
+	rec := post("image/jpeg", jb.Bytes())
+	if rec.Code != 200 || json.Unmarshal(rec.Body.Bytes(), &one) != nil || len(one.Codes) != 1 {
+		t.Fatalf("one JPEG: %d %s", rec.Code, rec.Body.String())
+	}
+	multi := func(files ...[]byte) (string, []byte) {
+		var b bytes.Buffer
+		mw := multipart.NewWriter(&b)
+		for i, f := range files {
+			w, _ := mw.CreateFormFile("images", fmt.Sprintf("p%d", i))
+			w.Write(f)
+		}
+		mw.Close()
+		return mw.FormDataContentType(), b.Bytes()
+	}
+	pngData := []byte(pngBytes(t, gray))
+	ct, body := multi(pngData, jb.Bytes(), pngData)
+	rec = post(ct, body)
+	var three struct {
+		Codes [][]float32 `json:"codes"`
+	}
+	if rec.Code != 200 || json.Unmarshal(rec.Body.Bytes(), &three) != nil || len(three.Codes) != 3 {
+		t.Fatalf("three pictures: %d %s", rec.Code, rec.Body.String())
+	}
+	if !slices.Equal(three.Codes[1], one.Codes[0]) || !slices.Equal(three.Codes[0], three.Codes[2]) {
+		t.Errorf("multipart codes %v, the JPEG alone %v", three.Codes, one.Codes)
+	}
+	for _, tc := range []struct {
+		files  [][]byte
+		status int
+		want   string
+	}{
+		{[][]byte{pngData, pngData, pngData, pngData}, 413, "more than 3 pictures"},
+		{[][]byte{pngData, []byte("GIF89a")}, 400, `part 2 (\"p1\")`},
+		{nil, 400, "no picture"},
+	} {
+		ct, body := multi(tc.files...)
+		rec := post(ct, body)
+		if rec.Code != tc.status || !strings.Contains(rec.Body.String(), tc.want) {
+			t.Errorf("%d parts: %d %s, want %d saying %q", len(tc.files), rec.Code, rec.Body.String(), tc.status, tc.want)
 		}
 	}
 }

@@ -2,8 +2,11 @@ package server
 
 import (
 	"errors"
+	"fmt"
+	"io"
 	"math/rand/v2"
 	"mime"
+	"mime/multipart"
 	"net/http"
 	"strings"
 )
@@ -16,10 +19,10 @@ const sampleStream = 0x1a7e47
 // numbers (2^53).
 const maxSeed = 1 << 53
 
-// handleEncode answers POST /v1/encode: images as JSON, or one PNG, to
-// codes.
+// handleEncode answers POST /v1/encode: images as JSON, one PNG or JPEG
+// picture, or several pictures as multipart/form-data, to codes.
 func (s *Server) handleEncode(w http.ResponseWriter, r *http.Request) error {
-	ct, err := requireType(r, "application/json", "image/png")
+	ct, err := requireType(r, "application/json", "image/png", "image/jpeg", "multipart/form-data")
 	if err != nil {
 		return err
 	}
@@ -35,14 +38,14 @@ func (s *Server) handleEncode(w http.ResponseWriter, r *http.Request) error {
 		images []float32
 		n      = 1
 	)
-	if ct == "image/png" {
-		if s.imageShape[0] != 1 {
-			return &apiError{status: http.StatusUnsupportedMediaType, msg: "PNG input needs a model of grayscale images: send JSON"}
-		}
+	switch ct {
+	case "image/png", "image/jpeg":
 		images, err = readPNG(in, s.imageShape, invert)
-	} else {
+	case "multipart/form-data":
+		images, n, err = s.readParts(r, in, invert)
+	default:
 		if invert {
-			return badRequest("?invert is for PNG input only")
+			return badRequest("?invert is for pictures (PNG, JPEG) only")
 		}
 		images, n, err = decodeImages(in, s.imageSize, s.cfg.MaxBatch)
 	}
@@ -253,4 +256,47 @@ func rows(x []float32, n int) [][]float32 {
 		out[i] = x[i*size : (i+1)*size : (i+1)*size]
 	}
 	return out
+}
+
+// readParts reads the pictures of a multipart/form-data body, one a part,
+// in order, up to MaxBatch, each converted as a single picture is.
+func (s *Server) readParts(r *http.Request, in io.Reader, invert bool) ([]float32, int, error) {
+	_, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	boundary := params["boundary"]
+	if boundary == "" {
+		return nil, 0, badRequest("multipart/form-data without a boundary")
+	}
+	mr := multipart.NewReader(in, boundary)
+	var images []float32
+	n := 0
+	for {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, 0, jsonError(err)
+		}
+		if n == s.cfg.MaxBatch {
+			return nil, 0, tooLarge("more than %d pictures in one request", s.cfg.MaxBatch)
+		}
+		data, err := io.ReadAll(part)
+		if err != nil {
+			return nil, 0, jsonError(err)
+		}
+		pix, err := decodePNG(data, s.imageShape, invert)
+		if err != nil {
+			var ae *apiError
+			if errors.As(err, &ae) {
+				ae.msg = fmt.Sprintf("part %d (%q): %s", n+1, part.FileName(), ae.msg)
+			}
+			return nil, 0, err
+		}
+		images = append(images, pix...)
+		n++
+	}
+	if n == 0 {
+		return nil, 0, badRequest("multipart body with no picture")
+	}
+	return images, n, nil
 }

@@ -236,6 +236,10 @@ type compressor struct {
 	gzip bool
 }
 
+// Unwrap returns the writer underneath, for http.MaxBytesReader and
+// http.ResponseController.
+func (c *compressor) Unwrap() http.ResponseWriter { return c.ResponseWriter }
+
 // acceptsGzip reports whether r's Accept-Encoding allows gzip.
 func acceptsGzip(r *http.Request) bool {
 	for _, e := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
