@@ -9,12 +9,16 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/latent-ai/latent/atomicfile"
+	"github.com/latent-ai/latent/codetable"
 	"github.com/latent-ai/latent/dataset"
 	"github.com/latent-ai/latent/exporter"
 	"github.com/latent-ai/latent/inference"
+	"github.com/latent-ai/latent/internal/progress"
 	"github.com/latent-ai/latent/npyarray"
 	"github.com/latent-ai/latent/onnxmeta"
 	"github.com/latent-ai/latent/run"
@@ -24,7 +28,7 @@ func init() {
 	register(&command{
 		name:  "encode",
 		args:  "RUN",
-		short: "encode a split of the data set with RUN/encoder.onnx into a .npy file of codes [N,b] and one of labels [N]",
+		short: "encode a split of the data with RUN/encoder.onnx: codes [N,b] and labels [N] as .npy, or a table of id, label and code as .parquet, .csv or .jsonl",
 		setup: setupEncode,
 	})
 }
@@ -32,7 +36,7 @@ func init() {
 func setupEncode(fs *flag.FlagSet) func(context.Context, []string) error {
 	var (
 		split = fs.String("split", dataset.Test, "which images: train, test or all (train then test)")
-		out   = fs.String("out", "", "codes file to write, float32 [N,b] (default RUN/codes-SPLIT.npy); the labels, uint8 [N], go to the same name ending in -labels.npy")
+		out   = fs.String("out", "", "codes file to write: .npy, float32 [N,b] (default RUN/codes-SPLIT.npy), with the labels, uint8 [N], in the same name ending in -labels.npy;\nor .parquet, .csv or .jsonl, one row per image: id, label, code")
 		batch = fs.Int("batch", 1000, "images per ONNX Runtime call")
 		quiet = fs.Bool("quiet", false, "no progress bar")
 	)
@@ -61,8 +65,9 @@ func setupEncode(fs *flag.FlagSet) func(context.Context, []string) error {
 		if codesPath == "" {
 			codesPath = filepath.Join(dir, "codes-"+*split+".npy")
 		}
-		if !strings.HasSuffix(codesPath, ".npy") {
-			return usageError("--out %s: want a .npy file", codesPath)
+		table := codetable.FormatOf(codesPath)
+		if table == "" && !strings.HasSuffix(codesPath, ".npy") {
+			return usageError("--out %s: want a .npy, .parquet, .csv or .jsonl file", codesPath)
 		}
 		labelsPath := strings.TrimSuffix(codesPath, ".npy") + "-labels.npy"
 		if err := run.CheckWritable(filepath.Dir(codesPath)); err != nil {
@@ -103,6 +108,9 @@ func setupEncode(fs *flag.FlagSet) func(context.Context, []string) error {
 		b := model.Bottleneck()
 		labels := make([]uint8, 0, n)
 		bar := newProgress(n, "encoding "+data.label()+" "+*split, *quiet)
+		if table != "" {
+			return encodeTable(ctx, model, sets, codesPath, table, *batch, bar)
+		}
 		// The codes and the labels are both written in full before either
 		// is moved into place: a full disk leaves the old pair, if any.
 		codesFile, err := atomicfile.Prepare(codesPath, 0o644, func(f *os.File) error {
@@ -154,6 +162,57 @@ func setupEncode(fs *flag.FlagSet) func(context.Context, []string) error {
 		fmt.Printf("%s\tfloat32 [%d,%d]\n%s\tuint8 [%d]\n", codesPath, n, b, labelsPath, n)
 		return nil
 	}
+}
+
+// encodeTable encodes the sets into a table of codes (package codetable)
+// at path, one row per image with its id and label, written atomically and
+// as the codes come.
+func encodeTable(ctx context.Context, model *inference.Model, sets []*dataset.Set, path, format string, batch int, bar *progress.Meter) error {
+	b, size := model.Bottleneck(), imageSize(model)
+	labelled := false
+	for _, set := range sets {
+		labelled = labelled || set.Files != nil || set.Classes != nil || slices.ContainsFunc(set.Labels, func(l uint8) bool { return l != 0 })
+	}
+	n := 0
+	err := atomicfile.Write(path, 0o644, func(f *os.File) error {
+		w, err := codetable.Create(f, format, b, labelled)
+		if err != nil {
+			return err
+		}
+		rows := make([]codetable.Row, 0, batch)
+		for _, set := range sets {
+			for off := 0; off < set.N; off += batch {
+				k := min(batch, set.N-off)
+				codes, err := model.EncodeContext(ctx, set.Images[off*size:(off+k)*size], k)
+				if err != nil {
+					if ctx.Err() != nil {
+						return fmt.Errorf("interrupted: %w; nothing was written", ctx.Err())
+					}
+					return fmt.Errorf("encoding %s images %d to %d: %w", set.Split, off, off+k-1, err)
+				}
+				rows = rows[:0]
+				for i := range k {
+					id := set.Split + "/" + strconv.Itoa(off+i)
+					if set.IDs != nil {
+						id = set.IDs[off+i]
+					}
+					rows = append(rows, codetable.Row{ID: id, Label: int(set.Labels[off+i]), Code: codes[i*b : (i+1)*b]})
+				}
+				if err := w.Write(rows...); err != nil {
+					return err
+				}
+				n += k
+				bar.Add(k)
+			}
+		}
+		return w.Close()
+	})
+	if err != nil {
+		return err
+	}
+	bar.Finish()
+	fmt.Printf("%s\t%s, %d rows: id, %scode of %d values\n", path, format, n, map[bool]string{true: "label, ", false: ""}[labelled], b)
+	return nil
 }
 
 // openHalf opens RUN/encoder.onnx or RUN/decoder.onnx alone.

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/latent-ai/latent/checkpoint"
+	"github.com/latent-ai/latent/codetable"
 	"github.com/latent-ai/latent/dataset"
 	"github.com/latent-ai/latent/npyarray"
 )
@@ -88,6 +89,8 @@ func TestOwnImages(t *testing.T) {
 		{"export", dir, "--quiet"}, // the recorded source, without --data
 		{"encode", dir, "--split", "test", "--out", filepath.Join(dir, "png.npy"), "--quiet"},
 		{"encode", dir, "--data", data, "--split", "test", "--out", filepath.Join(dir, "idx.npy"), "--quiet"},
+		{"encode", dir, "--split", "test", "--out", filepath.Join(dir, "png.parquet"), "--quiet"},
+		{"encode", dir, "--split", "test", "--out", filepath.Join(dir, "png.csv"), "--quiet"},
 		{"report", dir, "--quiet"},
 	} {
 		if code, stderr := ortLatent(t, args...); code != 0 {
@@ -111,6 +114,27 @@ func TestOwnImages(t *testing.T) {
 		if !slices.Equal(pngCodes[j*b10:(j+1)*b10], idxCodes[i*b10:(i+1)*b10]) {
 			t.Fatalf("%s: code %v, the IDX test image %d's %v", id, pngCodes[j*b10:(j+1)*b10], i, idxCodes[i*b10:(i+1)*b10])
 		}
+	}
+	// The Parquet table: the same codes, with the images' paths and labels.
+	pq, err := os.ReadFile(filepath.Join(dir, "png.parquet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	table, err := codetable.ReadParquet(bytes.NewReader(pq), int64(len(pq)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(table) != 200 {
+		t.Fatalf("%d Parquet rows, want 200", len(table))
+	}
+	for j, r := range table {
+		label, _ := strconv.Atoi(filepath.Base(filepath.Dir(r.ID)))
+		if r.ID != splits["test"][j] || r.Label != label || !slices.Equal(r.Code, pngCodes[j*b10:(j+1)*b10]) {
+			t.Fatalf("Parquet row %d: %+v; want %s, label %d and the .npy's code", j, r, splits["test"][j], label)
+		}
+	}
+	if csvData, err := os.ReadFile(filepath.Join(dir, "png.csv")); err != nil || !strings.HasPrefix(string(csvData), "id,label,c0,c1,") {
+		t.Errorf("the CSV table: %v, %.40q", err, csvData)
 	}
 	html, err := os.ReadFile(filepath.Join(dir, "report", "index.html"))
 	if err != nil || !strings.Contains(string(html), "digits") {
