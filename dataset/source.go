@@ -3,6 +3,7 @@ package dataset
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/latent-ai/latent/imageprep"
 	"github.com/latent-ai/latent/npyarray"
+	"github.com/parquet-go/parquet-go"
 )
 
 // The kinds of source that Open reads, as OpenOptions.Format names them.
@@ -22,6 +24,10 @@ const (
 	FormatFolder = "folder" // a folder of PNG and JPEG files, recursively
 	FormatGlob   = "glob"   // the PNG and JPEG files a glob pattern matches
 	FormatNPY    = "npy"    // an .npy array of images
+	// FormatParquet is a Parquet file in the Hugging Face image-dataset
+	// layout: a struct column image {bytes, path} and an optional integer
+	// column label.
+	FormatParquet = "parquet"
 )
 
 // MaxSourceImages bounds the images that Open reads from one source.
@@ -130,8 +136,10 @@ func Open(path string, o OpenOptions) (*Opened, error) {
 		}
 	case FormatNPY:
 		out, err = openNPY(path, o)
+	case FormatParquet:
+		out, err = openParquet(path, o)
 	default:
-		return nil, fmt.Errorf("dataset: unknown format %q: want folder, glob or npy", format)
+		return nil, fmt.Errorf("dataset: unknown format %q: want folder, glob, npy or parquet", format)
 	}
 	if err != nil {
 		return nil, err
@@ -151,6 +159,8 @@ func detect(path string) string {
 		return FormatGlob
 	case strings.EqualFold(filepath.Ext(path), ".npy"):
 		return FormatNPY
+	case strings.EqualFold(filepath.Ext(path), ".parquet"):
+		return FormatParquet
 	}
 	return FormatFolder
 }
@@ -272,6 +282,17 @@ func listFolder(root string) (paths []string, labels []uint8, classes []string, 
 // cores into one Set, in the order of paths, skipping those it cannot read
 // unless o.Strict. IDs are the paths relative to root.
 func readPictures(root string, paths []string, labels []uint8, o OpenOptions) (*Set, []Skip, error) {
+	ids := make([]string, len(paths))
+	for j, p := range paths {
+		ids[j], _ = filepath.Rel(root, p)
+	}
+	return decodePictures(root, ids, func(j int) ([]byte, error) { return os.ReadFile(paths[j]) }, labels, o)
+}
+
+// decodePictures decodes the pictures that load(j) returns for each of
+// ids on all cores, in order; see readPictures.
+func decodePictures(where string, ids []string, load func(j int) ([]byte, error), labels []uint8, o OpenOptions) (*Set, []Skip, error) {
+	paths := ids
 	c, h, w := o.Input[0], o.Input[1], o.Input[2]
 	pix := make([][]float32, len(paths))
 	errs := make([]error, len(paths))
@@ -288,7 +309,7 @@ func readPictures(root string, paths []string, labels []uint8, o OpenOptions) (*
 				if j >= len(paths) {
 					return
 				}
-				data, err := os.ReadFile(paths[j])
+				data, err := load(j)
 				if err == nil && len(data) == 0 {
 					err = errors.New("empty file")
 				}
@@ -302,9 +323,9 @@ func readPictures(root string, paths []string, labels []uint8, o OpenOptions) (*
 	wg.Wait()
 	s := &Set{Rows: h, Cols: w, Channels: c}
 	var skipped []Skip
-	for j, p := range paths {
-		rel, _ := filepath.Rel(root, p)
+	for j, rel := range paths {
 		if errs[j] != nil {
+			p := filepath.Join(where, rel)
 			if o.Strict {
 				return nil, nil, fmt.Errorf("dataset: %s: %w (without --strict it would be skipped)", p, errs[j])
 			}
@@ -321,7 +342,7 @@ func readPictures(root string, paths []string, labels []uint8, o OpenOptions) (*
 		s.N++
 	}
 	if s.N == 0 {
-		return nil, skipped, fmt.Errorf("dataset: %s: none of the %d pictures could be read (the first: %s: %v)", root, len(paths), skipped[0].Path, skipped[0].Err)
+		return nil, skipped, fmt.Errorf("dataset: %s: none of the %d pictures could be read (the first: %s: %v)", where, len(paths), skipped[0].Path, skipped[0].Err)
 	}
 	return s, skipped, nil
 }
@@ -442,5 +463,79 @@ func openNPY(path string, o OpenOptions) (*Opened, error) {
 		return out, nil
 	}
 	out.Train, out.Test = holdOut(all, o)
+	return out, nil
+}
+
+// hfRow is a row of a Parquet file in the Hugging Face image-dataset
+// layout.
+type hfRow struct {
+	Image struct {
+		Bytes []byte `parquet:"bytes,optional"`
+		Path  string `parquet:"path,optional"`
+	} `parquet:"image"`
+	Label *int64 `parquet:"label,optional"`
+}
+
+// openParquet reads a Parquet file in the Hugging Face image layout; see
+// Open. Each row's picture is its image.bytes; its ID is image.path, or
+// its row number. Labels come from the label column when there is one.
+func openParquet(path string, o OpenOptions) (*Opened, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("dataset: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("dataset: %w", err)
+	}
+	pf, err := parquet.OpenFile(f, st.Size())
+	if err != nil {
+		return nil, fmt.Errorf("dataset: %s is not a readable Parquet file: %w", path, err)
+	}
+	if _, ok := pf.Schema().Lookup("image", "bytes"); !ok {
+		return nil, fmt.Errorf("dataset: %s has no image.bytes column: want the Hugging Face image layout (a struct column image {bytes, path}, an optional label)", path)
+	}
+	_, labelled := pf.Schema().Lookup("label")
+	r := parquet.NewGenericReader[hfRow](pf)
+	defer r.Close()
+	n := r.NumRows()
+	if n < 1 || n > MaxSourceImages {
+		return nil, fmt.Errorf("dataset: %s holds %d rows: want 1 to %d", path, n, MaxSourceImages)
+	}
+	rows := make([]hfRow, n)
+	for read := 0; read < len(rows); {
+		k, err := r.Read(rows[read:])
+		read += k
+		if err != nil && !(errors.Is(err, io.EOF) && read == len(rows)) {
+			return nil, fmt.Errorf("dataset: %s: row %d: %w", path, read, err)
+		}
+		if k == 0 && err == nil {
+			return nil, fmt.Errorf("dataset: %s: no rows after %d", path, read)
+		}
+	}
+	ids := make([]string, n)
+	var labels []uint8
+	if labelled {
+		labels = make([]uint8, n)
+	}
+	for j, row := range rows {
+		ids[j] = row.Image.Path
+		if ids[j] == "" {
+			ids[j] = fmt.Sprint(j)
+		}
+		if labelled && row.Label != nil {
+			if *row.Label < 0 || *row.Label > 255 {
+				return nil, fmt.Errorf("dataset: %s: row %d has label %d: want 0 to 255", path, j, *row.Label)
+			}
+			labels[j] = uint8(*row.Label)
+		}
+	}
+	pool, skipped, err := decodePictures(path, ids, func(j int) ([]byte, error) { return rows[j].Image.Bytes, nil }, labels, o)
+	if err != nil {
+		return nil, err
+	}
+	out := &Opened{Skipped: skipped}
+	out.Train, out.Test = holdOut(pool, o)
 	return out, nil
 }

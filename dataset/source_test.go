@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/latent-ai/latent/npyarray"
+	"github.com/parquet-go/parquet-go"
 )
 
 // writePNG writes the 28×28 image pix (values in [0,1], bytes/255) as a
@@ -233,5 +234,62 @@ func TestOpenGlobAndColour(t *testing.T) {
 	}
 	if _, err := Open(filepath.Join(dir, "none*.png"), OpenOptions{}); err == nil || !strings.Contains(err.Error(), "no file matches") {
 		t.Errorf("an empty glob: %v", err)
+	}
+}
+
+// TestOpenParquet writes MNIST images as PNG bytes in a Parquet file of the
+// Hugging Face layout, with one damaged row, and reads them back.
+func TestOpenParquet(t *testing.T) {
+	s, err := Load(MNIST, mnistDir(t), Test)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 60
+	rows := make([]hfRow, 0, n+1)
+	for i := range n {
+		img := image.NewGray(image.Rect(0, 0, Side, Side))
+		for j, v := range s.Image(i) {
+			img.Pix[j] = uint8(v*255 + 0.5)
+		}
+		var b bytes.Buffer
+		png.Encode(&b, img)
+		var r hfRow
+		r.Image.Bytes, r.Image.Path = b.Bytes(), fmt.Sprintf("digit-%d.png", i)
+		l := int64(s.Labels[i])
+		r.Label = &l
+		rows = append(rows, r)
+	}
+	var bad hfRow
+	bad.Image.Bytes, bad.Image.Path = []byte("\x89PNG\r\n\x1a\ncut"), "broken.png"
+	rows = append(rows, bad)
+	path := filepath.Join(t.TempDir(), "mnist.parquet")
+	if err := parquet.WriteFile(path, rows); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Open(path, OpenOptions{TestFraction: 0.25, Seed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Format != FormatParquet || got.Train.N+got.Test.N != n || got.Test.N != 15 || len(got.Skipped) != 1 || !strings.HasSuffix(got.Skipped[0].Path, "broken.png") {
+		t.Fatalf("format %s, %d + %d rows, skipped %v", got.Format, got.Train.N, got.Test.N, got.Skipped)
+	}
+	for j, id := range got.Test.IDs {
+		var i int
+		fmt.Sscanf(id, "digit-%d.png", &i)
+		if !slices.Equal(got.Test.Image(j), s.Image(i)) || got.Test.Labels[j] != s.Labels[i] {
+			t.Fatalf("%s: not MNIST test image %d or its label", id, i)
+		}
+	}
+	notHF := filepath.Join(t.TempDir(), "other.parquet")
+	type other struct {
+		X int64 `parquet:"x"`
+	}
+	parquet.WriteFile(notHF, []other{{1}})
+	if _, err := Open(notHF, OpenOptions{}); err == nil || !strings.Contains(err.Error(), "Hugging Face image layout") {
+		t.Errorf("a Parquet file of another layout: %v", err)
+	}
+	os.WriteFile(notHF, []byte("PAR1 not really"), 0o644)
+	if _, err := Open(notHF, OpenOptions{}); err == nil || !strings.Contains(err.Error(), "not a readable Parquet file") {
+		t.Errorf("a damaged Parquet file: %v", err)
 	}
 }

@@ -41,8 +41,9 @@ func (d *dataFlags) register(fs *flag.FlagSet, defaultName string) {
 	fs.StringVar(&d.name, "dataset", defaultName, "data set of IDX files: mnist or fashion-mnist")
 	fs.StringVar(&d.dir, "data", "", "the data: a folder of IDX files (default: mnist $LATENT_MNIST, else $LATENT_DATA, else ./data/mnist;\n"+
 		"fashion-mnist $LATENT_FASHION_MNIST, else /usr/share/datasets/fashion-mnist), or your own images:\n"+
-		"a folder of PNG/JPEG files (ImageFolder layout: subfolders are classes), a glob, or an .npy array")
-	fs.StringVar(&d.format, "format", "", "kind of --data: folder, glob or npy (default: detected)")
+		"a folder of PNG/JPEG files (ImageFolder layout: subfolders are classes), a glob, an .npy array,\n"+
+		"or a Parquet file in the Hugging Face image layout")
+	fs.StringVar(&d.format, "format", "", "kind of --data: folder, glob, npy or parquet (default: detected)")
 	fs.StringVar(&d.fit, "fit", imageprep.FitStretch, "how pictures of another aspect ratio fit the input: stretch, crop or pad")
 	fs.Float64Var(&d.testFraction, "test-fraction", 0.1, "share of your images held out as the test split when the source has none (seeded)")
 	fs.BoolVar(&d.strict, "strict", false, "stop at the first unreadable picture instead of skipping it")
@@ -63,7 +64,8 @@ func (d *dataFlags) useRun(meta checkpoint.Meta, input []int) {
 }
 
 // own reports whether the data is the user's own images rather than IDX
-// files: --format is given, or --data names a glob, an .npy file, or a
+// files: --format is given, or --data names a glob, an .npy or .parquet
+// file, or a
 // folder of pictures that holds no IDX files; or no --data is given and the
 // run recorded a source. Any other --data (a missing or empty folder) is a
 // folder of IDX files, to download into when the data set allows it.
@@ -71,7 +73,8 @@ func (d *dataFlags) own() bool {
 	if d.dir == "" {
 		return d.source != nil
 	}
-	if d.format != "" || strings.ContainsAny(d.dir, "*?[") || strings.EqualFold(filepath.Ext(d.dir), ".npy") {
+	switch ext := strings.ToLower(filepath.Ext(d.dir)); {
+	case d.format != "", strings.ContainsAny(d.dir, "*?["), ext == ".npy", ext == ".parquet":
 		return true
 	}
 	return !isIDXFolder(d.dir) && holdsPictures(d.dir)

@@ -17,6 +17,7 @@ import (
 	"github.com/latent-ai/latent/codetable"
 	"github.com/latent-ai/latent/dataset"
 	"github.com/latent-ai/latent/npyarray"
+	"github.com/parquet-go/parquet-go"
 )
 
 // writeMNISTPNGs writes the first n images of each split of MNIST as a PNG
@@ -139,5 +140,66 @@ func TestOwnImages(t *testing.T) {
 	html, err := os.ReadFile(filepath.Join(dir, "report", "index.html"))
 	if err != nil || !strings.Contains(string(html), "digits") {
 		t.Errorf("report: %v", err)
+	}
+}
+
+// TestParquetTrainsAndEncodes writes MNIST images as a Parquet file in the
+// Hugging Face image layout and trains, exports and encodes from it.
+func TestParquetTrainsAndEncodes(t *testing.T) {
+	ortNeedRuntime(t)
+	s, err := dataset.Load(dataset.MNIST, ortMNISTDir(t), dataset.Train)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type hfImage struct {
+		Bytes []byte `parquet:"bytes"`
+		Path  string `parquet:"path"`
+	}
+	type hfRow struct {
+		Image hfImage `parquet:"image"`
+		Label int64   `parquet:"label"`
+	}
+	var rows []hfRow
+	for i := range 400 {
+		img := image.NewGray(image.Rect(0, 0, 28, 28))
+		for j, v := range s.Image(i) {
+			img.Pix[j] = uint8(v*255 + 0.5)
+		}
+		var b bytes.Buffer
+		png.Encode(&b, img)
+		rows = append(rows, hfRow{Image: hfImage{b.Bytes(), fmt.Sprintf("train/%05d.png", i)}, Label: int64(s.Labels[i])})
+	}
+	src := filepath.Join(t.TempDir(), "mnist-train.parquet")
+	if err := parquet.WriteFile(src, rows); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "run")
+	out := filepath.Join(dir, "codes.parquet")
+	for _, args := range [][]string{
+		{"train", "--model", "classic", "--data", src, "--epochs", "1", "--out", dir, "--quiet"},
+		{"export", dir, "--quiet"},
+		{"encode", dir, "--split", "all", "--out", out, "--quiet"},
+	} {
+		if code, stderr := ortLatent(t, args...); code != 0 {
+			t.Fatalf("latent %s: exit %d: %s", strings.Join(args, " "), code, stderr)
+		}
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	table, err := codetable.ReadParquet(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(table) != 400 || !strings.HasPrefix(table[0].ID, "train/") || len(table[0].Code) != 10 {
+		t.Fatalf("%d rows, the first %+v", len(table), table[0])
+	}
+	for _, r := range table {
+		var i int
+		fmt.Sscanf(r.ID, "train/%05d.png", &i)
+		if r.Label != int(s.Labels[i]) {
+			t.Fatalf("%s: label %d, MNIST's %d", r.ID, r.Label, s.Labels[i])
+		}
 	}
 }
