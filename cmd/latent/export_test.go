@@ -293,7 +293,7 @@ func TestORTCommandErrors(t *testing.T) {
 		{"export unknown flag", []string{"export", exported, "--nope"}, 2, "flag provided but not defined"},
 		{"encode before export", []string{"encode", bare, "--out", filepath.Join(tmp, "c.npy")}, 1, "latent export"},
 		{"encode bad split", []string{"encode", exported, "--split", "val"}, 2, "--split"},
-		{"encode bad out", []string{"encode", exported, "--out", filepath.Join(tmp, "c.csv")}, 2, ".npy"},
+		{"encode bad out", []string{"encode", exported, "--out", filepath.Join(tmp, "c.txt")}, 2, ".npy, .parquet, .csv or .jsonl"},
 		{"encode on cuda", []string{"encode", exported, "--device", "cuda", "--out", filepath.Join(tmp, "c.npy")}, 1, "CUDA"},
 		{"decode without codes", []string{"decode", exported, "--out", filepath.Join(tmp, "x.png")}, 2, "required"},
 		{"decode codes of another size", []string{"decode", exported, "--codes", wrongCodes, "--out", filepath.Join(tmp, "x.png")}, 1, "bottleneck 3"},
