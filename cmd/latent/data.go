@@ -14,6 +14,7 @@ import (
 	"github.com/latent-ai/latent/checkpoint"
 	"github.com/latent-ai/latent/dataset"
 	"github.com/latent-ai/latent/imageprep"
+	"github.com/latent-ai/latent/inference"
 	"github.com/latent-ai/latent/trainer"
 )
 
@@ -58,6 +59,19 @@ func (d *dataFlags) useRun(meta checkpoint.Meta, input []int) {
 	} else if d.name == "" {
 		d.name = meta.Dataset
 	}
+	if d.name == "" {
+		d.name = dataset.MNIST
+	}
+}
+
+// useModel takes what an exported model's metadata recorded (see useRun),
+// or, for files without metadata, only its input shape.
+func (d *dataFlags) useModel(m *inference.Model) {
+	if md := m.Metadata(); md != nil {
+		d.useRun(md.Training, m.ImageShape())
+		return
+	}
+	d.input = m.ImageShape()
 	if d.name == "" {
 		d.name = dataset.MNIST
 	}

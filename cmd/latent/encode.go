@@ -82,14 +82,7 @@ func setupEncode(fs *flag.FlagSet) func(context.Context, []string) error {
 			return err
 		}
 		defer model.Close()
-		if md := model.Metadata(); md != nil {
-			data.useRun(md.Training, model.ImageShape())
-		} else {
-			data.input = model.ImageShape()
-			if data.name == "" {
-				data.name = dataset.MNIST
-			}
-		}
+		data.useModel(model)
 
 		var sets []*dataset.Set
 		n := 0

@@ -108,14 +108,7 @@ func setupServe(fs *flag.FlagSet) func(context.Context, []string) error {
 // in the log.
 func loadExamples(data *dataFlags, model *inference.Model, log *slog.Logger) (*dataset.Set, error) {
 	given := data.dir != "" || data.name != ""
-	if md := model.Metadata(); md != nil {
-		data.useRun(md.Training, model.ImageShape())
-	} else {
-		data.input = model.ImageShape()
-		if data.name == "" {
-			data.name = dataset.MNIST
-		}
-	}
+	data.useModel(model)
 	if !data.own() {
 		// Nothing is downloaded for the examples.
 		dir := dataset.Dir(data.name, data.dir)
