@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"image"
 	"image/png"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -21,9 +22,13 @@ import (
 	"github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/latent-ai/latent/checkpoint"
 	"github.com/latent-ai/latent/dataset"
+	"github.com/latent-ai/latent/exporter"
 	"github.com/latent-ai/latent/inference"
 	"github.com/latent-ai/latent/internal/mnisttest"
+	"github.com/latent-ai/latent/models"
+	"github.com/latent-ai/latent/pca"
 )
 
 // The browser tests drive the explorer in a headless Chromium (Debian's
@@ -455,4 +460,80 @@ func litShare(img image.Image, r rect) float64 {
 		return 0
 	}
 	return float64(lit) / float64(all)
+}
+
+// TestExplorerColour serves a random 3×32×32 colour model with colour test
+// images: the explorer shows the thumbnails and A in colour, and encodes
+// and decodes the picked pair.
+func TestExplorerColour(t *testing.T) {
+	shape := []int{3, 32, 32}
+	a, err := models.NewFor("conv", 4, shape)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := checkpoint.NewModel(a)
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, p := range a.Params() {
+		for i := range m.Params[p.Name] {
+			m.Params[p.Name][i] = float32((2*rng.Float64() - 1) * p.Layer.InitBound())
+		}
+	}
+	codes := make([]float32, 200*4)
+	for i := range codes {
+		codes[i] = float32(rng.NormFloat64())
+	}
+	stats, err := pca.Fit(codes, 200, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if _, _, err := exporter.Export(m, stats, dir); err != nil {
+		t.Fatal(err)
+	}
+	model, err := inference.OpenRun(dir, inference.Options{IntraOpThreads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer model.Close()
+	// 24 images: a red square on a green ground.
+	set := &dataset.Set{Name: "colour", Split: dataset.Test, N: 24, Rows: 32, Cols: 32, Channels: 3, Labels: make([]uint8, 24)}
+	for i := range 24 {
+		set.Labels[i] = uint8(i % 3)
+		for c := range 3 {
+			for y := range 32 {
+				for x := range 32 {
+					v := float32(0)
+					inside := x >= 8 && x < 24 && y >= 8 && y < 24
+					if (c == 0 && inside) || (c == 1 && !inside) {
+						v = 0.9
+					}
+					set.Images = append(set.Images, v)
+				}
+			}
+		}
+	}
+	ts := httptest.NewServer(newServer(t, model, Config{Examples: set}).Handler())
+	defer ts.Close()
+	ctx := browser(t)
+	if err := chromedp.Do(ctx, chromedp.Navigate(ts.URL+"/")); err != nil {
+		t.Fatal(err)
+	}
+	if err := poll(ctx, "the page to be ready", `document.body.dataset.ready === "true"`); err != nil {
+		t.Fatal(err)
+	}
+	if err := poll(ctx, "the decoded mix of A and B", renders("interp-out")+" >= 1"); err != nil {
+		t.Fatal(err)
+	}
+	for _, sel := range []string{"#examples canvas", "#interp-a"} {
+		rgb, err := chromedp.Run(ctx, chromedp.Evaluate[[]int](fmt.Sprintf(`(() => {
+			const c = document.querySelector(%q), d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+			const mid = 4 * ((c.height >> 1) * c.width + (c.width >> 1)), edge = 4 * 2 * c.width + 8;
+			return [d[mid], d[mid + 1], d[mid + 2], d[edge], d[edge + 1], d[edge + 2]]; })()`, sel)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rgb) != 6 || rgb[0] < 200 || rgb[1] > 20 || rgb[3] > 20 || rgb[4] < 200 {
+			t.Errorf("%s: centre rgb %v and edge rgb %v, want a red square on green", sel, rgb[:3], rgb[3:])
+		}
+	}
 }

@@ -10,7 +10,7 @@
 (() => {
   const $ = (id) => document.getElementById(id);
 
-  let W = 28, H = 28; // image size, from /v1/model
+  let C = 1, W = 28, H = 28; // image shape, from /v1/model
   let stats = null;   // the latent statistics, or axes when there are none
   const K = 10;       // sliders
 
@@ -66,19 +66,20 @@
 
   const clamp01 = (v) => Math.min(1, Math.max(0, v));
 
-  // drawImage paints w×h pixels in [0,1] (white ink on black) onto canvas,
-  // upscaled without smoothing.
+  // drawImage paints an image of the model's shape (C×H×W values in [0,1]:
+  // one plane of gray, white ink on black, or red, green and blue planes)
+  // onto canvas, upscaled without smoothing.
   function drawImage(canvas, pix, w, h) {
     const off = document.createElement("canvas");
     off.width = w;
     off.height = h;
     const octx = off.getContext("2d");
     const img = octx.createImageData(w, h);
+    const colour = pix.length >= 3 * w * h;
     for (let i = 0; i < w * h; i++) {
-      const v = Math.round(clamp01(pix[i]) * 255);
-      img.data[4 * i] = v;
-      img.data[4 * i + 1] = v;
-      img.data[4 * i + 2] = v;
+      for (let c = 0; c < 3; c++) {
+        img.data[4 * i + c] = Math.round(clamp01(pix[colour ? c * w * h + i : i]) * 255);
+      }
       img.data[4 * i + 3] = 255;
     }
     octx.putImageData(img, 0, 0);
@@ -207,7 +208,8 @@
         if (sx >= 0 && sx < W && sy >= 0 && sy < H) out[y * W + x] = d[4 * (sy * W + sx)] / 255;
       }
     }
-    return out;
+    // A colour model takes the gray drawing in each of its planes.
+    return C === 1 ? out : [].concat(...Array.from({ length: C }, () => out));
   }
 
   // showCode writes the code's values and paints them as a strip: red above
@@ -352,7 +354,7 @@
 
   async function start() {
     const m = await api("/v1/model");
-    [, H, W] = m.image_shape;
+    [C, H, W] = m.image_shape;
     const b = m.bottleneck;
     let info = `${m.kind || "unknown"} autoencoder, code of ${b} ${b === 1 ? "value" : "values"}`;
     const t = m.training;
