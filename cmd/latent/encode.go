@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/latent-ai/latent/atomicfile"
 	"github.com/latent-ai/latent/codetable"
@@ -86,6 +87,8 @@ func setupEncode(fs *flag.FlagSet) func(context.Context, []string) error {
 
 		var sets []*dataset.Set
 		n := 0
+		var times encodeTimes
+		start := time.Now()
 		for _, s := range splits {
 			set, err := data.load(ctx, s)
 			if err != nil {
@@ -98,11 +101,12 @@ func setupEncode(fs *flag.FlagSet) func(context.Context, []string) error {
 			n += set.N
 		}
 
+		times.read = time.Since(start)
 		b := model.Bottleneck()
 		labels := make([]uint8, 0, n)
 		bar := newProgress(n, "encoding "+data.label()+" "+*split, *quiet)
 		if table != "" {
-			return encodeTable(ctx, model, sets, codesPath, table, *batch, bar)
+			return encodeTable(ctx, model, sets, codesPath, table, *batch, bar, &times)
 		}
 		// The codes and the labels are both written in full before either
 		// is moved into place: a full disk leaves the old pair, if any.
@@ -118,13 +122,17 @@ func setupEncode(fs *flag.FlagSet) func(context.Context, []string) error {
 						return fmt.Errorf("interrupted: %w; nothing was written", err)
 					}
 					k := min(*batch, set.N-off)
-					codes, err := model.Encode(set.Images[off*size:(off+k)*size], k)
+					t0 := time.Now()
+					codes, err := model.EncodeContext(ctx, set.Images[off*size:(off+k)*size], k)
 					if err != nil {
 						return fmt.Errorf("encoding %s images %d to %d: %w", set.Split, off, off+k-1, err)
 					}
+					t1 := time.Now()
 					if err := npyarray.WriteFloat32s(w, codes); err != nil {
 						return err
 					}
+					times.model += t1.Sub(t0)
+					times.write += time.Since(t1)
 					bar.Add(k)
 				}
 				labels = append(labels, set.Labels...)
@@ -152,15 +160,33 @@ func setupEncode(fs *flag.FlagSet) func(context.Context, []string) error {
 		if err := labelsFile.Commit(); err != nil {
 			return err
 		}
+		times.report(n)
 		fmt.Printf("%s\tfloat32 [%d,%d]\n%s\tuint8 [%d]\n", codesPath, n, b, labelsPath, n)
 		return nil
 	}
 }
 
+// encodeTimes are where encode spent its time: reading and decoding the
+// images, running the model, writing the codes.
+type encodeTimes struct{ read, model, write time.Duration }
+
+// report writes the times of n images on stderr, with each stage's rate.
+func (t encodeTimes) report(n int) {
+	rate := func(d time.Duration) string {
+		if d <= 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.0f images/s", float64(n)/d.Seconds())
+	}
+	fmt.Fprintf(os.Stderr, "times: reading and decoding %s (%s), model %s (%s), writing %s (%s)\n",
+		t.read.Round(time.Millisecond), rate(t.read), t.model.Round(time.Millisecond), rate(t.model),
+		t.write.Round(time.Millisecond), rate(t.write))
+}
+
 // encodeTable encodes the sets into a table of codes (package codetable)
 // at path, one row per image with its id and label, written atomically and
 // as the codes come.
-func encodeTable(ctx context.Context, model *inference.Model, sets []*dataset.Set, path, format string, batch int, bar *progress.Meter) error {
+func encodeTable(ctx context.Context, model *inference.Model, sets []*dataset.Set, path, format string, batch int, bar *progress.Meter, times *encodeTimes) error {
 	b, size := model.Bottleneck(), imageSize(model)
 	labelled := false
 	for _, set := range sets {
@@ -176,6 +202,7 @@ func encodeTable(ctx context.Context, model *inference.Model, sets []*dataset.Se
 		for _, set := range sets {
 			for off := 0; off < set.N; off += batch {
 				k := min(batch, set.N-off)
+				t0 := time.Now()
 				codes, err := model.EncodeContext(ctx, set.Images[off*size:(off+k)*size], k)
 				if err != nil {
 					if ctx.Err() != nil {
@@ -191,9 +218,12 @@ func encodeTable(ctx context.Context, model *inference.Model, sets []*dataset.Se
 					}
 					rows = append(rows, codetable.Row{ID: id, Label: int(set.Labels[off+i]), Code: codes[i*b : (i+1)*b]})
 				}
+				t1 := time.Now()
 				if err := w.Write(rows...); err != nil {
 					return err
 				}
+				times.model += t1.Sub(t0)
+				times.write += time.Since(t1)
 				n += k
 				bar.Add(k)
 			}
@@ -204,6 +234,7 @@ func encodeTable(ctx context.Context, model *inference.Model, sets []*dataset.Se
 		return err
 	}
 	bar.Finish()
+	times.report(n)
 	fmt.Printf("%s\t%s, %d rows: id, %scode of %d values\n", path, format, n, map[bool]string{true: "label, ", false: ""}[labelled], b)
 	return nil
 }
