@@ -375,6 +375,18 @@ func tensorsFor(arch models.Arch, params map[string][]float32, prefix string) ma
 	return ts
 }
 
+// storedParams returns arch.Params() as a file names them: today's names,
+// or, for a file of the older layout (models.Arch.Indexed) that has the
+// older first name and not today's, the older ones, in the same order.
+// has reports whether the file holds a tensor of that name.
+func storedParams(arch models.Arch, has func(name string) bool) []models.Param {
+	now, old := arch.Params(), arch.Indexed().Params()
+	if len(now) > 0 && old[0].Name != now[0].Name && !has(now[0].Name) && has(old[0].Name) {
+		return old
+	}
+	return now
+}
+
 // paramsFrom reads the tensors of arch.Params() named prefix+name from st,
 // keyed by name. A file of the older layout (models.Arch.Indexed), whose
 // classic tensors are encoder.1/3/5, is read by those names, and its tensors
@@ -382,14 +394,7 @@ func tensorsFor(arch models.Arch, params map[string][]float32, prefix string) ma
 func paramsFrom(st safetensors.SafeTensors, arch models.Arch, prefix string) (map[string][]float32, error) {
 	want := make(map[string]bool)
 	out := make(map[string][]float32)
-	stored := arch.Params() // the names in the file, in arch.Params() order
-	if old := arch.Indexed().Params(); len(stored) > 0 && old[0].Name != stored[0].Name {
-		if _, ok := st.Tensor(prefix + stored[0].Name); !ok {
-			if _, ok := st.Tensor(prefix + old[0].Name); ok {
-				stored = old
-			}
-		}
-	}
+	stored := storedParams(arch, func(name string) bool { _, ok := st.Tensor(prefix + name); return ok })
 	for i, p := range arch.Params() {
 		name := prefix + stored[i].Name
 		want[name] = true

@@ -34,14 +34,7 @@ func FromStateDict(arch models.Arch, tensors []Tensor) (*Model, error) {
 		byName[t.Name] = t
 	}
 	params := arch.Params()
-	stored := params // the names in the file, in params' order
-	if old := arch.Indexed().Params(); len(params) > 0 && old[0].Name != params[0].Name {
-		if _, ok := byName[params[0].Name]; !ok {
-			if _, ok := byName[old[0].Name]; ok {
-				stored = old
-			}
-		}
-	}
+	stored := storedParams(arch, func(name string) bool { _, ok := byName[name]; return ok })
 	m := &Model{Arch: arch, Params: make(map[string][]float32, len(params))}
 	var problems []string
 	want := map[string]bool{}

@@ -292,10 +292,9 @@ func readPictures(root string, paths []string, labels []uint8, o OpenOptions) (*
 // decodePictures decodes the pictures that load(j) returns for each of
 // ids on all cores, in order; see readPictures.
 func decodePictures(where string, ids []string, load func(j int) ([]byte, error), labels []uint8, o OpenOptions) (*Set, []Skip, error) {
-	paths := ids
 	c, h, w := o.Input[0], o.Input[1], o.Input[2]
-	pix := make([][]float32, len(paths))
-	errs := make([]error, len(paths))
+	pix := make([][]float32, len(ids))
+	errs := make([]error, len(ids))
 	var next sync.Mutex
 	i := 0
 	var wg sync.WaitGroup
@@ -306,7 +305,7 @@ func decodePictures(where string, ids []string, load func(j int) ([]byte, error)
 				j := i
 				i++
 				next.Unlock()
-				if j >= len(paths) {
+				if j >= len(ids) {
 					return
 				}
 				data, err := load(j)
@@ -323,7 +322,7 @@ func decodePictures(where string, ids []string, load func(j int) ([]byte, error)
 	wg.Wait()
 	s := &Set{Rows: h, Cols: w, Channels: c}
 	var skipped []Skip
-	for j, rel := range paths {
+	for j, rel := range ids {
 		if errs[j] != nil {
 			p := filepath.Join(where, rel)
 			if o.Strict {
@@ -342,7 +341,7 @@ func decodePictures(where string, ids []string, load func(j int) ([]byte, error)
 		s.N++
 	}
 	if s.N == 0 {
-		return nil, skipped, fmt.Errorf("dataset: %s: none of the %d pictures could be read (the first: %s: %v)", where, len(paths), skipped[0].Path, skipped[0].Err)
+		return nil, skipped, fmt.Errorf("dataset: %s: none of the %d pictures could be read (the first: %s: %v)", where, len(ids), skipped[0].Path, skipped[0].Err)
 	}
 	return s, skipped, nil
 }

@@ -160,12 +160,12 @@ func TestContextStops(t *testing.T) {
 		t.Errorf("SampleContext with a cancelled context: %v", err)
 	}
 
-	// 400 copies of the 64 images, far more than 50 ms of work: in chunks of
+	// 400 copies of the 64 images, far more than 10 ms of work: in chunks of
 	// 64 (stopped between chunks), and in one chunk (stopped within it, by
 	// ONNX Runtime's terminate flag).
 	big := slices.Repeat(images, 400)
 	for _, m := range []*inference.Model{m, openRun(t, dir, inference.Options{MaxBatch: 400 * n})} {
-		ctx, stop := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		ctx, stop := context.WithTimeout(context.Background(), 10*time.Millisecond)
 		start := time.Now()
 		_, err := m.EncodeContext(ctx, big, 400*n)
 		took := time.Since(start)

@@ -151,12 +151,8 @@ func (f Folder) Stale() (string, error) {
 // once rather than after minutes of training or encoding.
 func CheckWritable(dir string) error {
 	d := filepath.Clean(dir)
-	for {
-		_, err := os.Stat(d)
-		if err == nil || !errors.Is(err, fs.ErrNotExist) || filepath.Dir(d) == d {
-			break
-		}
-		d = filepath.Dir(d)
+	if missing := atomicfile.MissingDirs(d); len(missing) > 0 {
+		d = filepath.Dir(missing[len(missing)-1])
 	}
 	file, err := os.CreateTemp(d, ".latent-check-*")
 	if err != nil {

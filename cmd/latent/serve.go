@@ -109,25 +109,20 @@ func setupServe(fs *flag.FlagSet) func(context.Context, []string) error {
 func loadExamples(data *dataFlags, model *inference.Model, log *slog.Logger) (*dataset.Set, error) {
 	given := data.dir != "" || data.name != ""
 	data.useModel(model)
-	if !data.own() {
-		// Nothing is downloaded for the examples.
-		dir := dataset.Dir(data.name, data.dir)
-		set, err := dataset.Load(data.name, dir, dataset.Test)
-		if err != nil {
-			if given {
-				return nil, fmt.Errorf("serve: examples: %w", err)
-			}
-			log.Warn("no examples for the explorer: start with --data DIR to pick test digits", "error", err.Error())
-			return nil, nil
-		}
-		return set, nil
+	var (
+		set *dataset.Set
+		err error
+	)
+	if data.own() {
+		set, err = data.load(context.Background(), dataset.Test)
+	} else { // nothing is downloaded for the examples
+		set, err = dataset.Load(data.name, dataset.Dir(data.name, data.dir), dataset.Test)
 	}
-	set, err := data.load(context.Background(), dataset.Test)
 	if err != nil {
 		if given {
 			return nil, fmt.Errorf("serve: examples: %w", err)
 		}
-		log.Warn("no examples for the explorer: the run's own images cannot be read", "error", err.Error())
+		log.Warn("no examples for the explorer: start with --data to name the test images", "error", err.Error())
 		return nil, nil
 	}
 	return set, nil
