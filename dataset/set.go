@@ -1,6 +1,7 @@
 package dataset
 
 import (
+	"context"
 	"crypto/md5"
 	"encoding/hex"
 	"errors"
@@ -92,9 +93,11 @@ type Set struct {
 	// as in MNIST's IDX files) or 3.
 	Channels int
 
-	// Images holds N images of Rows*Cols pixels each, row-major, image
-	// after image. Each value is the pixel byte divided by 255, in [0, 1].
-	Images []float32
+	// Pixels holds N images of Channels×Rows×Cols bytes each, image after
+	// image, each channel a plane of rows: 0 is black, 255 full intensity.
+	// Image and Floats give them as the models take them, each byte
+	// divided by 255.
+	Pixels []uint8
 	// Labels holds the N class labels, each in 0-9.
 	Labels []uint8
 	// Files are the images file and the labels file the split was read
@@ -116,13 +119,62 @@ type File struct {
 	MD5 string `json:"md5"`
 }
 
-// Image returns the pixels of image i, a subslice of s.Images that shares
-// its memory; its capacity ends with the image, so appending to it cannot
-// overwrite the next one. Like a slice index, it panics if i is not in
-// [0, s.N).
+// Size returns the number of values of one image, C×H×W.
+func (s *Set) Size() int { return max(s.Channels, 1) * s.Rows * s.Cols }
+
+// Image returns image i as the models take it: a new slice of Size()
+// values, each pixel byte divided by 255, in [0, 1]. Like a slice index,
+// it panics if i is not in [0, s.N).
 func (s *Set) Image(i int) []float32 {
-	size := max(s.Channels, 1) * s.Rows * s.Cols
-	return s.Images[i*size : (i+1)*size : (i+1)*size]
+	size := s.Size()
+	return ToFloat32(make([]float32, size), s.Pixels[i*size:(i+1)*size])
+}
+
+// Floats returns images lo to lo+n-1 as the models take them (see Image),
+// in dst's memory when it is large enough, else in a new slice.
+func (s *Set) Floats(dst []float32, lo, n int) []float32 {
+	size := s.Size()
+	if cap(dst) < n*size {
+		dst = make([]float32, n*size)
+	}
+	return ToFloat32(dst[:n*size], s.Pixels[lo*size:(lo+n)*size])
+}
+
+// scale maps a pixel byte to its value, b/255 in float32, as
+// torchvision's ToTensor computes it.
+var scale = func() (t [256]float32) {
+	for b := range t {
+		t[b] = float32(b) / 255
+	}
+	return t
+}()
+
+// ToFloat32 writes each pixel byte of src divided by 255 into dst, which
+// must be as long, and returns dst.
+func ToFloat32(dst []float32, src []uint8) []float32 {
+	dst = dst[:len(src)]
+	for i, b := range src {
+		dst[i] = scale[b]
+	}
+	return dst
+}
+
+// ToUint8 writes each value of src, in [0, 1], as the nearest pixel byte
+// (v×255 rounded, values outside [0, 1] clamped) into dst, which must be
+// as long. For the values ToFloat32 gives, it gives back the bytes.
+func ToUint8(dst []uint8, src []float32) []uint8 {
+	dst = dst[:len(src)]
+	for i, v := range src {
+		switch {
+		case v >= 1:
+			dst[i] = 255
+		case v > 0:
+			dst[i] = uint8(v*255 + 0.5)
+		default:
+			dst[i] = 0
+		}
+	}
+	return dst
 }
 
 // Dir returns the folder that holds the data set name: flagValue (the
@@ -230,16 +282,30 @@ func copyHint(name, dir string) string {
 // or "fashion-mnist") from the folder dir, which holds the four standard
 // files train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz,
 // t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz, or the same
-// names without .gz. It checks that the images are 28x28, that there are
-// as many images as labels, and that every label is in 0-9. It computes the
-// MD5 of each file's decompressed content while it reads (Set.Files), and
-// refuses a file that carries the checksum of another known data set's
-// file (Fashion-MNIST's files in the folder named for MNIST, say). Files
-// with unknown checksums, such as a user's own IDX files, are read.
+// names without .gz; see OpenIDX for the checks. The Set records the files
+// it was read from, with the MD5 of each one's decompressed content.
 //
-// The pixels are converted to float32 while they are read, so memory use
-// is little more than the returned Set: about 188 MB for the train split.
+// The pixels are kept as the files hold them, one byte each: the train
+// split takes 47 MB.
 func Load(name, dir, split string) (*Set, error) {
+	s, err := OpenIDX(name, dir, split)
+	if err != nil {
+		return nil, err
+	}
+	return s.ReadAll(context.Background())
+}
+
+// OpenIDX returns a Stream of the split ("train" or "test") of the data
+// set name ("mnist" or "fashion-mnist") in the folder dir (see Load). It
+// reads the labels file at once, and the images as the Stream is scanned.
+// It checks that the images are 28x28, that there are as many images as
+// labels, and that every label is in 0-9. It computes the MD5 of each
+// file's decompressed content while it reads (Stream.Files), and refuses a
+// file that carries the checksum of another known data set's file
+// (Fashion-MNIST's files in the folder named for MNIST, say); for the
+// images file, at the end of a scan. Files with unknown checksums, such
+// as a user's own IDX files, are read.
+func OpenIDX(name, dir, split string) (*Stream, error) {
 	if err := checkName(name); err != nil {
 		return nil, err
 	}
@@ -268,23 +334,20 @@ func Load(name, dir, split string) (*Set, error) {
 			return nil, fmt.Errorf("dataset: %s: label %d is %d, want 0-9; the file is damaged or not an MNIST labels file: delete it so that it is downloaded again", labelsPath, i, l)
 		}
 	}
-	images, imagesSum, err := loadImages(imagesPath, labelsPath, len(labels))
-	if err != nil {
-		return nil, err
+	s := &Stream{name: name, split: split, format: FormatIDX, where: imagesPath, channels: 1, rows: Side, cols: Side,
+		classes: ClassNames(name), labelled: true, n: len(labels), strict: true}
+	s.read = func(keep func(int) bool, emit func(item) error) error {
+		sum, err := readImages(imagesPath, labelsPath, labels, keep, emit)
+		if err != nil {
+			return err
+		}
+		if err := checkOwner(name, dir, imagesPath, imagesBase, sum); err != nil {
+			return err
+		}
+		s.files = []File{{Path: imagesPath, MD5: sum}, {Path: labelsPath, MD5: labelsSum}}
+		return nil
 	}
-	if err := checkOwner(name, dir, imagesPath, imagesBase, imagesSum); err != nil {
-		return nil, err
-	}
-	return &Set{
-		Name:   name,
-		Split:  split,
-		N:      len(labels),
-		Rows:   Side,
-		Cols:   Side,
-		Images: images,
-		Labels: labels,
-		Files:  []File{{Path: imagesPath, MD5: imagesSum}, {Path: labelsPath, MD5: labelsSum}},
-	}, nil
+	return s, nil
 }
 
 // checkOwner refuses the file at path, read for the data set name, if the
@@ -321,54 +384,52 @@ func readLabelsSum(path string) ([]uint8, string, error) {
 	return labels, hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// loadImages reads the images file at path, which must hold n images of
-// 28x28 pixels, and returns the pixels scaled to [0, 1] and the hex MD5 of
-// the file's decompressed content. The header is
-// checked before the output is allocated, and n comes from a labels file
-// already read in full, so the allocation is backed by real data.
-func loadImages(path, labelsPath string, n int) ([]float32, string, error) {
+// readImages reads the images file at path, which must hold one image
+// of 28x28 pixels for each label, emits those for which keep (nil: all)
+// with their labels, and returns the hex MD5 of the file's decompressed
+// content. The header is checked before any image is read.
+func readImages(path, labelsPath string, labels []uint8, keep func(int) bool, emit func(item) error) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, "", fmt.Errorf("dataset: %w", err)
+		return "", fmt.Errorf("dataset: %w", err)
 	}
 	defer f.Close()
 	gz, _, err := decompress(f)
 	if err != nil {
-		return nil, "", fileError(path, err)
+		return "", fileError(path, err)
 	}
 	h := md5.New()
 	d := io.TeeReader(gz, h)
 	count, rows, cols, err := readImageHeader(d)
 	if err != nil {
-		return nil, "", fileError(path, err)
+		return "", fileError(path, err)
 	}
 	if rows != Side || cols != Side {
-		return nil, "", fmt.Errorf("dataset: %s: images are %dx%d, want %dx%d; this is not an MNIST-type images file: delete it so that it is downloaded again", path, rows, cols, Side, Side)
+		return "", fmt.Errorf("dataset: %s: images are %dx%d, want %dx%d; this is not an MNIST-type images file: delete it so that it is downloaded again", path, rows, cols, Side, Side)
 	}
-	if count != n {
-		return nil, "", fmt.Errorf("dataset: %s holds %d images but %s holds %d labels: the files do not belong together; delete both so that they are downloaded again", path, count, labelsPath, n)
-	}
-
-	var scale [256]float32
-	for b := range scale {
-		scale[b] = float32(b) / 255
+	if count != len(labels) {
+		return "", fmt.Errorf("dataset: %s holds %d images but %s holds %d labels: the files do not belong together; delete both so that they are downloaded again", path, count, labelsPath, len(labels))
 	}
 	claim := fmt.Sprintf("%d images of %dx%d", count, rows, cols)
-	size := count * rows * cols
-	out := make([]float32, size)
-	buf := make([]byte, readChunk)
-	for off := 0; off < size; {
-		k, err := io.ReadFull(d, buf[:min(len(buf), size-off)])
-		for i, b := range buf[:k] {
-			out[off+i] = scale[b]
+	size := rows * cols
+	per := readChunk / size
+	buf := make([]byte, per*size)
+	for j := 0; j < count; j += per {
+		k := min(per, count-j)
+		if got, err := io.ReadFull(d, buf[:k*size]); err != nil {
+			return "", fileError(path, dataError(err, j*size+got, count*size, claim))
 		}
-		off += k
-		if err != nil {
-			return nil, "", fileError(path, dataError(err, off, size, claim))
+		for i := range k {
+			if keep != nil && !keep(j+i) {
+				continue
+			}
+			if err := emit(item{j: j + i, label: labels[j+i], raw: buf[i*size : (i+1)*size]}); err != nil {
+				return "", err
+			}
 		}
 	}
 	if err := expectEOF(d, claim); err != nil {
-		return nil, "", fileError(path, err)
+		return "", fileError(path, err)
 	}
-	return out, hex.EncodeToString(h.Sum(nil)), nil
+	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -34,8 +34,8 @@ func TestLoadMNIST(t *testing.T) {
 			if s.N != tt.n || s.Rows != 28 || s.Cols != 28 {
 				t.Fatalf("got %d images of %dx%d, want %d of 28x28", s.N, s.Rows, s.Cols, tt.n)
 			}
-			if len(s.Images) != tt.n*28*28 || len(s.Labels) != tt.n {
-				t.Fatalf("got %d pixels and %d labels, want %d and %d", len(s.Images), len(s.Labels), tt.n*28*28, tt.n)
+			if len(s.Pixels) != tt.n*28*28 || len(s.Labels) != tt.n {
+				t.Fatalf("got %d pixels and %d labels, want %d and %d", len(s.Pixels), len(s.Labels), tt.n*28*28, tt.n)
 			}
 			if !slices.Equal(s.Labels[:10], tt.firstLabels) {
 				t.Errorf("first labels = %v, want %v", s.Labels[:10], tt.firstLabels)
@@ -48,27 +48,24 @@ func TestLoadMNIST(t *testing.T) {
 				t.Errorf("images of each digit = %v, want %v", counts, tt.counts)
 			}
 			var zeros, ones int
-			for i, v := range s.Images {
-				if !(v >= 0 && v <= 1) {
-					t.Fatalf("pixel %d = %v, want a value in [0, 1]", i, v)
-				}
+			for _, v := range s.Pixels {
 				switch v {
 				case 0:
 					zeros++
-				case 1:
+				case 255:
 					ones++
 				}
 			}
 			// MNIST is mostly background, with saturated strokes.
-			if zeros < len(s.Images)/2 || ones == 0 {
-				t.Errorf("%d zeros and %d ones among %d pixels: not MNIST-like", zeros, ones, len(s.Images))
+			if zeros < len(s.Pixels)/2 || ones == 0 {
+				t.Errorf("%d zeros and %d saturated among %d pixels: not MNIST-like", zeros, ones, len(s.Pixels))
 			}
 		})
 	}
 }
 
-// TestLoadMatchesBytes checks the conversion to float32 against the raw
-// bytes, and that Image shares the memory of Images.
+// TestLoadMatchesBytes checks the pixels against the raw bytes, and their
+// conversion to float32 by Image and Floats: each byte divided by 255.
 func TestLoadMatchesBytes(t *testing.T) {
 	dir := mnistDir(t)
 	s, err := Load(MNIST, dir, Test)
@@ -79,23 +76,25 @@ func TestLoadMatchesBytes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n != s.N || rows != s.Rows || cols != s.Cols {
-		t.Fatalf("ReadImagesFile: %d images of %dx%d, Load: %d of %dx%d", n, rows, cols, s.N, s.Rows, s.Cols)
+	if n != s.N || rows != s.Rows || cols != s.Cols || !slices.Equal(pix, s.Pixels) {
+		t.Fatalf("ReadImagesFile: %d images of %dx%d, Load: %d of %dx%d, or other pixels", n, rows, cols, s.N, s.Rows, s.Cols)
 	}
-	for i, b := range pix {
-		if s.Images[i] != float32(b)/255 {
-			t.Fatalf("pixel %d = %v, want %d/255", i, s.Images[i], b)
+	floats := s.Floats(nil, 2, 3)
+	if len(floats) != 3*784 {
+		t.Fatalf("Floats(nil, 2, 3) has %d values, want %d", len(floats), 3*784)
+	}
+	for i, v := range s.Image(3) {
+		if b := pix[3*784+i]; v != float32(b)/255 || floats[784+i] != v {
+			t.Fatalf("image 3 pixel %d = %v (Floats: %v), want %d/255", i, v, floats[784+i], b)
 		}
 	}
-	img := s.Image(1)
-	if len(img) != 784 || cap(img) != 784 {
-		t.Fatalf("Image(1) has length %d and capacity %d, want 784 and 784", len(img), cap(img))
+	reused := s.Floats(floats, 0, 2)
+	if &reused[0] != &floats[0] {
+		t.Error("Floats did not reuse a large enough buffer")
 	}
-	if &img[0] != &s.Images[784] {
-		t.Error("Image(1) does not share the memory of Images")
-	}
-	if last := s.Image(s.N - 1); &last[783] != &s.Images[len(s.Images)-1] {
-		t.Error("the last image does not end Images")
+	back := ToUint8(make([]uint8, len(reused)), reused)
+	if !slices.Equal(back, pix[:2*784]) {
+		t.Error("ToUint8 does not give back the bytes of ToFloat32")
 	}
 }
 
@@ -112,7 +111,7 @@ func TestLoadFashionMNIST(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if s.N != tt.n || s.Rows != 28 || s.Cols != 28 || len(s.Images) != tt.n*784 {
+		if s.N != tt.n || s.Rows != 28 || s.Cols != 28 || len(s.Pixels) != tt.n*784 {
 			t.Fatalf("%s: got %d images of %dx%d, want %d of 28x28", tt.split, s.N, s.Rows, s.Cols, tt.n)
 		}
 		// Fashion-MNIST is balanced: a tenth of each split per class.

@@ -1,6 +1,8 @@
 package dataset
 
 import (
+	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -8,11 +10,10 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/latent-ai/latent/imageprep"
 	"github.com/latent-ai/latent/npyarray"
@@ -28,6 +29,8 @@ const (
 	// layout: a struct column image {bytes, path} and an optional integer
 	// column label.
 	FormatParquet = "parquet"
+	// FormatIDX is MNIST's format, which Load and OpenIDX read.
+	FormatIDX = "idx"
 )
 
 // MaxSourceImages bounds the images that Open reads from one source.
@@ -96,6 +99,33 @@ type Opened struct {
 // refused before it is decoded. Each Set's IDs name its images (paths
 // relative to the folder, or indices), in order.
 func Open(path string, o OpenOptions) (*Opened, error) {
+	out := &Opened{}
+	for _, split := range []string{Train, Test} {
+		st, err := OpenSplit(path, o, split)
+		if err != nil {
+			return nil, err
+		}
+		set, err := st.ReadAll(context.Background())
+		out.Skipped = append(out.Skipped, st.Skipped()...)
+		if err != nil {
+			return nil, err
+		}
+		if split == Train {
+			out.Train, out.Classes = set, st.Classes()
+		} else {
+			out.Test = set
+		}
+		out.Format = st.format
+	}
+	return out, nil
+}
+
+// OpenSplit returns a Stream of one split, Train or Test, of the source
+// at path (see Open), to read the images in batches as they are used
+// (Stream.Scan). The held-out test split is drawn over the images listed,
+// before any is decoded, so a picture that cannot be read does not move
+// the others from one split to the other.
+func OpenSplit(path string, o OpenOptions, split string) (*Stream, error) {
 	if o.Input == nil {
 		o.Input = []int{1, Side, Side}
 	}
@@ -108,17 +138,20 @@ func Open(path string, o OpenOptions) (*Opened, error) {
 	if o.TestFraction < 0 || o.TestFraction >= 1 {
 		return nil, fmt.Errorf("dataset: test fraction %v: want more than 0 and less than 1", o.TestFraction)
 	}
+	if split != Train && split != Test {
+		return nil, fmt.Errorf("dataset: unknown split %q, want %q or %q", split, Train, Test)
+	}
 	format := o.Format
 	if format == "" {
 		format = detect(path)
 	}
 	var (
-		out *Opened
+		l   *listing
 		err error
 	)
 	switch format {
 	case FormatFolder:
-		out, err = openFolder(path, o)
+		l, err = listFolderSource(path, o)
 	case FormatGlob:
 		var paths []string
 		if paths, err = filepath.Glob(path); err != nil {
@@ -127,29 +160,59 @@ func Open(path string, o OpenOptions) (*Opened, error) {
 		if len(paths) == 0 {
 			return nil, fmt.Errorf("dataset: no file matches %q", path)
 		}
-		sort.Strings(paths)
-		var pool *Set
-		var skipped []Skip
-		if pool, skipped, err = readPictures(filepath.Dir(path), paths, nil, o); err == nil {
-			out = &Opened{Skipped: skipped}
-			out.Train, out.Test = holdOut(pool, o)
+		if len(paths) > MaxSourceImages {
+			return nil, fmt.Errorf("dataset: %q matches more than %d files", path, MaxSourceImages)
 		}
+		sort.Strings(paths)
+		l = pictureFiles(filepath.Dir(path), paths, nil, o)
 	case FormatNPY:
-		out, err = openNPY(path, o)
+		l, err = listNPY(path, o)
 	case FormatParquet:
-		out, err = openParquet(path, o)
+		l, err = listParquet(path, o)
 	default:
 		return nil, fmt.Errorf("dataset: unknown format %q: want folder, glob, npy or parquet", format)
 	}
 	if err != nil {
 		return nil, err
 	}
-	out.Format = format
-	for _, s := range []*Set{out.Train, out.Test} {
-		s.Name = filepath.Base(strings.TrimSuffix(path, string(filepath.Separator)))
-		s.Classes = out.Classes
+	s := &Stream{
+		name: filepath.Base(strings.TrimSuffix(path, string(filepath.Separator))), split: split, format: format,
+		channels: o.Input[0], rows: o.Input[1], cols: o.Input[2], classes: l.classes, labelled: l.labelled, strict: o.Strict,
 	}
-	return out, nil
+	switch {
+	case l.test != nil && split == Test:
+		l = l.test
+		s.n = l.n
+	case l.test != nil:
+		s.n = l.n
+	default:
+		held := heldOut(l.n, o)
+		s.keep = func(j int) bool { return held[j] == (split == Test) }
+		for _, h := range held {
+			if h == (split == Test) {
+				s.n++
+			}
+		}
+	}
+	s.where, s.read, s.decode = l.where, l.read, l.decode
+	if s.decode == nil {
+		s.strict = true // the pixels are read, not decoded: nothing to skip
+	}
+	return s, nil
+}
+
+// listing is what a source lists before its images are read: their
+// number, their classes, and how to read and decode them (see Stream).
+type listing struct {
+	where    string
+	n        int
+	classes  []string
+	labelled bool
+	read     func(keep func(j int) bool, emit func(item) error) error
+	decode   func(it item, dst []uint8) error
+	// test is the source's own test split, or nil when the test split is
+	// held out of this one.
+	test *listing
 }
 
 // detect returns the format of path: a glob, an .npy or a folder.
@@ -174,8 +237,8 @@ func isPicture(name string) bool {
 	return false
 }
 
-// openFolder reads a folder of pictures; see Open.
-func openFolder(root string, o OpenOptions) (*Opened, error) {
+// listFolderSource lists a folder of pictures; see Open.
+func listFolderSource(root string, o OpenOptions) (*listing, error) {
 	st, err := os.Stat(root)
 	if err != nil {
 		return nil, fmt.Errorf("dataset: %w", err)
@@ -185,41 +248,28 @@ func openFolder(root string, o OpenOptions) (*Opened, error) {
 	}
 	if entries, err := os.ReadDir(root); err == nil && len(entries) == 2 && entries[0].IsDir() && entries[1].IsDir() &&
 		entries[0].Name() == "test" && entries[1].Name() == "train" {
-		out := &Opened{}
-		var testClasses []string
-		for _, split := range []string{Train, Test} {
+		var splits [2]*listing
+		for i, split := range []string{Train, Test} {
 			paths, labels, classes, err := listFolder(filepath.Join(root, split))
 			if err != nil {
 				return nil, err
 			}
-			set, skipped, err := readPictures(root, paths, labels, o)
-			if err != nil {
-				return nil, err
-			}
-			set.Split = split
-			out.Skipped = append(out.Skipped, skipped...)
-			if split == Train {
-				out.Train, out.Classes = set, classes
-			} else {
-				out.Test, testClasses = set, classes
-			}
+			splits[i] = pictureFiles(root, paths, labels, o)
+			splits[i].classes, splits[i].labelled = classes, labels != nil
 		}
-		if !slices.Equal(out.Classes, testClasses) {
-			return nil, fmt.Errorf("dataset: %s: train/ has the classes %v, test/ %v: want the same", root, out.Classes, testClasses)
+		if !slices.Equal(splits[0].classes, splits[1].classes) {
+			return nil, fmt.Errorf("dataset: %s: train/ has the classes %v, test/ %v: want the same", root, splits[0].classes, splits[1].classes)
 		}
-		return out, nil
+		splits[0].test = splits[1]
+		return splits[0], nil
 	}
 	paths, labels, classes, err := listFolder(root)
 	if err != nil {
 		return nil, err
 	}
-	pool, skipped, err := readPictures(root, paths, labels, o)
-	if err != nil {
-		return nil, err
-	}
-	out := &Opened{Classes: classes, Skipped: skipped}
-	out.Train, out.Test = holdOut(pool, o)
-	return out, nil
+	l := pictureFiles(root, paths, labels, o)
+	l.classes, l.labelled = classes, labels != nil
+	return l, nil
 }
 
 // listFolder lists the PNG and JPEG files under root, sorted, with their
@@ -278,80 +328,60 @@ func listFolder(root string) (paths []string, labels []uint8, classes []string, 
 	return paths, labels, classes, nil
 }
 
-// readPictures decodes the pictures at paths (with labels, or nil) on all
-// cores into one Set, in the order of paths, skipping those it cannot read
-// unless o.Strict. IDs are the paths relative to root.
-func readPictures(root string, paths []string, labels []uint8, o OpenOptions) (*Set, []Skip, error) {
-	ids := make([]string, len(paths))
-	for j, p := range paths {
-		ids[j], _ = filepath.Rel(root, p)
+// pictureFiles lists the pictures at paths, with their labels (nil: all
+// 0); their IDs are the paths relative to root. The decoders read the
+// files themselves, so reading spreads over the cores too.
+func pictureFiles(root string, paths []string, labels []uint8, o OpenOptions) *listing {
+	return &listing{
+		where: root,
+		n:     len(paths),
+		read: func(keep func(int) bool, emit func(item) error) error {
+			for j, p := range paths {
+				if keep != nil && !keep(j) {
+					continue
+				}
+				it := item{j: j}
+				it.id, _ = filepath.Rel(root, p)
+				if labels != nil {
+					it.label = labels[j]
+				}
+				if err := emit(it); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		decode: func(it item, dst []uint8) error {
+			data, err := os.ReadFile(paths[it.j])
+			if err != nil {
+				return err
+			}
+			return decodePicture(data, o, dst)
+		},
 	}
-	return decodePictures(root, ids, func(j int) ([]byte, error) { return os.ReadFile(paths[j]) }, labels, o)
 }
 
-// decodePictures decodes the pictures that load(j) returns for each of
-// ids on all cores, in order; see readPictures.
-func decodePictures(where string, ids []string, load func(j int) ([]byte, error), labels []uint8, o OpenOptions) (*Set, []Skip, error) {
-	c, h, w := o.Input[0], o.Input[1], o.Input[2]
-	pix := make([][]float32, len(ids))
-	errs := make([]error, len(ids))
-	var next sync.Mutex
-	i := 0
-	var wg sync.WaitGroup
-	for range runtime.GOMAXPROCS(0) {
-		wg.Go(func() {
-			for {
-				next.Lock()
-				j := i
-				i++
-				next.Unlock()
-				if j >= len(ids) {
-					return
-				}
-				data, err := load(j)
-				if err == nil && len(data) == 0 {
-					err = errors.New("empty file")
-				}
-				if err == nil {
-					pix[j], err = imageprep.Decode(data, imageprep.Options{Channels: c, Height: h, Width: w, Fit: o.Fit})
-				}
-				errs[j] = err
-			}
-		})
+// decodePicture decodes the PNG or JPEG file data into dst as o.Input
+// says (package imageprep), each value rounded to a byte.
+func decodePicture(data []byte, o OpenOptions, dst []uint8) error {
+	if len(data) == 0 {
+		return errors.New("empty file")
 	}
-	wg.Wait()
-	s := &Set{Rows: h, Cols: w, Channels: c}
-	var skipped []Skip
-	for j, rel := range ids {
-		if errs[j] != nil {
-			p := filepath.Join(where, rel)
-			if o.Strict {
-				return nil, nil, fmt.Errorf("dataset: %s: %w (without --strict it would be skipped)", p, errs[j])
-			}
-			skipped = append(skipped, Skip{Path: p, Err: errs[j]})
-			continue
-		}
-		s.Images = append(s.Images, pix[j]...)
-		s.IDs = append(s.IDs, rel)
-		if labels != nil {
-			s.Labels = append(s.Labels, labels[j])
-		} else {
-			s.Labels = append(s.Labels, 0)
-		}
-		s.N++
+	pix, err := imageprep.Decode(data, imageprep.Options{Channels: o.Input[0], Height: o.Input[1], Width: o.Input[2], Fit: o.Fit})
+	if err != nil {
+		return err
 	}
-	if s.N == 0 {
-		return nil, skipped, fmt.Errorf("dataset: %s: none of the %d pictures could be read (the first: %s: %v)", where, len(ids), skipped[0].Path, skipped[0].Err)
-	}
-	return s, skipped, nil
+	ToUint8(dst, pix)
+	return nil
 }
 
-// holdOut splits pool into a training set and a test set of
-// o.TestFraction of its images (at least one, and at least one left to
-// train on when there are two), drawn with o.Seed; each keeps the pool's
-// order.
-func holdOut(pool *Set, o OpenOptions) (train, test *Set) {
-	n := pool.N
+// joinID names the image id of the source where in messages.
+func joinID(where, id string) string { return filepath.Join(where, id) }
+
+// heldOut draws the images of a source of n that form its test split:
+// o.TestFraction of them (at least one, and at least one left to train on
+// when there are two), with o.Seed.
+func heldOut(n int, o OpenOptions) []bool {
 	k := int(float64(n)*o.TestFraction + 0.5)
 	k = max(min(k, n-1), 1)
 	if n == 1 {
@@ -362,107 +392,144 @@ func holdOut(pool *Set, o OpenOptions) (train, test *Set) {
 	for _, j := range rng.Perm(n)[:k] {
 		held[j] = true
 	}
-	train, test = pool.subset(held, false, Train), pool.subset(held, true, Test)
-	return train, test
+	return held
 }
 
-// subset returns the images of s whose held is want, as split.
-func (s *Set) subset(held []bool, want bool, split string) *Set {
-	size := len(s.Images) / max(s.N, 1)
-	out := &Set{Name: s.Name, Split: split, Rows: s.Rows, Cols: s.Cols, Channels: s.Channels}
-	for j := range s.N {
-		if held[j] != want {
-			continue
-		}
-		out.Images = append(out.Images, s.Images[j*size:(j+1)*size]...)
-		out.Labels = append(out.Labels, s.Labels[j])
-		if s.IDs != nil {
-			out.IDs = append(out.IDs, s.IDs[j])
-		}
-		out.N++
+// listNPY lists an .npy array of images, and NAME-test.npy beside it as
+// its test split when there is one; see Open.
+func listNPY(path string, o OpenOptions) (*listing, error) {
+	base := strings.TrimSuffix(path, filepath.Ext(path))
+	labels := o.Labels
+	if labels == "" {
+		labels = base + "-labels.npy"
 	}
-	return out
+	l, err := npySource(path, labels, o)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(base + "-test.npy"); err == nil {
+		if l.test, err = npySource(base+"-test.npy", base+"-test-labels.npy", o); err != nil {
+			return nil, err
+		}
+	}
+	return l, nil
 }
 
-// openNPY reads an .npy array of images; see Open.
-func openNPY(path string, o OpenOptions) (*Opened, error) {
-	read := func(p, labelsPath string) (*Set, error) {
-		data, shape, err := npyarray.ReadFile(p)
+// npySource lists the images of the .npy array at path, N×H×W or
+// N×C×H×W, with the labels at labelsPath when that file exists (or was
+// named by o.Labels). Float arrays are read once here to find their
+// scale: values in [0, 1], or of 0-255 when any is above 1.
+func npySource(path, labelsPath string, o OpenOptions) (*listing, error) {
+	open := func() (*os.File, *npyarray.Reader, error) {
+		f, err := os.Open(path)
 		if err != nil {
-			return nil, fmt.Errorf("dataset: %s: %w", p, err)
+			return nil, nil, fmt.Errorf("dataset: %w", err)
 		}
-		want := o.Input
-		switch {
-		case len(shape) == 3 && want[0] == 1 && shape[1] == want[1] && shape[2] == want[2]:
-		case len(shape) == 4 && shape[1] == want[0] && shape[2] == want[1] && shape[3] == want[2]:
-		default:
-			return nil, fmt.Errorf("dataset: %s holds an array of shape %v: want N×%d×%d or N×%d×%d×%d, the model's input (--input)", p, shape, want[1], want[2], want[0], want[1], want[2])
+		r, err := npyarray.NewReader(bufio.NewReaderSize(f, 1<<20))
+		if err != nil {
+			f.Close()
+			return nil, nil, fmt.Errorf("dataset: %s: %w", path, err)
 		}
-		n := shape[0]
-		if n < 1 || n > MaxSourceImages {
-			return nil, fmt.Errorf("dataset: %s holds %d images: want 1 to %d", p, n, MaxSourceImages)
+		return f, r, nil
+	}
+	f, r, err := open()
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	shape, want := r.Shape(), o.Input
+	switch {
+	case len(shape) == 3 && want[0] == 1 && shape[1] == want[1] && shape[2] == want[2]:
+	case len(shape) == 4 && shape[1] == want[0] && shape[2] == want[1] && shape[3] == want[2]:
+	default:
+		return nil, fmt.Errorf("dataset: %s holds an array of shape %v: want N×%d×%d or N×%d×%d×%d, the model's input (--input)", path, shape, want[1], want[2], want[0], want[1], want[2])
+	}
+	n := shape[0]
+	if n < 1 || n > MaxSourceImages {
+		return nil, fmt.Errorf("dataset: %s holds %d images: want 1 to %d", path, n, MaxSourceImages)
+	}
+	size := want[0] * want[1] * want[2]
+	var factor float32 = 255 // a uint8 array, or float values of 0-255
+	if !r.Uint8() {
+		hi, err := npyRange(path, r)
+		if err != nil {
+			return nil, err
 		}
-		uint8s := false
-		for _, v := range data {
-			if v > 1 {
-				uint8s = true
-				break
-			}
+		if hi <= 1 {
+			factor = 1
 		}
-		for i, v := range data {
-			switch {
-			case uint8s:
-				data[i] = v / 255 // a uint8 array (or float values of 0-255)
-			case !(v >= 0 && v <= 1):
-				return nil, fmt.Errorf("dataset: %s: value %d is %v: want pixels in [0,1], or uint8", p, i, v)
-			}
-		}
-		s := &Set{N: n, Rows: want[1], Cols: want[2], Channels: want[0], Images: data, Labels: make([]uint8, n)}
-		for i := range n {
-			s.IDs = append(s.IDs, fmt.Sprint(i))
-		}
-		if labelsPath == "" {
-			return s, nil
-		}
-		if _, err := os.Stat(labelsPath); errors.Is(err, fs.ErrNotExist) && o.Labels == "" {
-			return s, nil
-		}
-		labels, lshape, err := npyarray.ReadFile(labelsPath)
+	}
+	labels := make([]uint8, n)
+	labelled := false
+	if _, err := os.Stat(labelsPath); err == nil || o.Labels != "" {
+		labelled = true
+		values, lshape, err := npyarray.ReadFile(labelsPath)
 		if err != nil {
 			return nil, fmt.Errorf("dataset: labels %s: %w", labelsPath, err)
 		}
 		if len(lshape) != 1 || lshape[0] != n {
 			return nil, fmt.Errorf("dataset: labels %s of shape %v for %d images: want [%d]", labelsPath, lshape, n, n)
 		}
-		for i, l := range labels {
+		for i, l := range values {
 			if l < 0 || l > 255 || l != float32(int(l)) {
 				return nil, fmt.Errorf("dataset: labels %s: label %d is %v: want integers of 0 to 255", labelsPath, i, l)
 			}
-			s.Labels[i] = uint8(l)
+			labels[i] = uint8(l)
 		}
-		return s, nil
 	}
-	base := strings.TrimSuffix(path, filepath.Ext(path))
-	labels := o.Labels
-	if labels == "" {
-		labels = base + "-labels.npy"
-	}
-	all, err := read(path, labels)
-	if err != nil {
-		return nil, err
-	}
-	out := &Opened{}
-	if _, err := os.Stat(base + "-test.npy"); err == nil {
-		out.Train = all
-		out.Train.Split = Train
-		if out.Test, err = read(base+"-test.npy", base+"-test-labels.npy"); err != nil {
-			return nil, err
+	return &listing{
+		where:    path,
+		n:        n,
+		labelled: labelled,
+		read: func(keep func(int) bool, emit func(item) error) error {
+			f, r, err := open()
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			values := make([]float32, size)
+			raw := make([]uint8, size)
+			for j := range n {
+				if k, err := r.Read(values); err != nil || k < size {
+					return fmt.Errorf("dataset: %s: image %d: %w", path, j, err)
+				}
+				if keep != nil && !keep(j) {
+					continue
+				}
+				for i, v := range values {
+					raw[i] = uint8(v/factor*255 + 0.5)
+				}
+				if err := emit(item{j: j, id: strconv.Itoa(j), label: labels[j], raw: raw}); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}, nil
+}
+
+// npyRange reads the rest of the float array r, from path, and returns its
+// largest value, or an error for a value that is not a pixel: NaN,
+// negative, or above 255.
+func npyRange(path string, r *npyarray.Reader) (float32, error) {
+	var hi float32
+	buf := make([]float32, 1<<14)
+	for i := 0; ; {
+		k, err := r.Read(buf)
+		for _, v := range buf[:k] {
+			if !(v >= 0 && v <= 255) {
+				return 0, fmt.Errorf("dataset: %s: value %d is %v: want pixels in [0,1] or of 0-255, or uint8", path, i, v)
+			}
+			hi = max(hi, v)
+			i++
 		}
-		out.Test.Split = Test
-		return out, nil
+		if err == io.EOF {
+			return hi, nil
+		}
+		if err != nil {
+			return 0, fmt.Errorf("dataset: %s: %w", path, err)
+		}
 	}
-	out.Train, out.Test = holdOut(all, o)
-	return out, nil
 }
 
 // hfRow is a row of a Parquet file in the Hugging Face image-dataset
@@ -475,66 +542,85 @@ type hfRow struct {
 	Label *int64 `parquet:"label,optional"`
 }
 
-// openParquet reads a Parquet file in the Hugging Face image layout; see
+// listParquet lists a Parquet file in the Hugging Face image layout; see
 // Open. Each row's picture is its image.bytes; its ID is image.path, or
 // its row number. Labels come from the label column when there is one.
-func openParquet(path string, o OpenOptions) (*Opened, error) {
-	f, err := os.Open(path)
+// The rows are read as the images are, a few at a time.
+func listParquet(path string, o OpenOptions) (*listing, error) {
+	open := func() (*os.File, *parquet.File, error) {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, nil, fmt.Errorf("dataset: %w", err)
+		}
+		st, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return nil, nil, fmt.Errorf("dataset: %w", err)
+		}
+		pf, err := parquet.OpenFile(f, st.Size())
+		if err != nil {
+			f.Close()
+			return nil, nil, fmt.Errorf("dataset: %s is not a readable Parquet file: %w", path, err)
+		}
+		return f, pf, nil
+	}
+	f, pf, err := open()
 	if err != nil {
-		return nil, fmt.Errorf("dataset: %w", err)
+		return nil, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("dataset: %w", err)
-	}
-	pf, err := parquet.OpenFile(f, st.Size())
-	if err != nil {
-		return nil, fmt.Errorf("dataset: %s is not a readable Parquet file: %w", path, err)
-	}
 	if _, ok := pf.Schema().Lookup("image", "bytes"); !ok {
 		return nil, fmt.Errorf("dataset: %s has no image.bytes column: want the Hugging Face image layout (a struct column image {bytes, path}, an optional label)", path)
 	}
 	_, labelled := pf.Schema().Lookup("label")
-	r := parquet.NewGenericReader[hfRow](pf)
-	defer r.Close()
-	n := r.NumRows()
+	n := pf.NumRows()
 	if n < 1 || n > MaxSourceImages {
 		return nil, fmt.Errorf("dataset: %s holds %d rows: want 1 to %d", path, n, MaxSourceImages)
 	}
-	rows := make([]hfRow, n)
-	for read := 0; read < len(rows); {
-		k, err := r.Read(rows[read:])
-		read += k
-		if err != nil && !(errors.Is(err, io.EOF) && read == len(rows)) {
-			return nil, fmt.Errorf("dataset: %s: row %d: %w", path, read, err)
-		}
-		if k == 0 && err == nil {
-			return nil, fmt.Errorf("dataset: %s: no rows after %d", path, read)
-		}
-	}
-	ids := make([]string, n)
-	var labels []uint8
-	if labelled {
-		labels = make([]uint8, n)
-	}
-	for j, row := range rows {
-		ids[j] = row.Image.Path
-		if ids[j] == "" {
-			ids[j] = fmt.Sprint(j)
-		}
-		if labelled && row.Label != nil {
-			if *row.Label < 0 || *row.Label > 255 {
-				return nil, fmt.Errorf("dataset: %s: row %d has label %d: want 0 to 255", path, j, *row.Label)
+	return &listing{
+		where:    path,
+		n:        int(n),
+		labelled: labelled,
+		read: func(keep func(int) bool, emit func(item) error) error {
+			f, pf, err := open()
+			if err != nil {
+				return err
 			}
-			labels[j] = uint8(*row.Label)
-		}
-	}
-	pool, skipped, err := decodePictures(path, ids, func(j int) ([]byte, error) { return rows[j].Image.Bytes, nil }, labels, o)
-	if err != nil {
-		return nil, err
-	}
-	out := &Opened{Skipped: skipped}
-	out.Train, out.Test = holdOut(pool, o)
-	return out, nil
+			defer f.Close()
+			r := parquet.NewGenericReader[hfRow](pf)
+			defer r.Close()
+			rows := make([]hfRow, 64)
+			for j := 0; j < int(n); {
+				k, err := r.Read(rows[:min(len(rows), int(n)-j)])
+				if err != nil && !(errors.Is(err, io.EOF) && j+k == int(n)) {
+					return fmt.Errorf("dataset: %s: row %d: %w", path, j+k, err)
+				}
+				if k == 0 {
+					return fmt.Errorf("dataset: %s: no rows after %d", path, j)
+				}
+				for i, row := range rows[:k] {
+					it := item{j: j + i, id: row.Image.Path, raw: slices.Clone(row.Image.Bytes)}
+					if it.id == "" {
+						it.id = strconv.Itoa(j + i)
+					}
+					if labelled && row.Label != nil {
+						if *row.Label < 0 || *row.Label > 255 {
+							return fmt.Errorf("dataset: %s: row %d has label %d: want 0 to 255", path, j+i, *row.Label)
+						}
+						it.label = uint8(*row.Label)
+					}
+					if keep != nil && !keep(j+i) {
+						continue
+					}
+					if err := emit(it); err != nil {
+						return err
+					}
+				}
+				j += k
+				clear(rows)
+			}
+			return nil
+		},
+		decode: func(it item, dst []uint8) error { return decodePicture(it.raw, o, dst) },
+	}, nil
 }

@@ -40,7 +40,7 @@ func TestAgreementWithGorgoniaAndPyTorch(t *testing.T) {
 				t.Fatal(err)
 			}
 			runDir := t.TempDir()
-			if _, err := tr.Run(context.Background(), run.Folder(runDir).Trainer(), trainer.Data{Images: train.Images, N: train.N}, trainer.Data{}, trainer.Hooks{}); err != nil {
+			if _, err := tr.Run(context.Background(), run.Folder(runDir).Trainer(), trainer.Data{Pixels: train.Pixels, N: train.N}, trainer.Data{}, trainer.Hooks{}); err != nil {
 				t.Fatal(err)
 			}
 			if _, _, err := exporter.Export(tr.Model(), nil, runDir); err != nil {

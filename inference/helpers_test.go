@@ -98,7 +98,7 @@ func mnistTest(t testing.TB, n int) []float32 {
 	if set.N < n {
 		t.Fatalf("%d MNIST test images, want %d", set.N, n)
 	}
-	return set.Images[:n*784]
+	return set.Floats(nil, 0, n)
 }
 
 // rejectedGraph writes an encoder whose inputs and outputs look right but

@@ -21,6 +21,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -59,6 +60,15 @@ var ErrFormat = errors.New("not a NumPy .npy file")
 // of one value. It returns an error for an unknown dtype, a negative
 // dimension, or a shape too long for a version 1.0 header.
 func WriteHeader(w io.Writer, dtype DType, shape []int) error {
+	return WriteHeaderSize(w, dtype, shape, 0)
+}
+
+// WriteHeaderSize is WriteHeader with the header padded to size bytes, a
+// multiple of 64 (0: the smallest that fits). A header written for the
+// largest count an array can reach can then be rewritten in place, with
+// the same size, once the real count is known. It returns an error if
+// the header does not fit in size.
+func WriteHeaderSize(w io.Writer, dtype DType, shape []int, size int) error {
 	if dtype != Float32 && dtype != Uint8 {
 		return fmt.Errorf("npy header: dtype %q: want %q or %q", dtype, Float32, Uint8)
 	}
@@ -78,6 +88,13 @@ func WriteHeader(w io.Writer, dtype DType, shape []int) error {
 	// magic (6) + version (2) + length (2) + dict + padding + "\n" is a
 	// multiple of 64.
 	total := (10 + len(dict) + 1 + 63) / 64 * 64
+	switch {
+	case size == 0:
+	case size%64 != 0 || size < total:
+		return fmt.Errorf("npy header: shape %v needs %d bytes, not %d", shape, total, size)
+	default:
+		total = size
+	}
 	if total-10 > math.MaxUint16 {
 		return fmt.Errorf("npy header: shape of %d dimensions: too long for a version 1.0 header", len(shape))
 	}
@@ -138,62 +155,119 @@ func Write(w io.Writer, data []float32, shape []int) error {
 // Fortran-ordered array give an error that says so. Read never allocates much
 // more than the data it has read.
 func Read(r io.Reader) (data []float32, shape []int, err error) {
-	h, err := readHeader(r)
+	ar, err := NewReader(r)
 	if err != nil {
 		return nil, nil, err
 	}
-	if h.fortran {
-		return nil, nil, errors.New("Fortran-ordered array: save it in C order (numpy.ascontiguousarray)")
+	data = make([]float32, 0, min(ar.Len(), chunk))
+	for {
+		if len(data) == cap(data) {
+			data = slices.Grow(data, min(ar.Len()-len(data), len(data)+1))
+		}
+		k, err := ar.Read(data[len(data):cap(data)])
+		data = data[:len(data)+k]
+		if err == io.EOF {
+			return data, ar.Shape(), nil
+		}
+		if err != nil {
+			return nil, nil, err
+		}
 	}
-	var size int
-	var order binary.ByteOrder
+}
+
+// A Reader reads the values of one .npy array in order, as many at a time
+// as its caller asks for, so that memory need not grow with the array. It
+// takes the formats that Read takes.
+type Reader struct {
+	r     io.Reader
+	h     header
+	size  int // bytes per value
+	order binary.ByteOrder
+	n     int // values in all
+	done  int // values read
+	buf   []byte
+}
+
+// NewReader reads and checks the header of the .npy array that r holds;
+// the values follow (Reader.Read).
+func NewReader(r io.Reader) (*Reader, error) {
+	h, err := readHeader(r)
+	if err != nil {
+		return nil, err
+	}
+	if h.fortran {
+		return nil, errors.New("Fortran-ordered array: save it in C order (numpy.ascontiguousarray)")
+	}
+	ar := &Reader{r: r, h: h}
 	switch h.descr {
 	case "<f4":
-		size, order = 4, binary.LittleEndian
+		ar.size, ar.order = 4, binary.LittleEndian
 	case ">f4":
-		size, order = 4, binary.BigEndian
+		ar.size, ar.order = 4, binary.BigEndian
 	case "<f8":
-		size, order = 8, binary.LittleEndian
+		ar.size, ar.order = 8, binary.LittleEndian
 	case ">f8":
-		size, order = 8, binary.BigEndian
+		ar.size, ar.order = 8, binary.BigEndian
 	case "|u1", "<u1", ">u1":
-		size = 1
+		ar.size = 1
 	default:
-		return nil, nil, fmt.Errorf("dtype %s: want float32 (<f4), float64 (<f8) or uint8 (|u1)", h.descr)
+		return nil, fmt.Errorf("dtype %s: want float32 (<f4), float64 (<f8) or uint8 (|u1)", h.descr)
 	}
-	n, err := count(h.shape)
-	if err != nil || n > math.MaxInt/size {
-		return nil, nil, fmt.Errorf("%w: shape %v is too large", ErrFormat, h.shape)
+	if ar.n, err = count(h.shape); err != nil || ar.n > math.MaxInt/ar.size {
+		return nil, fmt.Errorf("%w: shape %v is too large", ErrFormat, h.shape)
 	}
-	data = make([]float32, 0, min(n, chunk/size))
-	buf := make([]byte, min(n*size, chunk))
-	for len(data) < n {
-		b := buf[:min((n-len(data))*size, len(buf))]
-		if k, err := io.ReadFull(r, b); err != nil {
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return nil, nil, fmt.Errorf("%w: shape %v needs %d bytes of data, the file ends after %d: %w",
-				ErrFormat, h.shape, n*size, len(data)*size+k, err)
+	return ar, nil
+}
+
+// Shape returns the array's shape; the caller must not change it.
+func (r *Reader) Shape() []int { return r.h.shape }
+
+// Len returns the number of values of the array: the product of its shape.
+func (r *Reader) Len() int { return r.n }
+
+// Uint8 reports whether the array holds uint8 values.
+func (r *Reader) Uint8() bool { return r.size == 1 }
+
+// Read reads the next len(dst) values of the array, or those left, into
+// dst, as float32 (see the package's Read), and returns how many it read.
+// After the last value it returns io.EOF, once it has checked that the
+// file ends there. Damaged and truncated files give the errors of the
+// package's Read.
+func (r *Reader) Read(dst []float32) (int, error) {
+	if r.done == r.n {
+		var one [1]byte
+		switch k, err := io.ReadFull(r.r, one[:]); {
+		case k > 0:
+			return 0, fmt.Errorf("%w: bytes after the %d values of shape %v", ErrFormat, r.n, r.h.shape)
+		case err != io.EOF:
+			return 0, fmt.Errorf("npy data: %w", err)
 		}
-		for i := 0; i < len(b); i += size {
-			if size == 1 {
-				data = append(data, float32(b[i]))
-			} else if size == 4 {
-				data = append(data, math.Float32frombits(order.Uint32(b[i:])))
-			} else {
-				data = append(data, float32(math.Float64frombits(order.Uint64(b[i:]))))
-			}
+		return 0, io.EOF
+	}
+	want := min(len(dst), r.n-r.done, chunk/r.size)
+	if cap(r.buf) < want*r.size {
+		r.buf = make([]byte, min(r.n*r.size, chunk))
+	}
+	b := r.buf[:want*r.size]
+	if k, err := io.ReadFull(r.r, b); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return 0, fmt.Errorf("%w: shape %v needs %d bytes of data, the file ends after %d: %w",
+			ErrFormat, r.h.shape, r.n*r.size, r.done*r.size+k, err)
+	}
+	for i := range want {
+		switch r.size {
+		case 1:
+			dst[i] = float32(b[i])
+		case 4:
+			dst[i] = math.Float32frombits(r.order.Uint32(b[4*i:]))
+		default:
+			dst[i] = float32(math.Float64frombits(r.order.Uint64(b[8*i:])))
 		}
 	}
-	var one [1]byte
-	switch k, err := io.ReadFull(r, one[:]); {
-	case k > 0:
-		return nil, nil, fmt.Errorf("%w: bytes after the %d values of shape %v", ErrFormat, n, h.shape)
-	case err != io.EOF:
-		return nil, nil, fmt.Errorf("npy data: %w", err)
-	}
-	return data, h.shape, nil
+	r.done += want
+	return want, nil
 }
 
 // ReadFile reads the .npy file at path (see Read). Errors name the path.

@@ -81,6 +81,79 @@ func TestWriteHeader(t *testing.T) {
 	}
 }
 
+// TestWriteHeaderSize checks that a header written for a larger count can
+// be rewritten in place for a smaller one, and that a header that does not
+// fit is refused.
+func TestWriteHeaderSize(t *testing.T) {
+	var big, small bytes.Buffer
+	if err := WriteHeader(&big, Float32, []int{1000000, 16}); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteHeaderSize(&small, Float32, []int{7, 16}, big.Len()); err != nil {
+		t.Fatal(err)
+	}
+	if small.Len() != big.Len() {
+		t.Fatalf("rewritten header of %d bytes, want %d", small.Len(), big.Len())
+	}
+	WriteFloat32s(&small, make([]float32, 7*16))
+	if v, shape, err := Read(&small); err != nil || !slices.Equal(shape, []int{7, 16}) || len(v) != 7*16 {
+		t.Fatalf("read back %v, %d values, %v", shape, len(v), err)
+	}
+	for _, size := range []int{64, 100} {
+		if err := WriteHeaderSize(io.Discard, Float32, []int{1000000, 16}, size); err == nil {
+			t.Errorf("wrote a header into %d bytes", size)
+		}
+	}
+}
+
+// TestReaderChunks reads an array a few values at a time, across the
+// reader's own chunks, and checks the values, the end, and data after it.
+func TestReaderChunks(t *testing.T) {
+	want := make([]float32, 3*chunk/4+5)
+	for i := range want {
+		want[i] = float32(i % 1000)
+	}
+	var buf bytes.Buffer
+	if err := Write(&buf, want, []int{len(want)}); err != nil {
+		t.Fatal(err)
+	}
+	file := buf.Bytes()
+	r, err := NewReader(bytes.NewReader(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Len() != len(want) || r.Uint8() || !slices.Equal(r.Shape(), []int{len(want)}) {
+		t.Fatalf("Len %d, Uint8 %v, Shape %v", r.Len(), r.Uint8(), r.Shape())
+	}
+	var got []float32
+	dst := make([]float32, 997)
+	for {
+		k, err := r.Read(dst)
+		got = append(got, dst[:k]...)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("read %d values, want %d, or other values", len(got), len(want))
+	}
+	r, _ = NewReader(bytes.NewReader(append(slices.Clone(file), 0)))
+	for err = nil; err == nil; _, err = r.Read(dst) {
+	}
+	if !errors.Is(err, ErrFormat) {
+		t.Errorf("a byte after the data: %v, want ErrFormat", err)
+	}
+	r, _ = NewReader(bytes.NewReader(file[:len(file)-3]))
+	for err = nil; err == nil; _, err = r.Read(dst) {
+	}
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("truncated data: %v, want io.ErrUnexpectedEOF", err)
+	}
+}
+
 // TestNpyioReads checks that npyio, which other code of latent uses, reads
 // what Write writes.
 func TestNpyioReads(t *testing.T) {

@@ -176,7 +176,7 @@ func drawExamples(path string, in Inputs) error {
 		}
 		g.CellLabels = append(g.CellLabels, name)
 	}
-	return save(path, g, digits(in, in.Train.Images, 10))
+	return save(path, g, digits(in, in.Train.Floats(nil, 0, 10), 10))
 }
 
 // drawReconstructions draws what the notebook's figure shows, the first 10
@@ -185,8 +185,8 @@ func drawExamples(path string, in Inputs) error {
 func drawReconstructions(path string, in Inputs) error {
 	b := in.Codec.Bottleneck()
 	shape := in.Codec.ImageShape()
-	size := shape[0] * shape[1] * shape[2]
-	trainCodes, err := in.Codec.Encode(in.Train.Images[:10*size], 10)
+	trainImages := in.Train.Floats(nil, 0, 10)
+	trainCodes, err := in.Codec.Encode(trainImages, 10)
 	if err != nil {
 		return err
 	}
@@ -194,7 +194,7 @@ func drawReconstructions(path string, in Inputs) error {
 	for _, p := range []struct {
 		images []float32
 		codes  []float32
-	}{{in.Train.Images, trainCodes}, {in.Test.Images, in.TestCodes[:10*b]}} {
+	}{{trainImages, trainCodes}, {in.Test.Floats(nil, 0, 10), in.TestCodes[:10*b]}} {
 		recons, err := in.Codec.Decode(p.codes, 10)
 		if err != nil {
 			return err

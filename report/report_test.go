@@ -102,15 +102,15 @@ func TestPCAGridCodes(t *testing.T) {
 // their sizes, and that the page embeds them all.
 func TestDrawAndHTML(t *testing.T) {
 	const n = 40
-	set := &dataset.Set{Name: "synthetic", N: n, Rows: 28, Cols: 28, Images: make([]float32, n*784), Labels: make([]uint8, n)}
+	set := &dataset.Set{Name: "synthetic", N: n, Rows: 28, Cols: 28, Pixels: make([]uint8, n*784), Labels: make([]uint8, n)}
 	for i := range set.Labels {
 		set.Labels[i] = uint8(i % 10)
 		for j := 0; j < 784; j++ {
-			set.Images[i*784+j] = float32((i+j)%7) / 7
+			set.Pixels[i*784+j] = uint8((i + j) % 7 * 255 / 7)
 		}
 	}
 	c := fakeCodec{b: 3}
-	codes, _ := c.Encode(set.Images, n)
+	codes, _ := c.Encode(set.Floats(nil, 0, n), n)
 	dir := t.TempDir()
 	figs, err := Draw(dir, Inputs{Codec: c, Train: set, Test: set, TestCodes: codes, Stats: knownStats(t),
 		TrainLoss: []float64{0.05, 0.03}, TestLoss: []float64{0.04, 0.02}, Seed: 1})
@@ -158,15 +158,15 @@ func TestDrawAndHTML(t *testing.T) {
 // Fashion-MNIST's class names instead of digits.
 func TestBottleneckOneAndClassNames(t *testing.T) {
 	const n = 40
-	set := &dataset.Set{Name: dataset.FashionMNIST, N: n, Rows: 28, Cols: 28, Images: make([]float32, n*784), Labels: make([]uint8, n)}
+	set := &dataset.Set{Name: dataset.FashionMNIST, N: n, Rows: 28, Cols: 28, Pixels: make([]uint8, n*784), Labels: make([]uint8, n)}
 	for i := range set.Labels {
 		set.Labels[i] = uint8(i % 10)
 		for j := 0; j < 784; j++ {
-			set.Images[i*784+j] = float32((i*3+j)%11) / 11
+			set.Pixels[i*784+j] = uint8((i*3 + j) % 11 * 255 / 11)
 		}
 	}
 	c := fakeCodec{b: 1}
-	codes, _ := c.Encode(set.Images, n)
+	codes, _ := c.Encode(set.Floats(nil, 0, n), n)
 	stats, err := pca.Fit(codes, n, 1)
 	if err != nil {
 		t.Fatal(err)

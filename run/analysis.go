@@ -84,15 +84,17 @@ func (a *Analysis) score(ctx context.Context) (*evaluation.Report, error) {
 	const batch = 1000
 	var sum float64
 	b := a.Model.Bottleneck()
-	size := len(a.Test.Images) / a.Test.N
+	size := a.Test.Size()
+	var in []float32
 	for off := 0; off < a.Test.N; off += batch {
 		n := min(batch, a.Test.N-off)
 		images, err := a.Model.DecodeContext(ctx, a.TestCodes[off*b:(off+n)*b], n)
 		if err != nil {
 			return nil, err
 		}
+		in = a.Test.Floats(in, off, n)
 		for i, y := range images {
-			d := float64(y) - float64(a.Test.Images[off*size+i])
+			d := float64(y) - float64(in[i])
 			sum += d * d
 		}
 	}

@@ -150,13 +150,15 @@ func EncodeSet(ctx context.Context, m *inference.Model, s *dataset.Set, batch in
 	for _, d := range m.ImageShape() {
 		size *= d
 	}
-	if len(s.Images) != s.N*size {
-		return nil, fmt.Errorf("%s %s holds images of %d values, the encoder takes %v", s.Name, s.Split, len(s.Images)/max(s.N, 1), m.ImageShape())
+	if s.N > 0 && s.Size() != size || len(s.Pixels) != s.N*size {
+		return nil, fmt.Errorf("%s %s holds images of %d values, the encoder takes %v", s.Name, s.Split, len(s.Pixels)/max(s.N, 1), m.ImageShape())
 	}
+	var in []float32
 	codes := make([]float32, 0, s.N*m.Bottleneck())
 	for off := 0; off < s.N; off += batch {
 		n := min(batch, s.N-off)
-		c, err := m.EncodeContext(ctx, s.Images[off*size:(off+n)*size], n)
+		in = s.Floats(in, off, n)
+		c, err := m.EncodeContext(ctx, in, n)
 		if err != nil {
 			return nil, fmt.Errorf("encoding %s images %d to %d: %w", s.Split, off, off+n-1, err)
 		}

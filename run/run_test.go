@@ -36,9 +36,9 @@ func newFolder(t *testing.T) (Folder, *checkpoint.Model) {
 
 // randomSet returns n random images of 28×28.
 func randomSet(n int) *dataset.Set {
-	s := &dataset.Set{Name: "random", Split: dataset.Train, N: n, Rows: 28, Cols: 28, Images: make([]float32, n*784), Labels: make([]uint8, n)}
-	for i := range s.Images {
-		s.Images[i] = float32((i*7919)%255) / 255
+	s := &dataset.Set{Name: "random", Split: dataset.Train, N: n, Rows: 28, Cols: 28, Pixels: make([]uint8, n*784), Labels: make([]uint8, n)}
+	for i := range s.Pixels {
+		s.Pixels[i] = uint8((i * 7919) % 255)
 	}
 	return s
 }

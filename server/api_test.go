@@ -212,7 +212,7 @@ func TestChunkedHugeBody(t *testing.T) {
 
 func TestExamplesQuery(t *testing.T) {
 	set := &dataset.Set{Name: "mnist", Split: "test", N: 3, Rows: 28, Cols: 28,
-		Images: make([]float32, 3*784), Labels: []uint8{7, 2, 1}}
+		Pixels: make([]uint8, 3*784), Labels: []uint8{7, 2, 1}}
 	s := newServer(t, &fakeModel{b: 4}, Config{Examples: set, MaxExamples: 2})
 	tests := []struct {
 		target string
@@ -685,7 +685,7 @@ func TestNewConfig(t *testing.T) {
 		{"negative body", &fakeModel{b: 4}, Config{MaxBodyBytes: -1}, false},
 		{"negative wait", &fakeModel{b: 4}, Config{MaxWait: -1}, false},
 		{"zero bottleneck", &fakeModel{b: 0}, Config{}, false},
-		{"examples of another size", &fakeModel{b: 4}, Config{Examples: &dataset.Set{N: 1, Rows: 2, Cols: 2, Images: make([]float32, 4), Labels: []uint8{1}}}, false},
+		{"examples of another size", &fakeModel{b: 4}, Config{Examples: &dataset.Set{N: 1, Rows: 2, Cols: 2, Pixels: make([]uint8, 4), Labels: []uint8{1}}}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

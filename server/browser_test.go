@@ -502,12 +502,12 @@ func TestExplorerColour(t *testing.T) {
 		for c := range 3 {
 			for y := range 32 {
 				for x := range 32 {
-					v := float32(0)
+					v := uint8(0)
 					inside := x >= 8 && x < 24 && y >= 8 && y < 24
 					if (c == 0 && inside) || (c == 1 && !inside) {
-						v = 0.9
+						v = 230
 					}
-					set.Images = append(set.Images, v)
+					set.Pixels = append(set.Pixels, v)
 				}
 			}
 		}

@@ -239,7 +239,7 @@ func New(m Model, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("server: model with bottleneck %d and image shape %v: want a bottleneck of at least 1 and a shape [C,H,W]", s.bottleneck, s.imageShape)
 	}
 	s.imageSize = s.imageShape[0] * s.imageShape[1] * s.imageShape[2]
-	if ex := cfg.Examples; ex != nil && (max(ex.Channels, 1)*ex.Rows*ex.Cols != s.imageSize || len(ex.Images) != ex.N*s.imageSize || len(ex.Labels) != ex.N) {
+	if ex := cfg.Examples; ex != nil && (max(ex.Channels, 1)*ex.Rows*ex.Cols != s.imageSize || len(ex.Pixels) != ex.N*s.imageSize || len(ex.Labels) != ex.N) {
 		return nil, fmt.Errorf("server: %d examples of %d×%d×%d do not fit the model's images %v", ex.N, max(ex.Channels, 1), ex.Rows, ex.Cols, s.imageShape)
 	}
 	if s.modelJSON, err = s.describeModel(); err != nil {

@@ -14,14 +14,14 @@ import (
 func Example() {
 	// 256 synthetic 28×28 images: a bright bar whose row depends on i.
 	const n = 256
-	images := make([]float32, n*784)
+	pixels := make([]uint8, n*784)
 	for i := 0; i < n; i++ {
 		row := 4 + i%20
 		for c := 4; c < 24; c++ {
-			images[i*784+row*28+c] = 1
+			pixels[i*784+row*28+c] = 255
 		}
 	}
-	data := trainer.Data{Images: images, N: n}
+	data := trainer.Data{Pixels: pixels, N: n}
 
 	arch, _ := models.New("classic", 10)
 	cfg := trainer.DefaultConfig(arch) // the notebook's recipe: Adam 1e-3, batch 64

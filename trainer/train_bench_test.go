@@ -66,7 +66,7 @@ func benchImages(batch int) ([]float32, string) {
 		if dir := mnisttest.Find(); dir != "" {
 			if set, err := dataset.Load("mnist", dir, "train"); err == nil {
 				n := min(set.N, 1000*batch) / batch * batch
-				benchData.images, benchData.source = set.Images[:n*784], "MNIST "+dir
+				benchData.images, benchData.source = set.Floats(nil, 0, n), "MNIST "+dir
 				return
 			}
 		}

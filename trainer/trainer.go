@@ -93,10 +93,13 @@ func DefaultConfig(arch models.Arch) Config {
 }
 
 // Data is a set of images: N images of the architecture's input shape
-// (Arch.Input, C×H×W; 1×28×28 for MNIST), float32 values in [0,1],
-// row-major, N·C·H·W values. The trainer only reads it.
+// (Arch.Input, C×H×W; 1×28×28 for MNIST), one byte per value, row-major,
+// N·C·H·W bytes, as dataset.Set holds them. The trainer converts each
+// batch as it uses it, each byte divided by 255 (float32(b)/255, the value
+// dataset.ToFloat32 and torchvision's ToTensor give). The trainer only
+// reads it.
 type Data struct {
-	Images []float32
+	Pixels []uint8
 	N      int
 	// Files are the files the images were read from, recorded in the
 	// checkpoint; a resumed run must read files of the same checksums.
@@ -322,6 +325,24 @@ func (t *Trainer) graphFor(cache map[int]*graph, n int, train bool) (*graph, err
 	return gr, nil
 }
 
+// pixelScale maps a pixel byte to its value, b/255 in float32.
+var pixelScale = func() (t [256]float32) {
+	for b := range t {
+		t[b] = float32(b) / 255
+	}
+	return t
+}()
+
+// toFloat32 writes the values of the pixel bytes src into dst, which must
+// be at least as long, and returns them: dst[:len(src)].
+func toFloat32(dst []float32, src []uint8) []float32 {
+	dst = dst[:len(src)]
+	for i, b := range src {
+		dst[i] = pixelScale[b]
+	}
+	return dst
+}
+
 // evalBatch is the batch size of evaluation.
 const evalBatch = 500
 
@@ -336,8 +357,7 @@ func (t *Trainer) Evaluate(data Data) (float64, error) {
 		if err != nil {
 			return 0, err
 		}
-		in := data.Images[start*size : (start+n)*size]
-		copy(gr.inputData(), in)
+		in := toFloat32(gr.inputData(), data.Pixels[start*size:(start+n)*size])
 		if err := gr.run(); err != nil {
 			return 0, fmt.Errorf("evaluate: %w", err)
 		}
@@ -388,7 +408,7 @@ func (t *Trainer) Run(ctx context.Context, files Files, train, test Data, hooks 
 		return nil, errors.New("no training images")
 	}
 	size := t.cfg.Arch.InputSize()
-	if len(train.Images) < n*size || len(test.Images) < test.N*size {
+	if len(train.Pixels) < n*size || len(test.Pixels) < test.N*size {
 		return nil, fmt.Errorf("image data shorter than its count of %v images", t.cfg.Arch.Input)
 	}
 	if err := t.recordData(append(slices.Clone(train.Files), test.Files...)); err != nil {
@@ -413,13 +433,13 @@ func (t *Trainer) Run(ctx context.Context, files Files, train, test Data, hooks 
 			}
 			lo := s * t.cfg.Batch
 			bn := min(t.cfg.Batch, n-lo)
-			images := train.Images[lo*size : (lo+bn)*size]
+			images := toFloat32(batch, train.Pixels[lo*size:(lo+bn)*size])
 			if order != nil {
 				for i := 0; i < bn; i++ {
 					j := order[lo+i]
-					copy(batch[i*size:(i+1)*size], train.Images[j*size:(j+1)*size])
+					toFloat32(batch[i*size:(i+1)*size], train.Pixels[j*size:(j+1)*size])
 				}
-				images = batch
+				images = batch[:bn*size]
 			}
 			loss, err := t.Step(images, bn)
 			if err != nil {

@@ -33,10 +33,13 @@ func realMNIST(t *testing.T) (train, test Data) {
 	if mnistErr != nil {
 		t.Fatal(mnistErr)
 	}
-	return Data{Images: mnistTrain.Images, N: mnistTrain.N}, Data{Images: mnistTest.Images, N: mnistTest.N}
+	return Data{Pixels: mnistTrain.Pixels, N: mnistTrain.N}, Data{Pixels: mnistTest.Pixels, N: mnistTest.N}
 }
 
-func firstN(d Data, n int) Data { return Data{Images: d.Images[:n*784], N: n} }
+func firstN(d Data, n int) Data { return Data{Pixels: d.Pixels[:n*784], N: n} }
+
+// floats returns the images of d as the models take them (toFloat32).
+func floats(d Data) []float32 { return toFloat32(make([]float32, len(d.Pixels)), d.Pixels) }
 
 // TestShortTrainingLearns trains each model for two epochs (conv: three) on
 // the first 4096 real training images and checks that the test error falls well

@@ -86,7 +86,7 @@ func referenceCodes(dir string, set *dataset.Set, threads int) ([]float32, error
 		return nil, err
 	}
 	defer m.Close()
-	return m.Encode(set.Images[:checkImages*784], checkImages)
+	return m.Encode(set.Floats(nil, 0, checkImages), checkImages)
 }
 
 const checkImages = 256
@@ -113,12 +113,13 @@ func runVariant(c config, s variantSpec, data []byte, set *dataset.Set, batch in
 	defer sess.Destroy()
 	const size = 28 * 28
 	b := len(ref) / checkImages
+	images := set.Floats(nil, 0, set.N)
 
 	// encode runs images [lo,hi) in chunks of batch into codes.
 	encode := func(lo, hi int, codes []float32) error {
 		for off := lo; off < hi; off += batch {
 			k := min(batch, hi-off)
-			in, err := ort.NewTensor(ort.NewShape(int64(k), 1, 28, 28), set.Images[off*size:(off+k)*size])
+			in, err := ort.NewTensor(ort.NewShape(int64(k), 1, 28, 28), images[off*size:(off+k)*size])
 			if err != nil {
 				return err
 			}

@@ -36,8 +36,9 @@ func benchORT(c config, dir string, set *dataset.Set) (ORTResult, error) {
 		if err != nil {
 			return r, err
 		}
+		images := set.Floats(nil, 0, set.N)
 		encode := func() error {
-			_, err := m.Encode(set.Images, set.N)
+			_, err := m.Encode(images, set.N)
 			return err
 		}
 		br, err := timePasses(encode, set.N, c.passes)

@@ -167,7 +167,7 @@ func TestPlainProgressInALog(t *testing.T) {
 		{[]string{"export", dir, "--data", data},
 			[]string{"encoding mnist train: 60000 images in", "images/s)"}},
 		{[]string{"encode", dir, "--data", data, "--split", "test"},
-			[]string{"encoding mnist test: 10000 images in", "times: reading and decoding ", ", model ", ", writing "}},
+			[]string{"encoding mnist test: 10000 images in", "images in ", ": model ", "waiting for reading and decoding ", ", writing "}},
 	} {
 		cmd := latentCmd(tc.args...)
 		var stderr strings.Builder

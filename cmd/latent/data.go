@@ -34,8 +34,8 @@ type dataFlags struct {
 	input  []int
 	source *checkpoint.Source
 
-	opened *dataset.Opened // the own source, read once
-	seed   uint64
+	openedFormat string // the own source's format, once opened
+	seed         uint64
 }
 
 func (d *dataFlags) register(fs *flag.FlagSet, defaultName string) {
@@ -146,38 +146,51 @@ func (d *dataFlags) sourceRecord() *checkpoint.Source {
 	if err != nil {
 		abs = d.dir
 	}
-	return &checkpoint.Source{Path: abs, Format: d.opened.Format, Fit: d.fit, TestFraction: d.testFraction, Seed: d.seed}
+	return &checkpoint.Source{Path: abs, Format: d.openedFormat, Fit: d.fit, TestFraction: d.testFraction, Seed: d.seed}
 }
 
-// load reads one split ("train" or "test"): of the IDX data set, downloading
-// missing files first when the data set can be downloaded, or of the own
-// source, read once, with the skipped files listed on stderr.
+// load reads one split ("train" or "test") in full (see stream), with the
+// skipped files listed on stderr.
 func (d *dataFlags) load(ctx context.Context, split string) (*dataset.Set, error) {
+	st, err := d.stream(ctx, split)
+	if err != nil {
+		return nil, err
+	}
+	set, err := st.ReadAll(ctx)
+	reportSkipped(st)
+	return set, err
+}
+
+// reportSkipped lists on stderr the files that the last scan of st
+// skipped, with their count.
+func reportSkipped(st *dataset.Stream) {
+	skipped := st.Skipped()
+	for _, s := range skipped {
+		fmt.Fprintf(os.Stderr, "skipped %s: %v\n", s.Path, s.Err)
+	}
+	if n := len(skipped); n > 0 {
+		fmt.Fprintf(os.Stderr, "skipped %d unreadable %s of %d in the %s split (--strict stops at the first)\n",
+			n, map[bool]string{true: "file", false: "files"}[n == 1], st.Len(), st.Split())
+	}
+}
+
+// stream opens one split ("train" or "test") to read as it is used: of
+// the IDX data set, downloading missing files first when the data set can
+// be downloaded, or of the own source.
+func (d *dataFlags) stream(ctx context.Context, split string) (*dataset.Stream, error) {
 	if d.own() {
-		if d.opened == nil {
-			o := dataset.OpenOptions{Format: d.format, Input: d.input, Fit: d.fit, TestFraction: d.testFraction, Seed: d.seed, Strict: d.strict}
-			path := d.dir
-			if path == "" {
-				s := d.source
-				path, o.Format, o.Fit, o.TestFraction, o.Seed = s.Path, s.Format, s.Fit, s.TestFraction, s.Seed
-			}
-			opened, err := dataset.Open(path, o)
-			if err != nil {
-				return nil, err
-			}
-			for _, s := range opened.Skipped {
-				fmt.Fprintf(os.Stderr, "skipped %s: %v\n", s.Path, s.Err)
-			}
-			if n := len(opened.Skipped); n > 0 {
-				fmt.Fprintf(os.Stderr, "skipped %d unreadable %s of %d (--strict stops at the first)\n",
-					n, map[bool]string{true: "file", false: "files"}[n == 1], n+opened.Train.N+opened.Test.N)
-			}
-			d.opened = opened
+		o := dataset.OpenOptions{Format: d.format, Input: d.input, Fit: d.fit, TestFraction: d.testFraction, Seed: d.seed, Strict: d.strict}
+		path := d.dir
+		if path == "" {
+			s := d.source
+			path, o.Format, o.Fit, o.TestFraction, o.Seed = s.Path, s.Format, s.Fit, s.TestFraction, s.Seed
 		}
-		if split == dataset.Train {
-			return d.opened.Train, nil
+		st, err := dataset.OpenSplit(path, o, split)
+		if err != nil {
+			return nil, err
 		}
-		return d.opened.Test, nil
+		d.openedFormat = st.Format()
+		return st, nil
 	}
 	if d.input != nil && (len(d.input) != 3 || d.input[0] != 1 || d.input[1] != dataset.Side || d.input[2] != dataset.Side) {
 		return nil, fmt.Errorf("%s's IDX images are 1×%d×%d, the model takes %v: train on your own images with --data, or use --input 1x28x28",
@@ -187,11 +200,11 @@ func (d *dataFlags) load(ctx context.Context, split string) (*dataset.Set, error
 	if err := dataset.Ensure(ctx, d.name, dir, os.Stderr); err != nil {
 		return nil, err
 	}
-	set, err := dataset.Load(d.name, dir, split)
+	st, err := dataset.OpenIDX(d.name, dir, split)
 	if err != nil {
 		return nil, fmt.Errorf("load %s %s from %s: %w", d.name, split, dir, err)
 	}
-	return set, nil
+	return st, nil
 }
 
 // parseShape parses an input shape "CxHxW", such as 1x28x28 or 3x32x32.
@@ -216,7 +229,7 @@ func parseShape(s string) ([]int, error) {
 
 // asData returns the set as the trainer takes it, with its files.
 func asData(s *dataset.Set) trainer.Data {
-	d := trainer.Data{Images: s.Images, N: s.N}
+	d := trainer.Data{Pixels: s.Pixels, N: s.N}
 	for _, f := range s.Files {
 		d.Files = append(d.Files, checkpoint.DataFile{Split: s.Split, Path: f.Path, MD5: f.MD5})
 	}

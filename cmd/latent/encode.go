@@ -84,158 +84,193 @@ func setupEncode(fs *flag.FlagSet) func(context.Context, []string) error {
 		}
 		defer model.Close()
 		data.useModel(model)
-
-		var sets []*dataset.Set
+		var streams []*dataset.Stream
 		n := 0
-		var times encodeTimes
-		start := time.Now()
-		for _, s := range splits {
-			set, err := data.load(ctx, s)
+		for _, sp := range splits {
+			st, err := data.stream(ctx, sp)
 			if err != nil {
 				return err
 			}
-			if set.N > 0 && len(set.Images) != set.N*imageSize(model) {
-				return fmt.Errorf("%s %s has images of %d values, the encoder takes %v", data.label(), s, len(set.Images)/set.N, model.ImageShape())
+			if !slices.Equal(st.Shape(), model.ImageShape()) {
+				return fmt.Errorf("%s %s has images of %v, the encoder takes %v", data.label(), sp, st.Shape(), model.ImageShape())
 			}
-			sets = append(sets, set)
-			n += set.N
+			streams = append(streams, st)
+			n += st.Len()
 		}
-
-		times.read = time.Since(start)
-		b := model.Bottleneck()
-		labels := make([]uint8, 0, n)
 		bar := newProgress(n, "encoding "+data.label()+" "+*split, *quiet)
+		enc := &encoder{model: model, batch: *batch, bar: bar, start: time.Now()}
 		if table != "" {
-			return encodeTable(ctx, model, sets, codesPath, table, *batch, bar, &times)
+			return enc.table(ctx, streams, codesPath, table)
 		}
-		// The codes and the labels are both written in full before either
-		// is moved into place: a full disk leaves the old pair, if any.
-		codesFile, err := atomicfile.Prepare(codesPath, 0o644, func(f *os.File) error {
-			w := bufio.NewWriterSize(f, 1<<20)
-			if err := npyarray.WriteHeader(w, npyarray.Float32, []int{n, b}); err != nil {
-				return err
-			}
-			for _, set := range sets {
-				size := imageSize(model)
-				for off := 0; off < set.N; off += *batch {
-					if err := ctx.Err(); err != nil {
-						return fmt.Errorf("interrupted: %w; nothing was written", err)
-					}
-					k := min(*batch, set.N-off)
-					t0 := time.Now()
-					codes, err := model.EncodeContext(ctx, set.Images[off*size:(off+k)*size], k)
-					if err != nil {
-						return fmt.Errorf("encoding %s images %d to %d: %w", set.Split, off, off+k-1, err)
-					}
-					t1 := time.Now()
-					if err := npyarray.WriteFloat32s(w, codes); err != nil {
-						return err
-					}
-					times.model += t1.Sub(t0)
-					times.write += time.Since(t1)
-					bar.Add(k)
-				}
-				labels = append(labels, set.Labels...)
-			}
-			return w.Flush()
-		})
-		if err != nil {
-			return err
-		}
-		defer codesFile.Discard()
-		bar.Finish()
-		var buf bytes.Buffer
-		if err := npyarray.WriteHeader(&buf, npyarray.Uint8, []int{len(labels)}); err != nil {
-			return fmt.Errorf("write %s: %w", labelsPath, err)
-		}
-		buf.Write(labels)
-		labelsFile, err := atomicfile.PrepareBytes(labelsPath, buf.Bytes(), 0o644)
-		if err != nil {
-			return err
-		}
-		defer labelsFile.Discard()
-		if err := codesFile.Commit(); err != nil {
-			return err
-		}
-		if err := labelsFile.Commit(); err != nil {
-			return err
-		}
-		times.report(n)
-		fmt.Printf("%s\tfloat32 [%d,%d]\n%s\tuint8 [%d]\n", codesPath, n, b, labelsPath, n)
-		return nil
+		return enc.npy(ctx, streams, n, codesPath, labelsPath)
 	}
 }
 
-// encodeTimes are where encode spent its time: reading and decoding the
-// images, running the model, writing the codes.
-type encodeTimes struct{ read, model, write time.Duration }
+// An encoder runs the images of streams through the model, a batch at a
+// time, as the streams decode the next ones, and hands the codes to a
+// writer; it keeps the time spent in each stage.
+type encoder struct {
+	model *inference.Model
+	batch int
+	bar   *progress.Meter
 
-// report writes the times of n images on stderr, with each stage's rate.
-func (t encodeTimes) report(n int) {
+	start         time.Time
+	inModel, wait time.Duration // in the model, and waiting for images
+	write         time.Duration
+	n             int
+	in            []float32
+}
+
+// run calls write with each batch's codes, N×b, and the batch itself.
+func (e *encoder) run(ctx context.Context, streams []*dataset.Stream, write func(off int, b *dataset.Set, codes []float32) error) error {
+	for _, st := range streams {
+		last := time.Now()
+		err := st.Scan(ctx, e.batch, func(off int, b *dataset.Set) error {
+			t0 := time.Now()
+			e.wait += t0.Sub(last)
+			e.in = b.Floats(e.in, 0, b.N)
+			codes, err := e.model.EncodeContext(ctx, e.in, b.N)
+			if err != nil {
+				if ctx.Err() != nil {
+					return fmt.Errorf("interrupted: %w; nothing was written", ctx.Err())
+				}
+				return fmt.Errorf("encoding %s images %d to %d: %w", b.Split, off, off+b.N-1, err)
+			}
+			t1 := time.Now()
+			if err := write(off, b, codes); err != nil {
+				return err
+			}
+			last = time.Now()
+			e.inModel += t1.Sub(t0)
+			e.write += last.Sub(t1)
+			e.n += b.N
+			e.bar.Add(b.N)
+			return nil
+		})
+		reportSkipped(st)
+		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("interrupted: %w; nothing was written", ctx.Err())
+			}
+			return err
+		}
+	}
+	e.bar.Finish()
+	return nil
+}
+
+// report writes the times on stderr, with each stage's rate: waiting for
+// images to be read and decoded (what the model did not hide), in the
+// model, writing.
+func (e *encoder) report() {
 	rate := func(d time.Duration) string {
 		if d <= 0 {
 			return "-"
 		}
-		return fmt.Sprintf("%.0f images/s", float64(n)/d.Seconds())
+		return fmt.Sprintf("%.0f images/s", float64(e.n)/d.Seconds())
 	}
-	fmt.Fprintf(os.Stderr, "times: reading and decoding %s (%s), model %s (%s), writing %s (%s)\n",
-		t.read.Round(time.Millisecond), rate(t.read), t.model.Round(time.Millisecond), rate(t.model),
-		t.write.Round(time.Millisecond), rate(t.write))
+	total := time.Since(e.start)
+	fmt.Fprintf(os.Stderr, "%d images in %s (%s): model %s (%s), waiting for reading and decoding %s, writing %s (%s)\n",
+		e.n, total.Round(time.Millisecond), rate(total), e.inModel.Round(time.Millisecond), rate(e.inModel),
+		e.wait.Round(time.Millisecond), e.write.Round(time.Millisecond), rate(e.write))
 }
 
-// encodeTable encodes the sets into a table of codes (package codetable)
-// at path, one row per image with its id and label, written atomically and
-// as the codes come.
-func encodeTable(ctx context.Context, model *inference.Model, sets []*dataset.Set, path, format string, batch int, bar *progress.Meter, times *encodeTimes) error {
-	b, size := model.Bottleneck(), imageSize(model)
-	labelled := false
-	for _, set := range sets {
-		labelled = labelled || set.Files != nil || set.Classes != nil || slices.ContainsFunc(set.Labels, func(l uint8) bool { return l != 0 })
+// npy writes the codes, float32 [N,b], to codesPath and the labels, uint8
+// [N], to labelsPath, both in full before either is moved into place, so
+// that a failure or a full disk leaves the old pair, if any. n is the
+// number of images listed: the header is written for it and rewritten in
+// place when skipped images make the count smaller.
+func (e *encoder) npy(ctx context.Context, streams []*dataset.Stream, n int, codesPath, labelsPath string) error {
+	b := e.model.Bottleneck()
+	labels := make([]uint8, 0, n)
+	var header bytes.Buffer
+	if err := npyarray.WriteHeader(&header, npyarray.Float32, []int{n, b}); err != nil {
+		return err
 	}
-	n := 0
+	codesFile, err := atomicfile.Prepare(codesPath, 0o644, func(f *os.File) error {
+		w := bufio.NewWriterSize(f, 1<<20)
+		w.Write(header.Bytes())
+		err := e.run(ctx, streams, func(_ int, set *dataset.Set, codes []float32) error {
+			labels = append(labels, set.Labels...)
+			return npyarray.WriteFloat32s(w, codes)
+		})
+		if err != nil {
+			return err
+		}
+		if err := w.Flush(); err != nil {
+			return err
+		}
+		if len(labels) == n {
+			return nil
+		}
+		var fixed bytes.Buffer
+		if err := npyarray.WriteHeaderSize(&fixed, npyarray.Float32, []int{len(labels), b}, header.Len()); err != nil {
+			return err
+		}
+		_, err = f.WriteAt(fixed.Bytes(), 0)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	defer codesFile.Discard()
+	var buf bytes.Buffer
+	if err := npyarray.WriteHeader(&buf, npyarray.Uint8, []int{len(labels)}); err != nil {
+		return fmt.Errorf("write %s: %w", labelsPath, err)
+	}
+	buf.Write(labels)
+	labelsFile, err := atomicfile.PrepareBytes(labelsPath, buf.Bytes(), 0o644)
+	if err != nil {
+		return err
+	}
+	defer labelsFile.Discard()
+	if err := codesFile.Commit(); err != nil {
+		return err
+	}
+	if err := labelsFile.Commit(); err != nil {
+		return err
+	}
+	e.report()
+	fmt.Printf("%s\tfloat32 [%d,%d]\n%s\tuint8 [%d]\n", codesPath, len(labels), b, labelsPath, len(labels))
+	return nil
+}
+
+// table encodes the streams into a table of codes (package codetable) at
+// path, one row per image with its id and label, written atomically and
+// as the codes come.
+func (e *encoder) table(ctx context.Context, streams []*dataset.Stream, path, format string) error {
+	b := e.model.Bottleneck()
+	labelled := false
+	for _, st := range streams {
+		labelled = labelled || st.Labelled()
+	}
 	err := atomicfile.Write(path, 0o644, func(f *os.File) error {
 		w, err := codetable.Create(f, format, b, labelled)
 		if err != nil {
 			return err
 		}
-		rows := make([]codetable.Row, 0, batch)
-		for _, set := range sets {
-			for off := 0; off < set.N; off += batch {
-				k := min(batch, set.N-off)
-				t0 := time.Now()
-				codes, err := model.EncodeContext(ctx, set.Images[off*size:(off+k)*size], k)
-				if err != nil {
-					if ctx.Err() != nil {
-						return fmt.Errorf("interrupted: %w; nothing was written", ctx.Err())
-					}
-					return fmt.Errorf("encoding %s images %d to %d: %w", set.Split, off, off+k-1, err)
+		rows := make([]codetable.Row, 0, e.batch)
+		err = e.run(ctx, streams, func(off int, set *dataset.Set, codes []float32) error {
+			rows = rows[:0]
+			for i := range set.N {
+				id := set.Split + "/" + strconv.Itoa(off+i)
+				if set.IDs != nil {
+					id = set.IDs[i]
 				}
-				rows = rows[:0]
-				for i := range k {
-					id := set.Split + "/" + strconv.Itoa(off+i)
-					if set.IDs != nil {
-						id = set.IDs[off+i]
-					}
-					rows = append(rows, codetable.Row{ID: id, Label: int(set.Labels[off+i]), Code: codes[i*b : (i+1)*b]})
-				}
-				t1 := time.Now()
-				if err := w.Write(rows...); err != nil {
-					return err
-				}
-				times.model += t1.Sub(t0)
-				times.write += time.Since(t1)
-				n += k
-				bar.Add(k)
+				rows = append(rows, codetable.Row{ID: id, Label: int(set.Labels[i]), Code: codes[i*b : (i+1)*b]})
 			}
+			return w.Write(rows...)
+		})
+		if err != nil {
+			return err
 		}
 		return w.Close()
 	})
 	if err != nil {
 		return err
 	}
-	bar.Finish()
-	times.report(n)
-	fmt.Printf("%s\t%s, %d rows: id, %scode of %d values\n", path, format, n, map[bool]string{true: "label, ", false: ""}[labelled], b)
+	e.report()
+	fmt.Printf("%s\t%s, %d rows: id, %scode of %d values\n", path, format, e.n, map[bool]string{true: "label, ", false: ""}[labelled], b)
 	return nil
 }
 

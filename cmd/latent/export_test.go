@@ -237,7 +237,7 @@ func ortMNISTImages(t *testing.T, dir string, n int) []float32 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return set.Images[:n*784]
+	return set.Floats(nil, 0, n)
 }
 
 func TestExportNoStats(t *testing.T) {

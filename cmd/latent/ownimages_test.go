@@ -64,7 +64,7 @@ func TestOwnImages(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("train on PNGs: exit %d: %s", code, stderr)
 	}
-	for _, w := range []string{"skipped " + filepath.Join(root, "train", "3", "broken.png"), "empty.jpg", "skipped 2 unreadable files of 842"} {
+	for _, w := range []string{"skipped " + filepath.Join(root, "train", "3", "broken.png"), "empty.jpg", "skipped 2 unreadable files of 642 in the train split"} {
 		if !strings.Contains(stderr, w) {
 			t.Errorf("train's log lacks %q:\n%s", w, stderr)
 		}

@@ -112,12 +112,12 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(7, 8))
-	images := make([]float32, 64*784)
-	for i := range images {
-		images[i] = rng.Float32()
+	pixels := make([]uint8, 64*784)
+	for i := range pixels {
+		pixels[i] = uint8(rng.IntN(256))
 	}
 	dir := t.TempDir()
-	if _, err := tr.Run(context.Background(), trainerFiles(dir), trainer.Data{Images: images, N: 64}, trainer.Data{}, trainer.Hooks{}); err != nil {
+	if _, err := tr.Run(context.Background(), trainerFiles(dir), trainer.Data{Pixels: pixels, N: 64}, trainer.Data{}, trainer.Hooks{}); err != nil {
 		t.Fatal(err)
 	}
 	b := arch.Bottleneck

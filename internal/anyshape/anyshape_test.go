@@ -39,8 +39,8 @@ var shape = []int{3, 32, 32}
 func tinted(s *dataset.Set, n int, seed uint64) *dataset.Set {
 	rng := rand.New(rand.NewPCG(seed, 7))
 	const side = 32
-	out := &dataset.Set{Name: "tinted-" + s.Name, Split: s.Split, N: n, Rows: side, Cols: side,
-		Images: make([]float32, 0, n*3*side*side), Labels: s.Labels[:n]}
+	out := &dataset.Set{Name: "tinted-" + s.Name, Split: s.Split, N: n, Rows: side, Cols: side, Channels: 3,
+		Pixels: make([]uint8, 0, n*3*side*side), Labels: s.Labels[:n]}
 	for i := range n {
 		img := s.Image(i)
 		tint := [3]float32{float32(0.3 + 0.7*rng.Float64()), float32(0.3 + 0.7*rng.Float64()), float32(0.3 + 0.7*rng.Float64())}
@@ -51,7 +51,7 @@ func tinted(s *dataset.Set, n int, seed uint64) *dataset.Set {
 					if y >= 2 && y < 30 && x >= 2 && x < 30 {
 						v = img[(y-2)*28+x-2] * tint[c]
 					}
-					out.Images = append(out.Images, v)
+					out.Pixels = append(out.Pixels, uint8(v*255+0.5))
 				}
 			}
 		}
@@ -87,12 +87,12 @@ func TestColourEndToEnd(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			testData := trainer.Data{Images: test.Images, N: test.N}
+			testData := trainer.Data{Pixels: test.Pixels, N: test.N}
 			before, err := tr.Evaluate(testData)
 			if err != nil {
 				t.Fatal(err)
 			}
-			history, err := tr.Run(context.Background(), run.Folder(runDir).Trainer(), trainer.Data{Images: train.Images, N: train.N}, testData, trainer.Hooks{})
+			history, err := tr.Run(context.Background(), run.Folder(runDir).Trainer(), trainer.Data{Pixels: train.Pixels, N: train.N}, testData, trainer.Hooks{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -112,7 +112,7 @@ func TestColourEndToEnd(t *testing.T) {
 				t.Fatal(err)
 			}
 			fwd := trainer.NewForward(w)
-			trainCodes, err := fwd.Encode(train.Images, train.N)
+			trainCodes, err := fwd.Encode(train.Floats(nil, 0, train.N), train.N)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -131,11 +131,11 @@ func TestColourEndToEnd(t *testing.T) {
 			if got := model.ImageShape(); len(got) != 3 || got[0] != 3 || got[1] != 32 || got[2] != 32 {
 				t.Fatalf("ONNX image shape %v, want %v", got, shape)
 			}
-			codes, err := model.Encode(test.Images, test.N)
+			codes, err := model.Encode(test.Floats(nil, 0, test.N), test.N)
 			if err != nil {
 				t.Fatal(err)
 			}
-			want, err := fwd.Encode(test.Images, test.N)
+			want, err := fwd.Encode(test.Floats(nil, 0, test.N), test.N)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -172,7 +172,7 @@ func TestColourEndToEnd(t *testing.T) {
 				h.ServeHTTP(rec, req)
 				return rec
 			}
-			body, _ := json.Marshal(map[string]any{"images": [][]float32{test.Images[:3*32*32]}})
+			body, _ := json.Marshal(map[string]any{"images": [][]float32{test.Floats(nil, 0, 1)}})
 			rec := post(body)
 			var got struct {
 				Codes [][]float32 `json:"codes"`

@@ -1,0 +1,200 @@
+package dataset
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"testing"
+	"time"
+)
+
+// gather scans st with batches of batch images and returns them as one
+// Set, checking that each batch starts where the one before ended and
+// holds at most batch images.
+func gather(t *testing.T, st *Stream, batch int) *Set {
+	t.Helper()
+	all := &Set{}
+	err := st.Scan(context.Background(), batch, func(off int, b *Set) error {
+		if off != all.N || b.N < 1 || b.N > batch || len(b.Pixels) != b.N*b.Size() || len(b.Labels) != b.N {
+			return fmt.Errorf("batch at %d of %d images, %d pixels, %d labels, after %d images", off, b.N, len(b.Pixels), len(b.Labels), all.N)
+		}
+		all.Pixels = append(all.Pixels, b.Pixels...)
+		all.Labels = append(all.Labels, b.Labels...)
+		all.IDs = append(all.IDs, b.IDs...)
+		all.N += b.N
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return all
+}
+
+// TestStreamIDX checks that scanning an IDX split in batches of any size
+// gives Load's images and labels, in order, and the files' checksums.
+func TestStreamIDX(t *testing.T) {
+	dir := mnistDir(t)
+	want, err := Load(MNIST, dir, Test)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := OpenIDX(MNIST, dir, Test)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Len() != want.N || !slices.Equal(st.Shape(), []int{1, 28, 28}) || !st.Labelled() || st.Format() != FormatIDX {
+		t.Fatalf("Len %d, Shape %v, Labelled %v, Format %q", st.Len(), st.Shape(), st.Labelled(), st.Format())
+	}
+	for _, batch := range []int{1, 333, 10000, 20000} {
+		got := gather(t, st, batch)
+		if got.N != want.N || !slices.Equal(got.Pixels, want.Pixels) || !slices.Equal(got.Labels, want.Labels) || got.IDs != nil {
+			t.Fatalf("batch %d: %d images, other pixels or labels, or IDs", batch, got.N)
+		}
+	}
+	if !slices.Equal(st.Files(), want.Files) {
+		t.Errorf("Files %v, want %v", st.Files(), want.Files)
+	}
+}
+
+// TestStreamFolder writes a PNG tree with a corrupt file and checks that a
+// scan gives Open's images, labels and IDs for every batch size, and that
+// the corrupt file is skipped, or stops a strict scan.
+func TestStreamFolder(t *testing.T) {
+	dir := mnistDir(t)
+	s, err := Load(MNIST, dir, Test)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	for i := range 150 {
+		writePNG(t, filepath.Join(root, fmt.Sprint(s.Labels[i]), fmt.Sprintf("%05d.png", i)), s.Image(i))
+	}
+	os.WriteFile(filepath.Join(root, "3", "broken.png"), []byte("\x89PNG\r\n\x1a\nnot really"), 0o644)
+	o := OpenOptions{TestFraction: 0.3, Seed: 4}
+	opened, err := Open(root, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []*Set{opened.Train, opened.Test} {
+		st, err := OpenSplit(root, o, want.Split)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, batch := range []int{1, 7, 64, 1000} {
+			got := gather(t, st, batch)
+			if got.N != want.N || !slices.Equal(got.Pixels, want.Pixels) || !slices.Equal(got.Labels, want.Labels) || !slices.Equal(got.IDs, want.IDs) {
+				t.Fatalf("%s, batch %d: %d images, want %d, or other pixels, labels or IDs", want.Split, batch, got.N, want.N)
+			}
+		}
+		if st.Len() != want.N+len(st.Skipped()) {
+			t.Errorf("%s: Len %d, %d read and %d skipped", want.Split, st.Len(), want.N, len(st.Skipped()))
+		}
+	}
+	if len(opened.Skipped) != 1 || filepath.Base(opened.Skipped[0].Path) != "broken.png" {
+		t.Errorf("skipped %v, want broken.png", opened.Skipped)
+	}
+	o.Strict = true
+	for _, split := range []string{Train, Test} {
+		st, err := OpenSplit(root, o, split)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = st.Scan(context.Background(), 10, func(int, *Set) error { return nil })
+		if holds := slices.ContainsFunc(st.keepList(), func(id string) bool { return id == filepath.Join("3", "broken.png") }); holds != (err != nil) {
+			t.Errorf("strict %s split: holds broken.png %v, error %v", split, holds, err)
+		}
+	}
+}
+
+// keepList returns the IDs of the images listed in the split, read or not.
+func (s *Stream) keepList() []string {
+	var ids []string
+	s.read(s.keep, func(it item) error {
+		ids = append(ids, it.id)
+		return nil
+	})
+	return ids
+}
+
+// TestHeldOutIgnoresDecoding checks that the held-out split is drawn over
+// the files listed: a file that becomes unreadable leaves every other file
+// in its split.
+func TestHeldOutIgnoresDecoding(t *testing.T) {
+	root := t.TempDir()
+	img := make([]float32, Side*Side)
+	for i := range 40 {
+		img[i] = 1
+		writePNG(t, filepath.Join(root, fmt.Sprintf("%02d.png", i)), img)
+	}
+	before, err := Open(root, OpenOptions{Seed: 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim := before.Train.IDs[3]
+	os.WriteFile(filepath.Join(root, victim), []byte("gone"), 0o644)
+	after, err := Open(root, OpenOptions{Seed: 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(after.Test.IDs, before.Test.IDs) || !slices.Equal(after.Train.IDs, slices.DeleteFunc(slices.Clone(before.Train.IDs), func(id string) bool { return id == victim })) {
+		t.Errorf("the splits moved: test %v then %v", before.Test.IDs, after.Test.IDs)
+	}
+}
+
+// TestScanStops checks that a scan stops at fn's first error and at a
+// cancelled context, returns that error, and leaves no goroutine behind.
+func TestScanStops(t *testing.T) {
+	dir := mnistDir(t)
+	root := t.TempDir()
+	s, err := Load(MNIST, dir, Test)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 60 {
+		writePNG(t, filepath.Join(root, fmt.Sprintf("%02d.png", i)), s.Image(i))
+	}
+	picture, err := OpenSplit(root, OpenOptions{}, Train)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := OpenIDX(MNIST, dir, Train)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := runtime.NumGoroutine()
+	stop := errors.New("stop here")
+	for name, st := range map[string]*Stream{"pictures": picture, "IDX": idx} {
+		calls := 0
+		err := st.Scan(context.Background(), 5, func(int, *Set) error {
+			if calls++; calls == 3 {
+				return stop
+			}
+			return nil
+		})
+		if !errors.Is(err, stop) || calls != 3 {
+			t.Errorf("%s: error %v after %d calls, want %v after 3", name, err, calls, stop)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		calls = 0
+		err = st.Scan(ctx, 5, func(int, *Set) error {
+			if calls++; calls == 2 {
+				cancel()
+			}
+			return nil
+		})
+		if !errors.Is(err, context.Canceled) || calls != 2 {
+			t.Errorf("%s: cancelled scan: error %v after %d calls", name, err, calls)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Errorf("%d goroutines after the scans, %d before", n, before)
+	}
+}
