@@ -1,13 +1,17 @@
 package dataset
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"image"
+	"image/png"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 )
@@ -196,5 +200,59 @@ func TestScanStops(t *testing.T) {
 	}
 	if n := runtime.NumGoroutine(); n > before {
 		t.Errorf("%d goroutines after the scans, %d before", n, before)
+	}
+}
+
+// BenchmarkScanMNIST reads MNIST's 70,000 images through a Stream, from the
+// IDX files and from the same images as a PNG tree in ImageFolder layout
+// (written once, in the benchmark's own folder), and reports images/s:
+//
+//	go test ./dataset -run - -bench ScanMNIST -benchtime 3x
+func BenchmarkScanMNIST(b *testing.B) {
+	dir := mnistDir(b)
+	root := b.TempDir()
+	for _, split := range []string{Train, Test} {
+		s, err := Load(MNIST, dir, split)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for w := range runtime.GOMAXPROCS(0) {
+			wg.Go(func() {
+				for i := w; i < s.N; i += runtime.GOMAXPROCS(0) {
+					img := image.NewGray(image.Rect(0, 0, Side, Side))
+					copy(img.Pix, s.Pixels[i*784:(i+1)*784])
+					var buf bytes.Buffer
+					png.Encode(&buf, img)
+					p := filepath.Join(root, split, fmt.Sprint(s.Labels[i]), fmt.Sprintf("%05d.png", i))
+					os.MkdirAll(filepath.Dir(p), 0o755)
+					os.WriteFile(p, buf.Bytes(), 0o644)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	for _, tc := range []struct {
+		name string
+		open func(split string) (*Stream, error)
+	}{
+		{"idx", func(split string) (*Stream, error) { return OpenIDX(MNIST, dir, split) }},
+		{"png", func(split string) (*Stream, error) { return OpenSplit(root, OpenOptions{}, split) }},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			n := 0
+			for b.Loop() {
+				for _, split := range []string{Train, Test} {
+					st, err := tc.open(split)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if err := st.Scan(context.Background(), 1000, func(_ int, s *Set) error { n += s.N; return nil }); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "images/s")
+		})
 	}
 }
