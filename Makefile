@@ -2,6 +2,7 @@
 #
 #   make demo    set up, train both models on MNIST, export and report
 #   make check   set up and run the tests
+#   make setup-cuda   install the GPU build of ONNX Runtime beside the CPU one
 #
 # MNIST is read from $(LATENT_DATA), MNIST's folder only (Fashion-MNIST has
 # its own, $LATENT_FASHION_MNIST: see the README): ../shared/datasets/mnist
@@ -15,12 +16,17 @@ TAGS ?= openblas
 RUNS ?= runs
 EPOCHS ?= 5
 
-.PHONY: all setup build demo check test vet bench fuzz clean
+.PHONY: all setup setup-cuda build demo check test vet bench fuzz clean
 
 all: build
 
 setup:
 	scripts/setup.sh
+
+# The GPU build of ONNX Runtime (1.29.0, CUDA 13), in its own cache folder:
+# --device cuda and auto use it. The tests check it on the CPU (make check).
+setup-cuda:
+	scripts/setup-onnxruntime.sh --cuda
 
 build:
 	$(GO) build -buildvcs=auto -tags '$(TAGS)' -o bin/latent ./cmd/latent
@@ -35,7 +41,7 @@ demo: setup build
 	done
 	@echo; for m in classic conv; do echo "$$m: $(RUNS)/$$m/report/index.html"; cat $(RUNS)/$$m/eval.json; done
 
-check: setup test
+check: setup setup-cuda test
 
 vet:
 	$(GO) vet ./...

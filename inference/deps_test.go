@@ -9,7 +9,9 @@ import (
 // TestLeanDependencies holds the line that keeps the inference package
 // light for the services that embed it, as Go's own go/build deps test
 // does: none of the trainer's or the exporter's heavy libraries may come
-// in, and the whole import graph stays under 90 packages.
+// in, and the whole import graph stays under 100 packages. (81 before the
+// GPU checks; debug/elf, which reads which CUDA libraries the provider
+// needs, brings 9 of the standard library's.)
 func TestLeanDependencies(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", ".").CombinedOutput()
 	if err != nil {
@@ -26,8 +28,8 @@ func TestLeanDependencies(t *testing.T) {
 			}
 		}
 	}
-	if len(deps) >= 90 {
-		t.Errorf("inference depends on %d packages, want under 90", len(deps))
+	if len(deps) >= 100 {
+		t.Errorf("inference depends on %d packages, want under 100", len(deps))
 	}
 	t.Logf("%d packages", len(deps))
 }

@@ -88,6 +88,15 @@ type Options struct {
 	Device string
 	// CUDADevice is the GPU index for "cuda" and "auto".
 	CUDADevice int
+	// CUDAMemoryLimit caps, in bytes, the memory arena of the CUDA
+	// provider on the GPU (its gpu_mem_limit); 0 leaves no cap.
+	CUDAMemoryLimit int64
+	// CUDAConvSearch is how the CUDA provider picks cuDNN's convolution
+	// algorithms (its cudnn_conv_algo_search): "exhaustive" (also when
+	// empty; ONNX Runtime's default: benchmarks each shape once, the best
+	// for long runs of one batch size), "heuristic" (no benchmark: faster
+	// to start) or "default" (one fixed algorithm).
+	CUDAConvSearch string
 	// IntraOpThreads is the number of threads ONNX Runtime uses within one
 	// operator; 0 leaves ONNX Runtime's default (one per physical core).
 	IntraOpThreads int
@@ -137,6 +146,12 @@ func (o Options) check() error {
 	}
 	if _, ok := optimizationLevels[o.Optimization]; !ok {
 		return fmt.Errorf("inference: optimization %q: want all, extended, basic or disable", o.Optimization)
+	}
+	if o.CUDADevice < 0 || o.CUDAMemoryLimit < 0 {
+		return fmt.Errorf("inference: CUDA device %d, memory limit %d: want 0 or more", o.CUDADevice, o.CUDAMemoryLimit)
+	}
+	if _, ok := convSearch[o.CUDAConvSearch]; !ok {
+		return fmt.Errorf("inference: CUDA conv search %q: want exhaustive, heuristic or default", o.CUDAConvSearch)
 	}
 	return nil
 }
@@ -249,7 +264,7 @@ func openData(encoder, decoder []byte, encName, decName string, opts Options) (*
 	if opts.MaxBatch == 0 {
 		opts.MaxBatch = DefaultMaxBatch
 	}
-	if _, _, err := Runtime(); err != nil {
+	if _, _, err := RuntimeFor(opts.Device); err != nil {
 		return nil, err
 	}
 
@@ -484,27 +499,38 @@ func newSession(data []byte, in, out, device string, opts Options) (*ort.Dynamic
 		return nil, err
 	}
 	if device == CUDA {
-		if err := appendCUDA(so, opts.CUDADevice); err != nil {
+		if err := appendCUDA(so, opts); err != nil {
 			return nil, err
 		}
 	}
 	return ort.NewDynamicAdvancedSessionWithONNXData(data, []string{in}, []string{out}, so)
 }
 
-func appendCUDA(so *ort.SessionOptions, id int) error {
+// convSearch maps Options.CUDAConvSearch to the CUDA provider's values.
+var convSearch = map[string]string{"": "EXHAUSTIVE", "exhaustive": "EXHAUSTIVE", "heuristic": "HEURISTIC", "default": "DEFAULT"}
+
+// appendCUDA adds the CUDA provider to so, after checking that the library
+// in use has it and that this machine has what it needs, so that the
+// error names what is missing rather than ONNX Runtime's long message.
+func appendCUDA(so *ort.SessionOptions, opts Options) error {
 	path, version, _ := Runtime()
-	hint := fmt.Errorf("ONNX Runtime %s at %s cannot use CUDA (the library that scripts/setup-onnxruntime.sh installs is CPU-only): "+
-		"set %s to a GPU build of ONNX Runtime 1.24 or newer, with CUDA 12 and cuDNN 9, or use the cpu device", version, path, LibraryEnv)
+	if err := cudaError(path, version); err != nil {
+		return err
+	}
 	co, err := ort.NewCUDAProviderOptions()
 	if err != nil {
-		return fmt.Errorf("%w (%v)", hint, err)
+		return fmt.Errorf("CUDA provider options: %s", shortORTError(err))
 	}
 	defer co.Destroy()
-	if err := co.Update(map[string]string{"device_id": strconv.Itoa(id)}); err != nil {
-		return fmt.Errorf("%w (%v)", hint, err)
+	settings := map[string]string{"device_id": strconv.Itoa(opts.CUDADevice), "cudnn_conv_algo_search": convSearch[opts.CUDAConvSearch]}
+	if opts.CUDAMemoryLimit > 0 {
+		settings["gpu_mem_limit"] = strconv.FormatInt(opts.CUDAMemoryLimit, 10)
+	}
+	if err := co.Update(settings); err != nil {
+		return fmt.Errorf("CUDA provider options %v: %s", settings, shortORTError(err))
 	}
 	if err := so.AppendExecutionProviderCUDA(co); err != nil {
-		return fmt.Errorf("%w (%v)", hint, err)
+		return fmt.Errorf("the CUDA provider of ONNX Runtime %s did not start (no GPU, or a driver too old for CUDA 13?): %s", version, shortORTError(err))
 	}
 	return nil
 }

@@ -56,20 +56,26 @@ var ortState struct {
 }
 
 // Runtime loads ONNX Runtime if it is not loaded yet and returns the path of
-// the shared library in use and its version. It looks for the library at
-// $ONNXRUNTIME_SHARED_LIBRARY_PATH if that is set, and otherwise at
+// the shared library in use and its version; it is RuntimeFor(CPU).
+func Runtime() (path, version string, err error) { return RuntimeFor(CPU) }
+
+// RuntimeFor loads ONNX Runtime for the device ("cpu", "cuda" or "auto")
+// if it is not loaded yet, and returns the path of the shared library in
+// use and its version. It looks for the library at
+// $ONNXRUNTIME_SHARED_LIBRARY_PATH if that is set, and otherwise, for
+// "cuda" and "auto", at CachedGPULibraryPath() (make setup-cuda), then at
 // CachedLibraryPath() and then as libonnxruntime.so through the system's
 // library search path. The outcome of the first call, success or failure,
-// holds for the life of the process. The error wraps ErrRuntime and says how
-// to install the library.
-func Runtime() (path, version string, err error) {
+// holds for the life of the process, whatever device later calls name. The
+// error wraps ErrRuntime and says how to install the library.
+func RuntimeFor(device string) (path, version string, err error) {
 	ortState.once.Do(func() {
-		ortState.path, ortState.version, ortState.err = loadRuntime()
+		ortState.path, ortState.version, ortState.err = loadRuntime(device == CUDA || device == Auto)
 	})
 	return ortState.path, ortState.version, ortState.err
 }
 
-func loadRuntime() (string, string, error) {
+func loadRuntime(gpu bool) (string, string, error) {
 	if ort.IsInitialized() {
 		// Another package of this process set up the environment already.
 		return "(loaded by another package)", ort.GetVersion(), nil
@@ -81,6 +87,9 @@ func loadRuntime() (string, string, error) {
 		}
 		candidates = []string{p}
 	} else {
+		if _, err := os.Stat(CachedGPULibraryPath()); err == nil && gpu {
+			candidates = append(candidates, CachedGPULibraryPath())
+		}
 		if _, err := os.Stat(CachedLibraryPath()); err == nil {
 			candidates = append(candidates, CachedLibraryPath())
 		}

@@ -81,13 +81,19 @@ func setupExport(fs *flag.FlagSet) func(context.Context, []string) error {
 
 // ortFlags are the flags of the commands that run ONNX Runtime.
 type ortFlags struct {
-	device  string
-	threads int
+	device     string
+	threads    int
+	cudaDevice int
+	cudaMemory int64
+	convSearch string
 }
 
 func (o *ortFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&o.device, "device", inference.CPU, "where ONNX Runtime runs: cpu, cuda, or auto (cuda when it works, else cpu)")
+	fs.StringVar(&o.device, "device", inference.CPU, "where ONNX Runtime runs: cpu, cuda, or auto (cuda when it works, else cpu);\ncuda and auto load the GPU build that make setup-cuda installs")
 	fs.IntVar(&o.threads, "threads", 0, "ONNX Runtime threads per operator (0: one per core)")
+	fs.IntVar(&o.cudaDevice, "cuda-device", 0, "the GPU to run on, for --device cuda or auto")
+	fs.Int64Var(&o.cudaMemory, "cuda-memory", 0, "cap on the CUDA provider's memory arena, in MiB (0: none)")
+	fs.StringVar(&o.convSearch, "cudnn-search", "exhaustive", "how cuDNN picks its convolution algorithms: exhaustive, heuristic or default")
 }
 
 // options returns the inference options the flags ask for. Notes from
@@ -101,9 +107,20 @@ func (o *ortFlags) options() (inference.Options, error) {
 	if o.threads < 0 {
 		return inference.Options{}, usageError("--threads %d: want 0 or more", o.threads)
 	}
+	if o.cudaDevice < 0 || o.cudaMemory < 0 {
+		return inference.Options{}, usageError("--cuda-device %d, --cuda-memory %d: want 0 or more", o.cudaDevice, o.cudaMemory)
+	}
+	switch o.convSearch {
+	case "exhaustive", "heuristic", "default":
+	default:
+		return inference.Options{}, usageError("--cudnn-search %q: want exhaustive, heuristic or default", o.convSearch)
+	}
 	return inference.Options{
-		Device:         o.device,
-		IntraOpThreads: o.threads,
+		Device:          o.device,
+		IntraOpThreads:  o.threads,
+		CUDADevice:      o.cudaDevice,
+		CUDAMemoryLimit: o.cudaMemory << 20,
+		CUDAConvSearch:  o.convSearch,
 		Logf: func(format string, args ...any) {
 			fmt.Fprintf(os.Stderr, format+"\n", args...)
 		},

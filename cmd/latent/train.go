@@ -123,7 +123,7 @@ func setupTrain(fs *flag.FlagSet) func(context.Context, []string) error {
 		}
 		cfg := t.Config()
 		fmt.Fprintf(os.Stderr, "training %s (bottleneck %d, %d parameters) on %s: %s, batch %d, lr %g, seed %d\n",
-			cfg.Arch.Kind, cfg.Arch.Bottleneck, cfg.Arch.NumParams(), data.name, plural(cfg.Epochs, "epoch"), cfg.Batch, cfg.LR, cfg.Seed)
+			cfg.Arch.Kind, cfg.Arch.Bottleneck, cfg.Arch.NumParams(), cfg.Dataset, plural(cfg.Epochs, "epoch"), cfg.Batch, cfg.LR, cfg.Seed)
 		progress := os.Stderr
 		if *quiet {
 			progress = nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"os"
 	"runtime"
 	"runtime/debug"
 	"sort"
@@ -69,16 +70,31 @@ func versionText() string {
 		}
 	}
 	ort := "not found"
+	var providers []inference.Provider
 	if path, v, err := inference.Runtime(); err == nil {
 		ort = v + " (" + path + ")"
+		providers = inference.Providers(path)
 	} else {
 		ort += ": " + err.Error()
+	}
+	gpu := "not installed (make setup-cuda)"
+	if p := inference.CachedGPULibraryPath(); fileExists(p) {
+		gpu = inference.GPULibraryVersion + " (" + p + ")"
+		providers = inference.Providers(p)
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "latent       %s\n", version())
 	fmt.Fprintf(&b, "commit       %s%s\n", commit, dirty)
 	fmt.Fprintf(&b, "go           %s %s/%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	fmt.Fprintf(&b, "onnxruntime  %s\n", ort)
+	fmt.Fprintf(&b, "gpu build    %s\n", gpu)
+	for _, p := range providers {
+		state := "ready"
+		if len(p.Missing) > 0 {
+			state = "needs " + p.Needs()
+		}
+		fmt.Fprintf(&b, "provider     %s (%s): %s\n", p.Name, p.Path, state)
+	}
 	fmt.Fprintf(&b, "blas         %s\n", trainer.BLAS())
 	fmt.Fprintf(&b, "kernels      %s\n", trainer.Kernels())
 	return b.String()
@@ -130,4 +146,10 @@ func completion(shell string) (string, error) {
 		return "", fmt.Errorf("unknown shell %q: want bash, zsh or fish", shell)
 	}
 	return b.String(), nil
+}
+
+// fileExists reports whether path names a file that can be stat'ed.
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
