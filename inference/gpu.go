@@ -190,14 +190,14 @@ func cudaError(core, version string) error {
 		if len(p.Missing) == 0 {
 			return nil
 		}
-		return fmt.Errorf("ONNX Runtime %s's CUDA provider (%s) needs %s, which this machine lacks: install them (the README's GPU section says how), or use --device cpu",
+		return fmt.Errorf("ONNX Runtime %s's CUDA provider (%s) needs %s, which this machine lacks: install them (the README's GPU section says how), or use the cpu device (--device cpu)",
 			version, p.Path, p.Needs())
 	}
 	hint := "run make setup-cuda (scripts/setup-onnxruntime.sh --cuda) to install the GPU build"
 	if _, err := os.Stat(CachedGPULibraryPath()); err == nil && core != CachedGPULibraryPath() {
 		hint = fmt.Sprintf("the GPU build is installed at %s, but this process loaded the CPU library first: open the CUDA model first, or set %s to the GPU build", CachedGPULibraryPath(), LibraryEnv)
 	}
-	return fmt.Errorf("ONNX Runtime %s at %s is a CPU-only build, without the CUDA provider: %s", version, core, hint)
+	return fmt.Errorf("ONNX Runtime %s at %s is a CPU-only build, without the CUDA provider: %s; or use the cpu device (--device cpu)", version, core, hint)
 }
 
 // shortORTError keeps the part of an ONNX Runtime error that matters: its
