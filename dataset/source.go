@@ -490,8 +490,12 @@ func npySource(path, labelsPath string, o OpenOptions) (*listing, error) {
 			values := make([]float32, size)
 			raw := make([]uint8, size)
 			for j := range n {
-				if k, err := r.Read(values); err != nil || k < size {
-					return fmt.Errorf("dataset: %s: image %d: %w", path, j, err)
+				for k := 0; k < size; {
+					got, err := r.Read(values[k:])
+					if err != nil {
+						return fmt.Errorf("dataset: %s: image %d: %w", path, j, err)
+					}
+					k += got
 				}
 				if keep != nil && !keep(j) {
 					continue

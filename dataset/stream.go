@@ -2,6 +2,7 @@ package dataset
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"sync"
@@ -79,6 +80,50 @@ func (s *Stream) Labelled() bool { return s.labelled }
 // Classes returns the names of the labels: the subfolders of a folder in
 // ImageFolder layout, the classes of MNIST and Fashion-MNIST, or nil.
 func (s *Stream) Classes() []string { return s.classes }
+
+// errWindowEnd stops a read at the end of a Window.
+var errWindowEnd = errors.New("end of the window")
+
+// Window returns a Stream of the images at positions lo to hi-1 of s's
+// split (positions count the listed images, readable or not; they are
+// clamped to [0, Len()]), so that a split can be read in parts, each by
+// another worker. Reading a window reads past the images before it (IDX
+// files and Parquet rows have no index to seek with) but decodes only its
+// own. Scan's off counts from the window's first image.
+func (s *Stream) Window(lo, hi int) *Stream {
+	lo, hi = max(0, min(lo, s.n)), max(0, min(hi, s.n))
+	hi = max(lo, hi)
+	w := *s
+	w.n, w.keep, w.skipped, w.files = hi-lo, nil, nil, nil
+	keep, read := s.keep, s.read
+	w.read = func(_ func(int) bool, emit func(item) error) error {
+		if lo == hi {
+			return nil
+		}
+		pos := 0
+		inside := func(j int) bool {
+			if keep != nil && !keep(j) {
+				return false
+			}
+			pos++
+			return pos > lo && pos <= hi
+		}
+		err := read(inside, func(it item) error {
+			if err := emit(it); err != nil {
+				return err
+			}
+			if pos >= hi {
+				return errWindowEnd
+			}
+			return nil
+		})
+		if err == errWindowEnd {
+			return nil
+		}
+		return err
+	}
+	return &w
+}
 
 // window bounds the images in flight between the reader, the decoders and
 // the batch being filled: twice a batch, within 32 MiB of pixels, and at

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/latent-ai/latent/npyarray"
 )
 
 // gather scans st with batches of batch images and returns them as one
@@ -254,5 +256,50 @@ func BenchmarkScanMNIST(b *testing.B) {
 			}
 			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "images/s")
 		})
+	}
+}
+
+// TestWindows reads an IDX split, a folder and an .npy in windows and checks
+// that the windows, put end to end, are the whole split, in order.
+func TestWindows(t *testing.T) {
+	dir := mnistDir(t)
+	s, err := Load(MNIST, dir, Test)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	for i := range 50 {
+		writePNG(t, filepath.Join(root, "pics", fmt.Sprint(s.Labels[i]), fmt.Sprintf("%05d.png", i)), s.Image(i))
+	}
+	var npy bytes.Buffer
+	npyarray.WriteHeader(&npy, npyarray.Uint8, []int{300, Side, Side})
+	npy.Write(s.Pixels[:300*784])
+	os.WriteFile(filepath.Join(root, "x.npy"), npy.Bytes(), 0o644)
+	streams := map[string]func() (*Stream, error){
+		"idx":    func() (*Stream, error) { return OpenIDX(MNIST, dir, Test) },
+		"folder": func() (*Stream, error) { return OpenSplit(filepath.Join(root, "pics"), OpenOptions{Seed: 2}, Train) },
+		"npy":    func() (*Stream, error) { return OpenSplit(filepath.Join(root, "x.npy"), OpenOptions{Seed: 2}, Test) },
+	}
+	for name, open := range streams {
+		st, err := open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		whole := gather(t, st, 64)
+		parts := &Set{}
+		for _, edges := range [][2]int{{-5, 7}, {7, 7}, {7, 8}, {8, st.Len() / 2}, {st.Len() / 2, st.Len() + 9}} {
+			w := st.Window(edges[0], edges[1])
+			got := gather(t, w, 5)
+			if got.N != w.Len() {
+				t.Errorf("%s window %v: %d images, Len %d", name, edges, got.N, w.Len())
+			}
+			parts.Pixels = append(parts.Pixels, got.Pixels...)
+			parts.Labels = append(parts.Labels, got.Labels...)
+			parts.IDs = append(parts.IDs, got.IDs...)
+			parts.N += got.N
+		}
+		if parts.N != whole.N || !slices.Equal(parts.Pixels, whole.Pixels) || !slices.Equal(parts.Labels, whole.Labels) || !slices.Equal(parts.IDs, whole.IDs) {
+			t.Errorf("%s: the windows give %d images, the split %d, or other pixels, labels or IDs", name, parts.N, whole.N)
+		}
 	}
 }

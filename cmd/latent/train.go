@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 
 	"github.com/latent-ai/latent/atomicfile"
 	"github.com/latent-ai/latent/internal/progress"
@@ -43,6 +44,14 @@ func setupTrain(fs *flag.FlagSet) func(context.Context, []string) error {
 	var data dataFlags
 	data.register(fs, "mnist")
 	return func(ctx context.Context, args []string) error {
+		// A run's heap is mostly its data and weights, which live to the
+		// end, so the heap need not double before each collection: collect
+		// at 1.5 times the live heap unless $GOGC says otherwise. It costs a
+		// few more collections of a few milliseconds, and saves about 50 MB
+		// of peak memory on MNIST.
+		if os.Getenv("GOGC") == "" {
+			defer debug.SetGCPercent(debug.SetGCPercent(50))
+		}
 		if len(args) > 0 {
 			return usageError("unexpected arguments %q", args)
 		}
