@@ -3,6 +3,7 @@
 #   make demo    set up, train both models on MNIST, export and report
 #   make check   set up and run the tests
 #   make setup-cuda   install the GPU build of ONNX Runtime beside the CPU one
+#   make beam    build bin/latent-beam, the Apache Beam pipeline of latent encode
 #
 # MNIST is read from $(LATENT_DATA), MNIST's folder only (Fashion-MNIST has
 # its own, $LATENT_FASHION_MNIST: see the README): ../shared/datasets/mnist
@@ -16,7 +17,7 @@ TAGS ?= openblas
 RUNS ?= runs
 EPOCHS ?= 5
 
-.PHONY: all setup setup-cuda build demo check test vet bench fuzz clean
+.PHONY: all setup setup-cuda build beam demo check test vet bench fuzz clean
 
 all: build
 
@@ -30,6 +31,10 @@ setup-cuda:
 
 build:
 	$(GO) build -buildvcs=auto -tags '$(TAGS)' -o bin/latent ./cmd/latent
+
+# latent-beam: batch encoding as an Apache Beam pipeline (see the README).
+beam:
+	$(GO) build -buildvcs=auto -o bin/latent-beam ./cmd/latent-beam
 
 # The main job: train the notebook's two models with its recipe, export each
 # to ONNX, and write each one's report.

@@ -77,7 +77,10 @@ func Create(w io.Writer, format string, b int, labelled bool) (Writer, error) {
 		bw := bufio.NewWriterSize(w, 1<<16)
 		return &jsonlWriter{w: bw, enc: json.NewEncoder(bw), b: b, labelled: labelled}, nil
 	case Parquet:
-		return &parquetWriter{w: parquet.NewGenericWriter[parquetRow](w), b: b, labelled: labelled}, nil
+		// Row groups of 65,536 rows keep the writer's memory bounded: the
+		// default, one row group for the whole table, holds it all until
+		// Close.
+		return &parquetWriter{w: parquet.NewGenericWriter[parquetRow](w, parquet.MaxRowsPerRowGroup(rowGroup)), b: b, labelled: labelled}, nil
 	}
 	return nil, fmt.Errorf("codetable: format %q: want csv, jsonl or parquet", format)
 }
@@ -152,6 +155,9 @@ func (j *jsonlWriter) Write(rows ...Row) error {
 func (j *jsonlWriter) Close() error { return j.w.Flush() }
 
 // parquetRow is a row of the Parquet table.
+// rowGroup is the number of rows of a Parquet row group.
+const rowGroup = 1 << 16
+
 type parquetRow struct {
 	ID    string    `parquet:"id"`
 	Label *int32    `parquet:"label,optional"`

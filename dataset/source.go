@@ -194,7 +194,7 @@ func OpenSplit(path string, o OpenOptions, split string) (*Stream, error) {
 			}
 		}
 	}
-	s.where, s.read, s.decode = l.where, l.read, l.decode
+	s.where, s.read, s.readFrom, s.decode, s.total = l.where, l.read, l.readFrom, l.decode, l.n
 	if s.decode == nil {
 		s.strict = true // the pixels are read, not decoded: nothing to skip
 	}
@@ -209,6 +209,8 @@ type listing struct {
 	classes  []string
 	labelled bool
 	read     func(keep func(j int) bool, emit func(item) error) error
+	// readFrom, when not nil, is read from the source's image j0 on.
+	readFrom func(j0 int, keep func(j int) bool, emit func(item) error) error
 	decode   func(it item, dst []uint8) error
 	// test is the source's own test split, or nil when the test split is
 	// held out of this one.
@@ -477,38 +479,54 @@ func npySource(path, labelsPath string, o OpenOptions) (*listing, error) {
 			labels[i] = uint8(l)
 		}
 	}
+	readFrom := func(j0 int, keep func(int) bool, emit func(item) error) error {
+		f, err := os.Open(path)
+		if err != nil {
+			return fmt.Errorf("dataset: %w", err)
+		}
+		defer f.Close()
+		br := bufio.NewReaderSize(f, 1<<20)
+		r, err := npyarray.NewReader(br)
+		if err != nil {
+			return fmt.Errorf("dataset: %s: %w", path, err)
+		}
+		if j0 > 0 {
+			if _, err := f.Seek(r.Offset(j0*size), io.SeekStart); err != nil {
+				return fmt.Errorf("dataset: %s: %w", path, err)
+			}
+			br.Reset(f)
+			r.Resume(br, j0*size)
+		}
+		values := make([]float32, size)
+		raw := make([]uint8, size)
+		for j := j0; j < n; j++ {
+			for k := 0; k < size; {
+				got, err := r.Read(values[k:])
+				if err != nil {
+					return fmt.Errorf("dataset: %s: image %d: %w", path, j, err)
+				}
+				k += got
+			}
+			if keep != nil && !keep(j) {
+				continue
+			}
+			for i, v := range values {
+				raw[i] = uint8(v/factor*255 + 0.5)
+			}
+			if err := emit(item{j: j, id: strconv.Itoa(j), label: labels[j], raw: raw}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	return &listing{
 		where:    path,
 		n:        n,
 		labelled: labelled,
 		read: func(keep func(int) bool, emit func(item) error) error {
-			f, r, err := open()
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			values := make([]float32, size)
-			raw := make([]uint8, size)
-			for j := range n {
-				for k := 0; k < size; {
-					got, err := r.Read(values[k:])
-					if err != nil {
-						return fmt.Errorf("dataset: %s: image %d: %w", path, j, err)
-					}
-					k += got
-				}
-				if keep != nil && !keep(j) {
-					continue
-				}
-				for i, v := range values {
-					raw[i] = uint8(v/factor*255 + 0.5)
-				}
-				if err := emit(item{j: j, id: strconv.Itoa(j), label: labels[j], raw: raw}); err != nil {
-					return err
-				}
-			}
-			return nil
+			return readFrom(0, keep, emit)
 		},
+		readFrom: readFrom,
 	}, nil
 }
 

@@ -31,6 +31,10 @@ type Stream struct {
 	// read calls emit with every image j of the source for which keep(j),
 	// in order, and returns emit's first error. It may set files.
 	read func(keep func(j int) bool, emit func(item) error) error
+	// readFrom, when the source can seek, is read from its image j0 on;
+	// total is the number of images of the source (of every split).
+	readFrom func(j0 int, keep func(j int) bool, emit func(item) error) error
+	total    int
 	// decode writes the pixels of it, C×H×W bytes, into dst, on all
 	// cores. When it is nil, raw holds the pixels, valid during the emit
 	// only, and batches are filled as they are read (scanRaw).
@@ -101,6 +105,23 @@ func (s *Stream) Window(lo, hi int) *Stream {
 			return nil
 		}
 		pos := 0
+		if s.readFrom != nil && lo > 0 {
+			// Start at the source's image of position lo.
+			j0 := lo
+			if keep != nil {
+				for j, p := 0, 0; j < s.total; j++ {
+					if keep(j) {
+						if p == lo {
+							j0 = j
+							break
+						}
+						p++
+					}
+				}
+			}
+			pos = lo
+			read = func(keep func(int) bool, emit func(item) error) error { return s.readFrom(j0, keep, emit) }
+		}
 		inside := func(j int) bool {
 			if keep != nil && !keep(j) {
 				return false

@@ -186,19 +186,21 @@ type Reader struct {
 	n     int // values in all
 	done  int // values read
 	buf   []byte
+	head  int64 // bytes of the header
 }
 
 // NewReader reads and checks the header of the .npy array that r holds;
 // the values follow (Reader.Read).
 func NewReader(r io.Reader) (*Reader, error) {
-	h, err := readHeader(r)
+	counted := &countingReader{r: r}
+	h, err := readHeader(counted)
 	if err != nil {
 		return nil, err
 	}
 	if h.fortran {
 		return nil, errors.New("Fortran-ordered array: save it in C order (numpy.ascontiguousarray)")
 	}
-	ar := &Reader{r: r, h: h}
+	ar := &Reader{r: r, h: h, head: counted.n}
 	switch h.descr {
 	case "<f4":
 		ar.size, ar.order = 4, binary.LittleEndian
@@ -227,6 +229,28 @@ func (r *Reader) Len() int { return r.n }
 
 // Uint8 reports whether the array holds uint8 values.
 func (r *Reader) Uint8() bool { return r.size == 1 }
+
+// Offset returns the byte offset in the file of value i: the header's
+// size plus i values.
+func (r *Reader) Offset(i int) int64 { return r.head + int64(i)*int64(r.size) }
+
+// Resume carries on reading at value i from src, which the caller has
+// positioned at Offset(i) (by seeking the file under a reader, say).
+func (r *Reader) Resume(src io.Reader, i int) {
+	r.r, r.done = src, max(0, min(i, r.n))
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	k, err := c.r.Read(p)
+	c.n += int64(k)
+	return k, err
+}
 
 // Read reads the next len(dst) values of the array, or those left, into
 // dst, as float32 (see the package's Read), and returns how many it read.

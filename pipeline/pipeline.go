@@ -25,10 +25,12 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem"
@@ -93,8 +95,12 @@ type Config struct {
 	Out string `json:"out"`
 	// Format is the shards' format: parquet, jsonl or csv (codetable).
 	Format string `json:"format"`
-	// ShardSize is the number of images of a shard (0: 10,000).
+	// ShardSize is the number of images of a shard (0: 10,000), unless
+	// Shards is set.
 	ShardSize int `json:"shard_size"`
+	// Shards, when not 0, is the number of shards to cut the images into,
+	// about equal: at least as many as the runner has workers.
+	Shards int `json:"shards,omitempty"`
 	// Batch is the number of images per ONNX Runtime call (0: 1000).
 	Batch int `json:"batch"`
 	// Threads is ONNX Runtime's threads per operator in each worker (0:
@@ -137,17 +143,26 @@ func Plan(cfg Config) ([]Shard, error) {
 	if size == 0 {
 		size = 10000
 	}
-	if size < 1 || cfg.Batch < 0 || cfg.Threads < 0 || cfg.FailFirst < 0 || cfg.FailFirst > 1 {
-		return nil, fmt.Errorf("pipeline: shard size %d, batch %d, threads %d, fail-first %v: want positive sizes, threads of 0 or more, a probability", size, cfg.Batch, cfg.Threads, cfg.FailFirst)
+	if size < 1 || cfg.Shards < 0 || cfg.Batch < 0 || cfg.Threads < 0 || cfg.FailFirst < 0 || cfg.FailFirst > 1 {
+		return nil, fmt.Errorf("pipeline: shard size %d, %d shards, batch %d, threads %d, fail-first %v: want positive sizes, counts of 0 or more, a probability", size, cfg.Shards, cfg.Batch, cfg.Threads, cfg.FailFirst)
 	}
-	var shards []Shard
+	var lens []int
+	total := 0
 	for _, split := range cfg.Splits {
 		st, err := cfg.Source.Open(split)
 		if err != nil {
 			return nil, err
 		}
-		for lo := 0; lo < st.Len(); lo += size {
-			shards = append(shards, Shard{Split: split, Lo: lo, Hi: min(lo+size, st.Len())})
+		lens = append(lens, st.Len())
+		total += st.Len()
+	}
+	if cfg.Shards > 0 {
+		size = max(1, (total+cfg.Shards-1)/cfg.Shards)
+	}
+	var shards []Shard
+	for i, split := range cfg.Splits {
+		for lo := 0; lo < lens[i]; lo += size {
+			shards = append(shards, Shard{Split: split, Lo: lo, Hi: min(lo+size, lens[i])})
 		}
 	}
 	if len(shards) == 0 {
@@ -176,34 +191,86 @@ func Build(s beam.Scope, cfg Config, shards []Shard) {
 	beam.ParDo0(s, &manifestFn{Cfg: cfg}, beam.Impulse(s), beam.SideInput{Input: results})
 }
 
-// encodeFn encodes shards: it opens the model once per worker instance.
+// encodeFn encodes shards. Its instances in one worker process share one
+// opened model (see sharedModel).
 type encodeFn struct {
-	Cfg   Config
+	Cfg    Config
+	shared *sharedModel
+	model  *inference.Model
+}
+
+// sharedModel is a model opened once per worker process for every DoFn
+// instance that asks for it, however many bundles the runner runs at once
+// (Prism runs them all), and the slots that bound how many shards encode
+// at once: as many as the cores allow with the model's threads.
+type sharedModel struct {
 	model *inference.Model
+	refs  int
+	slots chan struct{}
+}
+
+var shared struct {
+	sync.Mutex
+	models map[string]*sharedModel
 }
 
 func (f *encodeFn) Setup(ctx context.Context) error {
+	key := fmt.Sprintf("%s|%d|%d", f.Cfg.Model, f.Cfg.Threads, f.Cfg.Batch)
+	shared.Lock()
+	defer shared.Unlock()
+	if sm := shared.models[key]; sm != nil {
+		sm.refs++
+		f.shared, f.model = sm, sm.model
+		return nil
+	}
 	data, err := readAll(ctx, f.Cfg.Model)
 	if err != nil {
 		return fmt.Errorf("pipeline: model %s: %w", f.Cfg.Model, err)
 	}
-	f.model, err = inference.OpenBytes(data, nil, inference.Options{IntraOpThreads: f.Cfg.Threads, MaxBatch: max(f.Cfg.Batch, 1000)})
+	m, err := inference.OpenBytes(data, nil, inference.Options{IntraOpThreads: f.Cfg.Threads, MaxBatch: max(f.Cfg.Batch, 1000)})
 	if err != nil {
 		return fmt.Errorf("pipeline: model %s: %w", f.Cfg.Model, err)
 	}
+	threads := f.Cfg.Threads
+	if threads == 0 {
+		threads = runtime.NumCPU()
+	}
+	sm := &sharedModel{model: m, refs: 1, slots: make(chan struct{}, max(1, runtime.NumCPU()/threads))}
+	if shared.models == nil {
+		shared.models = map[string]*sharedModel{}
+	}
+	shared.models[key] = sm
+	f.shared, f.model = sm, m
 	return nil
 }
 
 func (f *encodeFn) Teardown() error {
-	if f.model != nil {
-		return f.model.Close()
+	if f.shared == nil {
+		return nil
 	}
-	return nil
+	shared.Lock()
+	defer shared.Unlock()
+	f.shared.refs--
+	if f.shared.refs > 0 {
+		return nil
+	}
+	for k, sm := range shared.models {
+		if sm == f.shared {
+			delete(shared.models, k)
+		}
+	}
+	return f.shared.model.Close()
 }
 
 // ProcessElement encodes the images of sh and writes them to their file.
 func (f *encodeFn) ProcessElement(ctx context.Context, sh Shard, emit func(Result)) error {
 	cfg := f.Cfg
+	select {
+	case f.shared.slots <- struct{}{}:
+		defer func() { <-f.shared.slots }()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	if cfg.FailFirst > 0 && firstAttempt(cfg, sh) && shardRand(sh).Float64() < cfg.FailFirst {
 		return fmt.Errorf("pipeline: shard %d: failure injected on its first attempt (FailFirst %v)", sh.Index, cfg.FailFirst)
 	}

@@ -20,6 +20,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -47,6 +48,8 @@ var (
 	out          = flag.String("out", "", "output prefix: PREFIX-SPLIT-00000-of-00016.FORMAT shards and PREFIX-manifest.json (required)")
 	outFormat    = flag.String("out-format", "parquet", "shards' format: parquet, jsonl or csv")
 	shardSize    = flag.Int("shard-size", 10000, "images per shard, the unit of work")
+	shards       = flag.Int("shards", 0, "number of shards instead of --shard-size: at least the runner's workers")
+	verbose      = flag.Bool("verbose", false, "Beam's and the runner's own logs on stderr, not only warnings and errors")
 	batch        = flag.Int("batch", 1000, "images per ONNX Runtime call")
 	threads      = flag.Int("threads", 0, "ONNX Runtime threads per operator in each worker (0: one per core)")
 	model        = flag.String("model", "", "the encoder, if not RUN/encoder.onnx: a local path or a Beam filesystem URL (gs://...) the workers can read")
@@ -96,7 +99,10 @@ func encode(ctx context.Context, run string) error {
 	if *out == "" {
 		return fmt.Errorf("--out PREFIX is required")
 	}
-	cfg := pipeline.Config{Model: *model, Out: *out, Format: *outFormat, ShardSize: *shardSize, Batch: *batch, Threads: *threads, FailFirst: *failFirst}
+	if !*verbose {
+		slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	}
+	cfg := pipeline.Config{Model: *model, Out: *out, Format: *outFormat, ShardSize: *shardSize, Shards: *shards, Batch: *batch, Threads: *threads, FailFirst: *failFirst}
 	if cfg.Model == "" {
 		cfg.Model = filepath.Join(run, onnxmeta.EncoderFile)
 	}
@@ -127,14 +133,14 @@ func encode(ctx context.Context, run string) error {
 		return err
 	}
 	cfg.Source = src
-	shards, err := pipeline.Plan(cfg)
+	plan, err := pipeline.Plan(cfg)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "latent-beam: %d shards of up to %d images, %s -> %s-*.%s\n", len(shards), cfg.ShardSize, strings.Join(cfg.Splits, "+"), cfg.Out, cfg.Format)
+	fmt.Fprintf(os.Stderr, "latent-beam: %d shards of up to %d images, %s -> %s-*.%s\n", len(plan), plan[0].Hi-plan[0].Lo, strings.Join(cfg.Splits, "+"), cfg.Out, cfg.Format)
 	os.Remove(cfg.ManifestPath()) // an earlier run's manifest must not describe this one's shards
 	p, s := beam.NewPipelineWithRoot()
-	pipeline.Build(s, cfg, shards)
+	pipeline.Build(s, cfg, plan)
 	start := time.Now()
 	res, err := beamx.RunWithMetrics(ctx, p)
 	if err != nil {
@@ -155,7 +161,6 @@ func encode(ctx context.Context, run string) error {
 	fmt.Printf("%s\t%d images in %d shards, %.0f images/s\n", cfg.ManifestPath(), m.Images, len(m.Shards), float64(m.Images)/secs)
 	return nil
 }
-
 
 // source returns the job's source: --data and the other data flags, else
 // what the encoder's metadata recorded of the run's data.
@@ -187,7 +192,7 @@ func source(md *onnxmeta.Metadata) (pipeline.Source, error) {
 				src.Dataset = dataset.MNIST
 			}
 		} else {
-			src.Path, src.Dir = abs, ""
+			src.Path, src.Dir, src.Dataset = abs, "", ""
 			src.Format = *format
 		}
 	} else if src.Path == "" {
