@@ -39,6 +39,7 @@ import (
 	"github.com/latent-ai/latent/codetable"
 	"github.com/latent-ai/latent/dataset"
 	"github.com/latent-ai/latent/inference"
+	"github.com/latent-ai/latent/npyarray"
 )
 
 func init() {
@@ -93,7 +94,10 @@ type Config struct {
 	// Out is the output prefix: the shards are OUT-SPLIT-00003-of-00016.EXT
 	// and the manifest OUT-manifest.json.
 	Out string `json:"out"`
-	// Format is the shards' format: parquet, jsonl or csv (codetable).
+	// Format is the shards' format: parquet, jsonl or csv (package
+	// codetable), or npy: the codes, float32 [rows, b], in SHARD.npy, with
+	// the labels, uint8 [rows], in SHARD-labels.npy and the ids, a line
+	// each, in SHARD-ids.txt.
 	Format string `json:"format"`
 	// ShardSize is the number of images of a shard (0: 10,000), unless
 	// Shards is set.
@@ -133,8 +137,8 @@ type Result struct {
 // its images, so that a missing data set, an unknown format or a bad
 // configuration is an error before the pipeline starts.
 func Plan(cfg Config) ([]Shard, error) {
-	if codetable.FormatOf("x."+cfg.Format) != cfg.Format {
-		return nil, fmt.Errorf("pipeline: format %q: want parquet, jsonl or csv", cfg.Format)
+	if cfg.Format != "npy" && codetable.FormatOf("x."+cfg.Format) != cfg.Format {
+		return nil, fmt.Errorf("pipeline: format %q: want parquet, jsonl, csv or npy", cfg.Format)
 	}
 	if cfg.Out == "" {
 		return nil, errors.New("pipeline: no output prefix")
@@ -290,9 +294,11 @@ func (f *encodeFn) ProcessElement(ctx context.Context, sh Shard, emit func(Resul
 	path := cfg.ShardPath(sh)
 	res := Result{Shard: sh, Path: path}
 	err = writeFile(ctx, path, func(w io.Writer) error {
-		t, err := codetable.Create(w, cfg.Format, b, st.Labelled())
-		if err != nil {
-			return err
+		var t codetable.Writer = &npyShard{ctx: ctx, w: w, path: path, b: b}
+		if cfg.Format != "npy" {
+			if t, err = codetable.Create(w, cfg.Format, b, st.Labelled()); err != nil {
+				return err
+			}
 		}
 		var in []float32
 		rows := make([]codetable.Row, 0, batch)
@@ -330,6 +336,54 @@ func (f *encodeFn) ProcessElement(ctx context.Context, sh Shard, emit func(Resul
 	fmt.Fprintf(os.Stderr, "latent: shard %d of %d (%s %d-%d): %d images -> %s\n", sh.Index+1, sh.Of, sh.Split, sh.Lo, sh.Hi-1, res.Rows, path)
 	emit(res)
 	return nil
+}
+
+// npyShard is a shard's table in the npy format (see Config.Format): it
+// keeps the shard's rows, and on Close writes the labels and the ids, each
+// whole, then the codes to w, the shard's own file, which is committed
+// last.
+type npyShard struct {
+	ctx    context.Context
+	w      io.Writer
+	path   string
+	b      int
+	codes  []float32
+	labels []uint8
+	ids    []string
+}
+
+func (n *npyShard) Write(rows ...codetable.Row) error {
+	for _, r := range rows {
+		n.codes = append(n.codes, r.Code...)
+		n.labels = append(n.labels, uint8(r.Label))
+		n.ids = append(n.ids, r.ID)
+	}
+	return nil
+}
+
+func (n *npyShard) Close() error {
+	base := strings.TrimSuffix(n.path, ".npy")
+	err := writeFile(n.ctx, base+"-labels.npy", func(w io.Writer) error {
+		if err := npyarray.WriteHeader(w, npyarray.Uint8, []int{len(n.labels)}); err != nil {
+			return err
+		}
+		_, err := w.Write(n.labels)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	err = writeFile(n.ctx, base+"-ids.txt", func(w io.Writer) error {
+		_, err := io.WriteString(w, strings.Join(n.ids, "\n")+"\n")
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if err := npyarray.WriteHeader(n.w, npyarray.Float32, []int{len(n.labels), n.b}); err != nil {
+		return err
+	}
+	return npyarray.WriteFloat32s(n.w, n.codes)
 }
 
 // shardRand is the seeded source of a shard's injected failure.

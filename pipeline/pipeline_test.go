@@ -27,6 +27,7 @@ import (
 	"github.com/latent-ai/latent/inference"
 	"github.com/latent-ai/latent/internal/mnisttest"
 	"github.com/latent-ai/latent/models"
+	"github.com/latent-ai/latent/npyarray"
 )
 
 func TestMain(m *testing.M) {
@@ -300,5 +301,59 @@ func TestBadInput(t *testing.T) {
 	}
 	if _, err := os.Stat(cfg.ManifestPath()); err == nil {
 		t.Error("a failed job wrote its manifest")
+	}
+}
+
+// TestNPYShards writes the test split as .npy shards and checks each
+// shard's codes, labels and ids against the reference.
+func TestNPYShards(t *testing.T) {
+	if _, _, err := inference.Runtime(); err != nil {
+		t.Fatal(err)
+	}
+	src := Source{Dataset: dataset.MNIST, Dir: mnisttest.Dir(t)}
+	encoder := exportedConv(t)
+	cfg := Config{Model: encoder, Source: src, Splits: []string{dataset.Test}, Out: filepath.Join(t.TempDir(), "codes"), Format: "npy", Shards: 3, Threads: 1}
+	if err := run(t, cfg, prism.Execute); err != nil {
+		t.Fatal(err)
+	}
+	want := reference(t, encoder, src, cfg.Splits)
+	set, err := dataset.Load(dataset.MNIST, src.Dir, dataset.Test)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := ReadManifest(context.Background(), cfg.Out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := 0
+	for _, sh := range m.Shards {
+		codes, shape, err := npyarray.ReadFile(sh.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		base := strings.TrimSuffix(sh.Path, ".npy")
+		labels, _, err := npyarray.ReadFile(base + "-labels.npy")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids, err := os.ReadFile(base + "-ids.txt")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSpace(string(ids)), "\n")
+		if shape[0] != sh.Rows || len(labels) != sh.Rows || len(lines) != sh.Rows {
+			t.Fatalf("%s: %v codes, %d labels, %d ids, %d rows in the manifest", sh.Path, shape, len(labels), len(lines), sh.Rows)
+		}
+		b := shape[1]
+		for i, id := range lines {
+			j, _ := strconv.Atoi(strings.TrimPrefix(id, "test/"))
+			if !slices.Equal(codes[i*b:(i+1)*b], want[id]) || uint8(labels[i]) != set.Labels[j] {
+				t.Fatalf("%s row %d (%s): other code or label", sh.Path, i, id)
+			}
+		}
+		got += sh.Rows
+	}
+	if got != 10000 || len(m.Shards) != 3 {
+		t.Errorf("%d rows in %d shards, want 10000 in 3", got, len(m.Shards))
 	}
 }

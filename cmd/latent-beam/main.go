@@ -46,7 +46,7 @@ var (
 	strict       = flag.Bool("strict", false, "stop at the first unreadable picture instead of skipping it")
 	split        = flag.String("split", dataset.Test, "which images: train, test or all")
 	out          = flag.String("out", "", "output prefix: PREFIX-SPLIT-00000-of-00016.FORMAT shards and PREFIX-manifest.json (required)")
-	outFormat    = flag.String("out-format", "parquet", "shards' format: parquet, jsonl or csv")
+	outFormat    = flag.String("out-format", "parquet", "shards' format: parquet, jsonl or csv (id, label, code a row), or npy (codes, -labels.npy, -ids.txt)")
 	shardSize    = flag.Int("shard-size", 10000, "images per shard, the unit of work")
 	shards       = flag.Int("shards", 0, "number of shards instead of --shard-size: at least the runner's workers")
 	verbose      = flag.Bool("verbose", false, "Beam's and the runner's own logs on stderr, not only warnings and errors")
