@@ -26,8 +26,10 @@
 #   MODELS=conv STEPS=100 bench/go_vs_torch.sh
 #   THREADS=1 bench/go_vs_torch.sh             # one core each
 #   ROUNDS=5 BUILDS=openblas bench/go_vs_torch.sh
+#   BASE=HEAD~3 bench/go_vs_torch.sh           # also the trainer of that commit, in the same rounds
 #
-# Environment: MODELS (classic conv), STEPS (200), ROUNDS (3), THREADS (2), PYTHON
+# Environment: MODELS (classic conv), STEPS (200), ROUNDS (3), THREADS (2), BASE (a git
+# revision whose trainer runs beside this one's, as base-BUILD: before and after in one run), PYTHON
 # (/usr/bin/python3, which has torch), BUILDS (gonum openblas), GO (go),
 # LATENT_DATA (the MNIST folder, for PyTorch and for Go's batches).
 set -euo pipefail
@@ -48,13 +50,25 @@ load() { cut -d' ' -f1-3 /proc/loadavg; }
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
 echo "load average before: $(load)"
 
-for b in $BUILDS; do
-	if [[ $b == gonum ]]; then
-		CGO_ENABLED=0 "$GO" test -c -o "$tmp/$b.test" ./trainer
+build() { # build BUILD SRC OUT
+	if [[ $1 == gonum ]]; then
+		(cd "$2" && CGO_ENABLED=0 "$GO" test -c -o "$3" ./trainer)
 	else
-		"$GO" test -c -tags "$b" -o "$tmp/$b.test" ./trainer
+		(cd "$2" && "$GO" test -c -tags "$1" -o "$3" ./trainer)
 	fi
+}
+for b in $BUILDS; do
+	build "$b" . "$tmp/$b.test"
 done
+if [[ -n ${BASE:-} ]]; then
+	git worktree add -q --detach "$tmp/base" "$BASE"
+	trap 'git worktree remove --force "$tmp/base"; rm -rf "$tmp"' EXIT
+	echo "base: $(git -C "$tmp/base" log -1 --format='%h %s' | cut -c1-100)"
+	for b in $BUILDS; do
+		build "$b" "$tmp/base" "$tmp/base-$b.test"
+	done
+	for b in $BUILDS; do BUILDS+=" base-$b"; done
+fi
 
 # peak_gflops prints the fp32 peak: the GFLOPS of a large square sgemm
 # through the trainer's gemm, with the fastest BLAS built.

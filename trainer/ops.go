@@ -268,6 +268,10 @@ func biasActivate[T float](a activation, v []T, b T) {
 			}
 		}
 	case actReLU:
+		if v32, ok := asFloat32(v); ok {
+			kernels.BiasReLUScalar(v32, float32(b))
+			return
+		}
 		for i, x := range v {
 			x += b
 			v[i] = keepIf(x, !(x <= 0))

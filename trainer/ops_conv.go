@@ -2,6 +2,7 @@ package trainer
 
 import (
 	"fmt"
+	"github.com/latent-ai/latent/trainer/internal/kernels"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -112,6 +113,14 @@ func im2col[T float](g convGeom, dst, x []T, r0, r1 int) {
 // cols [K, oh·ow] at the positions they came from, adding the kernel
 // positions in order.
 func col2im[T float](g convGeom, dx, cols []T) {
+	if g.stride == 1 {
+		if dx32, ok := any(dx).([]float32); ok {
+			kernels.Col2Im1(dx32, any(cols).([]float32), g.c, g.k, g.h, g.w, g.oh, g.ow, g.pad)
+		} else {
+			kernels.Col2Im1Go(dx, cols, g.c, g.k, g.h, g.w, g.oh, g.ow, g.pad)
+		}
+		return
+	}
 	ohw, hw := g.ohw(), g.h*g.w
 	clear(dx)
 	for r := 0; r < g.K(); r++ {
@@ -527,16 +536,20 @@ func (op *maxPoolOp) Do(in ...G.Value) (G.Value, error) {
 func maxPool[T float](g convGeom, y, x []T, where []uint8) {
 	hw, ohw := g.h*g.w, g.oh*g.ow
 	parallelFor(g.n*g.c, 8, func(lo, hi int) {
+		if g.k == 2 && g.stride == 2 {
+			var wp []uint8
+			if where != nil {
+				wp = where[lo*ohw : hi*ohw]
+			}
+			if x32, ok := any(x).([]float32); ok {
+				kernels.MaxPool2x2(x32[lo*hw:hi*hw], hi-lo, g.w, hw, g.oh, g.ow, any(y).([]float32)[lo*ohw:hi*ohw], wp)
+			} else {
+				kernels.MaxPool2x2Go(x[lo*hw:hi*hw], hi-lo, g.w, hw, g.oh, g.ow, y[lo*ohw:hi*ohw], wp)
+			}
+			return
+		}
 		for p := lo; p < hi; p++ {
 			src, yp := x[p*hw:(p+1)*hw], y[p*ohw:(p+1)*ohw]
-			if g.k == 2 && g.stride == 2 {
-				var wp []uint8
-				if where != nil {
-					wp = where[p*ohw : (p+1)*ohw]
-				}
-				maxPool2x2(src, g.w, g.oh, g.ow, yp, wp)
-				continue
-			}
 			for oy := 0; oy < g.oh; oy++ {
 				for ox := 0; ox < g.ow; ox++ {
 					_, yp[oy*g.ow+ox] = windowMax(g, src, oy, ox)
@@ -561,32 +574,6 @@ func windowMax[T float](g convGeom, src []T, oy, ox int) (int, T) {
 		}
 	}
 	return best, m
-}
-
-// maxPool2x2 is maxPool on one plane for 2×2 windows with stride 2,
-// without branches on the data (which a CPU cannot predict).
-func maxPool2x2[T float](src []T, w, oh, ow int, y []T, where []uint8) {
-	for oy := 0; oy < oh; oy++ {
-		r0 := src[2*oy*w : 2*oy*w+2*ow]
-		r1 := src[(2*oy+1)*w : (2*oy+1)*w+2*ow]
-		yr := y[oy*ow : (oy+1)*ow]
-		if where == nil {
-			for ox := range yr {
-				yr[ox] = max(max(r0[2*ox], r0[2*ox+1]), max(r1[2*ox], r1[2*ox+1]))
-			}
-			continue
-		}
-		wr := where[oy*ow : (oy+1)*ow]
-		for ox := range yr {
-			a, b, c, e := r0[2*ox], r0[2*ox+1], r1[2*ox], r1[2*ox+1]
-			m0, m1 := max(a, b), max(c, e)
-			m := max(m0, m1)
-			yr[ox] = m
-			// The first maximum in row-major order: a, b, c, e.
-			s0, s1 := b2i(b > a), 2+b2i(e > c)
-			wr[ox] = uint8(s0 + (s1-s0)*b2i(m1 > m0) + b2i(!(m <= 0))<<2)
-		}
-	}
 }
 
 func (op *maxPoolOp) DiffWRT(int) []bool { return unaryDiff(op.need) }

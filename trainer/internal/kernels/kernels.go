@@ -1,7 +1,8 @@
 // Package kernels holds the trainer's hand-written float32 loops: Adam's
 // update, Adam fused with a Linear layer's weight gradient, the sigmoid, the
-// bias+ReLU after a Linear product, the ReLU's gradient and the column sums
-// of a bias gradient.
+// bias+ReLU after a Linear product or a convolution's channel, the ReLU's
+// gradient, the column sums of a bias gradient, and, for the convolutions,
+// the 2×2 max pooling and the stride-1 col2im of an input gradient.
 //
 // Each has a Go reference in this file. Where cgo and amd64 are available
 // (kernels_amd64.go), the CPU's AVX-512 or AVX2 instructions run them in C,
@@ -108,6 +109,87 @@ var exp2Table = func() (t [1 << exp2Bits]float64) {
 }()
 
 const exp2Bits = 5
+
+// BiasReLUScalarGo sets v[j] = v[j] + b where that is above zero or NaN,
+// else +0: a ReLU after a bias that is the same for all of v (a channel of
+// a convolution).
+func BiasReLUScalarGo(v []float32, b float32) {
+	for j, x := range v {
+		x += b
+		if x <= 0 {
+			x = 0
+		}
+		v[j] = x
+	}
+}
+
+// Col2Im1Go is the inverse of im2col for a stride of 1: it sets dx, c
+// planes of h×w, to the sum of the columns cols, c·k·k rows of oh·ow
+// values, each at its place in its plane,
+// dx[ch, oy-pad+i, ox-pad+j] += cols[(ch·k+i)·k+j, oy·ow+ox] where that
+// is inside the plane, adding the rows in order.
+func Col2Im1Go[T float](dx, cols []T, c, k, h, w, oh, ow, pad int) {
+	ohw, hw := oh*ow, h*w
+	clear(dx[:c*hw])
+	for r := 0; r < c*k*k; r++ {
+		ch, i, j := r/(k*k), r/k%k, r%k
+		ylo, yhi := max(0, pad-i), min(oh, h+pad-i)
+		xlo, xhi := max(0, pad-j), min(ow, w+pad-j)
+		ylo, xlo = min(ylo, oh), min(xlo, ow)
+		yhi, xhi = max(yhi, ylo), max(xhi, xlo)
+		src := cols[r*ohw : (r+1)*ohw]
+		dst := dx[ch*hw : (ch+1)*hw]
+		for oy := ylo; oy < yhi; oy++ {
+			in := src[oy*ow+xlo : oy*ow+xhi]
+			out := dst[(oy-pad+i)*w+xlo-pad+j:]
+			out = out[:len(in)]
+			for t, v := range in {
+				out[t] += v
+			}
+		}
+	}
+}
+
+// MaxPool2x2Go pools planes planes of x, each of hw values apart with rows
+// of w values, in 2×2 windows of stride 2, into oh×ow values each of y,
+// plane after plane. Each output is Go's max of its window (NaN when one is
+// NaN, +0 for +0 and -0). With where not nil, it also records, a byte per
+// output, which of the window's values (0-3, row-major) is the first
+// maximum, plus 4 when the maximum is above zero or NaN: what the
+// gradient of the pooling, and of a ReLU before it, need.
+func MaxPool2x2Go[T float](x []T, planes, w, hw, oh, ow int, y []T, where []uint8) {
+	b2i := func(b bool) int {
+		if b {
+			return 1
+		}
+		return 0
+	}
+	ohw := oh * ow
+	for p := range planes {
+		src, yp := x[p*hw:], y[p*ohw:(p+1)*ohw]
+		for oy := 0; oy < oh; oy++ {
+			r0 := src[2*oy*w : 2*oy*w+2*ow]
+			r1 := src[(2*oy+1)*w : (2*oy+1)*w+2*ow]
+			yr := yp[oy*ow : (oy+1)*ow]
+			if where == nil {
+				for ox := range yr {
+					yr[ox] = max(max(r0[2*ox], r0[2*ox+1]), max(r1[2*ox], r1[2*ox+1]))
+				}
+				continue
+			}
+			wr := where[p*ohw+oy*ow : p*ohw+(oy+1)*ow]
+			for ox := range yr {
+				a, b, c, e := r0[2*ox], r0[2*ox+1], r1[2*ox], r1[2*ox+1]
+				m0, m1 := max(a, b), max(c, e)
+				m := max(m0, m1)
+				yr[ox] = m
+				// The first maximum in row-major order: a, b, c, e.
+				s0, s1 := b2i(b > a), 2+b2i(e > c)
+				wr[ox] = uint8(s0 + (s1-s0)*b2i(m1 > m0) + b2i(!(m <= 0))<<2)
+			}
+		}
+	}
+}
 
 // BiasSigmoidGo sets v[i] = Sigmoid32(v[i] + b).
 func BiasSigmoidGo(v []float32, b float32) {

@@ -16,7 +16,11 @@ package kernels
 // memory and read back; each value is summed over the batch in order, one
 // fused multiply-add a sample. BiasReLU, ReLUGrad, AddRows: the
 // element-wise loops around a Linear layer's products, each exact (a
-// select, or one addition a value in the Go loop's order). BiasSigmoid:
+// select, or one addition a value in the Go loop's order). MaxPool2x2:
+// 16 windows at a time, their values de-interleaved with permutes, Go's
+// max (NaN first, +0 over -0) from compares and blends. Col2Im1: each
+// column row added to its place, 16 values at a time, rows in order, so
+// every sum keeps its order. BiasSigmoid:
 // Sigmoid32's float64 arithmetic 8 values at a time, with the same table.
 
 /*
@@ -248,6 +252,89 @@ static void latent_add_rows(float *s, const float *v, long rows, long n, long ld
 	}
 }
 
+// latent_bias_relu_scalar sets v[j] = v[j] + b where that is > 0 or NaN, else +0.
+__attribute__((target("avx512f")))
+static void latent_bias_relu_scalar(float *v, float b, long n) {
+	const __m512 bv = _mm512_set1_ps(b);
+	for (long j = 0; j < n; j += 16) {
+		__mmask16 k = latent_tail(n - j);
+		__m512 x = _mm512_add_ps(_mm512_maskz_loadu_ps(k, v + j), bv);
+		__mmask16 keep = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_NLE_UQ);
+		_mm512_mask_storeu_ps(v + j, k, _mm512_maskz_mov_ps(keep, x));
+	}
+}
+
+// latent_col2im1 is Col2Im1Go: rows r of cols in order, each added to its
+// place in dx, 16 values at a time.
+__attribute__((target("avx512f")))
+static void latent_col2im1(float *dx, const float *cols, long c, long k, long h, long w, long oh, long ow, long pad) {
+	const long ohw = oh * ow, hw = h * w;
+	for (long i = 0; i < c * hw; i++) dx[i] = 0;
+	for (long r = 0; r < c * k * k; r++) {
+		long ch = r / (k * k), i = r / k % k, j = r % k;
+		long ylo = pad - i > 0 ? pad - i : 0, yhi = h + pad - i < oh ? h + pad - i : oh;
+		long xlo = pad - j > 0 ? pad - j : 0, xhi = w + pad - j < ow ? w + pad - j : ow;
+		if (ylo > oh) ylo = oh;
+		if (xlo > ow) xlo = ow;
+		if (yhi < ylo) yhi = ylo;
+		if (xhi < xlo) xhi = xlo;
+		const float *src = cols + r * ohw;
+		float *dst = dx + ch * hw;
+		for (long oy = ylo; oy < yhi; oy++) {
+			const float *in = src + oy * ow + xlo;
+			float *out = dst + (oy - pad + i) * w + xlo - pad + j;
+			long n = xhi - xlo;
+			for (long t = 0; t < n; t += 16) {
+				__mmask16 m = latent_tail(n - t);
+				_mm512_mask_storeu_ps(out + t, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, out + t), _mm512_maskz_loadu_ps(m, in + t)));
+			}
+		}
+	}
+}
+
+// latent_gomax is Go's max of two float32 vectors: NaN when either is NaN,
+// +0 for +0 and -0, else the larger.
+__attribute__((target("avx512f")))
+static inline __m512 latent_gomax(__m512 x, __m512 y) {
+	__m512 m = _mm512_max_ps(x, y);
+	__mmask16 eq = _mm512_cmp_ps_mask(x, y, _CMP_EQ_OQ);
+	m = _mm512_castsi512_ps(_mm512_mask_and_epi32(_mm512_castps_si512(m), eq, _mm512_castps_si512(x), _mm512_castps_si512(y)));
+	return _mm512_mask_add_ps(m, _mm512_cmp_ps_mask(x, y, _CMP_UNORD_Q), x, y);
+}
+
+// latent_maxpool2x2 is MaxPool2x2Go on planes planes, 16 windows at a time.
+__attribute__((target("avx512f")))
+static void latent_maxpool2x2(const float *x, long planes, long w, long hw, long oh, long ow, float *y, uint8_t *where) {
+	const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+	const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+	const __m512 zero = _mm512_setzero_ps();
+	const long ohw = oh * ow;
+	for (long p = 0; p < planes; p++) {
+		for (long oy = 0; oy < oh; oy++) {
+			const float *r0 = x + p * hw + 2 * oy * w, *r1 = r0 + w;
+			float *yr = y + p * ohw + oy * ow;
+			for (long ox = 0; ox < ow; ox += 16) {
+				long left = ow - ox;
+				__mmask16 k = latent_tail(left);
+				__mmask16 klo = latent_tail(2 * left), khi = left > 8 ? latent_tail(2 * left - 16) : 0;
+				__m512 a0 = _mm512_maskz_loadu_ps(klo, r0 + 2 * ox), a1 = _mm512_maskz_loadu_ps(khi, r0 + 2 * ox + 16);
+				__m512 c0 = _mm512_maskz_loadu_ps(klo, r1 + 2 * ox), c1 = _mm512_maskz_loadu_ps(khi, r1 + 2 * ox + 16);
+				__m512 a = _mm512_permutex2var_ps(a0, even, a1), b = _mm512_permutex2var_ps(a0, odd, a1);
+				__m512 c = _mm512_permutex2var_ps(c0, even, c1), e = _mm512_permutex2var_ps(c0, odd, c1);
+				__m512 m0 = latent_gomax(a, b), m1 = latent_gomax(c, e), m = latent_gomax(m0, m1);
+				_mm512_mask_storeu_ps(yr + ox, k, m);
+				if (where == 0) continue;
+				// The first maximum in row-major order: a, b, c, e.
+				__m512i s0 = _mm512_maskz_set1_epi32(_mm512_cmp_ps_mask(b, a, _CMP_GT_OQ), 1);
+				__m512i s1 = _mm512_add_epi32(_mm512_set1_epi32(2), _mm512_maskz_set1_epi32(_mm512_cmp_ps_mask(e, c, _CMP_GT_OQ), 1));
+				__m512i code = _mm512_mask_mov_epi32(s0, _mm512_cmp_ps_mask(m1, m0, _CMP_GT_OQ), s1);
+				code = _mm512_mask_add_epi32(code, _mm512_cmp_ps_mask(m, zero, _CMP_NLE_UQ), code, _mm512_set1_epi32(4));
+				_mm512_mask_cvtepi32_storeu_epi8(where + p * ohw + oy * ow + ox, k, code);
+			}
+		}
+	}
+}
+
 // latent_sigmoid_avx512 sets v[j] = sigmoid32(v[j] + b) for the first
 // multiple of 8 values of v and returns how many it set. table is
 // exp2Table, 32 float64 values.
@@ -404,6 +491,46 @@ func BiasSigmoid(v []float32, b float32) {
 	for i, x := range v[j:] {
 		v[j+i] = Sigmoid32(x + b)
 	}
+}
+
+// BiasReLUScalar sets v[j] = max(v[j]+b, 0), with NaN kept and -0 made +0.
+func BiasReLUScalar(v []float32, b float32) {
+	if len(v) == 0 {
+		return
+	}
+	if !Vector {
+		BiasReLUScalarGo(v, b)
+		return
+	}
+	C.latent_bias_relu_scalar((*C.float)(&v[0]), C.float(b), C.long(len(v)))
+}
+
+// Col2Im1 is Col2Im1Go with AVX-512.
+func Col2Im1(dx, cols []float32, c, k, h, w, oh, ow, pad int) {
+	if !Vector || c == 0 {
+		Col2Im1Go(dx, cols, c, k, h, w, oh, ow, pad)
+		return
+	}
+	_, _ = dx[c*h*w-1], cols[c*k*k*oh*ow-1]
+	C.latent_col2im1((*C.float)(&dx[0]), (*C.float)(&cols[0]), C.long(c), C.long(k), C.long(h), C.long(w), C.long(oh), C.long(ow), C.long(pad))
+}
+
+// MaxPool2x2 is MaxPool2x2Go, 16 windows at a time with AVX-512.
+func MaxPool2x2(x []float32, planes, w, hw, oh, ow int, y []float32, where []uint8) {
+	if planes == 0 || oh == 0 || ow == 0 {
+		return
+	}
+	if !Vector {
+		MaxPool2x2Go(x, planes, w, hw, oh, ow, y, where)
+		return
+	}
+	_, _ = x[(planes-1)*hw+(2*oh-1)*w+2*ow-1], y[planes*oh*ow-1]
+	var wp *C.uint8_t
+	if where != nil {
+		_ = where[planes*oh*ow-1]
+		wp = (*C.uint8_t)(&where[0])
+	}
+	C.latent_maxpool2x2((*C.float)(&x[0]), C.long(planes), C.long(w), C.long(hw), C.long(oh), C.long(ow), (*C.float)(&y[0]), wp)
 }
 
 // Describe says which kernels run on this CPU.

@@ -37,5 +37,16 @@ func AddRows(s, v []float32, rows, ld int) { AddRowsGo(s, v, rows, ld) }
 // BiasSigmoid sets v[i] = Sigmoid32(v[i] + b).
 func BiasSigmoid(v []float32, b float32) { BiasSigmoidGo(v, b) }
 
+// BiasReLUScalar sets v[j] = max(v[j]+b, 0), with NaN kept and -0 made +0.
+func BiasReLUScalar(v []float32, b float32) { BiasReLUScalarGo(v, b) }
+
+// Col2Im1 is Col2Im1Go.
+func Col2Im1(dx, cols []float32, c, k, h, w, oh, ow, pad int) { Col2Im1Go(dx, cols, c, k, h, w, oh, ow, pad) }
+
+// MaxPool2x2 is MaxPool2x2Go.
+func MaxPool2x2(x []float32, planes, w, hw, oh, ow int, y []float32, where []uint8) {
+	MaxPool2x2Go(x, planes, w, hw, oh, ow, y, where)
+}
+
 // Describe says which kernels run: the Go references, in this build.
 func Describe() string { return "Go (a build without cgo on amd64)" }

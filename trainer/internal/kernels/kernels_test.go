@@ -290,3 +290,94 @@ func TestLinearWeightStep(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxPool2x2 compares MaxPool2x2 with MaxPool2x2Go bit for bit, outputs
+// and recorded positions, on planes of odd and even sizes (every tail of a
+// 16-wide vector), with ties, zeros of both signs and negative values; and
+// checks that a NaN in a window gives NaN.
+func TestMaxPool2x2(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	values := []float32{0, float32(math.Copysign(0, -1)), 1, -1, 0.5, 2, -3}
+	for _, shape := range [][2]int{{2, 2}, {4, 6}, {6, 34}, {28, 28}, {14, 14}, {3, 65}, {10, 30}} {
+		h, w := shape[0], shape[1]
+		oh, ow := h/2, w/2
+		const planes = 3
+		x := make([]float32, planes*h*w)
+		for i := range x {
+			if rng.IntN(3) == 0 {
+				x[i] = values[rng.IntN(len(values))]
+			} else {
+				x[i] = float32(rng.NormFloat64())
+			}
+		}
+		for _, withWhere := range []bool{false, true} {
+			got, want := make([]float32, planes*oh*ow), make([]float32, planes*oh*ow)
+			var gw, ww []uint8
+			if withWhere {
+				gw, ww = make([]uint8, len(got)), make([]uint8, len(got))
+			}
+			MaxPool2x2(x, planes, w, h*w, oh, ow, got, gw)
+			MaxPool2x2Go(x, planes, w, h*w, oh, ow, want, ww)
+			for i := range got {
+				if math.Float32bits(got[i]) != math.Float32bits(want[i]) || (withWhere && gw[i] != ww[i]) {
+					t.Fatalf("%dx%d, where %v: output %d is %v (%v), want %v (%v)", h, w, withWhere, i, got[i], gw, want[i], ww)
+				}
+			}
+		}
+		x[w+1] = float32(math.NaN())
+		y, where := make([]float32, planes*oh*ow), make([]uint8, planes*oh*ow)
+		MaxPool2x2(x, planes, w, h*w, oh, ow, y, where)
+		if !math.IsNaN(float64(y[0])) || where[0]&4 == 0 {
+			t.Errorf("%dx%d: a NaN in the first window gives %v (where %d)", h, w, y[0], where[0])
+		}
+	}
+}
+
+// TestConvKernels compares Col2Im1 and BiasReLUScalar with their Go
+// references, bit for bit, on shapes with every tail of a 16-wide vector,
+// paddings of 0 to 2, and values with zeros of both signs and NaN.
+func TestConvKernels(t *testing.T) {
+	rng := rand.New(rand.NewPCG(4, 4))
+	fill := func(v []float32) {
+		for i := range v {
+			switch rng.IntN(8) {
+			case 0:
+				v[i] = float32(math.Copysign(0, -1))
+			case 1:
+				v[i] = 0
+			default:
+				v[i] = float32(rng.NormFloat64())
+			}
+		}
+	}
+	for _, g := range [][5]int{{1, 3, 28, 28, 1}, {16, 3, 14, 14, 1}, {2, 3, 5, 33, 0}, {3, 5, 7, 17, 2}, {4, 1, 3, 3, 0}, {2, 3, 2, 2, 1}} {
+		c, k, h, w, pad := g[0], g[1], g[2], g[3], g[4]
+		oh, ow := h+2*pad-k+1, w+2*pad-k+1
+		cols := make([]float32, c*k*k*oh*ow)
+		fill(cols)
+		got, want := make([]float32, c*h*w), make([]float32, c*h*w)
+		fill(got) // Col2Im1 overwrites it all
+		Col2Im1(got, cols, c, k, h, w, oh, ow, pad)
+		Col2Im1Go(want, cols, c, k, h, w, oh, ow, pad)
+		for i := range got {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("col2im %v: value %d is %v, want %v", g, i, got[i], want[i])
+			}
+		}
+	}
+	for n := range 40 {
+		v := make([]float32, n)
+		fill(v)
+		if n > 3 {
+			v[3] = float32(math.NaN())
+		}
+		w := slices.Clone(v)
+		BiasReLUScalar(v, 0.25)
+		BiasReLUScalarGo(w, 0.25)
+		for i := range v {
+			if math.Float32bits(v[i]) != math.Float32bits(w[i]) {
+				t.Fatalf("bias+ReLU of %d: value %d is %v, want %v", n, i, v[i], w[i])
+			}
+		}
+	}
+}
