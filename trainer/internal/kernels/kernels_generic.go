@@ -41,7 +41,9 @@ func BiasSigmoid(v []float32, b float32) { BiasSigmoidGo(v, b) }
 func BiasReLUScalar(v []float32, b float32) { BiasReLUScalarGo(v, b) }
 
 // Col2Im1 is Col2Im1Go.
-func Col2Im1(dx, cols []float32, c, k, h, w, oh, ow, pad int) { Col2Im1Go(dx, cols, c, k, h, w, oh, ow, pad) }
+func Col2Im1(dx, cols []float32, c, k, h, w, oh, ow, pad int) {
+	Col2Im1Go(dx, cols, c, k, h, w, oh, ow, pad)
+}
 
 // MaxPool2x2 is MaxPool2x2Go.
 func MaxPool2x2(x []float32, planes, w, hw, oh, ow int, y []float32, where []uint8) {
