@@ -625,12 +625,17 @@ func (op *maxPoolGradOp) Do(in ...G.Value) (G.Value, error) {
 func maxPoolGrad[T float](g convGeom, dx, x, dy []T, where []uint8, relu bool) {
 	hw, ohw := g.h*g.w, g.oh*g.ow
 	parallelFor(g.n*g.c, 8, func(lo, hi int) {
+		if where != nil {
+			wp := where[lo*ohw : hi*ohw]
+			if dx32, ok := any(dx).([]float32); ok {
+				kernels.MaxPool2x2Grad(dx32[lo*hw:hi*hw], hi-lo, g.w, hw, g.oh, g.ow, any(dy).([]float32)[lo*ohw:hi*ohw], wp, relu)
+			} else {
+				kernels.MaxPool2x2GradGo(dx[lo*hw:hi*hw], hi-lo, g.w, hw, g.oh, g.ow, dy[lo*ohw:hi*ohw], wp, relu)
+			}
+			return
+		}
 		for p := lo; p < hi; p++ {
 			grad, dyp := dx[p*hw:(p+1)*hw], dy[p*ohw:(p+1)*ohw]
-			if where != nil {
-				maxPool2x2Grad(grad, g.w, g.oh, g.ow, dyp, where[p*ohw:(p+1)*ohw], relu)
-				continue
-			}
 			clear(grad)
 			src := x[p*hw : (p+1)*hw]
 			for oy := 0; oy < g.oh; oy++ {
@@ -641,19 +646,4 @@ func maxPoolGrad[T float](g convGeom, dx, x, dy []T, where []uint8, relu bool) {
 			}
 		}
 	})
-}
-
-// maxPool2x2Grad writes the gradient of one plane for 2×2 windows with
-// stride 2: each window's gradient at its maximum, 0 elsewhere.
-func maxPool2x2Grad[T float](grad []T, w, oh, ow int, dy []T, where []uint8, relu bool) {
-	clear(grad)
-	for oy := 0; oy < oh; oy++ {
-		g := grad[2*oy*w : (2*oy+2)*w]
-		wr := where[oy*ow : (oy+1)*ow]
-		for ox, d := range dy[oy*ow : (oy+1)*ow] {
-			c := int(wr[ox])
-			right, down := c&1, (c>>1)&1 // where in the window
-			g[down*w+2*ox+right] = keepIf(d, !relu || c&4 != 0)
-		}
-	}
 }

@@ -191,6 +191,31 @@ func MaxPool2x2Go[T float](x []T, planes, w, hw, oh, ow int, y []T, where []uint
 	}
 }
 
+// MaxPool2x2GradGo writes the gradient of MaxPool2x2Go into grad, planes
+// planes of hw values with rows of w: each output's gradient in dy goes
+// to the window's position that where recorded, every other value is +0.
+// With relu, an output whose maximum was not above zero (nor NaN) passes
+// +0: the gradient of a ReLU before the pooling too.
+func MaxPool2x2GradGo[T float](grad []T, planes, w, hw, oh, ow int, dy []T, where []uint8, relu bool) {
+	ohw := oh * ow
+	for p := range planes {
+		gp := grad[p*hw : (p+1)*hw]
+		clear(gp)
+		for oy := 0; oy < oh; oy++ {
+			g := gp[2*oy*w : (2*oy+2)*w]
+			wr := where[p*ohw+oy*ow : p*ohw+(oy+1)*ow]
+			for ox, d := range dy[p*ohw+oy*ow : p*ohw+(oy+1)*ow] {
+				c := int(wr[ox])
+				right, down := c&1, (c>>1)&1 // where in the window
+				if relu && c&4 == 0 {
+					d = 0
+				}
+				g[down*w+2*ox+right] = d
+			}
+		}
+	}
+}
+
 // BiasSigmoidGo sets v[i] = Sigmoid32(v[i] + b).
 func BiasSigmoidGo(v []float32, b float32) {
 	for i, x := range v {

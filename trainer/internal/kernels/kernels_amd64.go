@@ -292,6 +292,40 @@ static void latent_col2im1(float *dx, const float *cols, long c, long k, long h,
 	}
 }
 
+// latent_maxpool2x2_grad is MaxPool2x2GradGo on planes planes, 16 windows
+// at a time: each window's four gradients, interleaved back into its rows.
+__attribute__((target("avx512f,avx512bw,avx512vl")))
+static void latent_maxpool2x2_grad(float *grad, long planes, long w, long hw, long oh, long ow, const float *dy, const uint8_t *where, int relu) {
+	const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+	const __m512i hi = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+	const __m512i three = _mm512_set1_epi32(3), four = _mm512_set1_epi32(4);
+	const long ohw = oh * ow;
+	for (long p = 0; p < planes; p++) {
+		float *g = grad + p * hw;
+		for (long i = 0; i < hw; i++) g[i] = 0;
+		for (long oy = 0; oy < oh; oy++) {
+			float *r0 = g + 2 * oy * w, *r1 = r0 + w;
+			for (long ox = 0; ox < ow; ox += 16) {
+				long left = ow - ox;
+				__mmask16 k = latent_tail(left);
+				__mmask16 klo = latent_tail(2 * left), khi = left > 8 ? latent_tail(2 * left - 16) : 0;
+				__m512 d = _mm512_maskz_loadu_ps(k, dy + p * ohw + oy * ow + ox);
+				__m512i c = _mm512_maskz_cvtepu8_epi32(k, _mm_maskz_loadu_epi8(k, where + p * ohw + oy * ow + ox));
+				if (relu) d = _mm512_maskz_mov_ps(_mm512_test_epi32_mask(c, four), d);
+				__m512i pos = _mm512_and_si512(c, three);
+				__m512 a = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(pos, _mm512_setzero_si512()), d);
+				__m512 b = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(pos, _mm512_set1_epi32(1)), d);
+				__m512 cc = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(pos, _mm512_set1_epi32(2)), d);
+				__m512 e = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(pos, three), d);
+				_mm512_mask_storeu_ps(r0 + 2 * ox, klo, _mm512_permutex2var_ps(a, lo, b));
+				_mm512_mask_storeu_ps(r0 + 2 * ox + 16, khi, _mm512_permutex2var_ps(a, hi, b));
+				_mm512_mask_storeu_ps(r1 + 2 * ox, klo, _mm512_permutex2var_ps(cc, lo, e));
+				_mm512_mask_storeu_ps(r1 + 2 * ox + 16, khi, _mm512_permutex2var_ps(cc, hi, e));
+			}
+		}
+	}
+}
+
 // latent_gomax is Go's max of two float32 vectors: NaN when either is NaN,
 // +0 for +0 and -0, else the larger.
 __attribute__((target("avx512f")))
@@ -333,6 +367,10 @@ static void latent_maxpool2x2(const float *x, long planes, long w, long hw, long
 			}
 		}
 	}
+}
+
+static int latent_masked_bytes(void) {
+	return __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
 }
 
 // latent_sigmoid_avx512 sets v[j] = sigmoid32(v[j] + b) for the first
@@ -514,6 +552,27 @@ func Col2Im1(dx, cols []float32, c, k, h, w, oh, ow, pad int) {
 	_, _ = dx[c*h*w-1], cols[c*k*k*oh*ow-1]
 	C.latent_col2im1((*C.float)(&dx[0]), (*C.float)(&cols[0]), C.long(c), C.long(k), C.long(h), C.long(w), C.long(oh), C.long(ow), C.long(pad))
 }
+
+// MaxPool2x2Grad is MaxPool2x2GradGo, 16 windows at a time with AVX-512.
+func MaxPool2x2Grad(grad []float32, planes, w, hw, oh, ow int, dy []float32, where []uint8, relu bool) {
+	if planes == 0 {
+		return
+	}
+	if !Vector || maskedBytes == 0 {
+		MaxPool2x2GradGo(grad, planes, w, hw, oh, ow, dy, where, relu)
+		return
+	}
+	_, _, _ = grad[planes*hw-1], dy[planes*oh*ow-1], where[planes*oh*ow-1]
+	r := C.int(0)
+	if relu {
+		r = 1
+	}
+	C.latent_maxpool2x2_grad((*C.float)(&grad[0]), C.long(planes), C.long(w), C.long(hw), C.long(oh), C.long(ow), (*C.float)(&dy[0]), (*C.uint8_t)(&where[0]), r)
+}
+
+// maskedBytes is whether the CPU has AVX-512's masked byte loads
+// (AVX512BW and VL), which MaxPool2x2Grad's kernel uses.
+var maskedBytes = C.latent_masked_bytes()
 
 // MaxPool2x2 is MaxPool2x2Go, 16 windows at a time with AVX-512.
 func MaxPool2x2(x []float32, planes, w, hw, oh, ow int, y []float32, where []uint8) {

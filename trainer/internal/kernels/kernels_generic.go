@@ -45,6 +45,11 @@ func Col2Im1(dx, cols []float32, c, k, h, w, oh, ow, pad int) {
 	Col2Im1Go(dx, cols, c, k, h, w, oh, ow, pad)
 }
 
+// MaxPool2x2Grad is MaxPool2x2GradGo.
+func MaxPool2x2Grad(grad []float32, planes, w, hw, oh, ow int, dy []float32, where []uint8, relu bool) {
+	MaxPool2x2GradGo(grad, planes, w, hw, oh, ow, dy, where, relu)
+}
+
 // MaxPool2x2 is MaxPool2x2Go.
 func MaxPool2x2(x []float32, planes, w, hw, oh, ow int, y []float32, where []uint8) {
 	MaxPool2x2Go(x, planes, w, hw, oh, ow, y, where)

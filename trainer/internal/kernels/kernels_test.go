@@ -381,3 +381,37 @@ func TestConvKernels(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxPool2x2Grad compares MaxPool2x2Grad with MaxPool2x2GradGo bit for
+// bit, with and without the ReLU's gradient, on planes of odd and even
+// sizes, with the positions that MaxPool2x2Go records.
+func TestMaxPool2x2Grad(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	for _, shape := range [][2]int{{2, 2}, {4, 6}, {6, 34}, {28, 28}, {14, 14}, {3, 65}, {7, 29}} {
+		h, w := shape[0], shape[1]
+		oh, ow := h/2, w/2
+		const planes = 3
+		x, dy := make([]float32, planes*h*w), make([]float32, planes*oh*ow)
+		for i := range x {
+			x[i] = float32(rng.NormFloat64())
+		}
+		for i := range dy {
+			dy[i] = float32(rng.NormFloat64())
+		}
+		where := make([]uint8, planes*oh*ow)
+		MaxPool2x2Go(x, planes, w, h*w, oh, ow, make([]float32, planes*oh*ow), where)
+		for _, relu := range []bool{false, true} {
+			got, want := make([]float32, planes*h*w), make([]float32, planes*h*w)
+			for i := range got {
+				got[i] = 9 // every value must be written
+			}
+			MaxPool2x2Grad(got, planes, w, h*w, oh, ow, dy, where, relu)
+			MaxPool2x2GradGo(want, planes, w, h*w, oh, ow, dy, where, relu)
+			for i := range got {
+				if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+					t.Fatalf("%dx%d relu %v: value %d is %v, want %v", h, w, relu, i, got[i], want[i])
+				}
+			}
+		}
+	}
+}
