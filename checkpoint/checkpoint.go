@@ -62,6 +62,17 @@ type Meta struct {
 	// MNIST and Fashion-MNIST's IDX files): the commands that need the data
 	// again read it from there, split the same way.
 	Source *Source `json:"source,omitempty"`
+	// Schedule is the run's learning-rate schedule; nil is a constant
+	// rate, the notebook's.
+	Schedule *Schedule `json:"schedule,omitempty"`
+}
+
+// Schedule is a learning-rate schedule (see trainer.Schedule).
+type Schedule struct {
+	Kind   string  `json:"kind"`             // "cosine" or "step"
+	Warmup int     `json:"warmup,omitempty"` // steps of linear warm-up
+	Every  int     `json:"every,omitempty"`  // step: epochs between decays
+	Gamma  float64 `json:"gamma,omitempty"`  // step: the factor of each decay
 }
 
 // Source is an image source of the user's own (see dataset.Open) and how

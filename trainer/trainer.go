@@ -85,6 +85,9 @@ type Config struct {
 	// Source, recorded in the checkpoint, is the user's own image source
 	// (nil for IDX data sets).
 	Source *checkpoint.Source
+	// Schedule, when not nil, varies the learning rate step by step (see
+	// LRAt); nil keeps LR, the notebook's recipe.
+	Schedule *checkpoint.Schedule
 }
 
 // DefaultConfig returns the notebook's recipe for arch.
@@ -127,6 +130,8 @@ type Trainer struct {
 	train   map[int]*graph // by batch size
 	eval    map[int]*graph
 	grads   [][]float32
+	// stepsPerEpoch is the steps of an epoch of Run, for the schedule.
+	stepsPerEpoch int
 }
 
 // New returns a trainer for a fresh model initialised from cfg.Seed.
@@ -137,7 +142,7 @@ func New(cfg Config) (*Trainer, error) {
 	w := Init(cfg.Arch, cfg.Seed)
 	t := newTrainer(cfg, w)
 	t.meta = checkpoint.Meta{Dataset: cfg.Dataset, Source: cfg.Source, Seed: cfg.Seed, Batch: cfg.Batch, LR: cfg.LR,
-		Shuffle: cfg.Shuffle, Limit: cfg.Limit, EpochsPlanned: cfg.Epochs}
+		Shuffle: cfg.Shuffle, Limit: cfg.Limit, EpochsPlanned: cfg.Epochs, Schedule: cfg.Schedule}
 	return t, nil
 }
 
@@ -151,6 +156,16 @@ func (c Config) check() error {
 		return fmt.Errorf("learning rate %v: want a positive number", c.LR)
 	case c.Limit < 0:
 		return fmt.Errorf("limit %d: want 0 (all) or more", c.Limit)
+	}
+	if s := c.Schedule; s != nil {
+		switch {
+		case s.Kind != ScheduleCosine && s.Kind != ScheduleStep:
+			return fmt.Errorf("learning-rate schedule %q: want %s or %s", s.Kind, ScheduleCosine, ScheduleStep)
+		case s.Warmup < 0:
+			return fmt.Errorf("warm-up of %d steps: want 0 or more", s.Warmup)
+		case s.Kind == ScheduleStep && (s.Every < 1 || !(s.Gamma > 0 && s.Gamma <= 1)):
+			return fmt.Errorf("step schedule every %d epochs by %v: want at least 1 epoch and a factor in (0, 1]", s.Every, s.Gamma)
+		}
 	}
 	return c.Arch.Validate()
 }
@@ -188,7 +203,7 @@ func Resume(files Files, epochs int) (*Trainer, error) {
 		return nil, fmt.Errorf("resume %s: %w", dir, err)
 	}
 	cfg := Config{Arch: m.Arch, Dataset: m.Meta.Dataset, Epochs: m.Meta.EpochsPlanned, Batch: m.Meta.Batch,
-		LR: m.Meta.LR, Seed: m.Meta.Seed, Shuffle: m.Meta.Shuffle, Limit: m.Meta.Limit, Source: m.Meta.Source}
+		LR: m.Meta.LR, Seed: m.Meta.Seed, Shuffle: m.Meta.Shuffle, Limit: m.Meta.Limit, Source: m.Meta.Source, Schedule: m.Meta.Schedule}
 	if epochs > 0 {
 		cfg.Epochs = epochs
 	}
@@ -259,6 +274,9 @@ func (t *Trainer) Step(images []float32, n int) (float64, error) {
 	// The run updates the deferred Linear weights itself as it goes
 	// (graph.hookDeferred), with this step of Adam, unless its loss is not
 	// finite; the other parameters are updated after it.
+	if t.cfg.Schedule != nil && t.stepsPerEpoch > 0 {
+		t.adam.LR = LRAt(t.cfg, t.adam.Step+1, t.stepsPerEpoch)
+	}
 	s := t.adam.begin()
 	gr.update = &deferredUpdate{adam: t.adam, step: s, weights: t.w.Values}
 	err = gr.run()
@@ -424,6 +442,7 @@ func (t *Trainer) Run(ctx context.Context, files Files, train, test Data, hooks 
 	var history []EpochMetrics
 	batch := make([]float32, t.cfg.Batch*size)
 	steps := (n + t.cfg.Batch - 1) / t.cfg.Batch
+	t.stepsPerEpoch = steps
 	for t.meta.Epochs < t.cfg.Epochs {
 		epoch := t.meta.Epochs + 1
 		order := t.order(epoch, n)

@@ -78,6 +78,15 @@ func setupInfo(fs *flag.FlagSet) func(context.Context, []string) error {
 			if m.Meta.Limit > 0 {
 				fmt.Printf(", first %d images", m.Meta.Limit)
 			}
+			if s := m.Meta.Schedule; s != nil {
+				fmt.Printf(", %s schedule", s.Kind)
+				if s.Warmup > 0 {
+					fmt.Printf(" after %d warm-up steps", s.Warmup)
+				}
+				if s.Kind == "step" {
+					fmt.Printf(" (×%g every %d epochs)", s.Gamma, s.Every)
+				}
+			}
 			fmt.Printf("\nprogress    %d of %s, %s\n", m.Meta.Epochs, plural(m.Meta.EpochsPlanned, "epoch"), plural(m.Meta.Step, "step"))
 		}
 		for i := range m.Meta.TrainLoss {

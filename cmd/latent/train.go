@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 
 	"github.com/latent-ai/latent/atomicfile"
+	"github.com/latent-ai/latent/checkpoint"
 	"github.com/latent-ai/latent/internal/progress"
 	"github.com/latent-ai/latent/models"
 	"github.com/latent-ai/latent/run"
@@ -40,6 +41,10 @@ func setupTrain(fs *flag.FlagSet) func(context.Context, []string) error {
 		force      = fs.Bool("force", false, "overwrite a run folder that already holds a model")
 		quiet      = fs.Bool("quiet", false, "no progress bar")
 		input      = fs.String("input", "1x28x28", "the model's input shape CxHxW, such as 3x32x32 for your own colour images (--data)")
+		schedule   = fs.String("schedule", "constant", "learning-rate schedule: constant (the notebook's), cosine (annealed to 0 by the last step)\nor step (times --gamma every --step-every epochs)")
+		warmup     = fs.Int("warmup", 0, "cosine and step: steps of linear warm-up from lr/warmup to lr")
+		stepEvery  = fs.Int("step-every", 1, "step schedule: epochs between decays")
+		gamma      = fs.Float64("gamma", 0.5, "step schedule: the factor of each decay")
 	)
 	var data dataFlags
 	data.register(fs, "mnist")
@@ -106,6 +111,16 @@ func setupTrain(fs *flag.FlagSet) func(context.Context, []string) error {
 			}
 			cfg := trainer.Config{Arch: arch, Dataset: data.name, Epochs: *epochs, Batch: *batch, LR: *lr,
 				Seed: *seed, Shuffle: *shuffle, Limit: *limit}
+			switch *schedule {
+			case "constant":
+			case trainer.ScheduleCosine, trainer.ScheduleStep:
+				cfg.Schedule = &checkpoint.Schedule{Kind: *schedule, Warmup: *warmup}
+				if *schedule == trainer.ScheduleStep {
+					cfg.Schedule.Every, cfg.Schedule.Gamma = *stepEvery, *gamma
+				}
+			default:
+				return usageError("--schedule %q: want constant, cosine or step", *schedule)
+			}
 			if t, err = trainer.New(cfg); err != nil {
 				return usageError("%v", err)
 			}
