@@ -65,6 +65,15 @@ type Meta struct {
 	// Schedule is the run's learning-rate schedule; nil is a constant
 	// rate, the notebook's.
 	Schedule *Schedule `json:"schedule,omitempty"`
+	// Validation is the share of the training images held out to validate
+	// on (drawn with Seed); Patience, the epochs without a better
+	// validation MSE after which the run stops early (0: never).
+	Validation float64 `json:"validation,omitempty"`
+	Patience   int     `json:"patience,omitempty"`
+	// ValLoss holds the validation MSE of each completed epoch.
+	ValLoss []float64 `json:"val_loss,omitempty"`
+	// Stopped is whether the run stopped early, before its planned epochs.
+	Stopped bool `json:"stopped,omitempty"`
 }
 
 // Schedule is a learning-rate schedule (see trainer.Schedule).

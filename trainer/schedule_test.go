@@ -96,3 +96,56 @@ func TestScheduleResumeIsBitIdentical(t *testing.T) {
 		t.Error("the cosine schedule gave the constant rate's weights")
 	}
 }
+
+// TestEarlyStopping trains with a validation share and a patience: with a
+// rate too high to learn, the run stops after patience epochs without a
+// better validation MSE, records it, and a resume does nothing more; the
+// held-out images are never trained on, and the test set is not used.
+func TestEarlyStopping(t *testing.T) {
+	train, _ := realMNIST(t)
+	train = firstN(train, 300)
+	arch, _ := models.New("classic", 10)
+	cfg := DefaultConfig(arch)
+	cfg.Epochs, cfg.Seed, cfg.LR, cfg.Validation, cfg.Patience = 8, 2, 0.3, 0.2, 2
+	dir := t.TempDir()
+	tr, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	history, err := tr.Run(context.Background(), filesIn(dir), train, Data{}, Hooks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !tr.Stopped() || len(history) >= cfg.Epochs {
+		t.Fatalf("ran %d of %d epochs, stopped %v: validation %v", len(history), cfg.Epochs, tr.Stopped(), valLosses(history))
+	}
+	vals := valLosses(history)
+	best := math.Inf(1)
+	for _, v := range vals[:len(vals)-cfg.Patience] {
+		best = min(best, v)
+	}
+	for _, v := range vals[len(vals)-cfg.Patience:] {
+		if v < best {
+			t.Errorf("stopped although a last epoch bettered the best: %v", vals)
+		}
+	}
+	if steps := tr.adam.Step; steps != len(history)*4 { // 240 training images: 4 batches
+		t.Errorf("%d steps in %d epochs: want 4 an epoch, on the 240 images not held out", steps, len(history))
+	}
+	resumed, err := Resume(filesIn(dir), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	more, err := resumed.Run(context.Background(), filesIn(dir), train, Data{}, Hooks{})
+	if err != nil || len(more) != 0 || !resumed.Stopped() {
+		t.Errorf("resuming a stopped run: %d epochs, stopped %v, %v", len(more), resumed.Stopped(), err)
+	}
+}
+
+func valLosses(h []EpochMetrics) []float64 {
+	var v []float64
+	for _, m := range h {
+		v = append(v, m.ValMSE)
+	}
+	return v
+}

@@ -88,6 +88,13 @@ type Config struct {
 	// Schedule, when not nil, varies the learning rate step by step (see
 	// LRAt); nil keeps LR, the notebook's recipe.
 	Schedule *checkpoint.Schedule
+	// Validation, when above 0, holds out that share of the training
+	// images, drawn with Seed, to validate on after each epoch; the test
+	// set stays untouched for the final score. Patience, when above 0,
+	// stops the run early once that many epochs in a row have not
+	// bettered the best validation MSE.
+	Validation float64
+	Patience   int
 }
 
 // DefaultConfig returns the notebook's recipe for arch.
@@ -114,6 +121,7 @@ type EpochMetrics struct {
 	Epoch         int     `json:"epoch"`
 	TrainLoss     float64 `json:"train_loss"`         // mean of the batch losses
 	TestMSE       float64 `json:"test_mse,omitempty"` // mean over all test pixels; 0 without a test set
+	ValMSE        float64 `json:"val_mse,omitempty"`  // on the held-out validation images (Config.Validation)
 	Seconds       float64 `json:"seconds"`            // training time, without evaluation
 	SamplesPerSec float64 `json:"samples_per_sec"`
 	RSSMiB        float64 `json:"rss_mib"`
@@ -142,7 +150,8 @@ func New(cfg Config) (*Trainer, error) {
 	w := Init(cfg.Arch, cfg.Seed)
 	t := newTrainer(cfg, w)
 	t.meta = checkpoint.Meta{Dataset: cfg.Dataset, Source: cfg.Source, Seed: cfg.Seed, Batch: cfg.Batch, LR: cfg.LR,
-		Shuffle: cfg.Shuffle, Limit: cfg.Limit, EpochsPlanned: cfg.Epochs, Schedule: cfg.Schedule}
+		Shuffle: cfg.Shuffle, Limit: cfg.Limit, EpochsPlanned: cfg.Epochs, Schedule: cfg.Schedule,
+		Validation: cfg.Validation, Patience: cfg.Patience}
 	return t, nil
 }
 
@@ -156,6 +165,9 @@ func (c Config) check() error {
 		return fmt.Errorf("learning rate %v: want a positive number", c.LR)
 	case c.Limit < 0:
 		return fmt.Errorf("limit %d: want 0 (all) or more", c.Limit)
+	}
+	if !(c.Validation >= 0 && c.Validation < 1) || c.Patience < 0 || (c.Patience > 0 && c.Validation == 0) {
+		return fmt.Errorf("validation %v, patience %d: want a share in [0, 1), a patience of 0 or more, and a validation share for a patience", c.Validation, c.Patience)
 	}
 	if s := c.Schedule; s != nil {
 		switch {
@@ -203,7 +215,8 @@ func Resume(files Files, epochs int) (*Trainer, error) {
 		return nil, fmt.Errorf("resume %s: %w", dir, err)
 	}
 	cfg := Config{Arch: m.Arch, Dataset: m.Meta.Dataset, Epochs: m.Meta.EpochsPlanned, Batch: m.Meta.Batch,
-		LR: m.Meta.LR, Seed: m.Meta.Seed, Shuffle: m.Meta.Shuffle, Limit: m.Meta.Limit, Source: m.Meta.Source, Schedule: m.Meta.Schedule}
+		LR: m.Meta.LR, Seed: m.Meta.Seed, Shuffle: m.Meta.Shuffle, Limit: m.Meta.Limit, Source: m.Meta.Source, Schedule: m.Meta.Schedule,
+		Validation: m.Meta.Validation, Patience: m.Meta.Patience}
 	if epochs > 0 {
 		cfg.Epochs = epochs
 	}
@@ -242,6 +255,9 @@ func (t *Trainer) Model() *checkpoint.Model {
 	m.Meta.Step = t.adam.Step
 	return m
 }
+
+// Stopped reports whether the run stopped early (Config.Patience).
+func (t *Trainer) Stopped() bool { return t.meta.Stopped }
 
 // Save writes the training state (weights and optimizer, one file) to
 // files.State and then the model to files.Model, each atomically, making
@@ -441,11 +457,23 @@ func (t *Trainer) Run(ctx context.Context, files Files, train, test Data, hooks 
 	}
 	var history []EpochMetrics
 	batch := make([]float32, t.cfg.Batch*size)
+	pick, val := t.holdOut(train, n)
+	if pick != nil {
+		n = len(pick)
+	}
 	steps := (n + t.cfg.Batch - 1) / t.cfg.Batch
 	t.stepsPerEpoch = steps
-	for t.meta.Epochs < t.cfg.Epochs {
+	for t.meta.Epochs < t.cfg.Epochs && !t.meta.Stopped {
 		epoch := t.meta.Epochs + 1
 		order := t.order(epoch, n)
+		if pick != nil {
+			// The training images, in order or shuffled.
+			ids := slices.Clone(pick)
+			for i, j := range order {
+				ids[i] = pick[j]
+			}
+			order = ids
+		}
 		start := time.Now()
 		var lossSum float64
 		for s := 0; s < steps; s++ {
@@ -479,14 +507,28 @@ func (t *Trainer) Run(ctx context.Context, files Files, train, test Data, hooks 
 				return history, err
 			}
 		}
+		var valMSE float64
+		if val.N > 0 {
+			var err error
+			if valMSE, err = t.Evaluate(val); err != nil {
+				return history, err
+			}
+		}
 		rss, peak := MemoryMiB()
-		m := EpochMetrics{Epoch: epoch, TrainLoss: lossSum / float64(steps), TestMSE: testMSE,
+		m := EpochMetrics{Epoch: epoch, TrainLoss: lossSum / float64(steps), TestMSE: testMSE, ValMSE: valMSE,
 			Seconds: secs, SamplesPerSec: float64(n) / secs, RSSMiB: rss, PeakRSSMiB: peak}
 		history = append(history, m)
 		t.meta.Epochs = epoch
 		t.meta.TrainLoss = append(t.meta.TrainLoss, m.TrainLoss)
 		if test.N > 0 {
 			t.meta.TestLoss = append(t.meta.TestLoss, m.TestMSE)
+		}
+		if val.N > 0 {
+			t.meta.ValLoss = append(t.meta.ValLoss, valMSE)
+			best := slices.Index(t.meta.ValLoss, slices.Min(t.meta.ValLoss))
+			if p := t.cfg.Patience; p > 0 && len(t.meta.ValLoss)-1-best >= p && epoch < t.cfg.Epochs {
+				t.meta.Stopped = true
+			}
 		}
 		if save {
 			if err := t.Save(files); err != nil {
@@ -503,6 +545,33 @@ func (t *Trainer) Run(ctx context.Context, files Files, train, test Data, hooks 
 		}
 	}
 	return history, nil
+}
+
+// holdOut returns, for a run with a validation share, the indices of the
+// first n training images that it trains on, in order, and the images it
+// validates on, drawn with the seed; else nil and no images.
+func (t *Trainer) holdOut(train Data, n int) ([]int, Data) {
+	if t.cfg.Validation == 0 {
+		return nil, Data{}
+	}
+	k := max(1, min(n-1, int(float64(n)*t.cfg.Validation+0.5)))
+	rng := rand.New(rand.NewPCG(uint64(t.cfg.Seed), 0x76616c))
+	held := make([]bool, n)
+	for _, j := range rng.Perm(n)[:k] {
+		held[j] = true
+	}
+	size := t.cfg.Arch.InputSize()
+	var pick []int
+	val := Data{Pixels: make([]uint8, 0, k*size)}
+	for j := range n {
+		if held[j] {
+			val.Pixels = append(val.Pixels, train.Pixels[j*size:(j+1)*size]...)
+			val.N++
+		} else {
+			pick = append(pick, j)
+		}
+	}
+	return pick, val
 }
 
 // order returns the sample order of an epoch: nil (in order) without

@@ -87,6 +87,15 @@ func setupInfo(fs *flag.FlagSet) func(context.Context, []string) error {
 					fmt.Printf(" (×%g every %d epochs)", s.Gamma, s.Every)
 				}
 			}
+			if m.Meta.Validation > 0 {
+				fmt.Printf(", %g of the training images held out to validate", m.Meta.Validation)
+				if m.Meta.Patience > 0 {
+					fmt.Printf(", patience %d", m.Meta.Patience)
+				}
+				if m.Meta.Stopped {
+					fmt.Printf(" (stopped early)")
+				}
+			}
 			fmt.Printf("\nprogress    %d of %s, %s\n", m.Meta.Epochs, plural(m.Meta.EpochsPlanned, "epoch"), plural(m.Meta.Step, "step"))
 		}
 		for i := range m.Meta.TrainLoss {

@@ -45,6 +45,8 @@ func setupTrain(fs *flag.FlagSet) func(context.Context, []string) error {
 		warmup     = fs.Int("warmup", 0, "cosine and step: steps of linear warm-up from lr/warmup to lr")
 		stepEvery  = fs.Int("step-every", 1, "step schedule: epochs between decays")
 		gamma      = fs.Float64("gamma", 0.5, "step schedule: the factor of each decay")
+		validation = fs.Float64("validation", 0, "share of the training images held out (seeded) to validate on after each epoch; the test set stays untouched")
+		patience   = fs.Int("patience", 0, "with --validation: stop once this many epochs in a row have not bettered the best validation MSE (0: never)")
 	)
 	var data dataFlags
 	data.register(fs, "mnist")
@@ -110,7 +112,7 @@ func setupTrain(fs *flag.FlagSet) func(context.Context, []string) error {
 				return fmt.Errorf("%s already holds a model: use --resume %s to carry on, --force to start over, or another --out", dir, dir)
 			}
 			cfg := trainer.Config{Arch: arch, Dataset: data.name, Epochs: *epochs, Batch: *batch, LR: *lr,
-				Seed: *seed, Shuffle: *shuffle, Limit: *limit}
+				Seed: *seed, Shuffle: *shuffle, Limit: *limit, Validation: *validation, Patience: *patience}
 			switch *schedule {
 			case "constant":
 			case trainer.ScheduleCosine, trainer.ScheduleStep:
@@ -182,6 +184,9 @@ func setupTrain(fs *flag.FlagSet) func(context.Context, []string) error {
 		if len(history) > 0 {
 			last := history[len(history)-1]
 			_, peak := trainer.MemoryMiB()
+			if t.Stopped() {
+				fmt.Fprintf(os.Stderr, "stopped early after epoch %d of %d: %d epochs without a better validation MSE\n", last.Epoch, cfg.Epochs, cfg.Patience)
+			}
 			fmt.Fprintf(os.Stderr, "peak RSS %.0f MiB\n", peak)
 			fmt.Printf("%s\ttest MSE %.6f\ttrain loss %.6f\n", run.Folder(dir).Path(run.ModelFile), last.TestMSE, last.TrainLoss)
 		} else {
@@ -242,8 +247,12 @@ func trainHooks(out *os.File) trainer.Hooks {
 			}
 		},
 		OnEpoch: func(em trainer.EpochMetrics) {
-			fmt.Fprintf(os.Stderr, "epoch %d/%d  train loss %.6f  test MSE %.6f  %.0f samples/s  RSS %.0f MiB\n",
-				em.Epoch, epochs, em.TrainLoss, em.TestMSE, em.SamplesPerSec, em.RSSMiB)
+			val := ""
+			if em.ValMSE > 0 {
+				val = fmt.Sprintf("  validation MSE %.6f", em.ValMSE)
+			}
+			fmt.Fprintf(os.Stderr, "epoch %d/%d  train loss %.6f%s  test MSE %.6f  %.0f samples/s  RSS %.0f MiB\n",
+				em.Epoch, epochs, em.TrainLoss, val, em.TestMSE, em.SamplesPerSec, em.RSSMiB)
 		},
 	}
 }
