@@ -31,6 +31,7 @@ def main():
     ap.add_argument("--steps", type=int, required=True)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--tol", type=float, default=1e-5)
+    ap.add_argument("--weight-decay", type=float, default=0, help="AdamW's weight decay (0: Adam)")
     args = ap.parse_args()
     torch.set_num_threads(2)
     try:
@@ -41,7 +42,10 @@ def main():
         return 2
     x, _ = notebook.load_mnist(args.data, "train")
     x = torch.as_tensor(x[: args.steps * args.batch])
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    if args.weight_decay > 0:
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=args.weight_decay)
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     losses = []
     for s in range(args.steps):
         b = x[s * args.batch : (s + 1) * args.batch]

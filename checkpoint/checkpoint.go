@@ -69,7 +69,9 @@ type Meta struct {
 	// on (drawn with Seed); Patience, the epochs without a better
 	// validation MSE after which the run stops early (0: never).
 	Validation float64 `json:"validation,omitempty"`
-	Patience   int     `json:"patience,omitempty"`
+	// WeightDecay is AdamW's decoupled weight decay (0: Adam).
+	WeightDecay float64 `json:"weight_decay,omitempty"`
+	Patience    int     `json:"patience,omitempty"`
 	// ValLoss holds the validation MSE of each completed epoch.
 	ValLoss []float64 `json:"val_loss,omitempty"`
 	// Stopped is whether the run stopped early, before its planned epochs.

@@ -26,6 +26,10 @@ import (
 // tensors, and allocates no tensor memory.
 type Adam struct {
 	LR, Beta1, Beta2, Eps float64
+	// WeightDecay is AdamW's decoupled weight decay λ: each step scales
+	// every value by 1-LR·λ before Adam's update, as PyTorch's AdamW
+	// does (0: Adam, the notebook's optimizer).
+	WeightDecay float64
 	// Step is the number of steps taken (t above, before the next step).
 	Step int
 	// M and V are the first and second moments, one slice per parameter,
@@ -76,6 +80,9 @@ func (a *Adam) begin() kernels.AdamStep {
 		B1:         float32(a.Beta1),
 		B2:         float32(a.Beta2),
 		Eps:        float32(a.Eps),
+		// lr·λ, 0 for Adam: the kernels scale by 1-lr·λ, which is then
+		// exactly 1, so Adam's bits do not change.
+		WeightDecay: float32(a.LR * a.WeightDecay),
 	}
 }
 

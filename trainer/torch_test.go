@@ -2,6 +2,7 @@ package trainer
 
 import (
 	"context"
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -63,10 +64,22 @@ func TestPyTorchSameSteps(t *testing.T) {
 	torchtest.Need(t)
 	train, _ := realMNIST(t)
 	trainFloats := floats(firstN(train, 3*64))
-	for _, kind := range models.Kinds() {
-		t.Run(kind, func(t *testing.T) {
+	for _, tc := range []struct {
+		kind  string
+		decay float64
+	}{{"classic", 0}, {"conv", 0}, {"classic", 10}, {"conv", 10}} {
+		// A decay of 10 moves each weight by 1% a step: without it, the
+		// weights would differ from PyTorch's AdamW by far more than 1e-4.
+		kind := tc.kind
+		name := kind
+		if tc.decay > 0 {
+			name += "-adamw"
+		}
+		t.Run(name, func(t *testing.T) {
 			arch, _ := models.New(kind, 10)
-			tr, err := New(DefaultConfig(arch))
+			cfg := DefaultConfig(arch)
+			cfg.WeightDecay = tc.decay
+			tr, err := New(cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -84,11 +97,11 @@ func TestPyTorchSameSteps(t *testing.T) {
 				t.Fatal(err)
 			}
 			out, err := exec.Command(torchtest.Python, torchtest.Script("torch_steps.py"), "--init", init, "--trained", trained,
-				"--data", mnistDirFor(t), "--steps", "3", "--tol", "1e-4").CombinedOutput()
+				"--data", mnistDirFor(t), "--steps", "3", "--tol", "1e-4", "--weight-decay", fmt.Sprint(tc.decay)).CombinedOutput()
 			if err != nil {
 				t.Fatalf("torch_steps.py: %v\n%s", err, out)
 			}
-			t.Logf("%s: %s", kind, out)
+			t.Logf("%s: %s", name, out)
 		})
 	}
 }

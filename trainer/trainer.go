@@ -95,6 +95,9 @@ type Config struct {
 	// bettered the best validation MSE.
 	Validation float64
 	Patience   int
+	// WeightDecay, when above 0, makes the optimizer AdamW, with this
+	// decoupled weight decay (PyTorch's AdamW default is 0.01).
+	WeightDecay float64
 }
 
 // DefaultConfig returns the notebook's recipe for arch.
@@ -151,7 +154,7 @@ func New(cfg Config) (*Trainer, error) {
 	t := newTrainer(cfg, w)
 	t.meta = checkpoint.Meta{Dataset: cfg.Dataset, Source: cfg.Source, Seed: cfg.Seed, Batch: cfg.Batch, LR: cfg.LR,
 		Shuffle: cfg.Shuffle, Limit: cfg.Limit, EpochsPlanned: cfg.Epochs, Schedule: cfg.Schedule,
-		Validation: cfg.Validation, Patience: cfg.Patience}
+		Validation: cfg.Validation, Patience: cfg.Patience, WeightDecay: cfg.WeightDecay}
 	return t, nil
 }
 
@@ -165,6 +168,9 @@ func (c Config) check() error {
 		return fmt.Errorf("learning rate %v: want a positive number", c.LR)
 	case c.Limit < 0:
 		return fmt.Errorf("limit %d: want 0 (all) or more", c.Limit)
+	}
+	if !(c.WeightDecay >= 0 && c.LR*c.WeightDecay < 1) {
+		return fmt.Errorf("weight decay %v: want 0 (Adam) or more, with lr·decay below 1", c.WeightDecay)
 	}
 	if !(c.Validation >= 0 && c.Validation < 1) || c.Patience < 0 || (c.Patience > 0 && c.Validation == 0) {
 		return fmt.Errorf("validation %v, patience %d: want a share in [0, 1), a patience of 0 or more, and a validation share for a patience", c.Validation, c.Patience)
@@ -194,6 +200,7 @@ func newTrainer(cfg Config, w *Weights) *Trainer {
 		t.tensors = append(t.tensors, tensor.New(tensor.WithShape(shape...), tensor.WithBacking(v)))
 	}
 	t.adam = NewAdam(cfg.LR, sizes)
+	t.adam.WeightDecay = cfg.WeightDecay
 	t.grads = make([][]float32, len(w.Values))
 	return t
 }
@@ -216,7 +223,7 @@ func Resume(files Files, epochs int) (*Trainer, error) {
 	}
 	cfg := Config{Arch: m.Arch, Dataset: m.Meta.Dataset, Epochs: m.Meta.EpochsPlanned, Batch: m.Meta.Batch,
 		LR: m.Meta.LR, Seed: m.Meta.Seed, Shuffle: m.Meta.Shuffle, Limit: m.Meta.Limit, Source: m.Meta.Source, Schedule: m.Meta.Schedule,
-		Validation: m.Meta.Validation, Patience: m.Meta.Patience}
+		Validation: m.Meta.Validation, Patience: m.Meta.Patience, WeightDecay: m.Meta.WeightDecay}
 	if epochs > 0 {
 		cfg.Epochs = epochs
 	}

@@ -87,6 +87,9 @@ func setupInfo(fs *flag.FlagSet) func(context.Context, []string) error {
 					fmt.Printf(" (×%g every %d epochs)", s.Gamma, s.Every)
 				}
 			}
+			if m.Meta.WeightDecay > 0 {
+				fmt.Printf(", AdamW weight decay %g", m.Meta.WeightDecay)
+			}
 			if m.Meta.Validation > 0 {
 				fmt.Printf(", %g of the training images held out to validate", m.Meta.Validation)
 				if m.Meta.Patience > 0 {

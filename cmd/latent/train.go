@@ -46,6 +46,7 @@ func setupTrain(fs *flag.FlagSet) func(context.Context, []string) error {
 		stepEvery  = fs.Int("step-every", 1, "step schedule: epochs between decays")
 		gamma      = fs.Float64("gamma", 0.5, "step schedule: the factor of each decay")
 		validation = fs.Float64("validation", 0, "share of the training images held out (seeded) to validate on after each epoch; the test set stays untouched")
+		decay      = fs.Float64("weight-decay", 0, "AdamW's decoupled weight decay (0: Adam, the notebook's; PyTorch's AdamW default is 0.01)")
 		patience   = fs.Int("patience", 0, "with --validation: stop once this many epochs in a row have not bettered the best validation MSE (0: never)")
 	)
 	var data dataFlags
@@ -112,7 +113,7 @@ func setupTrain(fs *flag.FlagSet) func(context.Context, []string) error {
 				return fmt.Errorf("%s already holds a model: use --resume %s to carry on, --force to start over, or another --out", dir, dir)
 			}
 			cfg := trainer.Config{Arch: arch, Dataset: data.name, Epochs: *epochs, Batch: *batch, LR: *lr,
-				Seed: *seed, Shuffle: *shuffle, Limit: *limit, Validation: *validation, Patience: *patience}
+				Seed: *seed, Shuffle: *shuffle, Limit: *limit, Validation: *validation, Patience: *patience, WeightDecay: *decay}
 			switch *schedule {
 			case "constant":
 			case trainer.ScheduleCosine, trainer.ScheduleStep:

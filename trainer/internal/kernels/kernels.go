@@ -26,9 +26,12 @@ import "math"
 type float interface{ ~float32 | ~float64 }
 
 // AdamStep holds the scalars of one step of Adam, the same for every
-// value: lr/(1-β1ᵗ), 1/sqrt(1-β2ᵗ), β1, β2 and ε.
+// value: lr/(1-β1ᵗ), 1/sqrt(1-β2ᵗ), β1, β2 and ε; and WeightDecay, lr·λ
+// of AdamW's decoupled weight decay (0: Adam), which scales each value by
+// 1-lr·λ before the step, as PyTorch's AdamW does.
 type AdamStep struct {
 	StepSize, InvBC2Sqrt, B1, B2, Eps float32
+	WeightDecay                       float32
 }
 
 // MinNormal32 is the smallest normal float32, 2⁻¹²⁶.
@@ -38,7 +41,7 @@ const MinNormal32 = 0x1p-126
 // kernel, which must give the same bits, and the fallback where there is
 // none.
 func AdamGo(p, g, m, v []float32, s AdamStep) {
-	stepSize, invBC2Sqrt, b1, b2, eps := s.StepSize, s.InvBC2Sqrt, s.B1, s.B2, s.Eps
+	stepSize, invBC2Sqrt, b1, b2, eps, keep := s.StepSize, s.InvBC2Sqrt, s.B1, s.B2, s.Eps, 1-s.WeightDecay
 	g, m, v = g[:len(p)], m[:len(p)], v[:len(p)]
 	for j := range p {
 		gj := g[j]
@@ -53,7 +56,9 @@ func AdamGo(p, g, m, v []float32, s AdamStep) {
 		}
 		m[j], v[j] = mj, vj
 		denom := float32(math.Sqrt(float64(vj)))*invBC2Sqrt + eps
-		p[j] -= stepSize * mj / denom
+		// The conversion rounds the product, as the C kernels do: Go may
+		// not fuse it with the subtraction.
+		p[j] = float32(p[j]*keep) - stepSize*mj/denom
 	}
 }
 

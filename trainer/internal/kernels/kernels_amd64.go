@@ -31,7 +31,7 @@ package kernels
 #include <math.h>
 #include <stdint.h>
 typedef struct {
-	float step_size, inv_bc2_sqrt, b1, b2, eps;
+	float step_size, inv_bc2_sqrt, b1, b2, eps, wd;
 } latent_adam_hyper;
 
 // latent_adam_scalar updates values [j, n) one at a time.
@@ -45,13 +45,13 @@ static void latent_adam_scalar(float *p, const float *g, float *m, float *v, lon
 		m[j] = mj;
 		v[j] = vj;
 		float denom = __builtin_sqrtf(vj) * h.inv_bc2_sqrt + h.eps;
-		p[j] -= h.step_size * mj / denom;
+		p[j] = p[j] * (1 - h.wd) - h.step_size * mj / denom;
 	}
 }
 
 // latent_adam512 holds Adam's scalars of one step in vector registers.
 typedef struct {
-	__m512 ss, ib, eps, b1, b2, c1, c2, tiny;
+	__m512 ss, ib, eps, b1, b2, c1, c2, tiny, keep;
 } latent_adam512;
 
 __attribute__((target("avx512f")))
@@ -65,6 +65,7 @@ static inline latent_adam512 latent_adam512_init(latent_adam_hyper h) {
 	c.c1 = _mm512_set1_ps(1 - h.b1);
 	c.c2 = _mm512_set1_ps(1 - h.b2);
 	c.tiny = _mm512_set1_ps(FLT_MIN);
+	c.keep = _mm512_set1_ps(1 - h.wd);
 	return c;
 }
 
@@ -80,7 +81,8 @@ static inline void latent_adam512_step(const latent_adam512 *c, float *p, float 
 	_mm512_mask_storeu_ps(m, k, mj);
 	_mm512_mask_storeu_ps(v, k, vj);
 	__m512 denom = _mm512_add_ps(_mm512_mul_ps(_mm512_sqrt_ps(vj), c->ib), c->eps);
-	_mm512_mask_storeu_ps(p, k, _mm512_sub_ps(_mm512_maskz_loadu_ps(k, p), _mm512_div_ps(_mm512_mul_ps(c->ss, mj), denom)));
+	__m512 pj = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, p), c->keep);
+	_mm512_mask_storeu_ps(p, k, _mm512_sub_ps(pj, _mm512_div_ps(_mm512_mul_ps(c->ss, mj), denom)));
 }
 
 // latent_adam_avx512 updates the values 16 at a time and returns how many
@@ -184,6 +186,7 @@ static long latent_adam_avx2(float *p, const float *g, float *m, float *v, long 
 	__m256 ss = _mm256_set1_ps(h.step_size), ib = _mm256_set1_ps(h.inv_bc2_sqrt), eps = _mm256_set1_ps(h.eps);
 	__m256 b1 = _mm256_set1_ps(h.b1), b2 = _mm256_set1_ps(h.b2), c1 = _mm256_set1_ps(1 - h.b1), c2 = _mm256_set1_ps(1 - h.b2);
 	__m256 tiny = _mm256_set1_ps(FLT_MIN), absMask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+	__m256 keep = _mm256_set1_ps(1 - h.wd);
 	long j = 0;
 	for (; j + 8 <= n; j += 8) {
 		__m256 gj = _mm256_loadu_ps(g + j);
@@ -195,7 +198,7 @@ static long latent_adam_avx2(float *p, const float *g, float *m, float *v, long 
 		_mm256_storeu_ps(m + j, mj);
 		_mm256_storeu_ps(v + j, vj);
 		__m256 denom = _mm256_add_ps(_mm256_mul_ps(_mm256_sqrt_ps(vj), ib), eps);
-		_mm256_storeu_ps(p + j, _mm256_sub_ps(_mm256_loadu_ps(p + j), _mm256_div_ps(_mm256_mul_ps(ss, mj), denom)));
+		_mm256_storeu_ps(p + j, _mm256_sub_ps(_mm256_mul_ps(_mm256_loadu_ps(p + j), keep), _mm256_div_ps(_mm256_mul_ps(ss, mj), denom)));
 	}
 	return j;
 }
@@ -444,7 +447,7 @@ func Adam(p, g, m, v []float32, s AdamStep) {
 }
 
 func hyper(s AdamStep) C.latent_adam_hyper {
-	return C.latent_adam_hyper{C.float(s.StepSize), C.float(s.InvBC2Sqrt), C.float(s.B1), C.float(s.B2), C.float(s.Eps)}
+	return C.latent_adam_hyper{C.float(s.StepSize), C.float(s.InvBC2Sqrt), C.float(s.B1), C.float(s.B2), C.float(s.Eps), C.float(s.WeightDecay)}
 }
 
 // LinearWeightStep computes rows [r0, r1) of a Linear layer's weight

@@ -34,7 +34,11 @@ func TestAdamKernelsAgree(t *testing.T) {
 		}
 	}
 	for _, n := range []int{1, 7, 8, 9, 15, 16, 17, 31, 33, 100, 1000 + 13} {
-		for step := 1; step <= 3; step++ {
+		for step := 1; step <= 4; step++ {
+			wd := float32(0)
+			if step == 4 {
+				wd = 1e-3 * 0.01 // AdamW: lr·λ
+			}
 			p, g, m, v := make([]float32, n), make([]float32, n), make([]float32, n), make([]float32, n)
 			for i := range p {
 				p[i], g[i], m[i] = value(), value(), value()
@@ -43,8 +47,8 @@ func TestAdamKernelsAgree(t *testing.T) {
 			p2, m2, v2 := slices.Clone(p), slices.Clone(m), slices.Clone(v)
 			bc1, bc2 := 1-math.Pow(0.9, float64(step)), 1-math.Pow(0.999, float64(step))
 			stepSize, inv := float32(1e-3/bc1), float32(1/math.Sqrt(bc2))
-			Adam(p, g, m, v, AdamStep{stepSize, inv, 0.9, 0.999, 1e-8})
-			AdamGo(p2, g, m2, v2, AdamStep{stepSize, inv, 0.9, 0.999, 1e-8})
+			Adam(p, g, m, v, AdamStep{stepSize, inv, 0.9, 0.999, 1e-8, wd})
+			AdamGo(p2, g, m2, v2, AdamStep{stepSize, inv, 0.9, 0.999, 1e-8, wd})
 			for i := range p {
 				if math.IsNaN(float64(p[i])) && math.IsNaN(float64(p2[i])) {
 					continue // NaN payloads may differ between C and Go
@@ -81,7 +85,7 @@ func TestAdamFlushesSubnormalMoments(t *testing.T) {
 				if steps > 2000 {
 					t.Fatalf("m still %v after %d steps of zero gradient", m[n-1], steps)
 				}
-				k.f(p, g, m, v, AdamStep{1e-3, 1, 0.9, 0.999, 1e-8})
+				k.f(p, g, m, v, AdamStep{1e-3, 1, 0.9, 0.999, 1e-8, 0})
 				for i, x := range m {
 					if x != 0 && math.Abs(float64(x)) < MinNormal32 {
 						t.Fatalf("step %d: m[%d] = %g is subnormal", steps+1, i, x)
@@ -250,7 +254,7 @@ func TestLinearWeightStep(t *testing.T) {
 		}
 		pr, mr, vr := slices.Clone(p), slices.Clone(m), slices.Clone(v)
 		pb, mb, vb := slices.Clone(p), slices.Clone(m), slices.Clone(v) // before the step
-		s := AdamStep{StepSize: 1e-3 / 0.1, InvBC2Sqrt: 31.6, B1: 0.9, B2: 0.999, Eps: 1e-8}
+		s := AdamStep{StepSize: 1e-3 / 0.1, InvBC2Sqrt: 31.6, B1: 0.9, B2: 0.999, Eps: 1e-8, WeightDecay: 1e-5}
 		if !LinearWeightStep(x, dz, tc.n, tc.in, tc.out, tc.r0, tc.r1, p, m, v, s) {
 			t.Fatalf("%+v: no fused step on a CPU with AVX-512", tc)
 		}
