@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/latent-ai/latent/internal/pixel"
 	"io"
 	"io/fs"
 	"maps"
@@ -127,7 +128,7 @@ func (s *Set) Size() int { return max(s.Channels, 1) * s.Rows * s.Cols }
 // it panics if i is not in [0, s.N).
 func (s *Set) Image(i int) []float32 {
 	size := s.Size()
-	return ToFloat32(make([]float32, size), s.Pixels[i*size:(i+1)*size])
+	return pixel.ToFloat32(make([]float32, size), s.Pixels[i*size:(i+1)*size])
 }
 
 // Floats returns images lo to lo+n-1 as the models take them (see Image),
@@ -137,44 +138,7 @@ func (s *Set) Floats(dst []float32, lo, n int) []float32 {
 	if cap(dst) < n*size {
 		dst = make([]float32, n*size)
 	}
-	return ToFloat32(dst[:n*size], s.Pixels[lo*size:(lo+n)*size])
-}
-
-// scale maps a pixel byte to its value, b/255 in float32, as
-// torchvision's ToTensor computes it.
-var scale = func() (t [256]float32) {
-	for b := range t {
-		t[b] = float32(b) / 255
-	}
-	return t
-}()
-
-// ToFloat32 writes each pixel byte of src divided by 255 into dst, which
-// must be as long, and returns dst.
-func ToFloat32(dst []float32, src []uint8) []float32 {
-	dst = dst[:len(src)]
-	for i, b := range src {
-		dst[i] = scale[b]
-	}
-	return dst
-}
-
-// ToUint8 writes each value of src, in [0, 1], as the nearest pixel byte
-// (v×255 rounded, values outside [0, 1] clamped) into dst, which must be
-// as long. For the values ToFloat32 gives, it gives back the bytes.
-func ToUint8(dst []uint8, src []float32) []uint8 {
-	dst = dst[:len(src)]
-	for i, v := range src {
-		switch {
-		case v >= 1:
-			dst[i] = 255
-		case v > 0:
-			dst[i] = uint8(v*255 + 0.5)
-		default:
-			dst[i] = 0
-		}
-	}
-	return dst
+	return pixel.ToFloat32(dst[:n*size], s.Pixels[lo*size:(lo+n)*size])
 }
 
 // Dir returns the folder that holds the data set name: flagValue (the
@@ -200,6 +164,18 @@ func Dir(name, flagValue string) string {
 		return fashionDir
 	}
 	return "./data/" + name
+}
+
+// HoldsIDX reports whether the folder dir holds an IDX images file of a
+// split (train-images-idx3-ubyte or t10k-images-idx3-ubyte, gzipped or
+// not): a folder of IDX files rather than of one's own images.
+func HoldsIDX(dir string) bool {
+	for _, base := range []string{fileNames[0], fileNames[2]} {
+		if p, err := findFile(dir, base); err == nil && p != "" {
+			return true
+		}
+	}
+	return false
 }
 
 func checkName(name string) error {

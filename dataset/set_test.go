@@ -2,6 +2,7 @@ package dataset
 
 import (
 	"bytes"
+	"github.com/latent-ai/latent/internal/pixel"
 	"os"
 	"path/filepath"
 	"slices"
@@ -92,7 +93,7 @@ func TestLoadMatchesBytes(t *testing.T) {
 	if &reused[0] != &floats[0] {
 		t.Error("Floats did not reuse a large enough buffer")
 	}
-	back := ToUint8(make([]uint8, len(reused)), reused)
+	back := pixel.ToUint8(make([]uint8, len(reused)), reused)
 	if !slices.Equal(back, pix[:2*784]) {
 		t.Error("ToUint8 does not give back the bytes of ToFloat32")
 	}

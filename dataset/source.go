@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/latent-ai/latent/internal/pixel"
 	"io"
 	"io/fs"
 	"math/rand/v2"
@@ -373,7 +374,7 @@ func decodePicture(data []byte, o OpenOptions, dst []uint8) error {
 	if err != nil {
 		return err
 	}
-	ToUint8(dst, pix)
+	pixel.ToUint8(dst, pix)
 	return nil
 }
 

@@ -12,8 +12,8 @@ import (
 	"github.com/latent-ai/latent/exporter"
 	"github.com/latent-ai/latent/inference"
 	"github.com/latent-ai/latent/internal/mnisttest"
+	"github.com/latent-ai/latent/internal/modeltest"
 	"github.com/latent-ai/latent/latentstats"
-	"github.com/latent-ai/latent/models"
 	"github.com/latent-ai/latent/pca"
 	"google.golang.org/protobuf/proto"
 )
@@ -36,20 +36,7 @@ func TestMain(m *testing.M) {
 // initialisation, uniform in ±1/sqrt(fan-in), from a fixed seed.
 func randomModel(t testing.TB, kind string, bottleneck int, seed uint64) *checkpoint.Model {
 	t.Helper()
-	a, err := models.New(kind, bottleneck)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := checkpoint.NewModel(a)
-	m.Meta.Dataset = "mnist"
-	rng := rand.New(rand.NewPCG(seed, 1))
-	for _, p := range a.Params() {
-		bound := p.Layer.InitBound()
-		for i := range m.Params[p.Name] {
-			m.Params[p.Name][i] = float32((2*rng.Float64() - 1) * bound)
-		}
-	}
-	return m
+	return modeltest.Random(t, kind, bottleneck, seed)
 }
 
 // exportRandom exports a random model into a new temporary folder, with

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -20,13 +19,12 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners/prism"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners/universal"
 
-	"github.com/latent-ai/latent/checkpoint"
 	"github.com/latent-ai/latent/codetable"
 	"github.com/latent-ai/latent/dataset"
 	"github.com/latent-ai/latent/exporter"
 	"github.com/latent-ai/latent/inference"
 	"github.com/latent-ai/latent/internal/mnisttest"
-	"github.com/latent-ai/latent/models"
+	"github.com/latent-ai/latent/internal/modeltest"
 	"github.com/latent-ai/latent/npyarray"
 )
 
@@ -42,19 +40,7 @@ func TestMain(m *testing.M) {
 // its encoder; it returns the encoder's path.
 func exportedConv(t *testing.T) string {
 	t.Helper()
-	a, err := models.New("conv", 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := checkpoint.NewModel(a)
-	m.Meta.Dataset = dataset.MNIST
-	rng := rand.New(rand.NewPCG(5, 6))
-	for _, p := range a.Params() {
-		bound := p.Layer.InitBound()
-		for i := range m.Params[p.Name] {
-			m.Params[p.Name][i] = float32((2*rng.Float64() - 1) * bound)
-		}
-	}
+	m := modeltest.Random(t, "conv", 10, 5)
 	dir := t.TempDir()
 	enc, _, err := exporter.Export(m, nil, dir)
 	if err != nil {

@@ -28,6 +28,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/latent-ai/latent/internal/pixel"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -109,7 +110,7 @@ func DefaultConfig(arch models.Arch) Config {
 // (Arch.Input, C×H×W; 1×28×28 for MNIST), one byte per value, row-major,
 // N·C·H·W bytes, as dataset.Set holds them. The trainer converts each
 // batch as it uses it, each byte divided by 255 (float32(b)/255, the value
-// dataset.ToFloat32 and torchvision's ToTensor give). The trainer only
+// pixel.ToFloat32 and torchvision's ToTensor give). The trainer only
 // reads it.
 type Data struct {
 	Pixels []uint8
@@ -366,24 +367,6 @@ func (t *Trainer) graphFor(cache map[int]*graph, n int, train bool) (*graph, err
 	return gr, nil
 }
 
-// pixelScale maps a pixel byte to its value, b/255 in float32.
-var pixelScale = func() (t [256]float32) {
-	for b := range t {
-		t[b] = float32(b) / 255
-	}
-	return t
-}()
-
-// toFloat32 writes the values of the pixel bytes src into dst, which must
-// be at least as long, and returns them: dst[:len(src)].
-func toFloat32(dst []float32, src []uint8) []float32 {
-	dst = dst[:len(src)]
-	for i, b := range src {
-		dst[i] = pixelScale[b]
-	}
-	return dst
-}
-
 // evalBatch is the batch size of evaluation. Each image's output does not
 // depend on it; its graph's buffers do: at 500, conv's evaluation graph
 // took about 20 MB more of peak memory than at 100, for no gain in speed.
@@ -400,7 +383,7 @@ func (t *Trainer) Evaluate(data Data) (float64, error) {
 		if err != nil {
 			return 0, err
 		}
-		in := toFloat32(gr.inputData(), data.Pixels[start*size:(start+n)*size])
+		in := pixel.ToFloat32(gr.inputData(), data.Pixels[start*size:(start+n)*size])
 		if err := gr.run(); err != nil {
 			return 0, fmt.Errorf("evaluate: %w", err)
 		}
@@ -489,11 +472,11 @@ func (t *Trainer) Run(ctx context.Context, files Files, train, test Data, hooks 
 			}
 			lo := s * t.cfg.Batch
 			bn := min(t.cfg.Batch, n-lo)
-			images := toFloat32(batch, train.Pixels[lo*size:(lo+bn)*size])
+			images := pixel.ToFloat32(batch, train.Pixels[lo*size:(lo+bn)*size])
 			if order != nil {
 				for i := 0; i < bn; i++ {
 					j := order[lo+i]
-					toFloat32(batch[i*size:(i+1)*size], train.Pixels[j*size:(j+1)*size])
+					pixel.ToFloat32(batch[i*size:(i+1)*size], train.Pixels[j*size:(j+1)*size])
 				}
 				images = batch[:bn*size]
 			}

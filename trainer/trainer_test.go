@@ -2,6 +2,7 @@ package trainer
 
 import (
 	"context"
+	"github.com/latent-ai/latent/internal/pixel"
 	"math"
 	"path/filepath"
 	"strings"
@@ -38,8 +39,8 @@ func realMNIST(t *testing.T) (train, test Data) {
 
 func firstN(d Data, n int) Data { return Data{Pixels: d.Pixels[:n*784], N: n} }
 
-// floats returns the images of d as the models take them (toFloat32).
-func floats(d Data) []float32 { return toFloat32(make([]float32, len(d.Pixels)), d.Pixels) }
+// floats returns the images of d as the models take them (pixel.ToFloat32).
+func floats(d Data) []float32 { return pixel.ToFloat32(make([]float32, len(d.Pixels)), d.Pixels) }
 
 // TestShortTrainingLearns trains each model for two epochs (conv: three) on
 // the first 4096 real training images and checks that the test error falls well

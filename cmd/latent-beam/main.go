@@ -186,7 +186,7 @@ func source(md *onnxmeta.Metadata) (pipeline.Source, error) {
 		if err != nil {
 			return src, err
 		}
-		if isIDX(abs) {
+		if dataset.HoldsIDX(abs) {
 			src.Path, src.Dir = "", abs
 			if src.Dataset == "" {
 				src.Dataset = dataset.MNIST
@@ -209,16 +209,4 @@ func source(md *onnxmeta.Metadata) (pipeline.Source, error) {
 		src.Strict = *strict
 	}
 	return src, nil
-}
-
-// isIDX reports whether dir is a folder that holds IDX image files.
-func isIDX(dir string) bool {
-	for _, name := range []string{"t10k-images-idx3-ubyte", "train-images-idx3-ubyte"} {
-		for _, ext := range []string{".gz", ""} {
-			if _, err := os.Stat(filepath.Join(dir, name+ext)); err == nil {
-				return true
-			}
-		}
-	}
-	return false
 }

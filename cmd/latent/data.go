@@ -91,19 +91,7 @@ func (d *dataFlags) own() bool {
 	case d.format != "", strings.ContainsAny(d.dir, "*?["), ext == ".npy", ext == ".parquet":
 		return true
 	}
-	return !isIDXFolder(d.dir) && holdsPictures(d.dir)
-}
-
-// isIDXFolder reports whether dir holds an IDX images file.
-func isIDXFolder(dir string) bool {
-	for _, name := range []string{"train-images-idx3-ubyte", "t10k-images-idx3-ubyte"} {
-		for _, ext := range []string{".gz", ""} {
-			if _, err := os.Stat(filepath.Join(dir, name+ext)); err == nil {
-				return true
-			}
-		}
-	}
-	return false
+	return !dataset.HoldsIDX(d.dir) && holdsPictures(d.dir)
 }
 
 // holdsPictures reports whether the folder dir holds a PNG or JPEG file, at

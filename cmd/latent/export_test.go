@@ -5,18 +5,16 @@ import (
 	"context"
 	"image/png"
 	"math"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/latent-ai/latent/checkpoint"
 	"github.com/latent-ai/latent/exporter"
 	"github.com/latent-ai/latent/inference"
+	"github.com/latent-ai/latent/internal/modeltest"
 	"github.com/latent-ai/latent/latentstats"
-	"github.com/latent-ai/latent/models"
 	"github.com/latent-ai/latent/npyarray"
 	"github.com/latent-ai/latent/onnxmeta"
 )
@@ -54,19 +52,7 @@ func ortNeedRuntime(t *testing.T) {
 // ortRun writes a random classic model into a new run folder.
 func ortRun(t *testing.T, bottleneck int) string {
 	t.Helper()
-	a, err := models.New("classic", bottleneck)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := checkpoint.NewModel(a)
-	m.Meta.Dataset = "mnist"
-	rng := rand.New(rand.NewPCG(11, 12))
-	for _, p := range a.Params() {
-		bound := p.Layer.InitBound()
-		for i := range m.Params[p.Name] {
-			m.Params[p.Name][i] = float32((2*rng.Float64() - 1) * bound)
-		}
-	}
+	m := modeltest.Random(t, "classic", bottleneck, 11)
 	dir := t.TempDir()
 	if err := m.Save(filepath.Join(dir, "model.safetensors")); err != nil {
 		t.Fatal(err)

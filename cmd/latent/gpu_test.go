@@ -2,15 +2,14 @@ package main
 
 import (
 	"math"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/latent-ai/latent/checkpoint"
 	"github.com/latent-ai/latent/inference"
+	"github.com/latent-ai/latent/internal/modeltest"
 	"github.com/latent-ai/latent/models"
 	"github.com/latent-ai/latent/npyarray"
 )
@@ -34,19 +33,7 @@ func gpuBuild(t *testing.T) string {
 // run folder and exports it.
 func randomRun(t *testing.T, kind string) string {
 	t.Helper()
-	a, err := models.New(kind, 6)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := checkpoint.NewModel(a)
-	m.Meta.Dataset = "mnist"
-	rng := rand.New(rand.NewPCG(3, 4))
-	for _, p := range a.Params() {
-		bound := p.Layer.InitBound()
-		for i := range m.Params[p.Name] {
-			m.Params[p.Name][i] = float32((2*rng.Float64() - 1) * bound)
-		}
-	}
+	m := modeltest.Random(t, kind, 6, 3)
 	dir := t.TempDir()
 	if err := m.Save(filepath.Join(dir, "model.safetensors")); err != nil {
 		t.Fatal(err)
