@@ -14,6 +14,7 @@ import (
 
 	"github.com/advancedclimatesystems/gonnx/onnx"
 	"github.com/latent-ai/latent/checkpoint"
+	"github.com/latent-ai/latent/internal/modeltest"
 	"github.com/latent-ai/latent/latentstats"
 	"github.com/latent-ai/latent/models"
 	"github.com/latent-ai/latent/onnxmeta"
@@ -25,18 +26,7 @@ import (
 // initialisation, uniform in ±1/sqrt(fan-in), from a fixed seed.
 func randomModel(t testing.TB, kind string, bottleneck int, seed uint64) *checkpoint.Model {
 	t.Helper()
-	a, err := models.New(kind, bottleneck)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := checkpoint.NewModel(a)
-	rng := rand.New(rand.NewPCG(seed, 1))
-	for _, p := range a.Params() {
-		bound := p.Layer.InitBound()
-		for i := range m.Params[p.Name] {
-			m.Params[p.Name][i] = float32((2*rng.Float64() - 1) * bound)
-		}
-	}
+	m := modeltest.Random(t, kind, bottleneck, seed)
 	m.Meta = checkpoint.Meta{Dataset: "mnist", Epochs: 2, Seed: int64(seed), Batch: 64, LR: 1e-3,
 		TrainLoss: []float64{0.05, 0.03}, TestLoss: []float64{0.04, 0.03}, Step: 1876}
 	return m
