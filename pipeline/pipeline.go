@@ -192,7 +192,7 @@ func Build(s beam.Scope, cfg Config, shards []Shard) {
 	s = s.Scope("latent.encode")
 	work := beam.Reshuffle(s, beam.CreateList(s, shards))
 	results := beam.ParDo(s, &encodeFn{Cfg: cfg}, work)
-	beam.ParDo0(s, &manifestFn{Cfg: cfg}, beam.Impulse(s), beam.SideInput{Input: results})
+	beam.ParDo0(s, &manifestFn{Cfg: cfg, Shards: len(shards)}, beam.Impulse(s), beam.SideInput{Input: results})
 }
 
 // encodeFn encodes shards. Its instances in one worker process share one
@@ -421,9 +421,12 @@ type ManifestShard struct {
 	Rows  int    `json:"rows"`
 }
 
-// manifestFn writes the manifest once every shard's result is in.
+// manifestFn writes the manifest once every shard's result is in, and
+// refuses to write it when any of the Shards is missing: a runner may run
+// it with what a failed job produced.
 type manifestFn struct {
-	Cfg Config
+	Cfg    Config
+	Shards int
 }
 
 func (f *manifestFn) ProcessElement(ctx context.Context, _ []byte, results func(*Result) bool) error {
@@ -438,6 +441,9 @@ func (f *manifestFn) ProcessElement(ctx context.Context, _ []byte, results func(
 		indices = append(indices, i)
 	}
 	sort.Ints(indices)
+	if len(indices) != f.Shards {
+		return fmt.Errorf("pipeline: %d of %d shards are done: the manifest is not written", len(indices), f.Shards)
+	}
 	for want, i := range indices {
 		if i != want {
 			return fmt.Errorf("pipeline: no result for shard %d: the manifest is not written", want)
