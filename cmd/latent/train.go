@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 
 	"github.com/latent-ai/latent/atomicfile"
 	"github.com/latent-ai/latent/checkpoint"
@@ -149,8 +150,8 @@ func setupTrain(fs *flag.FlagSet) func(context.Context, []string) error {
 			}
 		}
 		cfg := t.Config()
-		fmt.Fprintf(os.Stderr, "training %s (bottleneck %d, %d parameters) on %s: %s, batch %d, lr %g, seed %d\n",
-			cfg.Arch.Kind, cfg.Arch.Bottleneck, cfg.Arch.NumParams(), cfg.Dataset, plural(cfg.Epochs, "epoch"), cfg.Batch, cfg.LR, cfg.Seed)
+		fmt.Fprintf(os.Stderr, "training %s (bottleneck %d, %d parameters) on %s: %s, batch %d, lr %g%s, seed %d\n",
+			cfg.Arch.Kind, cfg.Arch.Bottleneck, cfg.Arch.NumParams(), cfg.Dataset, plural(cfg.Epochs, "epoch"), cfg.Batch, cfg.LR, recipeNotes(cfg), cfg.Seed)
 		progress := os.Stderr
 		if *quiet {
 			progress = nil
@@ -264,4 +265,33 @@ func plural(n int, noun string) string {
 		return "1 " + noun
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// recipeNotes describes what a run's recipe adds to the notebook's: the
+// schedule, AdamW's decay, the validation share, shuffling.
+func recipeNotes(cfg trainer.Config) string {
+	var b strings.Builder
+	if s := cfg.Schedule; s != nil {
+		fmt.Fprintf(&b, " (%s", s.Kind)
+		if s.Warmup > 0 {
+			fmt.Fprintf(&b, ", %d warm-up steps", s.Warmup)
+		}
+		if s.Kind == trainer.ScheduleStep {
+			fmt.Fprintf(&b, ", ×%g every %d epochs", s.Gamma, s.Every)
+		}
+		b.WriteString(")")
+	}
+	if cfg.WeightDecay > 0 {
+		fmt.Fprintf(&b, ", AdamW decay %g", cfg.WeightDecay)
+	}
+	if cfg.Validation > 0 {
+		fmt.Fprintf(&b, ", %g held out to validate", cfg.Validation)
+		if cfg.Patience > 0 {
+			fmt.Fprintf(&b, " (patience %d)", cfg.Patience)
+		}
+	}
+	if cfg.Shuffle {
+		b.WriteString(", shuffled")
+	}
+	return b.String()
 }
