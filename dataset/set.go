@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -118,6 +119,16 @@ type File struct {
 	// MD5 is the hex MD5 of the file's decompressed content: the canonical
 	// checksum for the real MNIST and Fashion-MNIST files.
 	MD5 string `json:"md5"`
+}
+
+// ID returns the ID of image i of s: IDs[i], or, for a set of numbered
+// images (IDX), SPLIT/N where N is first+i, the image's position in its
+// split when s is a batch that starts at position first.
+func (s *Set) ID(i, first int) string {
+	if s.IDs != nil {
+		return s.IDs[i]
+	}
+	return s.Split + "/" + strconv.Itoa(first+i)
 }
 
 // Size returns the number of values of one image, C×H×W.

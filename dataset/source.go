@@ -423,19 +423,19 @@ func listNPY(path string, o OpenOptions) (*listing, error) {
 // named by o.Labels). Float arrays are read once here to find their
 // scale: values in [0, 1], or of 0-255 when any is above 1.
 func npySource(path, labelsPath string, o OpenOptions) (*listing, error) {
-	open := func() (*os.File, *npyarray.Reader, error) {
-		f, err := os.Open(path)
-		if err != nil {
-			return nil, nil, fmt.Errorf("dataset: %w", err)
+	// open opens the array and reads its header; br buffers f for r.
+	open := func() (f *os.File, br *bufio.Reader, r *npyarray.Reader, err error) {
+		if f, err = os.Open(path); err != nil {
+			return nil, nil, nil, fmt.Errorf("dataset: %w", err)
 		}
-		r, err := npyarray.NewReader(bufio.NewReaderSize(f, 1<<20))
-		if err != nil {
+		br = bufio.NewReaderSize(f, 1<<20)
+		if r, err = npyarray.NewReader(br); err != nil {
 			f.Close()
-			return nil, nil, fmt.Errorf("dataset: %s: %w", path, err)
+			return nil, nil, nil, fmt.Errorf("dataset: %s: %w", path, err)
 		}
-		return f, r, nil
+		return f, br, r, nil
 	}
-	f, r, err := open()
+	f, _, r, err := open()
 	if err != nil {
 		return nil, err
 	}
@@ -481,16 +481,11 @@ func npySource(path, labelsPath string, o OpenOptions) (*listing, error) {
 		}
 	}
 	readFrom := func(j0 int, keep func(int) bool, emit func(item) error) error {
-		f, err := os.Open(path)
+		f, br, r, err := open()
 		if err != nil {
-			return fmt.Errorf("dataset: %w", err)
+			return err
 		}
 		defer f.Close()
-		br := bufio.NewReaderSize(f, 1<<20)
-		r, err := npyarray.NewReader(br)
-		if err != nil {
-			return fmt.Errorf("dataset: %s: %w", path, err)
-		}
 		if j0 > 0 {
 			if _, err := f.Seek(r.Offset(j0*size), io.SeekStart); err != nil {
 				return fmt.Errorf("dataset: %s: %w", path, err)

@@ -28,7 +28,6 @@ import (
 	"runtime"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 
@@ -278,7 +277,7 @@ func (f *encodeFn) ProcessElement(ctx context.Context, sh Shard, emit func(Resul
 	if cfg.FailFirst > 0 && firstAttempt(cfg, sh) && shardRand(sh).Float64() < cfg.FailFirst {
 		return fmt.Errorf("pipeline: shard %d: failure injected on its first attempt (FailFirst %v)", sh.Index, cfg.FailFirst)
 	}
-	st, err := cfg.Source.Open(sh.Split)
+	st, err := openShared(cfg.Source, sh.Split)
 	if err != nil {
 		return err
 	}
@@ -310,11 +309,7 @@ func (f *encodeFn) ProcessElement(ctx context.Context, sh Shard, emit func(Resul
 			}
 			rows = rows[:0]
 			for i := range set.N {
-				id := set.Split + "/" + strconv.Itoa(sh.Lo+off+i)
-				if set.IDs != nil {
-					id = set.IDs[i]
-				}
-				rows = append(rows, codetable.Row{ID: id, Label: int(set.Labels[i]), Code: codes[i*b : (i+1)*b]})
+				rows = append(rows, codetable.Row{ID: set.ID(i, sh.Lo+off), Label: int(set.Labels[i]), Code: codes[i*b : (i+1)*b]})
 			}
 			res.Rows += set.N
 			imagesEncoded.Inc(ctx, int64(set.N))
@@ -384,6 +379,46 @@ func (n *npyShard) Close() error {
 		return err
 	}
 	return npyarray.WriteFloat32s(n.w, n.codes)
+}
+
+// listings holds, per worker process, the splits of the own sources its
+// shards read, opened once: listing a folder of a million pictures, or
+// finding a float array's scale, is work for one shard, not for each.
+var listings struct {
+	sync.Mutex
+	splits map[string]*dataset.Stream
+}
+
+// openShared opens split of src as Source.Open does, once per process for
+// a source of one's own images. The Stream is only windowed (each Window
+// is a copy that scans on its own), never scanned itself. IDX splits are
+// opened each time: their listing is the labels file, and their Stream
+// records its files as it is scanned.
+func openShared(src Source, split string) (*dataset.Stream, error) {
+	if src.Path == "" {
+		return src.Open(split)
+	}
+	key, err := json.Marshal(struct {
+		Source
+		Split string
+	}{src, split})
+	if err != nil {
+		return nil, err
+	}
+	listings.Lock()
+	defer listings.Unlock()
+	if st := listings.splits[string(key)]; st != nil {
+		return st, nil
+	}
+	st, err := src.Open(split)
+	if err != nil {
+		return nil, err
+	}
+	if listings.splits == nil {
+		listings.splits = map[string]*dataset.Stream{}
+	}
+	listings.splits[string(key)] = st
+	return st, nil
 }
 
 // shardRand is the seeded source of a shard's injected failure.

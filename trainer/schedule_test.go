@@ -116,6 +116,7 @@ func TestEarlyStopping(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("validation MSE: %v", valLosses(history))
 	if !tr.Stopped() || len(history) >= cfg.Epochs {
 		t.Fatalf("ran %d of %d epochs, stopped %v: validation %v", len(history), cfg.Epochs, tr.Stopped(), valLosses(history))
 	}

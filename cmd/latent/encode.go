@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -253,11 +252,7 @@ func (e *encoder) table(ctx context.Context, streams []*dataset.Stream, path, fo
 		err = e.run(ctx, streams, func(off int, set *dataset.Set, codes []float32) error {
 			rows = rows[:0]
 			for i := range set.N {
-				id := set.Split + "/" + strconv.Itoa(off+i)
-				if set.IDs != nil {
-					id = set.IDs[i]
-				}
-				rows = append(rows, codetable.Row{ID: id, Label: int(set.Labels[i]), Code: codes[i*b : (i+1)*b]})
+				rows = append(rows, codetable.Row{ID: set.ID(i, off), Label: int(set.Labels[i]), Code: codes[i*b : (i+1)*b]})
 			}
 			return w.Write(rows...)
 		})
