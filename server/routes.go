@@ -291,13 +291,11 @@ func (s *Server) infer(ctx context.Context, f func() error) error {
 	s.work.Add(1)
 	go func() {
 		defer s.work.Done()
-		defer func() { <-s.slots }()
-		defer func() {
-			if v := recover(); v != nil {
-				done <- fmt.Errorf("server: inference panicked: %v", v)
-			}
-		}()
-		done <- f()
+		// The slot is given back before the result is: a caller that has
+		// its answer finds the slot free, panic or not.
+		err := s.call(f)
+		<-s.slots
+		done <- err
 	}()
 	select {
 	case err := <-done:
@@ -308,6 +306,16 @@ func (s *Server) infer(ctx context.Context, f func() error) error {
 	case <-ctx.Done():
 		return s.timedOut(ctx)
 	}
+}
+
+// call runs f and turns a panic in it into an error.
+func (s *Server) call(f func() error) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("server: inference panicked: %v", v)
+		}
+	}()
+	return f()
 }
 
 func (s *Server) timedOut(ctx context.Context) error {
