@@ -62,8 +62,57 @@ def _notebook_model(kind):
     return make
 
 
-# MODELS makes a freshly initialised notebook model of a kind, for a bottleneck.
+def _vae_model(kind):
+    """The variational version of a notebook model: latent's "classic-vae"
+    and "conv-vae". It is the notebook's class with the encoder's last
+    Linear (to the bottleneck) replaced by two heads, fc_mu and fc_logvar,
+    so its state dict is the notebook's names plus fc_mu.* and fc_logvar.*
+    (and without the encoder's last index). encode(x) gives mu, the code;
+    encode_dist(x) gives (mu, logvar); sample_forward(x) draws
+    z = mu + exp(logvar/2)*eps and returns (decode(z), mu, logvar)."""
+    base = NOTEBOOK_CLASSES[kind]
+
+    def init(self):
+        base.__init__(self)
+        last = self.encoder[-1]
+        self.encoder = nn.Sequential(*list(self.encoder)[:-1])
+        self.fc_mu = nn.Linear(last.in_features, self.bottleneck)
+        self.fc_logvar = nn.Linear(last.in_features, self.bottleneck)
+
+    def encode_dist(self, x):
+        h = base.encode(self, x)  # the notebook's encode, without the last Linear
+        return self.fc_mu(h), self.fc_logvar(h)
+
+    def encode(self, x):
+        return self.encode_dist(x)[0]
+
+    def sample_forward(self, x):
+        mu, logvar = self.encode_dist(x)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        return self.decode(z), mu, logvar
+
+    def make(bottleneck=DEFAULT_BOTTLENECK):
+        cls = type("%sVAE_%d" % (base.__name__, bottleneck), (base,), {
+            "bottleneck": int(bottleneck), "kind": kind + "-vae", "__init__": init,
+            "encode_dist": encode_dist, "encode": encode, "sample_forward": sample_forward})
+        return cls()
+    return make
+
+
+def vae_loss(recon, x, mu, logvar, beta=1.0):
+    """latent's VAE loss: binary cross-entropy summed over each image plus
+    beta*KL(q(z|x) || N(0, I)), averaged over the batch. Returns (loss, bce,
+    kl), each per image."""
+    n = x.shape[0]
+    bce = nn.functional.binary_cross_entropy(recon, x, reduction="sum") / n
+    kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()) / n
+    return bce + beta * kl, bce, kl
+
+
+# MODELS makes a freshly initialised model of a kind, for a bottleneck: the
+# notebook's two, and their variational versions.
 MODELS = {kind: _notebook_model(kind) for kind in NOTEBOOK_CLASSES}
+MODELS.update({kind + "-vae": _vae_model(kind) for kind in NOTEBOOK_CLASSES})
 
 
 def build_model(kind, bottleneck=DEFAULT_BOTTLENECK):
@@ -83,6 +132,8 @@ def arch_json(kind, bottleneck):
     L = lambda i, o: {"op": "Linear", "in": i, "out": o}
     R = {"op": "ReLU"}
     S = {"op": "Sigmoid"}
+    variational = kind.endswith("-vae")
+    kind = kind[:-4] if variational else kind
     if kind == "classic":
         enc = [{"op": "Flatten", "attr": "flatten"}, L(784, 512), R, L(512, 512), R, L(512, b)]
         dec = [L(b, 512), R, L(512, 512), R, L(512, 784), S, {"op": "Unflatten", "shape": [1, 28, 28], "attr": "unflatten"}]
@@ -95,6 +146,10 @@ def arch_json(kind, bottleneck):
     else:
         raise ValueError("unknown model kind %r" % kind)
     a = {"kind": kind, "bottleneck": b, "input": [1, 28, 28], "encoder": enc, "decoder": dec}
+    if variational:
+        a["kind"] = kind + "-vae"
+        a["encoder"] = enc[:-1]  # the heads replace the last Linear
+        a["variational"] = True
     return json.dumps(a, separators=(",", ":"))
 
 

@@ -76,6 +76,12 @@ type Meta struct {
 	ValLoss []float64 `json:"val_loss,omitempty"`
 	// Stopped is whether the run stopped early, before its planned epochs.
 	Stopped bool `json:"stopped,omitempty"`
+	// Beta weighs the KL term of a variational model's loss.
+	Beta float64 `json:"beta,omitempty"`
+	// TestNegELBO holds, for a variational model, the negative ELBO per
+	// test image (binary cross-entropy plus KL, in nats) of each completed
+	// epoch.
+	TestNegELBO []float64 `json:"test_neg_elbo,omitempty"`
 }
 
 // Schedule is a learning-rate schedule (see trainer.Schedule).

@@ -1,6 +1,9 @@
 // Package exporter writes a latent model as two ONNX graphs: an encoder
 // (input "image" float32 [N,C,H,W] → output "code" float32 [N,bottleneck])
 // and a decoder ("code" → "image"), both with a dynamic batch dimension N.
+// A variational model's encoder has two outputs instead of "code": "mu"
+// (the code) and "logvar", both float32 [N,bottleneck], from its heads
+// "fc_mu" and "fc_logvar" (two Gemm nodes).
 //
 // The graphs are built by walking the architecture declaration
 // (models.Arch.Encoder and Decoder) layer by layer:
@@ -141,13 +144,19 @@ func Build(m *checkpoint.Model, part string, stats *latentstats.Stats) (*onnx.Mo
 		Input:  []*onnx.ValueInfoProto{in},
 		Output: []*onnx.ValueInfoProto{out},
 	}
+	heads := part == Encoder && a.Variational
+	if heads {
+		// The encoder's layers end before the bottleneck; its two heads
+		// give the outputs mu and logvar.
+		g.Output = []*onnx.ValueInfoProto{valueInfo(onnxmeta.MuName, code), valueInfo(onnxmeta.LogVarName, code)}
+	}
 	shapes := a.Shapes(part)
 	cur := in.Name
 	mods := a.Modules(part)
 	for i, l := range layers {
 		mod := mods[i]
 		next := mod + ".output"
-		if i == len(layers)-1 {
+		if i == len(layers)-1 && !heads {
 			next = out.Name
 		} else {
 			g.ValueInfo = append(g.ValueInfo, valueInfo(next, shapes[i+1]))
@@ -207,6 +216,18 @@ func Build(m *checkpoint.Model, part string, stats *latentstats.Stats) (*onnx.Mo
 		g.Node = append(g.Node, n)
 		cur = next
 	}
+	if heads {
+		for k, mod := range []string{models.HeadMu, models.HeadLogVar} {
+			l := a.Heads()[k]
+			w, b := mod+".weight", mod+".bias"
+			g.Initializer = append(g.Initializer,
+				floatTensor(w, l.WeightShape(), m.Params[w]),
+				floatTensor(b, []int{l.Out}, m.Params[b]))
+			g.Node = append(g.Node, &onnx.NodeProto{Name: mod, OpType: "Gemm", Input: []string{cur, w, b},
+				Output:    []string{g.Output[k].Name},
+				Attribute: []*onnx.AttributeProto{floatAttr("alpha", 1), floatAttr("beta", 1), intAttr("transB", 1)}})
+		}
+	}
 	md, err := NewMetadata(m, part, stats)
 	if err != nil {
 		return nil, err
@@ -229,6 +250,9 @@ func describe(part string, a models.Arch) string {
 	img := fmt.Sprintf("%s float32 [N,%d,%d,%d] in [0,1]", onnxmeta.ImageName, a.Input[0], a.Input[1], a.Input[2])
 	code := fmt.Sprintf("%s float32 [N,%d]", onnxmeta.CodeName, a.Bottleneck)
 	if part == Encoder {
+		if a.Variational {
+			return fmt.Sprintf("%s -> %s, %s float32 [N,%d] (the code is %s)", img, onnxmeta.MuName, onnxmeta.LogVarName, a.Bottleneck, onnxmeta.MuName)
+		}
 		return img + " -> " + code
 	}
 	return code + " -> " + img

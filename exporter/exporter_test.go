@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -71,8 +72,20 @@ func TestBuildFollowsTheDeclaration(t *testing.T) {
 					inName, inDims, outName, outDims = outName, outDims, inName, inDims
 				}
 				g := mp.Graph
+				mods := m.Arch.Modules(part)
 				checkIO(t, "input", g.Input, inName, inDims)
-				checkIO(t, "output", g.Output, outName, outDims)
+				if part == Encoder && m.Arch.Variational {
+					// The heads end the encoder, with an output each.
+					if len(g.Output) != 2 {
+						t.Fatalf("outputs %v, want mu and logvar", g.Output)
+					}
+					checkIO(t, "output", g.Output[:1], onnxmeta.MuName, outDims)
+					checkIO(t, "output", g.Output[1:], onnxmeta.LogVarName, outDims)
+					layers = append(slices.Clone(layers), m.Arch.Heads()...)
+					mods = append(mods, models.HeadMu, models.HeadLogVar)
+				} else {
+					checkIO(t, "output", g.Output, outName, outDims)
+				}
 				if len(g.Node) != len(layers) {
 					t.Fatalf("%d nodes for %d layers", len(g.Node), len(layers))
 				}
@@ -80,7 +93,6 @@ func TestBuildFollowsTheDeclaration(t *testing.T) {
 				for _, x := range g.Initializer {
 					inits[x.Name] = x
 				}
-				mods := m.Arch.Modules(part)
 				for i, l := range layers {
 					n := g.Node[i]
 					if n.Name != mods[i] {

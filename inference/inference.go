@@ -180,6 +180,10 @@ type graph struct {
 	session *ort.DynamicAdvancedSession
 	meta    *onnxmeta.Metadata
 	in, out []int64 // shapes with the batch dimension first (-1)
+	// outputs names the outputs the session gives: CodeName or ImageName,
+	// or for a variational model's encoder MuName and LogVarName, both of
+	// shape out.
+	outputs []string
 }
 
 // OpenRun opens RUN/encoder.onnx and RUN/decoder.onnx, as written by
@@ -336,13 +340,13 @@ func (m *Model) openGraph(data []byte, name, part string, opts Options) (*graph,
 	if err := g.checkIO(data, part); err != nil {
 		return nil, err
 	}
-	in, out := onnxmeta.ImageName, onnxmeta.CodeName
+	in := onnxmeta.ImageName
 	if part == onnxmeta.Decoder {
-		in, out = out, in
+		in = onnxmeta.CodeName
 	}
 	var err error
 	for {
-		g.session, err = newSession(data, in, out, m.device, opts)
+		g.session, err = newSession(data, in, g.outputs, m.device, opts)
 		if err == nil {
 			break
 		}
@@ -449,6 +453,15 @@ func (g *graph) checkIO(data []byte, part string) error {
 		return fmt.Errorf("inference: %s is not a latent %s%s: it maps %v to %v, want float32 %s to float32 %s with a dynamic batch dimension",
 			g.name, part, what, ins, outs, wantIn, wantOut)
 	}
+	if part == onnxmeta.Encoder && len(outs) == 2 && outs[0].name == onnxmeta.MuName && outs[1].name == onnxmeta.LogVarName {
+		// A variational model's encoder: μ is the code.
+		if !slices.Equal(outs[0].dims, outs[1].dims) || !outs[1].float {
+			return bad()
+		}
+		g.outputs = []string{onnxmeta.MuName, onnxmeta.LogVarName}
+		outs = outs[:1]
+		outs[0].name = onnxmeta.CodeName
+	}
 	if len(ins) != 1 || len(outs) != 1 || !ins[0].float || !outs[0].float {
 		return bad()
 	}
@@ -468,11 +481,14 @@ func (g *graph) checkIO(data []byte, part string) error {
 		}
 	}
 	g.in, g.out = ins[0].dims, outs[0].dims
+	if g.outputs == nil {
+		g.outputs = []string{outs[0].name}
+	}
 	return nil
 }
 
 // newSession opens a session for the ONNX model in data on device.
-func newSession(data []byte, in, out, device string, opts Options) (*ort.DynamicAdvancedSession, error) {
+func newSession(data []byte, in string, outs []string, device string, opts Options) (*ort.DynamicAdvancedSession, error) {
 	so, err := ort.NewSessionOptions()
 	if err != nil {
 		return nil, err
@@ -503,7 +519,7 @@ func newSession(data []byte, in, out, device string, opts Options) (*ort.Dynamic
 			return nil, err
 		}
 	}
-	return ort.NewDynamicAdvancedSessionWithONNXData(data, []string{in}, []string{out}, so)
+	return ort.NewDynamicAdvancedSessionWithONNXData(data, []string{in}, outs, so)
 }
 
 // convSearch maps Options.CUDAConvSearch to the CUDA provider's values.
@@ -636,10 +652,47 @@ func (m *Model) EncodeContext(ctx context.Context, images []float32, n int) ([]f
 		return nil, err
 	}
 	codes := make([]float32, n*m.bottleneck)
-	if err := m.run(ctx, m.enc, images, n, m.imageSize, codes, m.bottleneck); err != nil {
+	outs := [][]float32{codes}
+	if m.Variational() {
+		outs = append(outs, make([]float32, n*m.bottleneck)) // log σ², unused
+	}
+	if err := m.run(ctx, m.enc, images, n, m.imageSize, m.bottleneck, outs...); err != nil {
 		return nil, fmt.Errorf("inference: encode: %w", err)
 	}
 	return codes, nil
+}
+
+// Variational reports whether the model is a variational autoencoder: its
+// encoder gives μ and log σ² (EncodeDistribution), and its codes are μ.
+func (m *Model) Variational() bool { return m.enc != nil && len(m.enc.outputs) == 2 }
+
+// EncodeDistribution maps n images (n*C*H*W values in [0,1]) to the
+// Gaussian q(z|x) = N(μ, σ²) of a variational model's encoder: mu and
+// logVar, n*b values each (log σ²). Encode gives mu alone. A plain
+// autoencoder has no distribution: it returns an error.
+func (m *Model) EncodeDistribution(images []float32, n int) (mu, logVar []float32, err error) {
+	return m.EncodeDistributionContext(context.Background(), images, n)
+}
+
+// EncodeDistributionContext is EncodeDistribution, stopped with ctx's
+// error once ctx is done.
+func (m *Model) EncodeDistributionContext(ctx context.Context, images []float32, n int) (mu, logVar []float32, err error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if err := m.ready(m.enc, onnxmeta.Encoder); err != nil {
+		return nil, nil, err
+	}
+	if !m.Variational() {
+		return nil, nil, fmt.Errorf("inference: encode distribution: %s is a plain autoencoder's encoder, with one output (code), not a variational one's (mu, logvar)", m.enc.name)
+	}
+	if err := checkBatch("encode", "images", images, n, m.imageSize, true); err != nil {
+		return nil, nil, err
+	}
+	mu, logVar = make([]float32, n*m.bottleneck), make([]float32, n*m.bottleneck)
+	if err := m.run(ctx, m.enc, images, n, m.imageSize, m.bottleneck, mu, logVar); err != nil {
+		return nil, nil, fmt.Errorf("inference: encode: %w", err)
+	}
+	return mu, logVar, nil
 }
 
 // Decode maps n codes (n*b finite values) to n images (n*C*H*W values in
@@ -663,7 +716,7 @@ func (m *Model) decode(ctx context.Context, codes []float32, n int) ([]float32, 
 		return nil, err
 	}
 	images := make([]float32, n*m.imageSize)
-	if err := m.run(ctx, m.dec, codes, n, m.bottleneck, images, m.imageSize); err != nil {
+	if err := m.run(ctx, m.dec, codes, n, m.bottleneck, m.imageSize, images); err != nil {
 		return nil, fmt.Errorf("inference: decode: %w", err)
 	}
 	return images, nil
@@ -773,10 +826,11 @@ func checkBatch(op, what string, x []float32, n, size int, unit bool) error {
 }
 
 // run feeds n samples of x (inSize values each) through g in chunks of at
-// most m.maxBatch and writes the results into y (outSize values each). It
-// returns ctx's error once ctx is done. Every tensor it makes is destroyed
-// before it returns.
-func (m *Model) run(ctx context.Context, g *graph, x []float32, n, inSize int, y []float32, outSize int) error {
+// most m.maxBatch and writes the results into ys, one slice for each of
+// g's outputs (outSize values a sample each). It returns ctx's error once
+// ctx is done. Every tensor it makes is destroyed before it returns.
+func (m *Model) run(ctx context.Context, g *graph, x []float32, n, inSize, outSize int, ys ...[]float32) error {
+	chunks := make([][]float32, len(ys))
 	for off := 0; off < n; off += m.maxBatch {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -784,28 +838,36 @@ func (m *Model) run(ctx context.Context, g *graph, x []float32, n, inSize int, y
 		c := min(m.maxBatch, n-off)
 		inShape := batchShape(c, g.in)
 		outShape := batchShape(c, g.out)
-		if err := runChunk(ctx, g.session, inShape, x[off*inSize:(off+c)*inSize], outShape, y[off*outSize:(off+c)*outSize]); err != nil {
+		for i, y := range ys {
+			chunks[i] = y[off*outSize : (off+c)*outSize]
+		}
+		if err := runChunk(ctx, g.session, inShape, x[off*inSize:(off+c)*inSize], outShape, chunks...); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// runChunk runs s on one chunk. With a ctx that can be done, the run gets
-// run options that ctx's end terminates, so that a long chunk stops too.
-func runChunk(ctx context.Context, s *ort.DynamicAdvancedSession, inShape ort.Shape, x []float32, outShape ort.Shape, y []float32) error {
+// runChunk runs s on one chunk, with one output slice for each of s's
+// outputs, all of outShape. With a ctx that can be done, the run gets run
+// options that ctx's end terminates, so that a long chunk stops too.
+func runChunk(ctx context.Context, s *ort.DynamicAdvancedSession, inShape ort.Shape, x []float32, outShape ort.Shape, ys ...[]float32) error {
 	in, err := ort.NewTensor(inShape, x)
 	if err != nil {
 		return fmt.Errorf("input tensor: %w", err)
 	}
 	defer in.Destroy()
-	out, err := ort.NewTensor(outShape, y)
-	if err != nil {
-		return fmt.Errorf("output tensor: %w", err)
+	outs := make([]ort.Value, len(ys))
+	for i, y := range ys {
+		out, err := ort.NewTensor(outShape, y)
+		if err != nil {
+			return fmt.Errorf("output tensor: %w", err)
+		}
+		defer out.Destroy()
+		outs[i] = out
 	}
-	defer out.Destroy()
 	if ctx.Done() == nil {
-		return s.Run([]ort.Value{in}, []ort.Value{out})
+		return s.Run([]ort.Value{in}, outs)
 	}
 	ro, err := ort.NewRunOptions()
 	if err != nil {
@@ -822,7 +884,7 @@ func runChunk(ctx context.Context, s *ort.DynamicAdvancedSession, inShape ort.Sh
 		}
 		ro.Destroy()
 	}()
-	err = s.RunWithOptions([]ort.Value{in}, []ort.Value{out}, ro)
+	err = s.RunWithOptions([]ort.Value{in}, outs, ro)
 	if cerr := ctx.Err(); cerr != nil {
 		return cerr
 	}

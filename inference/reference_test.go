@@ -3,6 +3,8 @@ package inference_test
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/latent-ai/latent/checkpoint"
@@ -10,11 +12,10 @@ import (
 	"github.com/latent-ai/latent/models"
 )
 
-// forward runs one sample x through layers in float64, with straightforward
-// loops over the declaration and the weights in PyTorch layout. shape is the
-// per-sample shape of x.
-func forward(m *checkpoint.Model, part string, layers []models.Layer, x []float64, shape []int) []float64 {
-	mods := m.Arch.Modules(part)
+// forward runs one sample x through layers, of modules mods, in float64,
+// with straightforward loops over the declaration and the weights in
+// PyTorch layout. shape is the per-sample shape of x.
+func forward(m *checkpoint.Model, mods []string, layers []models.Layer, x []float64, shape []int) []float64 {
 	for i, l := range layers {
 		w := m.Params[mods[i]+".weight"]
 		b := m.Params[mods[i]+".bias"]
@@ -137,9 +138,11 @@ func maxPool(l models.Layer, x []float64, in, out []int) []float64 {
 // reference runs n samples through a part of m with forward.
 func reference(m *checkpoint.Model, part string, x []float32, n int) []float64 {
 	shapes := m.Arch.Shapes(part)
-	layers := m.Arch.Encoder
-	if part == "decoder" {
-		layers = m.Arch.Decoder
+	layers, mods := m.Arch.Layers(part), m.Arch.Modules(part)
+	if part == models.Encoder && m.Arch.Variational {
+		// The code of a VAE is μ: its head ends the encoder.
+		layers = append(slices.Clone(layers), m.Arch.Heads()[0])
+		mods = append(mods, models.HeadMu)
 	}
 	size := len(x) / n
 	var out []float64
@@ -148,7 +151,7 @@ func reference(m *checkpoint.Model, part string, x []float32, n int) []float64 {
 		for j := range in {
 			in[j] = float64(x[i*size+j])
 		}
-		out = append(out, forward(m, part, layers, in, shapes[0])...)
+		out = append(out, forward(m, mods, layers, in, shapes[0])...)
 	}
 	return out
 }
@@ -220,5 +223,59 @@ func TestMatchesReference(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestEncodeDistribution checks a VAE encoder's two outputs against the
+// plain Go forward pass through each head, and that a plain autoencoder
+// has no distribution to give.
+func TestEncodeDistribution(t *testing.T) {
+	const n = 50
+	images := mnistTest(t, n)
+	for _, kind := range []string{"classic-vae", "conv-vae"} {
+		t.Run(kind, func(t *testing.T) {
+			m, dir := exportRandom(t, kind, 10, false)
+			model := openRun(t, dir, inference.Options{MaxBatch: 16})
+			if !model.Variational() {
+				t.Fatal("a VAE's model says it is not variational")
+			}
+			mu, logVar, err := model.EncodeDistribution(images, n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			codes, err := model.Encode(images, n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(codes, mu) {
+				t.Error("Encode does not give EncodeDistribution's mu")
+			}
+			enc, mods := m.Arch.Encoder, m.Arch.Modules(models.Encoder)
+			shapes := m.Arch.Shapes(models.Encoder)
+			size := len(images) / n
+			for k, mod := range []string{models.HeadMu, models.HeadLogVar} {
+				got := [][]float32{mu, logVar}[k]
+				var want []float64
+				for i := 0; i < n; i++ {
+					in := make([]float64, size)
+					for j := range in {
+						in[j] = float64(images[i*size+j])
+					}
+					want = append(want, forward(m, append(slices.Clone(mods), mod),
+						append(slices.Clone(enc), m.Arch.Heads()[k]), in, shapes[0])...)
+				}
+				if d, at := maxDiff(got, want); d > 1e-4 {
+					t.Errorf("%s differs from the reference by %g at %d", mod, d, at)
+				}
+			}
+		})
+	}
+	_, dir := exportRandom(t, "classic", 10, false)
+	plain := openRun(t, dir, inference.Options{})
+	if plain.Variational() {
+		t.Error("a plain autoencoder says it is variational")
+	}
+	if _, _, err := plain.EncodeDistribution(images, n); err == nil || !strings.Contains(err.Error(), "plain autoencoder") {
+		t.Errorf("EncodeDistribution of a plain autoencoder: %v", err)
 	}
 }

@@ -154,7 +154,8 @@ func (l Layer) OutShape(in []int) ([]int, error) {
 
 // Arch is one autoencoder architecture.
 type Arch struct {
-	// Kind names the architecture: "classic" or "conv".
+	// Kind names the architecture: "classic", "conv", or their variational
+	// versions "classic-vae" and "conv-vae".
 	Kind string `json:"kind"`
 	// Bottleneck is the size of the code.
 	Bottleneck int `json:"bottleneck"`
@@ -162,6 +163,32 @@ type Arch struct {
 	Input   []int   `json:"input"`
 	Encoder []Layer `json:"encoder"`
 	Decoder []Layer `json:"decoder"`
+	// Variational makes the model a variational autoencoder. Its encoder
+	// then ends before the bottleneck, with a flat output of h values, and
+	// two Linear heads of h to Bottleneck values follow it (Heads): μ,
+	// module "fc_mu", and log σ², module "fc_logvar". The code of an image
+	// is μ; training decodes z = μ + σ·ε, ε ~ N(0, I).
+	Variational bool `json:"variational,omitempty"`
+}
+
+// The module names of a variational model's heads (Arch.Heads), as the
+// PyTorch reference module (bench/torch_vae.py) names its attributes.
+const (
+	HeadMu     = "fc_mu"
+	HeadLogVar = "fc_logvar"
+)
+
+// Heads returns the two Linear heads of a variational model, μ then
+// log σ² (modules HeadMu and HeadLogVar), each from the encoder's output
+// to Bottleneck values; nil for a plain autoencoder.
+func (a Arch) Heads() []Layer {
+	if !a.Variational {
+		return nil
+	}
+	h := a.Shapes(Encoder)
+	in := prod(h[len(h)-1])
+	l := Layer{Op: Linear, In: in, Out: a.Bottleneck}
+	return []Layer{l, l}
 }
 
 // DefaultBottleneck is the notebook's code size.
@@ -231,6 +258,29 @@ var builders = map[string]func(bottleneck int, in []int) (Arch, error){
 	},
 }
 
+// variational returns the variational version of the plain kind's
+// architecture: the encoder's last layer (the Linear to the bottleneck)
+// gives way to the two heads of Arch.Heads.
+func variational(kind string) func(b int, in []int) (Arch, error) {
+	return func(b int, in []int) (Arch, error) {
+		a, err := builders[kind](b, in)
+		if err != nil {
+			return Arch{}, err
+		}
+		a.Kind = kind + "-vae"
+		a.Encoder = a.Encoder[:len(a.Encoder)-1]
+		a.Variational = true
+		return a, nil
+	}
+}
+
+func init() {
+	// The variational kinds: "classic-vae" and "conv-vae".
+	for _, kind := range []string{"classic", "conv"} {
+		builders[kind+"-vae"] = variational(kind)
+	}
+}
+
 // MNISTInput is the notebook's image shape, C×H×W: the default input.
 var MNISTInput = []int{1, 28, 28}
 
@@ -297,6 +347,9 @@ func (a Arch) Validate() error {
 	if err != nil {
 		return err
 	}
+	if a.Variational && len(code) == 1 {
+		code = []int{a.Bottleneck} // through the heads
+	}
 	if len(code) != 1 || code[0] != a.Bottleneck {
 		return fmt.Errorf("%s: encoder gives %v, want [%d]", a.Kind, code, a.Bottleneck)
 	}
@@ -338,7 +391,8 @@ func (a Arch) Shapes(part string) [][]int {
 }
 
 // MultiplyAdds returns the multiply-adds per sample of the forward pass of
-// each layer with parameters, encoder then decoder: in·out for Linear and
+// each layer with parameters, encoder (and a variational model's heads)
+// then decoder: in·out for Linear and
 // in·out·k·k per output position of Conv2d (per input position of
 // ConvTranspose2d). These are the matrix products that dominate the cost;
 // a training step does each three times (forward, input gradient, weight
@@ -359,6 +413,11 @@ func (a Arch) MultiplyAdds() []int {
 				macs = append(macs, l.In*l.Out*l.Kernel*l.Kernel*prod(shapes[i+1][1:]))
 			case ConvTranspose2d:
 				macs = append(macs, l.In*l.Out*l.Kernel*l.Kernel*prod(shapes[i][1:]))
+			}
+		}
+		if part == Encoder {
+			for _, h := range a.Heads() {
+				macs = append(macs, h.In*h.Out)
 			}
 		}
 	}
@@ -383,7 +442,8 @@ type Param struct {
 func (p Param) Size() int { return prod(p.Shape) }
 
 // Params lists the trainable tensors in state-dict order: for each module
-// with parameters, encoder first, its weight then its bias.
+// with parameters, encoder first, then a variational model's heads (μ,
+// log σ²), then the decoder, its weight then its bias.
 func (a Arch) Params() []Param {
 	var ps []Param
 	for _, part := range []struct {
@@ -396,12 +456,22 @@ func (a Arch) Params() []Param {
 				continue
 			}
 			mod := mods[i]
-			ps = append(ps,
-				Param{Name: mod + ".weight", Module: mod, Shape: l.WeightShape(), Layer: l},
-				Param{Name: mod + ".bias", Module: mod, Shape: []int{l.Out}, Bias: true, Layer: l})
+			ps = append(ps, layerParams(mod, l)...)
+		}
+		if part.name == Encoder {
+			for i, h := range a.Heads() {
+				ps = append(ps, layerParams([]string{HeadMu, HeadLogVar}[i], h)...)
+			}
 		}
 	}
 	return ps
+}
+
+func layerParams(mod string, l Layer) []Param {
+	return []Param{
+		{Name: mod + ".weight", Module: mod, Shape: l.WeightShape(), Layer: l},
+		{Name: mod + ".bias", Module: mod, Shape: []int{l.Out}, Bias: true, Layer: l},
+	}
 }
 
 // Parts of an architecture, as Shapes and Modules take them.

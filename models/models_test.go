@@ -20,6 +20,16 @@ func TestNotebookShapes(t *testing.T) {
 			"encoder.0.weight encoder.0.bias encoder.3.weight encoder.3.bias encoder.7.weight encoder.7.bias " +
 				"encoder.9.weight encoder.9.bias decoder.0.weight decoder.0.bias decoder.2.weight decoder.2.bias " +
 				"decoder.5.weight decoder.5.bias decoder.7.weight decoder.7.bias"},
+		// The VAEs: the Linear to the bottleneck becomes two heads.
+		{"classic-vae", 784*512 + 512 + 512*512 + 512 + 2*(512*10+10) + 10*512 + 512 + 512*512 + 512 + 512*784 + 784,
+			"encoder.0.weight encoder.0.bias encoder.2.weight encoder.2.bias " +
+				"fc_mu.weight fc_mu.bias fc_logvar.weight fc_logvar.bias " +
+				"decoder.0.weight decoder.0.bias decoder.2.weight decoder.2.bias decoder.4.weight decoder.4.bias"},
+		{"conv-vae", 16*9 + 16 + 32*16*9 + 32 + 1568*128 + 128 + 2*(128*10+10) + 10*128 + 128 + 128*1568 + 1568 + 32*16*4 + 16 + 16*4 + 1,
+			"encoder.0.weight encoder.0.bias encoder.3.weight encoder.3.bias encoder.7.weight encoder.7.bias " +
+				"fc_mu.weight fc_mu.bias fc_logvar.weight fc_logvar.bias " +
+				"decoder.0.weight decoder.0.bias decoder.2.weight decoder.2.bias " +
+				"decoder.5.weight decoder.5.bias decoder.7.weight decoder.7.bias"},
 	}
 	for _, tc := range cases {
 		a, err := New(tc.kind, 10)
@@ -37,7 +47,14 @@ func TestNotebookShapes(t *testing.T) {
 			t.Errorf("%s: %d parameters, want %d", tc.kind, a.NumParams(), tc.params)
 		}
 		enc, dec := a.Shapes("encoder"), a.Shapes("decoder")
-		if got := fmt.Sprint(enc[len(enc)-1]); got != "[10]" {
+		code := enc[len(enc)-1]
+		if a.Variational {
+			if h := a.Heads(); len(h) != 2 || h[0].In != code[0] || len(code) != 1 {
+				t.Errorf("%s: heads %v after an encoder output %v", tc.kind, h, code)
+			}
+			code = []int{a.Heads()[0].Out}
+		}
+		if got := fmt.Sprint(code); got != "[10]" {
 			t.Errorf("%s: code shape %s", tc.kind, got)
 		}
 		if got := fmt.Sprint(dec[len(dec)-1]); got != "[1 28 28]" {
@@ -56,7 +73,7 @@ func TestNewErrors(t *testing.T) {
 		bottleneck int
 		want       string
 	}{
-		{"mlp", 10, `unknown model "mlp": want one of classic, conv`},
+		{"mlp", 10, `unknown model "mlp": want one of classic, classic-vae, conv, conv-vae`},
 		{"classic", 0, "bottleneck 0 out of range"},
 		{"conv", 100000, "out of range"},
 	}

@@ -41,6 +41,13 @@ func (a Arch) checkBounds() error {
 	if err != nil {
 		return err
 	}
+	if a.Variational {
+		// The heads: two Linear layers from the flat encoder output.
+		if len(code) != 1 || code[0]*a.Bottleneck > MaxValues {
+			return fmt.Errorf("variational encoder gives %v, want a flat output of at most %d values for the heads", code, MaxValues/a.Bottleneck)
+		}
+		code = []int{a.Bottleneck}
+	}
 	if len(code) != 1 || code[0] != a.Bottleneck {
 		return fmt.Errorf("encoder gives %v, want [%d]", code, a.Bottleneck)
 	}

@@ -29,6 +29,10 @@ const (
 	ImageName = "image"
 	CodeName  = "code"
 	BatchDim  = "N"
+	// A variational model's encoder has two outputs instead of CodeName:
+	// μ, the code, and log σ², both [N, b]. Its decoder takes CodeName.
+	MuName     = "mu"
+	LogVarName = "logvar"
 )
 
 // The parts of an autoencoder, as Metadata.Part names them.

@@ -26,6 +26,10 @@ var gradArchs = []struct {
 		Decoder: []models.Layer{{Op: models.Linear, In: 4, Out: 12}, {Op: models.ReLU}, {Op: models.Unflatten, Shape: []int{3, 2, 2}},
 			{Op: models.ConvTranspose2d, In: 3, Out: 5, Kernel: 2, Stride: 2}, {Op: models.ReLU},
 			{Op: models.ConvTranspose2d, In: 5, Out: 2, Kernel: 1, Stride: 1}, {Op: models.Sigmoid}}}},
+	// A VAE: the loss is the binary cross-entropy plus β·KL, through z = μ + σ·ε.
+	{"variational", models.Arch{Kind: "t", Bottleneck: 3, Input: []int{1, 2, 3}, Variational: true,
+		Encoder: []models.Layer{{Op: models.Flatten}, {Op: models.Linear, In: 6, Out: 4}, {Op: models.ReLU}},
+		Decoder: []models.Layer{{Op: models.Linear, In: 3, Out: 6}, {Op: models.Sigmoid}, {Op: models.Unflatten, Shape: []int{1, 2, 3}}}}},
 }
 
 // TestGradientsFiniteDifference checks the gradient of the loss with

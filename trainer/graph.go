@@ -40,7 +40,10 @@ type graph struct {
 	// layers that the graph updates during the run; nil runs none.
 	update *deferredUpdate
 	mse    *mseGradOp // the backward pass's first op, when training
-	vm     G.VM
+	// vae is the bottleneck of a variational model (its heads and z), or
+	// nil; a graph with one draws ε before each run that samples.
+	vae *gaussOp
+	vm  G.VM
 }
 
 // deferredUpdate is the Adam step that a run applies to the deferred
@@ -132,6 +135,11 @@ func newGraph(arch models.Arch, part string, batch int, values []tensor.Tensor, 
 				i++
 			}
 		}
+		if name == partEncoder && arch.Variational {
+			if x, err = gr.heads(&b, arch, x, values, first); err != nil {
+				return nil, err
+			}
+		}
 	}
 	gr.output = x
 
@@ -139,7 +147,11 @@ func newGraph(arch models.Arch, part string, batch int, values []tensor.Tensor, 
 		if part != partAutoencoder {
 			return nil, fmt.Errorf("only the autoencoder trains, not the %s", part)
 		}
-		if gr.loss, err = G.ApplyOp(newMSEOp(gr.output, gr.input), gr.output, gr.input); err != nil {
+		loss := newMSEOp(gr.output, gr.input)
+		if arch.Variational {
+			loss = newBCEOp(gr.output, gr.input)
+		}
+		if gr.loss, err = G.ApplyOp(loss, gr.output, gr.input); err != nil {
 			return nil, fmt.Errorf("loss: %w", err)
 		}
 		G.Read(gr.loss, &gr.lossVal)
@@ -159,6 +171,31 @@ func newGraph(arch models.Arch, part string, batch int, values []tensor.Tensor, 
 	// do not add up from run to run.
 	gr.vm = G.NewTapeMachine(gr.g)
 	return gr, nil
+}
+
+// heads adds a variational model's bottleneck after the encoder's output
+// h: a gaussOp, which gives z (or μ) to the decoder. Its heads' weights are
+// updated after the run, with the gradients the graph computes.
+func (gr *graph) heads(b *builder, arch models.Arch, h *G.Node, values []tensor.Tensor, first map[string]int) (*G.Node, error) {
+	params := arch.Params()
+	var in [4]*G.Node
+	for k, mod := range []string{models.HeadMu, models.HeadLogVar} {
+		wi := first[mod]
+		in[2*k] = G.NodeFromAny(gr.g, values[wi], G.WithName(params[wi].Name))
+		in[2*k+1] = G.NodeFromAny(gr.g, values[wi+1], G.WithName(params[wi+1].Name))
+		gr.params[wi], gr.params[wi+1] = in[2*k], in[2*k+1]
+	}
+	op, err := newGaussOp(h, in[0], in[1], in[2], in[3])
+	if err != nil {
+		return nil, err
+	}
+	z, err := G.ApplyOp(op, h, in[0], in[1], in[2], in[3])
+	if err != nil {
+		return nil, fmt.Errorf("%s and %s: %w", models.HeadMu, models.HeadLogVar, err)
+	}
+	b.needs[z] = true
+	gr.vae = op
+	return z, nil
 }
 
 func withBatch(n int, s []int) []int { return append([]int{n}, s...) }

@@ -74,7 +74,7 @@ type opBase struct {
 	// inputs are other ops' outputs, parameters or the graph's input, whose
 	// memory stays put from run to run: in keeps them to spare Data()'s
 	// allocation.
-	in [4]struct {
+	in [6]struct {
 		ptr  uintptr
 		size int
 		data any
@@ -186,7 +186,7 @@ func scratch[T float](buf *any, n int) []T {
 
 // args returns the backing slices of the tensor inputs of the current run
 // (nil for a scalar), after check.
-func args[T float](o *opBase) (a [4][]T) {
+func args[T float](o *opBase) (a [6][]T) {
 	for i := range o.inShapes {
 		a[i], _ = o.in[i].data.([]T)
 	}
@@ -197,7 +197,7 @@ func args[T float](o *opBase) (a [4][]T) {
 // instantiated): it checks the inputs, makes the output tensor the first
 // time, and calls the function for its element type with the output's data
 // and the inputs'.
-func do[O any](o *opBase, in []G.Value, op O, f32 func(O, []float32, [4][]float32), f64 func(O, []float64, [4][]float64)) (G.Value, error) {
+func do[O any](o *opBase, in []G.Value, op O, f32 func(O, []float32, [6][]float32), f64 func(O, []float64, [6][]float64)) (G.Value, error) {
 	dt, err := o.check(in)
 	if err != nil {
 		return nil, err
@@ -354,7 +354,7 @@ func (op *actOp) Do(in ...G.Value) (G.Value, error) {
 	return do(&op.opBase, in, op, actForward[float32], actForward[float64])
 }
 
-func actForward[T float](op *actOp, y []T, a [4][]T) {
+func actForward[T float](op *actOp, y []T, a [6][]T) {
 	copy(y, a[0])
 	activate(op.act, y)
 }
@@ -397,7 +397,7 @@ func (op *actGradOp) Do(in ...G.Value) (G.Value, error) {
 	return do(&op.opBase, in, op, actBackward[float32], actBackward[float64])
 }
 
-func actBackward[T float](op *actGradOp, dz []T, a [4][]T) { activationGrad(op.act, dz, a[0], a[1]) }
+func actBackward[T float](op *actGradOp, dz []T, a [6][]T) { activationGrad(op.act, dz, a[0], a[1]) }
 
 // reshapeOp gives its input another shape of the same size, as a view that
 // shares the input's values (no op here writes into its inputs).
@@ -438,11 +438,36 @@ func (op *reshapeOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, err
 
 // mseOp is the loss: the mean over all values of (y - x)², where y is the
 // reconstruction and x the input. It sums in float64.
+//
+// With bce, the loss is instead the binary cross-entropy summed over each
+// image's values and averaged over the images (the standard VAE's
+// reconstruction term):
+//
+//	−Σ [x·log y + (1 − x)·log(1 − y)] / images
+//
+// with each log clamped at −100, as PyTorch's binary_cross_entropy does.
 type mseOp struct {
 	opBase
+	bce    bool
+	images int
 }
 
 func newMSEOp(y, x *G.Node) *mseOp { return &mseOp{opBase: newBase("mse", nil, y, x)} }
+
+// newBCEOp returns the binary cross-entropy loss of mseOp's doc.
+func newBCEOp(y, x *G.Node) *mseOp {
+	return &mseOp{opBase: newBase("bce", nil, y, x), bce: true, images: y.Shape()[0]}
+}
+
+// crossEntropy is the bce loss of mseOp, summed in float64.
+func crossEntropy[T float](y, x []T, images int) float64 {
+	var sum float64
+	for i, v := range y {
+		t := float64(x[i])
+		sum -= t*max(math.Log(float64(v)), -100) + (1-t)*max(math.Log(1-float64(v)), -100)
+	}
+	return sum / float64(images)
+}
 
 func (op *mseOp) Do(in ...G.Value) (G.Value, error) {
 	dt, err := op.check(in)
@@ -451,11 +476,19 @@ func (op *mseOp) Do(in ...G.Value) (G.Value, error) {
 	}
 	if dt == tensor.Float32 {
 		a := args[float32](&op.opBase)
-		op.outF32 = G.F32(meanSquaredError(a[0], a[1]))
+		if op.bce {
+			op.outF32 = G.F32(crossEntropy(a[0], a[1], op.images))
+		} else {
+			op.outF32 = G.F32(meanSquaredError(a[0], a[1]))
+		}
 		return &op.outF32, nil
 	}
 	a := args[float64](&op.opBase)
-	op.outF64 = G.F64(meanSquaredError(a[0], a[1]))
+	if op.bce {
+		op.outF64 = G.F64(crossEntropy(a[0], a[1], op.images))
+	} else {
+		op.outF64 = G.F64(meanSquaredError(a[0], a[1]))
+	}
 	return &op.outF64, nil
 }
 
@@ -473,17 +506,21 @@ func (op *mseOp) DiffWRT(int) []bool { return []bool{true, false} }
 
 func (op *mseOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	y, x := inputs[0], inputs[1]
-	dy, err := G.ApplyOp(&mseGradOp{opBase: newBase("mse-grad", y.Shape().Clone(), y, x, grad)}, y, x, grad)
+	dy, err := G.ApplyOp(&mseGradOp{opBase: newBase(op.name+"-grad", y.Shape().Clone(), y, x, grad), bce: op.bce, images: op.images}, y, x, grad)
 	return G.Nodes{dy, nil}, err
 }
 
-// mseGradOp computes dy = g·2(y - x)/N from y, x and the loss's gradient g.
+// mseGradOp computes dy = g·2(y - x)/N from y, x and the loss's gradient g,
+// or with bce dy = g·(y − x)/max(y·(1 − y), 1e-12)/images, PyTorch's
+// gradient of binary_cross_entropy.
 // It is the first op of the backward pass, which every other depends on:
 // finite says whether the run's output, and so its loss, is finite, before
 // any gradient is computed from it.
 type mseGradOp struct {
 	opBase
 	finite bool
+	bce    bool
+	images int
 }
 
 func (op *mseGradOp) Do(in ...G.Value) (G.Value, error) {
@@ -496,15 +533,40 @@ func (op *mseGradOp) Do(in ...G.Value) (G.Value, error) {
 	switch dy := op.outData.(type) {
 	case []float32:
 		a := args[float32](&op.opBase)
-		op.finite = mseGrad(dy, a[0], a[1], g)
+		op.finite = lossGrad(op, dy, a[0], a[1], g)
 	case []float64:
 		a := args[float64](&op.opBase)
-		op.finite = mseGrad(dy, a[0], a[1], g)
+		op.finite = lossGrad(op, dy, a[0], a[1], g)
 	}
 	if op.after != nil {
 		op.after()
 	}
 	return out, nil
+}
+
+func lossGrad[T float](op *mseGradOp, dy, y, x []T, g float64) bool {
+	if op.bce {
+		return bceGrad(dy, y, x, g/float64(op.images))
+	}
+	return mseGrad(dy, y, x, g)
+}
+
+// bceGrad sets dy = k·(y − x)/max(y·(1 − y), 1e-12) and reports whether
+// every y − x is finite.
+func bceGrad[T float](dy, y, x []T, k float64) bool {
+	var bad atomic.Bool
+	parallelFor(len(dy), grain, func(lo, hi int) {
+		var sum T
+		for i, v := range y[lo:hi] {
+			d := v - x[lo+i]
+			sum += d - d
+			dy[lo+i] = T(k * float64(d) / max(float64(v)*(1-float64(v)), 1e-12))
+		}
+		if sum != 0 {
+			bad.Store(true)
+		}
+	})
+	return !bad.Load()
 }
 
 // mseGrad sets dy and reports whether every y - x is finite.

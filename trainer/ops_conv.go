@@ -184,7 +184,7 @@ func (op *convOp) Do(in ...G.Value) (G.Value, error) {
 	return do(&op.opBase, in, op, convForward[float32], convForward[float64])
 }
 
-func convForward[T float](op *convOp, y []T, a [4][]T) {
+func convForward[T float](op *convOp, y []T, a [6][]T) {
 	x, w, b := a[0], a[1], a[2]
 	g, C := op.g, op.C
 	K, ohw := g.K(), g.ohw()
@@ -241,7 +241,7 @@ func (op *convGradWOp) Do(in ...G.Value) (G.Value, error) {
 	return do(&op.opBase, in, op, convGradW[float32], convGradW[float64])
 }
 
-func convGradW[T float](op *convGradWOp, dw []T, a [4][]T) {
+func convGradW[T float](op *convGradWOp, dw []T, a [6][]T) {
 	x, dz := a[0], a[1]
 	g, C := op.conv.g, op.conv.C
 	K, ohw := g.K(), g.ohw()
@@ -280,7 +280,7 @@ func (op *convGradXOp) Do(in ...G.Value) (G.Value, error) {
 	return do(&op.opBase, in, op, convGradX[float32], convGradX[float64])
 }
 
-func convGradX[T float](op *convGradXOp, dx []T, a [4][]T) {
+func convGradX[T float](op *convGradXOp, dx []T, a [6][]T) {
 	w, dz := a[0], a[1]
 	g, C := op.conv.g, op.conv.C
 	K, ohw := g.K(), g.ohw()
@@ -322,7 +322,7 @@ func (op *convTOp) Do(in ...G.Value) (G.Value, error) {
 	return do(&op.opBase, in, op, convTForward[float32], convTForward[float64])
 }
 
-func convTForward[T float](op *convTOp, out []T, a [4][]T) {
+func convTForward[T float](op *convTOp, out []T, a [6][]T) {
 	x, w, b := a[0], a[1], a[2]
 	R, hw, f := op.R(), op.h*op.w, op.f
 	OW, plane := op.w*f, hw*f*f
@@ -390,7 +390,7 @@ func (op *convTGradZOp) Do(in ...G.Value) (G.Value, error) {
 	return do(&op.opBase, in, op.conv, convTGradZ[float32], convTGradZ[float64])
 }
 
-func convTGradZ[T float](op *convTOp, dz []T, a [4][]T) {
+func convTGradZ[T float](op *convTOp, dz []T, a [6][]T) {
 	y, dy := a[0], a[1]
 	hw, f := op.h*op.w, op.f
 	OW, plane := op.w*f, hw*f*f
@@ -431,7 +431,7 @@ func (op *convTGradWOp) Do(in ...G.Value) (G.Value, error) {
 	return do(&op.opBase, in, op.conv, convTGradW[float32], convTGradW[float64])
 }
 
-func convTGradW[T float](op *convTOp, dw []T, a [4][]T) {
+func convTGradW[T float](op *convTOp, dw []T, a [6][]T) {
 	x, dz := a[0], a[1]
 	R, hw := op.R(), op.h*op.w
 	parallelParts(R, gemmWorkers(R, 4), func(_, lo, hi int) {
@@ -452,7 +452,7 @@ func (op *convTGradXOp) Do(in ...G.Value) (G.Value, error) {
 	return do(&op.opBase, in, op.conv, convTGradX[float32], convTGradX[float64])
 }
 
-func convTGradX[T float](op *convTOp, dx []T, a [4][]T) {
+func convTGradX[T float](op *convTOp, dx []T, a [6][]T) {
 	w, dz := a[0], a[1]
 	R, hw := op.R(), op.h*op.w
 	parallelParts(op.n, gemmWorkers(op.n, 1), func(_, lo, hi int) {

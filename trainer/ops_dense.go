@@ -43,7 +43,7 @@ func (op *linearOp) Do(in ...G.Value) (G.Value, error) {
 	return do(&op.opBase, in, op, linearForward[float32], linearForward[float64])
 }
 
-func linearForward[T float](op *linearOp, y []T, a [4][]T) {
+func linearForward[T float](op *linearOp, y []T, a [6][]T) {
 	x, w, b := a[0], a[1], a[2]
 	// The bias and the activation go on each block of y as soon as gemm
 	// computed it, while it is in that core's cache.
@@ -171,7 +171,7 @@ func applyInputGradReLU(dz, w, x *G.Node) (*G.Node, error) {
 	return G.ApplyOp(op, dz, w, x)
 }
 
-func matMul[T float](op *matMulOp, c []T, a [4][]T) {
+func matMul[T float](op *matMulOp, c []T, a [6][]T) {
 	var then func(r0, r1, c0, c1 int)
 	if op.relu {
 		y, ldc := a[2], op.n
@@ -215,7 +215,7 @@ func (op *biasGradOp) Do(in ...G.Value) (G.Value, error) {
 	return do(&op.opBase, in, op, biasGrad[float32], biasGrad[float64])
 }
 
-func biasGrad[T float](op *biasGradOp, db []T, a [4][]T) {
+func biasGrad[T float](op *biasGradOp, db []T, a [6][]T) {
 	if op.from != nil {
 		copy(db, op.from.sums.([]T))
 		return

@@ -78,9 +78,18 @@ func checkFiniteDifferences(t *testing.T, arch models.Arch, batch int) {
 	for i := range in {
 		in[i] = rng.Float64()
 	}
+	if gr.vae != nil {
+		gr.vae.sample, gr.vae.beta = true, 0.7
+		for i := range gr.vae.eps {
+			gr.vae.eps[i] = rng.NormFloat64()
+		}
+	}
 	loss := func() float64 {
 		if err := gr.run(); err != nil {
 			t.Fatal(err)
+		}
+		if gr.vae != nil {
+			return scalar(gr.lossVal) + gr.vae.beta*gr.vae.kl
 		}
 		return scalar(gr.lossVal)
 	}

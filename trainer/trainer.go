@@ -99,11 +99,16 @@ type Config struct {
 	// WeightDecay, when above 0, makes the optimizer AdamW, with this
 	// decoupled weight decay (PyTorch's AdamW default is 0.01).
 	WeightDecay float64
+	// Beta weighs the KL term of a variational model's loss (Arch.Variational):
+	// the loss is the binary cross-entropy summed over each image plus
+	// Beta·KL, averaged over the batch. DefaultConfig sets 1, the standard
+	// VAE; plain autoencoders ignore it.
+	Beta float64
 }
 
 // DefaultConfig returns the notebook's recipe for arch.
 func DefaultConfig(arch models.Arch) Config {
-	return Config{Arch: arch, Dataset: "mnist", Epochs: 5, Batch: 64, LR: 1e-3}
+	return Config{Arch: arch, Dataset: "mnist", Epochs: 5, Batch: 64, LR: 1e-3, Beta: 1}
 }
 
 // Data is a set of images: N images of the architecture's input shape
@@ -122,11 +127,15 @@ type Data struct {
 
 // EpochMetrics is what the trainer records after each epoch.
 type EpochMetrics struct {
-	Epoch         int     `json:"epoch"`
-	TrainLoss     float64 `json:"train_loss"`         // mean of the batch losses
-	TestMSE       float64 `json:"test_mse,omitempty"` // mean over all test pixels; 0 without a test set
-	ValMSE        float64 `json:"val_mse,omitempty"`  // on the held-out validation images (Config.Validation)
-	Seconds       float64 `json:"seconds"`            // training time, without evaluation
+	Epoch     int     `json:"epoch"`
+	TrainLoss float64 `json:"train_loss"`         // mean of the batch losses
+	TestMSE   float64 `json:"test_mse,omitempty"` // mean over all test pixels; 0 without a test set
+	ValMSE    float64 `json:"val_mse,omitempty"`  // on the held-out validation images (Config.Validation)
+	// TestNegELBO and TestKL are a variational model's negative ELBO per
+	// test image and its KL term, in nats (Trainer.NegELBO).
+	TestNegELBO   float64 `json:"test_neg_elbo,omitempty"`
+	TestKL        float64 `json:"test_kl,omitempty"`
+	Seconds       float64 `json:"seconds"` // training time, without evaluation
 	SamplesPerSec float64 `json:"samples_per_sec"`
 	RSSMiB        float64 `json:"rss_mib"`
 	PeakRSSMiB    float64 `json:"peak_rss_mib"`
@@ -156,6 +165,9 @@ func New(cfg Config) (*Trainer, error) {
 	t.meta = checkpoint.Meta{Dataset: cfg.Dataset, Source: cfg.Source, Seed: cfg.Seed, Batch: cfg.Batch, LR: cfg.LR,
 		Shuffle: cfg.Shuffle, Limit: cfg.Limit, EpochsPlanned: cfg.Epochs, Schedule: cfg.Schedule,
 		Validation: cfg.Validation, Patience: cfg.Patience, WeightDecay: cfg.WeightDecay}
+	if cfg.Arch.Variational {
+		t.meta.Beta = cfg.Beta
+	}
 	return t, nil
 }
 
@@ -169,6 +181,9 @@ func (c Config) check() error {
 		return fmt.Errorf("learning rate %v: want a positive number", c.LR)
 	case c.Limit < 0:
 		return fmt.Errorf("limit %d: want 0 (all) or more", c.Limit)
+	}
+	if !(c.Beta >= 0) || math.IsInf(c.Beta, 0) {
+		return fmt.Errorf("beta %v: want 0 or more", c.Beta)
 	}
 	if !(c.WeightDecay >= 0 && c.LR*c.WeightDecay < 1) {
 		return fmt.Errorf("weight decay %v: want 0 (Adam) or more, with lr·decay below 1", c.WeightDecay)
@@ -224,7 +239,7 @@ func Resume(files Files, epochs int) (*Trainer, error) {
 	}
 	cfg := Config{Arch: m.Arch, Dataset: m.Meta.Dataset, Epochs: m.Meta.EpochsPlanned, Batch: m.Meta.Batch,
 		LR: m.Meta.LR, Seed: m.Meta.Seed, Shuffle: m.Meta.Shuffle, Limit: m.Meta.Limit, Source: m.Meta.Source, Schedule: m.Meta.Schedule,
-		Validation: m.Meta.Validation, Patience: m.Meta.Patience, WeightDecay: m.Meta.WeightDecay}
+		Validation: m.Meta.Validation, Patience: m.Meta.Patience, WeightDecay: m.Meta.WeightDecay, Beta: m.Meta.Beta}
 	if epochs > 0 {
 		cfg.Epochs = epochs
 	}
@@ -301,6 +316,13 @@ func (t *Trainer) Step(images []float32, n int) (float64, error) {
 	if t.cfg.Schedule != nil && t.stepsPerEpoch > 0 {
 		t.adam.LR = LRAt(t.cfg, t.adam.Step+1, t.stepsPerEpoch)
 	}
+	if v := gr.vae; v != nil {
+		v.sample, v.beta = true, t.cfg.Beta
+		rng := rand.New(rand.NewPCG(uint64(t.cfg.Seed), epsStream^uint64(t.adam.Step+1)))
+		for i := range v.eps {
+			v.eps[i] = rng.NormFloat64()
+		}
+	}
 	s := t.adam.begin()
 	gr.update = &deferredUpdate{adam: t.adam, step: s, weights: t.w.Values}
 	err = gr.run()
@@ -310,6 +332,9 @@ func (t *Trainer) Step(images []float32, n int) (float64, error) {
 		return 0, fmt.Errorf("training step: %w", err)
 	}
 	loss := scalar(gr.lossVal)
+	if gr.vae != nil {
+		loss += t.cfg.Beta * gr.vae.kl
+	}
 	if math.IsNaN(loss) || math.IsInf(loss, 0) || (gr.mse != nil && !gr.mse.finite) {
 		t.adam.Step--
 		return loss, fmt.Errorf("the loss is %v at step %d: training diverged; lower --lr", loss, t.adam.Step+1)
@@ -340,6 +365,11 @@ func (t *Trainer) Step(images []float32, n int) (float64, error) {
 	}
 	return loss, nil
 }
+
+// epsStream sets a variational model's noise apart from the seed's other
+// streams: step s draws its ε from PCG(seed, epsStream^s), so a resumed run
+// draws what it would have.
+const epsStream = 0x657073 << 40
 
 func scalar(v interface{ Data() interface{} }) float64 {
 	switch d := v.Data().(type) {
@@ -384,6 +414,9 @@ func (t *Trainer) Evaluate(data Data) (float64, error) {
 			return 0, err
 		}
 		in := pixel.ToFloat32(gr.inputData(), data.Pixels[start*size:(start+n)*size])
+		if gr.vae != nil {
+			gr.vae.sample = false // the code is μ
+		}
 		if err := gr.run(); err != nil {
 			return 0, fmt.Errorf("evaluate: %w", err)
 		}
@@ -393,6 +426,45 @@ func (t *Trainer) Evaluate(data Data) (float64, error) {
 		}
 	}
 	return sum / float64(data.N*size), nil
+}
+
+// NegELBO returns, for a variational model, the negative evidence lower
+// bound per image of data, in nats: the binary cross-entropy of the
+// reconstruction from one z drawn per image, summed over the image, plus
+// the KL divergence of the image's q(z|x) from N(0, I), averaged over the
+// images; and that KL term alone. ε is drawn from the seed, the same for
+// every call, so that epochs compare on the same noise.
+func (t *Trainer) NegELBO(data Data) (negELBO, kl float64, err error) {
+	if !t.cfg.Arch.Variational {
+		return 0, 0, fmt.Errorf("%s is not a variational model: it has no ELBO", t.cfg.Arch.Kind)
+	}
+	if data.N == 0 {
+		return 0, 0, errors.New("no images")
+	}
+	size := t.cfg.Arch.InputSize()
+	rng := rand.New(rand.NewPCG(uint64(t.cfg.Seed), epsStream^(1<<39)))
+	var bce, kls float64
+	for start := 0; start < data.N; start += evalBatch {
+		n := min(evalBatch, data.N-start)
+		gr, err := t.graphFor(t.eval, n, false)
+		if err != nil {
+			return 0, 0, err
+		}
+		in := pixel.ToFloat32(gr.inputData(), data.Pixels[start*size:(start+n)*size])
+		gr.vae.sample = true
+		for i := range gr.vae.eps {
+			gr.vae.eps[i] = rng.NormFloat64()
+		}
+		err = gr.run()
+		gr.vae.sample = false
+		if err != nil {
+			return 0, 0, fmt.Errorf("evaluate the ELBO: %w", err)
+		}
+		bce += crossEntropy(gr.outputData(), in, 1)
+		kls += gr.vae.kl * float64(n)
+	}
+	N := float64(data.N)
+	return (bce + kls) / N, kls / N, nil
 }
 
 // recordData records the data files of a fresh run in its summary. For a
@@ -497,6 +569,13 @@ func (t *Trainer) Run(ctx context.Context, files Files, train, test Data, hooks 
 				return history, err
 			}
 		}
+		var negELBO, kl float64
+		if test.N > 0 && t.cfg.Arch.Variational {
+			var err error
+			if negELBO, kl, err = t.NegELBO(test); err != nil {
+				return history, err
+			}
+		}
 		var valMSE float64
 		if val.N > 0 {
 			var err error
@@ -505,13 +584,16 @@ func (t *Trainer) Run(ctx context.Context, files Files, train, test Data, hooks 
 			}
 		}
 		rss, peak := MemoryMiB()
-		m := EpochMetrics{Epoch: epoch, TrainLoss: lossSum / float64(steps), TestMSE: testMSE, ValMSE: valMSE,
+		m := EpochMetrics{Epoch: epoch, TrainLoss: lossSum / float64(steps), TestMSE: testMSE, ValMSE: valMSE, TestNegELBO: negELBO, TestKL: kl,
 			Seconds: secs, SamplesPerSec: float64(n) / secs, RSSMiB: rss, PeakRSSMiB: peak}
 		history = append(history, m)
 		t.meta.Epochs = epoch
 		t.meta.TrainLoss = append(t.meta.TrainLoss, m.TrainLoss)
 		if test.N > 0 {
 			t.meta.TestLoss = append(t.meta.TestLoss, m.TestMSE)
+			if t.cfg.Arch.Variational {
+				t.meta.TestNegELBO = append(t.meta.TestNegELBO, negELBO)
+			}
 		}
 		if val.N > 0 {
 			t.meta.ValLoss = append(t.meta.ValLoss, valMSE)

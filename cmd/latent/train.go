@@ -49,6 +49,8 @@ func setupTrain(fs *flag.FlagSet) func(context.Context, []string) error {
 		validation = fs.Float64("validation", 0, "share of the training images held out (seeded) to validate on after each epoch; the test set stays untouched")
 		decay      = fs.Float64("weight-decay", 0, "AdamW's decoupled weight decay (0: Adam, the notebook's; PyTorch's AdamW default is 0.01)")
 		patience   = fs.Int("patience", 0, "with --validation: stop once this many epochs in a row have not bettered the best validation MSE (0: never)")
+		beta       = fs.Float64("beta", 1, "classic-vae and conv-vae: the weight of the KL term (1: the standard VAE)")
+		recipe     = fs.String("recipe", "notebook", "notebook (the notebook's: 5 epochs of Adam 1e-3, in order) or quality (the best found for the model\nwithin 10 minutes on 2 cores; see the README); flags given explicitly override it")
 	)
 	var data dataFlags
 	data.register(fs, "mnist")
@@ -72,7 +74,7 @@ func setupTrain(fs *flag.FlagSet) func(context.Context, []string) error {
 		set := map[string]bool{}
 		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 		if *resume != "" {
-			for _, name := range []string{"model", "bottleneck", "batch", "lr", "seed", "shuffle", "limit", "out", "input", "fit", "test-fraction", "format"} {
+			for _, name := range []string{"model", "bottleneck", "batch", "lr", "seed", "shuffle", "limit", "out", "input", "fit", "test-fraction", "format", "beta", "recipe"} {
 				if set[name] {
 					return usageError("--%s cannot change a resumed run; it keeps its recorded recipe", name)
 				}
@@ -113,8 +115,11 @@ func setupTrain(fs *flag.FlagSet) func(context.Context, []string) error {
 			if _, err := os.Stat(run.Folder(dir).Path(run.ModelFile)); err == nil && !*force {
 				return fmt.Errorf("%s already holds a model: use --resume %s to carry on, --force to start over, or another --out", dir, dir)
 			}
+			if err := applyRecipe(fs, *recipe, *kind, set); err != nil {
+				return err
+			}
 			cfg := trainer.Config{Arch: arch, Dataset: data.name, Epochs: *epochs, Batch: *batch, LR: *lr,
-				Seed: *seed, Shuffle: *shuffle, Limit: *limit, Validation: *validation, Patience: *patience, WeightDecay: *decay}
+				Seed: *seed, Shuffle: *shuffle, Limit: *limit, Validation: *validation, Patience: *patience, WeightDecay: *decay, Beta: *beta}
 			switch *schedule {
 			case "constant":
 			case trainer.ScheduleCosine, trainer.ScheduleStep:
@@ -267,6 +272,45 @@ func plural(n int, noun string) string {
 	return fmt.Sprintf("%d %ss", n, noun)
 }
 
+// Recipes are the recipes of --recipe beyond the notebook's: for each model
+// kind, the flag values it sets. The README tells the search behind them.
+var recipes = map[string]map[string]map[string]string{
+	"quality": {
+		"classic":     qualityClassic,
+		"classic-vae": qualityClassic,
+		"conv":        qualityConv,
+		"conv-vae":    qualityConv,
+	},
+}
+
+var (
+	qualityClassic = map[string]string{"epochs": "20", "shuffle": "true", "schedule": "cosine", "warmup": "500", "lr": "3e-3", "weight-decay": "0.1"}
+	qualityConv    = map[string]string{"epochs": "20", "shuffle": "true", "schedule": "cosine", "warmup": "500", "lr": "3e-3", "weight-decay": "0.1"}
+)
+
+// applyRecipe sets the flags of a --recipe that were not given explicitly.
+func applyRecipe(fs *flag.FlagSet, recipe, kind string, set map[string]bool) error {
+	if recipe == "notebook" {
+		return nil
+	}
+	r, ok := recipes[recipe]
+	if !ok {
+		return usageError("--recipe %q: want notebook or quality", recipe)
+	}
+	flags, ok := r[kind]
+	if !ok {
+		return usageError("--recipe %s has no settings for --model %s", recipe, kind)
+	}
+	for name, v := range flags {
+		if !set[name] {
+			if err := fs.Set(name, v); err != nil {
+				return fmt.Errorf("recipe %s: --%s %s: %w", recipe, name, v, err)
+			}
+		}
+	}
+	return nil
+}
+
 // recipeNotes describes what a run's recipe adds to the notebook's: the
 // schedule, AdamW's decay, the validation share, shuffling.
 func recipeNotes(cfg trainer.Config) string {
@@ -292,6 +336,9 @@ func recipeNotes(cfg trainer.Config) string {
 	}
 	if cfg.Shuffle {
 		b.WriteString(", shuffled")
+	}
+	if cfg.Arch.Variational {
+		fmt.Fprintf(&b, ", BCE + %g·KL", cfg.Beta)
 	}
 	return b.String()
 }
