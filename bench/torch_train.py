@@ -19,6 +19,7 @@ Per-epoch lines go to stderr; with --json, one JSON line goes to stdout.
 
 import argparse
 import json
+import math
 import os
 import platform
 import resource
@@ -72,6 +73,38 @@ def test_mse(model, x, batch=1000):
     return total / x.numel()
 
 
+def test_neg_elbo(model, x, batch=1000, seed=0):
+    """A VAE's negative ELBO per test image and its KL term (nats): one z per
+    image, drawn from a generator seeded with seed."""
+    model.eval()
+    g = torch.Generator().manual_seed(seed)
+    total, kls = 0.0, 0.0
+    with torch.no_grad():
+        for b, e in batches(x.shape[0], batch):
+            xb = x[b:e]
+            mu, logvar = model.encode_dist(xb)
+            z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=g)
+            _, bce, kl = notebook.vae_loss(model.decode(z), xb, mu, logvar)
+            total += float(bce + kl) * (e - b)
+            kls += float(kl) * (e - b)
+    model.train()
+    return total / x.shape[0], kls / x.shape[0]
+
+
+def lr_at(a, t, steps_per_epoch):
+    """latent's trainer.LRAt: the learning rate of step t (from 1)."""
+    if a.schedule == "constant" or t < 1:
+        return a.lr
+    if t <= a.warmup:
+        return a.lr * t / a.warmup
+    total = a.epochs * steps_per_epoch
+    span = total - a.warmup
+    if span < 1:
+        return a.lr
+    k = min(t - a.warmup - 1, span - 1)
+    return a.lr * 0.5 * (1 + math.cos(math.pi * k / span))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", choices=sorted(notebook.MODELS), default="classic")
@@ -93,7 +126,14 @@ def main(argv=None):
                         "instead of PyTorch's seeded initialisation")
     p.add_argument("--save", default="", help="write the trained model here as a latent-style model.safetensors")
     p.add_argument("--json", action="store_true", help="print one JSON line of results to stdout")
+    p.add_argument("--beta", type=float, default=1.0, help="VAEs: the weight of the KL term")
+    p.add_argument("--shuffle", action="store_true", help="shuffle the training set every epoch (torch.randperm, seeded)")
+    p.add_argument("--schedule", choices=["constant", "cosine"], default="constant",
+                   help="cosine: linear warm-up over --warmup-steps, then half a cosine to 0, stepped every batch (latent's)")
+    p.add_argument("--warmup-steps", type=int, default=0, dest="warmup_lr")
+    p.add_argument("--weight-decay", type=float, default=0.0, help="AdamW's decoupled weight decay (0: Adam)")
     a = p.parse_args(argv)
+    variational = a.model.endswith("-vae")
 
     torch.set_num_threads(a.threads)
     try:
@@ -125,11 +165,25 @@ def main(argv=None):
         model = init
     model.train()
     loss_fn = nn.MSELoss()
-    opt = torch.optim.Adam(model.parameters(), lr=a.lr)
+    if a.weight_decay > 0:
+        opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=a.weight_decay)
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=a.lr)
+    steps_per_epoch = (n + a.batch - 1) // a.batch
+    sched = argparse.Namespace(schedule=a.schedule, lr=a.lr, warmup=a.warmup_lr, epochs=a.epochs)
+    taken = 0
 
     def step(xb):
+        nonlocal taken
+        taken += 1
+        for group in opt.param_groups:
+            group["lr"] = lr_at(sched, taken, steps_per_epoch)
         opt.zero_grad()
-        loss = loss_fn(model(xb), xb)
+        if variational:
+            recon, mu, logvar = model.sample_forward(xb)
+            loss, _, _ = notebook.vae_loss(recon, xb, mu, logvar, a.beta)
+        else:
+            loss = loss_fn(model(xb), xb)
         loss.backward()
         opt.step()
         return loss
@@ -179,11 +233,13 @@ def main(argv=None):
     samples = 0
     train_sec = 0.0
     c0 = cpu_seconds()
+    gen = torch.Generator().manual_seed(a.seed)
     for ep in range(a.epochs):
         t0 = time.perf_counter()
         total, nb = 0.0, 0
+        order = torch.randperm(n, generator=gen) if a.shuffle else None
         for b, e in batches(n, a.batch):
-            loss = step(xtr[b:e])
+            loss = step(xtr[b:e] if order is None else xtr[order[b:e]])
             total += loss.item()
             nb += 1
             samples += e - b
@@ -195,6 +251,12 @@ def main(argv=None):
     cpu = cpu_seconds() - c0
     mse = test_mse(model, xte)
     log("test MSE %.6f" % mse)
+    extra = {}
+    if variational:
+        nelbo, kl = test_neg_elbo(model, xte, seed=a.seed)
+        log("test negative ELBO %.4f nats (KL %.4f)" % (nelbo, kl))
+        extra = {"test_neg_elbo": nelbo, "test_kl": kl, "beta": a.beta}
+    recipe = {"shuffle": a.shuffle, "schedule": a.schedule, "warmup_steps": a.warmup_lr, "weight_decay": a.weight_decay}
     if a.save:
         notebook.save_model(a.save, model, {"producer": "bench/torch_train.py", "epochs": a.epochs, "seed": a.seed})
         log("saved %s" % a.save)
@@ -202,7 +264,7 @@ def main(argv=None):
                epoch_loss=epoch_loss, epoch_seconds=epoch_sec, test_mse=mse,
                train_seconds=train_sec, samples_per_sec=samples / train_sec if train_sec > 0 else 0.0,
                cpu_seconds=cpu, samples_per_cpu_sec=samples / cpu if cpu > 0 else 0.0,
-               loadavg_end=loadavg(), peak_rss_mib=peak_rss_mib())
+               loadavg_end=loadavg(), peak_rss_mib=peak_rss_mib(), recipe=recipe, **extra)
     if a.json:
         print(json.dumps(out), flush=True)
     return 0

@@ -91,10 +91,21 @@ func TestShortTrainingLearns(t *testing.T) {
 func TestResumeIsBitIdentical(t *testing.T) {
 	train, _ := realMNIST(t)
 	train = firstN(train, 300) // 4 full batches and one of 44
-	for _, shuffle := range []bool{false, true} {
-		arch, _ := models.New("classic", 10)
+	for _, tc := range []struct {
+		kind    string
+		shuffle bool
+		recipe  bool // a cosine schedule with warm-up, AdamW and a validation share
+	}{
+		{"classic", false, false}, {"classic", true, false}, {"classic-vae", true, true},
+	} {
+		shuffle := tc.shuffle
+		arch, _ := models.New(tc.kind, 10)
 		cfg := DefaultConfig(arch)
 		cfg.Epochs, cfg.Shuffle, cfg.Seed = 2, shuffle, 7
+		if tc.recipe {
+			cfg.Schedule = &checkpoint.Schedule{Kind: ScheduleCosine, Warmup: 3}
+			cfg.WeightDecay, cfg.Validation, cfg.Beta = 0.1, 0.2, 0.5
+		}
 
 		straight, _ := New(cfg)
 		if _, err := straight.Run(context.Background(), filesIn(t.TempDir()), train, Data{}, Hooks{}); err != nil {
@@ -119,7 +130,7 @@ func TestResumeIsBitIdentical(t *testing.T) {
 			t.Fatal(err)
 		}
 		if d := maxDiff(straight.Weights(), resumed.Weights()); d != 0 {
-			t.Errorf("shuffle=%v: resumed weights differ from straight ones by up to %g", shuffle, d)
+			t.Errorf("%+v: resumed weights differ from straight ones by up to %g", tc, d)
 		}
 		saved, err := checkpoint.Load(filesIn(dir).Model)
 		if err != nil {
@@ -127,10 +138,14 @@ func TestResumeIsBitIdentical(t *testing.T) {
 		}
 		w, _ := FromModel(saved)
 		if d := maxDiff(straight.Weights(), w); d != 0 {
-			t.Errorf("shuffle=%v: saved weights differ from trained ones by up to %g", shuffle, d)
+			t.Errorf("%+v: saved weights differ from trained ones by up to %g", tc, d)
 		}
-		if saved.Meta.Epochs != 2 || len(saved.Meta.TrainLoss) != 2 || saved.Meta.Step != 10 {
-			t.Errorf("saved summary %+v, want 2 epochs, 2 losses, 10 steps", saved.Meta)
+		steps := 10
+		if tc.recipe {
+			steps = 8 // 240 images after validation's 60: 3 full batches and one of 48
+		}
+		if saved.Meta.Epochs != 2 || len(saved.Meta.TrainLoss) != 2 || saved.Meta.Step != steps {
+			t.Errorf("%s: saved summary %+v, want 2 epochs, 2 losses, %d steps", tc.kind, saved.Meta, steps)
 		}
 	}
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -36,7 +37,17 @@ func latentCmd(args ...string) *exec.Cmd {
 // bit for bit, as a run that was never interrupted.
 func TestKillAndResume(t *testing.T) {
 	data := mnisttest.Dir(t)
-	args := []string{"--model", "classic", "--epochs", "4", "--limit", "1280", "--data", data, "--quiet"}
+	for _, recipe := range [][]string{
+		{"--model", "classic"},
+		// A VAE (its noise) and the options beyond the notebook's recipe.
+		{"--model", "classic-vae", "--shuffle", "--schedule", "cosine", "--warmup", "30", "--weight-decay", "0.05", "--validation", "0.1"},
+	} {
+		t.Run(recipe[1], func(t *testing.T) { killAndResume(t, data, recipe) })
+	}
+}
+
+func killAndResume(t *testing.T, data string, recipe []string) {
+	args := append(slices.Clone(recipe), "--epochs", "4", "--limit", "1280", "--data", data, "--quiet")
 
 	straight := t.TempDir()
 	if out, err := latentCmd(append([]string{"train", "--out", straight, "--force"}, args...)...).CombinedOutput(); err != nil {

@@ -90,6 +90,9 @@ func setupInfo(fs *flag.FlagSet) func(context.Context, []string) error {
 			if m.Meta.WeightDecay > 0 {
 				fmt.Printf(", AdamW weight decay %g", m.Meta.WeightDecay)
 			}
+			if m.Arch.Variational {
+				fmt.Printf(", loss BCE + %g·KL", m.Meta.Beta)
+			}
 			if m.Meta.Validation > 0 {
 				fmt.Printf(", %g of the training images held out to validate", m.Meta.Validation)
 				if m.Meta.Patience > 0 {
@@ -102,7 +105,11 @@ func setupInfo(fs *flag.FlagSet) func(context.Context, []string) error {
 			fmt.Printf("\nprogress    %d of %s, %s\n", m.Meta.Epochs, plural(m.Meta.EpochsPlanned, "epoch"), plural(m.Meta.Step, "step"))
 		}
 		for i := range m.Meta.TrainLoss {
-			fmt.Printf("epoch %-5d train loss %.6f  test MSE %.6f\n", i+1, m.Meta.TrainLoss[i], m.Meta.TestLoss[i])
+			fmt.Printf("epoch %-5d train loss %.6f  test MSE %.6f", i+1, m.Meta.TrainLoss[i], m.Meta.TestLoss[i])
+			if i < len(m.Meta.TestNegELBO) {
+				fmt.Printf("  test −ELBO %.3f nats", m.Meta.TestNegELBO[i])
+			}
+			fmt.Println()
 		}
 		fmt.Println("tensors")
 		sort.Slice(inspect.Tensors, func(i, j int) bool {

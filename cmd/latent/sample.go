@@ -28,7 +28,7 @@ func init() {
 func setupSample(fs *flag.FlagSet) func(context.Context, []string) error {
 	var (
 		n    = fs.Int("n", 64, "number of samples")
-		from = fs.String("from", inference.FromFitted, "where codes come from: fitted (the Gaussian fitted to the training set's codes at export) or normal (N(0, I))")
+		from = fs.String("from", "", "where codes come from: fitted (the Gaussian fitted to the training set's codes at export)\nor normal (N(0, I), a VAE's prior); default: normal for classic-vae and conv-vae, fitted for the others")
 		seed = fs.Uint64("seed", 1, "random seed")
 		out  = fs.String("out", "", "file to write: .png for a grid, .npy for float32 images [n,C,H,W] (default RUN/samples.png)")
 		grid gridFlags
@@ -44,7 +44,7 @@ func setupSample(fs *flag.FlagSet) func(context.Context, []string) error {
 		if *n < 1 || *n > maxGrid {
 			return usageError("-n %d: want 1 to %d", *n, maxGrid)
 		}
-		if *from != inference.FromFitted && *from != inference.FromNormal {
+		if *from != "" && *from != inference.FromFitted && *from != inference.FromNormal {
 			return usageError("--from %q: want fitted or normal", *from)
 		}
 		path := *out
@@ -68,8 +68,15 @@ func setupSample(fs *flag.FlagSet) func(context.Context, []string) error {
 		}
 		defer model.Close()
 
+		source := *from
+		if source == "" {
+			source = inference.FromFitted
+			if md := model.Metadata(); md != nil && md.Arch.Variational {
+				source = inference.FromNormal // the prior the VAE was trained to decode
+			}
+		}
 		rng := rand.New(rand.NewPCG(*seed, 0x1a7e47))
-		_, images, err := model.Sample(*n, *from, rng)
+		_, images, err := model.Sample(*n, source, rng)
 		if err != nil {
 			return err
 		}
@@ -90,7 +97,7 @@ func setupSample(fs *flag.FlagSet) func(context.Context, []string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("%s\t%d samples from %s\n", path, *n, *from)
+		fmt.Printf("%s\t%d samples from %s\n", path, *n, source)
 		return nil
 	}
 }

@@ -195,7 +195,11 @@ func setupTrain(fs *flag.FlagSet) func(context.Context, []string) error {
 				fmt.Fprintf(os.Stderr, "stopped early after epoch %d of %d: %d epochs without a better validation MSE\n", last.Epoch, cfg.Epochs, cfg.Patience)
 			}
 			fmt.Fprintf(os.Stderr, "peak RSS %.0f MiB\n", peak)
-			fmt.Printf("%s\ttest MSE %.6f\ttrain loss %.6f\n", run.Folder(dir).Path(run.ModelFile), last.TestMSE, last.TrainLoss)
+			elbo := ""
+			if last.TestNegELBO > 0 {
+				elbo = fmt.Sprintf("\ttest negative ELBO %.4f", last.TestNegELBO)
+			}
+			fmt.Printf("%s\ttest MSE %.6f\ttrain loss %.6f%s\n", run.Folder(dir).Path(run.ModelFile), last.TestMSE, last.TrainLoss, elbo)
 		} else {
 			fmt.Printf("%s\tnothing to do: %d of %s done\n", run.Folder(dir).Path(run.ModelFile), t.EpochsDone(), plural(cfg.Epochs, "epoch"))
 		}
@@ -257,6 +261,9 @@ func trainHooks(out *os.File) trainer.Hooks {
 			val := ""
 			if em.ValMSE > 0 {
 				val = fmt.Sprintf("  validation MSE %.6f", em.ValMSE)
+			}
+			if em.TestNegELBO > 0 {
+				val += fmt.Sprintf("  test −ELBO %.3f (KL %.3f)", em.TestNegELBO, em.TestKL)
 			}
 			fmt.Fprintf(os.Stderr, "epoch %d/%d  train loss %.6f%s  test MSE %.6f  %.0f samples/s  RSS %.0f MiB\n",
 				em.Epoch, epochs, em.TrainLoss, val, em.TestMSE, em.SamplesPerSec, em.RSSMiB)
