@@ -130,14 +130,15 @@ func readStateDict(path string) ([]checkpoint.Tensor, error) {
 }
 
 // codeSize returns the bottleneck that the state dict's tensors imply for
-// the model kind: the length of the encoder's last bias, or the default
+// the model kind: the length of the encoder's last bias (a VAE's μ head's),
+// or the default
 // when the file has no such tensor (FromStateDict then says what is wrong).
 func codeSize(kind string, tensors []checkpoint.Tensor) int {
 	arch, _ := models.New(kind, models.DefaultBottleneck)
 	var last string
 	for _, p := range arch.Params() {
-		if p.Bias && strings.HasPrefix(p.Module, models.Encoder+".") {
-			last = p.Name
+		if p.Bias && (strings.HasPrefix(p.Module, models.Encoder+".") || p.Module == models.HeadMu) {
+			last = p.Name // a VAE's: its μ head's
 		}
 	}
 	old := map[string]string{}
