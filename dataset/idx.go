@@ -11,11 +11,11 @@ package dataset
 
 import (
 	"bufio"
-	"compress/flate"
-	"compress/gzip"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/klauspost/compress/flate"
+	"github.com/klauspost/compress/gzip"
 	"io"
 	"os"
 )
