@@ -242,3 +242,60 @@ func filesIn(dir string) Files {
 	return Files{Model: filepath.Join(dir, "model.safetensors"), State: filepath.Join(dir, "optimizer.safetensors"),
 		Metrics: filepath.Join(dir, "metrics.jsonl")}
 }
+
+// TestVAELearns trains each VAE briefly on real MNIST and checks that its
+// test negative ELBO falls, that it is the BCE of the reconstructions plus
+// its KL term (the KL positive, the ELBO near what a few epochs give), and
+// that NegELBO draws the same noise at every call.
+func TestVAELearns(t *testing.T) {
+	train, test := realMNIST(t)
+	test = firstN(test, 1000)
+	for _, kind := range []string{"classic-vae", "conv-vae"} {
+		t.Run(kind, func(t *testing.T) {
+			arch, err := models.New(kind, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := DefaultConfig(arch)
+			cfg.Epochs, cfg.Limit = 2, 4096
+			tr, err := New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			before, _, err := tr.NegELBO(test)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hist, err := tr.Run(context.Background(), filesIn(t.TempDir()), train, test, Hooks{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			last := hist[len(hist)-1]
+			t.Logf("%s: test −ELBO %.2f nats before, %.2f (KL %.2f) after; test MSE through μ %.4f", kind, before, last.TestNegELBO, last.TestKL, last.TestMSE)
+			// An untrained model's BCE is about 784·log 2 = 543 nats.
+			if !(before > 400) || !(last.TestNegELBO < 250) || !(last.TestKL > 0) || !(last.TestKL < last.TestNegELBO) {
+				t.Errorf("test −ELBO %.2f before, %.2f after, KL %.2f: want above 400, below 250, and a positive KL below it", before, last.TestNegELBO, last.TestKL)
+			}
+			if !(last.TestMSE < 0.08) {
+				t.Errorf("test MSE through μ %.4f, want below 0.08", last.TestMSE)
+			}
+			again, kl, err := tr.NegELBO(test)
+			if err != nil || again != last.TestNegELBO || kl != last.TestKL {
+				t.Errorf("NegELBO again: %v, %v, %v; want %v, %v", again, kl, err, last.TestNegELBO, last.TestKL)
+			}
+		})
+	}
+	plain, _ := New(DefaultConfig(mustArch(t, "classic")))
+	if _, _, err := plain.NegELBO(test); err == nil {
+		t.Error("a plain autoencoder gave an ELBO")
+	}
+}
+
+func mustArch(t *testing.T, kind string) models.Arch {
+	t.Helper()
+	a, err := models.New(kind, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
