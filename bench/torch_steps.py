@@ -17,6 +17,7 @@ import json
 import os
 import sys
 
+import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -32,6 +33,9 @@ def main():
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--tol", type=float, default=1e-5)
     ap.add_argument("--weight-decay", type=float, default=0, help="AdamW's weight decay (0: Adam)")
+    ap.add_argument("--eps", default="", help="VAEs: the noise of each step, a .npy of steps*batch rows of b values (the Go trainer's)")
+    ap.add_argument("--beta", type=float, default=1.0, help="VAEs: the weight of the KL term")
+    ap.add_argument("--max-over", type=int, default=0, help="values allowed over --tol (each still within steps·lr)")
     args = ap.parse_args()
     torch.set_num_threads(2)
     try:
@@ -47,9 +51,18 @@ def main():
     else:
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     losses = []
+    eps = None
+    if args.eps:
+        eps = torch.as_tensor(np.load(args.eps), dtype=torch.float32).reshape(args.steps, args.batch, -1)
     for s in range(args.steps):
         b = x[s * args.batch : (s + 1) * args.batch]
-        loss = torch.nn.functional.mse_loss(model(b), b)
+        if hasattr(model, "encode_dist"):
+            # The VAE, with the Go trainer's noise.
+            mu, logvar = model.encode_dist(b)
+            z = mu + torch.exp(0.5 * logvar) * eps[s]
+            loss, _, _ = notebook.vae_loss(model.decode(z), b, mu, logvar, args.beta)
+        else:
+            loss = torch.nn.functional.mse_loss(model(b), b)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -57,8 +70,18 @@ def main():
     want, got = model.state_dict(), trained.state_dict()
     diffs = {k: (want[k] - got[k]).abs().max().item() for k in want}
     worst = max(diffs.values())
-    print(json.dumps({"steps": args.steps, "losses": losses, "max_abs_diff": worst, "per_tensor": diffs}))
-    return 0 if worst <= args.tol else 1
+    over = {k: int(((want[k] - got[k]).abs() > args.tol).sum()) for k in want}
+    over = {k: v for k, v in over.items() if v}
+    print(json.dumps({"steps": args.steps, "losses": losses, "max_abs_diff": worst, "per_tensor": diffs,
+                      "values_over_tol": over}))
+    if worst <= args.tol:
+        return 0
+    # --max-over: a few values may differ by up to what the steps can move
+    # a weight (steps·lr), where a gradient that is zero in exact arithmetic
+    # is float noise of another sign or size on each side, and Adam's
+    # normalisation turns that into up to a whole step.
+    n_over = sum(over.values())
+    return 0 if n_over <= args.max_over and worst <= 1.01 * args.steps * 1e-3 else 1
 
 
 if __name__ == "__main__":

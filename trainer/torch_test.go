@@ -106,6 +106,61 @@ func TestPyTorchSameSteps(t *testing.T) {
 	}
 }
 
+// TestPyTorchSameStepsVAE is TestPyTorchSameSteps for the VAEs: PyTorch
+// takes the noise ε that the Go trainer draws at each step (written to a
+// .npy file), so both take the same three steps of BCE + β·KL from the same
+// weights, with β = 4 so that a wrong KL gradient would show. Every value
+// but at most 0.01% ends within 1e-4 of PyTorch's, and those few within the
+// 3·lr that three steps can move a weight: the loss is summed over each
+// image's pixels (and its gradient 25,000 times the mean MSE's), so float
+// noise in a gradient that is zero in exact arithmetic stands well above
+// Adam's eps (1e-8), and its normalisation can turn such noise of another
+// sign into a whole step (conv-vae: 5 of 416,337 values).
+func TestPyTorchSameStepsVAE(t *testing.T) {
+	torchtest.Need(t)
+	train, _ := realMNIST(t)
+	trainFloats := floats(firstN(train, 3*64))
+	for _, kind := range []string{"classic-vae", "conv-vae"} {
+		t.Run(kind, func(t *testing.T) {
+			arch, _ := models.New(kind, 10)
+			cfg := DefaultConfig(arch)
+			cfg.Beta, cfg.Seed = 4, 3
+			tr, err := New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			init := filepath.Join(dir, "init.safetensors")
+			if err := tr.Model().Save(init); err != nil {
+				t.Fatal(err)
+			}
+			var eps []float32
+			for s := 0; s < 3; s++ {
+				if _, err := tr.Step(trainFloats[s*64*784:(s+1)*64*784], 64); err != nil {
+					t.Fatal(err)
+				}
+				gr := tr.train[64]
+				for _, e := range gr.vae.eps {
+					eps = append(eps, float32(e))
+				}
+			}
+			epsFile := filepath.Join(dir, "eps.npy")
+			torchtest.WriteMatrix(t, epsFile, eps, 3*64)
+			trained := filepath.Join(dir, "trained.safetensors")
+			if err := tr.Model().Save(trained); err != nil {
+				t.Fatal(err)
+			}
+			out, err := exec.Command(torchtest.Python, torchtest.Script("torch_steps.py"), "--init", init, "--trained", trained,
+				"--data", mnistDirFor(t), "--steps", "3", "--tol", "1e-4", "--eps", epsFile, "--beta", "4",
+				"--max-over", fmt.Sprint(arch.NumParams()/10000)).CombinedOutput()
+			if err != nil {
+				t.Fatalf("torch_steps.py: %v\n%s", err, out)
+			}
+			t.Logf("%s: %s", kind, out)
+		})
+	}
+}
+
 // TestPyTorchWeightsLoad has PyTorch initialise each notebook model and
 // save its state dict, loads it in Go, and checks that the Gorgonia forward
 // pass gives PyTorch's codes (within 1e-4) and reconstructions (within 1e-5)
