@@ -1,12 +1,13 @@
 // Package evaluation scores the codes (bottleneck vectors) that an
-// autoencoder gives a labelled data set.
+// autoencoder gives a labelled data set, and the images it generates.
 //
-// Codes are passed as flat []float32 slices of n·d values in row-major
-// order: code i is codes[i*d : (i+1)*d]. Labels are []uint8, one per code;
-// any set of label values may be present (0-9 for MNIST). The functions
-// never modify or keep the slices they are given.
+// Codes and images are passed as flat []float32 slices of n·d values in
+// row-major order: code i is codes[i*d : (i+1)*d]. Labels are []uint8, one
+// per code; any set of label values may be present (0-9 for MNIST). The
+// functions never modify the slices they are given, and keep none of them
+// except NewManifold and NewPixelKNN, which say so.
 //
-// The scores are:
+// The scores of the codes are:
 //
 //   - KNNAccuracy: k-nearest-neighbour classification of test codes against
 //     training codes;
@@ -17,6 +18,20 @@
 //   - PSNR: the reconstruction quality of images in [0, 1].
 //
 // Evaluate computes all of the code scores at once into a Report.
+//
+// The scores of generated images, in pixel space, are:
+//
+//   - PrecisionRecall (and Manifold): the improved precision and recall of
+//     Kynkäänniemi et al. (2019), how much of the samples look like real
+//     images and how much of the real images the samples cover;
+//   - PixelKNN, with Accuracy and ClassShares: a k-NN classifier on the
+//     raw pixels of the training images, which labels the samples without
+//     depending on the model, and its accuracy on real test images.
+//
+// Both search by brute force with exact Euclidean distances: float32
+// matrix products on all cores (AVX-512 or AVX2 kernels in C where cgo and
+// amd64 allow, Go elsewhere), with every close call decided again in
+// float64, so that the results do not depend on the kernel.
 package evaluation
 
 import (
