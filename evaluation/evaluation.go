@@ -80,6 +80,45 @@ type Report struct {
 	KMeansAccuracy      float64 `json:"kmeans_accuracy"`
 	KMeansNMI           float64 `json:"kmeans_nmi"`
 	KMeansRestarts      int     `json:"kmeans_restarts"`
+	// Samples scores the model's generated images, when the caller
+	// computed it (package run does unless told not to).
+	Samples *Samples `json:"samples,omitempty"`
+}
+
+// Samples is the sample quality of a model: images decoded from random
+// codes of two sources, scored in pixel space against the real test
+// images (PrecisionRecall) and labelled by a PixelKNN of the training
+// images.
+type Samples struct {
+	// N is the number of samples from each source, Seed the seed of their
+	// codes, Real the number of real images they are compared with.
+	N    int    `json:"n"`
+	Seed uint64 `json:"seed"`
+	Real int    `json:"real"`
+	// K is the neighbour whose distance makes the radii of precision and
+	// recall (Kynkäänniemi et al. take 3).
+	K int `json:"k"`
+	// Normal and Fitted score the samples from N(0, I) and from the
+	// Gaussian fitted to the training codes.
+	Normal *SampleQuality `json:"normal"`
+	Fitted *SampleQuality `json:"fitted"`
+	// PixelKNNK is the k of the pixel k-NN classifier that labels the
+	// samples, and PixelKNNAccuracy its accuracy on the real test images:
+	// how far its labels can be trusted. Both are 0 for unlabelled data.
+	PixelKNNK        int     `json:"pixel_knn_k,omitempty"`
+	PixelKNNAccuracy float64 `json:"pixel_knn_accuracy,omitempty"`
+}
+
+// SampleQuality scores the samples of one source.
+type SampleQuality struct {
+	// Precision is the share of the samples that lie in the manifold of
+	// the real images, Recall the share of the real images that lie in
+	// the manifold of the samples.
+	Precision float64 `json:"precision"`
+	Recall    float64 `json:"recall"`
+	// Classes is the share of the samples that the pixel k-NN puts in
+	// each class, 0 first; nil for unlabelled data.
+	Classes []float64 `json:"classes,omitempty"`
 }
 
 // Evaluate scores codes of size d: the k-NN and linear-probe accuracies of
