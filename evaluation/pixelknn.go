@@ -71,7 +71,7 @@ func (c *PixelKNN) ClassifyContext(ctx context.Context, queries []float32, n int
 	if err := checkRows("queries", queries, n, d); err != nil {
 		return nil, fmt.Errorf("evaluation: pixel k-NN: %w", err)
 	}
-	q, err := newRows("queries", queries, n, d, make([]float32, d))
+	q, err := newRows("queries", queries, n, d, nil)
 	if err != nil {
 		return nil, fmt.Errorf("evaluation: pixel k-NN: %w", err)
 	}

@@ -44,18 +44,16 @@ func exactDist2(a, b []float32) float64 {
 // it the kernels' float32 sums could overflow.
 const maxSquaredNorm = 1e30
 
-// rowSet is n rows of d values: float32 values centred on a centre for
-// the kernels, with the original values kept for exactDist2, or pixel
-// bytes (b/255, not centred).
+// rowSet is n rows of d values: float32 values, which the kernels see
+// less a centre, or pixel bytes (b/255, not centred).
 type rowSet struct {
 	n, d   int
 	orig   []float32 // the caller's values, n×d, or nil for bytes
-	c      []float32 // orig minus the centre, n×d, or nil for bytes
+	centre []float32 // d values, or nil for none
 	bytes  []uint8   // pixel bytes, n×d, or nil
-	sq     []float64 // squared norm of each row of c (or of the bytes' values)
+	sq     []float64 // squared norm of each row as the kernels see it
 	norm   []float64 // its square root
 	maxSq  float64   // the largest of sq
-	centre []float32 // d values, nil for bytes
 }
 
 // checkRows checks that x holds n rows of d finite values.
@@ -92,16 +90,10 @@ func mean(x []float32, n, d int) []float32 {
 	return m
 }
 
-// newRows returns x (n rows of d finite values, checked by the caller)
-// centred on centre, which it keeps, as is x.
+// newRows returns x (n rows of d finite values, checked by the caller),
+// seen by the kernels less centre (nil for none). It keeps x and centre.
 func newRows(what string, x []float32, n, d int, centre []float32) (*rowSet, error) {
-	r := &rowSet{n: n, d: d, orig: x, c: make([]float32, n*d), centre: centre}
-	for i := range n {
-		row := r.c[i*d : (i+1)*d]
-		for k, v := range x[i*d : (i+1)*d] {
-			row[k] = v - centre[k]
-		}
-	}
+	r := &rowSet{n: n, d: d, orig: x, centre: centre}
 	if err := r.norms(what); err != nil {
 		return nil, err
 	}
@@ -118,12 +110,24 @@ func newByteRows(x []uint8, n, d int) *rowSet {
 // norms fills sq, norm and maxSq.
 func (r *rowSet) norms(what string) error {
 	r.sq, r.norm = make([]float64, r.n), make([]float64, r.n)
-	var buf []float32
+	d := r.d
 	for i := range r.n {
 		var s float64
-		buf = r.row(buf, i, false)
-		for _, v := range buf {
-			s += float64(v) * float64(v)
+		switch {
+		case r.bytes != nil:
+			for _, b := range r.bytes[i*d : (i+1)*d] {
+				v := float64(dots.ByteValue(b))
+				s += v * v
+			}
+		case r.centre != nil:
+			for k, v := range r.orig[i*d : (i+1)*d] {
+				c := float64(v - r.centre[k]) // rounded as Pack rounds it
+				s += c * c
+			}
+		default:
+			for _, v := range r.orig[i*d : (i+1)*d] {
+				s += float64(v) * float64(v)
+			}
 		}
 		if s > maxSquaredNorm {
 			return fmt.Errorf("%s: row %d has values too large (squared norm %.3g about the mean, over %g)", what, i, s, maxSquaredNorm)
@@ -134,34 +138,30 @@ func (r *rowSet) norms(what string) error {
 	return nil
 }
 
-// row returns row i: its original values (orig true) or those the kernels
-// see, in buf's memory where it must convert bytes.
-func (r *rowSet) row(buf []float32, i int, orig bool) []float32 {
+// row returns the original values of row i, in buf's memory where it must
+// convert bytes.
+func (r *rowSet) row(buf []float32, i int) []float32 {
 	d := r.d
-	switch {
-	case r.bytes != nil:
-		if cap(buf) < d {
-			buf = make([]float32, d)
-		}
-		buf = buf[:d]
-		for k, b := range r.bytes[i*d : (i+1)*d] {
-			buf[k] = dots.ByteValue(b)
-		}
-		return buf
-	case orig:
+	if r.bytes == nil {
 		return r.orig[i*d : (i+1)*d]
-	default:
-		return r.c[i*d : (i+1)*d]
 	}
+	if cap(buf) < d {
+		buf = make([]float32, d)
+	}
+	buf = buf[:d]
+	for k, b := range r.bytes[i*d : (i+1)*d] {
+		buf[k] = dots.ByteValue(b)
+	}
+	return buf
 }
 
-// pack packs rows [lo, hi) for the kernel into panels of w rows.
+// pack packs rows [lo, hi) as the kernels see them into panels of w rows.
 func (r *rowSet) pack(dst []float32, lo, hi, w int) []float32 {
 	d := r.d
 	if r.bytes != nil {
 		return dots.PackBytes(dst, r.bytes[lo*d:hi*d], hi-lo, d, w)
 	}
-	return dots.Pack(dst, r.c[lo*d:hi*d], hi-lo, d, w)
+	return dots.Pack(dst, r.orig[lo*d:hi*d], r.centre, hi-lo, d, w)
 }
 
 // bounds holds the terms of margin for rows of d values.
@@ -354,9 +354,9 @@ func nearest(ctx context.Context, q, r *rowSet, k int, self, valueOnly bool) (id
 			slices.SortFunc(list, byDistThenIndex)
 			list = list[:keep]
 			worst := list[keep-1].dist // the approximate distance that cut off the rest
-			qbuf = q.row(qbuf, i, true)
+			qbuf = q.row(qbuf, i)
 			for c := range list {
-				rbuf = r.row(rbuf, int(list[c].idx), true)
+				rbuf = r.row(rbuf, int(list[c].idx))
 				list[c].dist = exactDist2(qbuf, rbuf)
 			}
 			slices.SortFunc(list, byDistThenIndex)
@@ -370,7 +370,7 @@ func nearest(ctx context.Context, q, r *rowSet, k int, self, valueOnly bool) (id
 				all = all[:0]
 				for j := range r.n {
 					if !self || j != i {
-						rbuf = r.row(rbuf, j, true)
+						rbuf = r.row(rbuf, j)
 						all = append(all, candidate{exactDist2(qbuf, rbuf), int32(j)})
 					}
 				}
@@ -504,8 +504,8 @@ func (v *coverVisitor) tile(i0, i1, j0, j1 int, c []float32, ldc int) {
 			if !open {
 				continue
 			}
-			v.qbuf = v.q.row(v.qbuf, i, true)
-			v.rbuf = v.r.row(v.rbuf, j0+jj, true)
+			v.qbuf = v.q.row(v.qbuf, i)
+			v.rbuf = v.r.row(v.rbuf, j0+jj)
 			e := exactDist2(v.qbuf, v.rbuf)
 			stats.exact.Add(1)
 			if e <= rr[jj] {

@@ -23,7 +23,7 @@ type Manifold struct {
 // point's k-th nearest neighbour among the others (Kynkäänniemi et al.
 // take k = 3). Distances are Euclidean and exact (see PrecisionRecall).
 // NewManifold keeps points, which must not change while the Manifold is
-// in use, and a centred copy of them (n·d float32 values).
+// in use; while it works it holds a packed copy of them, n·d float32s.
 //
 // It is an error for the sizes not to match, for k to be outside
 // [1, n−1], for a value to be NaN or infinite or so large (about 1e15)

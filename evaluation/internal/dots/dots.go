@@ -51,7 +51,9 @@ func PackedLen(rows, d, w int) int { return (rows + w - 1) / w * w * d }
 // rows, in dst's memory when it is large enough, and returns the packed
 // block, PackedLen(rows, d, w) values: panel p holds for each k, in order,
 // the w values x[(p·w+r)·d+k], r < w, with zeros for rows past the last.
-func Pack(dst, x []float32, rows, d, w int) []float32 {
+// With centre (d values) not nil, it packs x[(p·w+r)·d+k] − centre[k],
+// rounded to float32, instead.
+func Pack(dst, x, centre []float32, rows, d, w int) []float32 {
 	dst = grow(dst, PackedLen(rows, d, w))
 	for p := 0; p*w < rows; p++ {
 		panel := dst[p*w*d : (p+1)*w*d]
@@ -61,10 +63,20 @@ func Pack(dst, x []float32, rows, d, w int) []float32 {
 		}
 		// Written in order, w rows read side by side.
 		src := x[p*w*d : (p*w+n)*d]
-		for k := range d {
+		if centre == nil {
+			for k := range d {
+				out := panel[k*w : k*w+n]
+				for r := range out {
+					out[r] = src[r*d+k]
+				}
+			}
+			continue
+		}
+		centre := centre[:d]
+		for k, c := range centre {
 			out := panel[k*w : k*w+n]
 			for r := range out {
-				out[r] = src[r*d+k]
+				out[r] = src[r*d+k] - c
 			}
 		}
 	}

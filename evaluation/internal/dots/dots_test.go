@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 )
@@ -28,7 +29,7 @@ func TestTileAgainstFloat64(t *testing.T) {
 				for i := range c {
 					c[i] = -7
 				}
-				k.Tile(Pack(nil, a, m, d, k.MR), m, Pack(nil, b, n, d, k.NR), n, d, c, ldc)
+				k.Tile(Pack(nil, a, nil, m, d, k.MR), m, Pack(nil, b, nil, n, d, k.NR), n, d, c, ldc)
 				for i := range m {
 					for j := range ldc {
 						got := c[i*ldc+j]
@@ -51,6 +52,16 @@ func TestTileAgainstFloat64(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPackCentred checks that a centred pack holds x − centre in float32,
+// and zeros past the last row.
+func TestPackCentred(t *testing.T) {
+	x := []float32{1, 2, 3, 4, 5, 6} // 3 rows of 2
+	p := Pack(nil, x, []float32{0.5, 1e-9}, 3, 2, 2)
+	if want := []float32{0.5, 2.5, 2 - 1e-9, 4 - 1e-9, 4.5, 0, 6 - 1e-9, 0}; !slices.Equal(p, want) {
+		t.Errorf("packed %v, want %v", p, want)
 	}
 }
 
@@ -96,7 +107,7 @@ func BenchmarkTile(b *testing.B) {
 	x, y := randRows(rng, m, d), randRows(rng, n, d)
 	for _, k := range All() {
 		b.Run(k.Name, func(b *testing.B) {
-			ap, bp := Pack(nil, x, m, d, k.MR), Pack(nil, y, n, d, k.NR)
+			ap, bp := Pack(nil, x, nil, m, d, k.MR), Pack(nil, y, nil, n, d, k.NR)
 			c := make([]float32, m*n)
 			start := time.Now()
 			for b.Loop() {
@@ -117,7 +128,7 @@ func BenchmarkPack(b *testing.B) {
 	x := randRows(rand.New(rand.NewPCG(1, 2)), 256, 784)
 	var dst []float32
 	for b.Loop() {
-		dst = Pack(dst, x, 256, 784, 32)
+		dst = Pack(dst, x, nil, 256, 784, 32)
 	}
 	b.SetBytes(256 * 784 * 4)
 }
