@@ -182,6 +182,9 @@ func newBounds(d int) bounds {
 // (after centring), for the rows' values being finite and small enough
 // (maxSquaredNorm).
 func (b bounds) margin(na, nb float64) float64 {
+	if math.IsInf(b.g, 1) { // rows of 2²⁴ values or more: every call is close
+		return b.g
+	}
 	s := na + nb
 	return b.g*na*nb + b.h*s*s + 1e-35
 }

@@ -15,7 +15,10 @@
 // that need exact decisions recompute the close calls in float64.
 package dots
 
-import "slices"
+import (
+	"math"
+	"slices"
+)
 
 // Kernel multiplies packed blocks. The zero Kernel is not usable: take
 // one from Best or All.
@@ -123,9 +126,13 @@ func grow(s []float32, n int) []float32 {
 
 // ErrorFactor returns γ_d = d·u/(1−d·u) with u = 2⁻²⁴: a kernel's dot
 // product of two rows of d values differs from the exact one by at most
-// ErrorFactor(d)·Σₖ|aₖbₖ| (barring overflow and underflow).
+// ErrorFactor(d)·Σₖ|aₖbₖ| (barring overflow and underflow). It is +Inf
+// for d ≥ 2²⁴, where the bound says nothing.
 func ErrorFactor(d int) float64 {
 	u := 0x1p-24 * float64(d)
+	if u >= 1 {
+		return math.Inf(1)
+	}
 	return u / (1 - u)
 }
 
