@@ -32,9 +32,9 @@ const SampleK = 3
 // accuracy on the test images says how far to trust it. progress, when
 // not nil, is told each step (with 0 of 0).
 //
-// On the 2-core development machine it takes about 35 s for n = 10,000
-// on MNIST (README), most of it the classifier's 30,000 searches among
-// 60,000 training images.
+// For n = 10,000 on MNIST it takes about 42 s of CPU time on the 2-core
+// development machine (README), most of it the classifier's 30,000
+// searches among 60,000 training images.
 func (a *Analysis) SampleQuality(ctx context.Context, n int, seed uint64, progress func(what string, done, total int)) (*evaluation.Samples, error) {
 	say := func(format string, args ...any) {
 		if progress != nil {
