@@ -1,12 +1,13 @@
 // Package evaluation scores the codes (bottleneck vectors) that an
-// autoencoder gives a labelled data set.
+// autoencoder gives a labelled data set, and the images it generates.
 //
-// Codes are passed as flat []float32 slices of n·d values in row-major
-// order: code i is codes[i*d : (i+1)*d]. Labels are []uint8, one per code;
-// any set of label values may be present (0-9 for MNIST). The functions
-// never modify or keep the slices they are given.
+// Codes and images are passed as flat []float32 slices of n·d values in
+// row-major order: code i is codes[i*d : (i+1)*d]. Labels are []uint8, one
+// per code; any set of label values may be present (0-9 for MNIST). The
+// functions never modify the slices they are given, and keep none of them
+// except NewManifold and NewPixelKNN, which say so.
 //
-// The scores are:
+// The scores of the codes are:
 //
 //   - KNNAccuracy: k-nearest-neighbour classification of test codes against
 //     training codes;
@@ -17,6 +18,20 @@
 //   - PSNR: the reconstruction quality of images in [0, 1].
 //
 // Evaluate computes all of the code scores at once into a Report.
+//
+// The scores of generated images, in pixel space, are:
+//
+//   - PrecisionRecall (and Manifold): the improved precision and recall of
+//     Kynkäänniemi et al. (2019), how much of the samples look like real
+//     images and how much of the real images the samples cover;
+//   - PixelKNN, with Accuracy and ClassShares: a k-NN classifier on the
+//     raw pixels of the training images, which labels the samples without
+//     depending on the model, and its accuracy on real test images.
+//
+// Both search by brute force with exact Euclidean distances: float32
+// matrix products on all cores (AVX-512 or AVX2 kernels in C where cgo and
+// amd64 allow, Go elsewhere), with every close call decided again in
+// float64, so that the results do not depend on the kernel.
 package evaluation
 
 import (
@@ -65,6 +80,45 @@ type Report struct {
 	KMeansAccuracy      float64 `json:"kmeans_accuracy"`
 	KMeansNMI           float64 `json:"kmeans_nmi"`
 	KMeansRestarts      int     `json:"kmeans_restarts"`
+	// Samples scores the model's generated images, when the caller
+	// computed it (package run does unless told not to).
+	Samples *Samples `json:"samples,omitempty"`
+}
+
+// Samples is the sample quality of a model: images decoded from random
+// codes of two sources, scored in pixel space against the real test
+// images (PrecisionRecall) and labelled by a PixelKNN of the training
+// images.
+type Samples struct {
+	// N is the number of samples from each source, Seed the seed of their
+	// codes, Real the number of real images they are compared with.
+	N    int    `json:"n"`
+	Seed uint64 `json:"seed"`
+	Real int    `json:"real"`
+	// K is the neighbour whose distance makes the radii of precision and
+	// recall (Kynkäänniemi et al. take 3).
+	K int `json:"k"`
+	// Normal and Fitted score the samples from N(0, I) and from the
+	// Gaussian fitted to the training codes.
+	Normal *SampleQuality `json:"normal"`
+	Fitted *SampleQuality `json:"fitted"`
+	// PixelKNNK is the k of the pixel k-NN classifier that labels the
+	// samples, and PixelKNNAccuracy its accuracy on the real test images:
+	// how far its labels can be trusted. Both are 0 for unlabelled data.
+	PixelKNNK        int     `json:"pixel_knn_k,omitempty"`
+	PixelKNNAccuracy float64 `json:"pixel_knn_accuracy,omitempty"`
+}
+
+// SampleQuality scores the samples of one source.
+type SampleQuality struct {
+	// Precision is the share of the samples that lie in the manifold of
+	// the real images, Recall the share of the real images that lie in
+	// the manifold of the samples.
+	Precision float64 `json:"precision"`
+	Recall    float64 `json:"recall"`
+	// Classes is the share of the samples that the pixel k-NN puts in
+	// each class, 0 first; nil for unlabelled data.
+	Classes []float64 `json:"classes,omitempty"`
 }
 
 // Evaluate scores codes of size d: the k-NN and linear-probe accuracies of

@@ -2,6 +2,7 @@ package evaluation_test
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 
 	"github.com/latent-ai/latent/evaluation"
@@ -39,4 +40,52 @@ func ExampleEvaluate() {
 	// linear probe accuracy: 1.00
 	// k-means accuracy: 1.00, NMI: 1.00
 	// PSNR: 20.0 dB
+}
+
+func ExamplePrecisionRecall() {
+	// Real points on a ring; fake ones on the same ring, and on half of it:
+	// those cover half the real points, and a few just past its ends.
+	const n, d = 200, 2
+	ring := func(n int, arc float64) []float32 {
+		x := make([]float32, 0, n*d)
+		for i := range n {
+			t := arc * float64(i) / float64(n)
+			x = append(x, float32(math.Cos(t)), float32(math.Sin(t)))
+		}
+		return x
+	}
+	real := ring(n, 2*math.Pi)
+	for _, fake := range []struct {
+		name string
+		x    []float32
+	}{{"the whole ring", ring(n, 2*math.Pi)}, {"half of it", ring(n, math.Pi)}} {
+		p, r, err := evaluation.PrecisionRecall(real, fake.x, n, n, d, 3)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		fmt.Printf("%s: precision %.2f, recall %.2f\n", fake.name, p, r)
+	}
+	// Output:
+	// the whole ring: precision 1.00, recall 1.00
+	// half of it: precision 1.00, recall 0.52
+}
+
+func ExamplePixelKNN() {
+	// Four training images of 2 pixels, two dark (label 0), two bright (1).
+	train := []uint8{0, 10, 20, 0, 250, 240, 230, 255}
+	labels := []uint8{0, 0, 1, 1}
+	c, err := evaluation.NewPixelKNN(train, labels, 2, 1)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	// Queries as the models give them: values in [0, 1].
+	got, err := c.Classify([]float32{0.05, 0.02, 0.9, 0.95}, 2)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(got, evaluation.ClassShares(got, c.Classes()))
+	// Output: [0 1] [0.5 0.5]
 }

@@ -11,6 +11,14 @@ import (
 	"github.com/latent-ai/latent/atomicfile"
 )
 
+// Table is a table with a header row and a caption above it. The first
+// cell of each row is a heading; the others are numbers.
+type Table struct {
+	Caption string
+	Header  []string
+	Rows    [][]string
+}
+
 // Page is what the HTML report shows.
 type Page struct {
 	Title string
@@ -18,6 +26,9 @@ type Page struct {
 	Settings [][2]string
 	// Metrics are shown as a two-column table, in order.
 	Metrics [][2]string
+	// Samples, when not nil, is shown under the metrics: the quality of
+	// the images the model generates.
+	Samples *Table
 	// Epochs is one row per epoch: epoch, train loss, test MSE, samples/s.
 	Epochs  [][]string
 	Figures []Figure
@@ -46,6 +57,11 @@ img { max-width: 100%; image-rendering: pixelated; }
 {{end}}</table>
 {{if .Metrics}}<h2>Metrics</h2>
 <table>{{range .Metrics}}<tr><th>{{index . 0}}</th><td class="num">{{index . 1}}</td></tr>
+{{end}}</table>{{end}}
+{{with .Samples}}<h2>Sample quality</h2>
+<p>{{.Caption}}</p>
+<table><tr>{{range .Header}}<th>{{.}}</th>{{end}}</tr>
+{{range .Rows}}<tr><th>{{index . 0}}</th>{{range slice . 1}}<td class="num">{{.}}</td>{{end}}</tr>
 {{end}}</table>{{end}}
 {{if .Epochs}}<h2>Training</h2>
 <table><tr><th>epoch</th><th>train loss</th><th>test MSE</th><th>samples/s</th></tr>

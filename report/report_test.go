@@ -143,12 +143,20 @@ func TestDrawAndHTML(t *testing.T) {
 		}
 	}
 	index := filepath.Join(dir, "index.html")
-	if err := WriteHTML(index, dir, Page{Title: "t", Settings: [][2]string{{"model", "classic"}}, Figures: figs}); err != nil {
+	samples := &Table{Caption: "against <the test images>", Header: []string{"codes", "precision", "0"},
+		Rows: [][]string{{"N(0, I)", "0.5", "10%"}, {"fitted", "0.9", "11%"}}}
+	if err := WriteHTML(index, dir, Page{Title: "t", Settings: [][2]string{{"model", "classic"}}, Samples: samples, Figures: figs}); err != nil {
 		t.Fatal(err)
 	}
 	html, _ := os.ReadFile(index)
 	if got := strings.Count(string(html), `src="data:image/png;base64,`); got != 8 {
 		t.Errorf("%d embedded images, want 8", got)
+	}
+	for _, want := range []string{"<h2>Sample quality</h2>\n<p>against &lt;the test images&gt;</p>",
+		"<tr><th>codes</th><th>precision</th><th>0</th></tr>", `<tr><th>fitted</th><td class="num">0.9</td><td class="num">11%</td></tr>`} {
+		if !strings.Contains(string(html), want) {
+			t.Errorf("the page lacks %q", want)
+		}
 	}
 }
 

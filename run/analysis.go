@@ -1,6 +1,7 @@
 package run
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -26,6 +27,12 @@ type AnalyseOptions struct {
 	// ("encoding mnist train", "scoring the codes") and how far (done of
 	// total; 0 of 0 when it cannot say).
 	Progress func(what string, done, total int)
+	// Samples is how many images to generate from each source of codes
+	// for the sample quality (evaluation.Samples): 0 for DefaultSamples, a
+	// negative number for none (no sample quality in the report).
+	Samples int
+	// SampleSeed seeds the codes of the samples, as given (zero too).
+	SampleSeed uint64
 }
 
 // Analysis is what Analyse computes from an exported run: the open model,
@@ -43,7 +50,9 @@ func (a *Analysis) Close() error { return a.Model.Close() }
 
 // Analyse opens the folder's exported graphs, encodes both splits, decodes
 // the test codes and scores them: test MSE and PSNR, kNN, a linear probe
-// and k-means (package evaluation). The export must hold latent statistics.
+// and k-means (package evaluation); then, unless opts.Samples is negative,
+// it scores the images the model generates (SampleQuality). The export
+// must hold latent statistics.
 func (f Folder) Analyse(ctx context.Context, opts AnalyseOptions) (*Analysis, error) {
 	if err := f.Exported(); err != nil {
 		return nil, err
@@ -71,6 +80,9 @@ func (f Folder) Analyse(ctx context.Context, opts AnalyseOptions) (*Analysis, er
 			opts.Progress("scoring the codes: kNN, linear probe, k-means", 0, 0)
 		}
 		a.Eval, err = a.score(ctx)
+	}
+	if err == nil && opts.Samples >= 0 {
+		a.Eval.Samples, err = a.SampleQuality(ctx, cmp.Or(opts.Samples, DefaultSamples), opts.SampleSeed, opts.Progress)
 	}
 	if err != nil {
 		m.Close()
@@ -209,6 +221,7 @@ func (f Folder) page(m *checkpoint.Model, a *Analysis, history []trainer.EpochMe
 		{fmt.Sprintf("k-means accuracy (k=10, %d restarts)", e.KMeansRestarts), fmt.Sprintf("%.4f", e.KMeansAccuracy)},
 		{"k-means NMI", fmt.Sprintf("%.4f", e.KMeansNMI)},
 	}
+	page.Samples = sampleTable(e.Samples, a.Test)
 	for _, h := range history {
 		page.Epochs = append(page.Epochs, []string{fmt.Sprint(h.Epoch), fmt.Sprintf("%.6f", h.TrainLoss),
 			fmt.Sprintf("%.6f", h.TestMSE), fmt.Sprintf("%.0f", h.SamplesPerSec)})

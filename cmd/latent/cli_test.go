@@ -190,3 +190,19 @@ func TestPlainProgressInALog(t *testing.T) {
 		}
 	}
 }
+
+// TestSamplesFlag: eval and report refuse a bad --samples before they
+// look at the run folder, with a usage error.
+func TestSamplesFlag(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "no-such-run")
+	for _, tc := range []struct {
+		n, want string
+	}{{"-1", "--samples -1: want 0 or more"}, {"3", "--samples 3: want more than k = 3 (or 0 for none)"}} {
+		for _, cmd := range []string{"eval", "report"} {
+			code, _, stderr := latentOut(t, cmd, missing, "--samples", tc.n)
+			if code != 2 || !strings.Contains(stderr, tc.want) {
+				t.Errorf("latent %s --samples %s: exit %d, %q: want 2 and %q", cmd, tc.n, code, stderr, tc.want)
+			}
+		}
+	}
+}

@@ -16,7 +16,7 @@ func init() {
 	register(&command{
 		name:  "eval",
 		args:  "RUN",
-		short: "print the quality metrics of an exported model as JSON (test MSE, PSNR, kNN, linear probe, k-means)",
+		short: "print the quality metrics of an exported model as JSON (test MSE, PSNR, kNN, linear probe, k-means, sample precision and recall)",
 		setup: setupEval,
 	})
 	register(&command{
@@ -27,11 +27,11 @@ func init() {
 	})
 }
 
-// analyseOptions loads the splits of the run's data set and returns the
-// options of run.Folder.Analyse, with progress on stderr unless quiet. It
-// warns when the exported graphs are stale against the checkpoint.
-func analyseOptions(ctx context.Context, dir run.Folder, data *dataFlags, rt *ortFlags, quiet bool) (run.AnalyseOptions, error) {
-	var opts run.AnalyseOptions
+// analyseOptions loads the splits of the run's data set and returns opts,
+// the options of run.Folder.Analyse, with the splits, the inference
+// options and progress on stderr unless quiet. It warns when the exported
+// graphs are stale against the checkpoint.
+func analyseOptions(ctx context.Context, dir run.Folder, data *dataFlags, rt *ortFlags, quiet bool, opts run.AnalyseOptions) (run.AnalyseOptions, error) {
 	if err := dir.Exported(); err != nil {
 		return opts, err
 	}
@@ -79,8 +79,34 @@ func analyseOptions(ctx context.Context, dir run.Folder, data *dataFlags, rt *or
 	return opts, nil
 }
 
+// sampleFlags are the flags of the sample quality, for eval and report.
+type sampleFlags struct{ n *int }
+
+func (s *sampleFlags) register(fs *flag.FlagSet) {
+	s.n = fs.Int("samples", run.DefaultSamples, "images generated from each source (N(0, I) and the fitted Gaussian) for the sample quality (0: none)")
+}
+
+// set puts the flags into opts.
+func (s *sampleFlags) set(opts *run.AnalyseOptions, seed uint64) error {
+	switch {
+	case *s.n < 0:
+		return usageError("--samples %d: want 0 or more", *s.n)
+	case *s.n == 0:
+		opts.Samples = -1
+	case *s.n <= run.SampleK:
+		return usageError("--samples %d: want more than k = %d (or 0 for none)", *s.n, run.SampleK)
+	default:
+		opts.Samples = *s.n
+	}
+	opts.SampleSeed = seed
+	return nil
+}
+
 func setupEval(fs *flag.FlagSet) func(context.Context, []string) error {
 	quiet := fs.Bool("quiet", false, "no progress bars")
+	seed := fs.Uint64("seed", 1, "seed of the codes of the samples")
+	var samples sampleFlags
+	samples.register(fs)
 	var data dataFlags
 	data.register(fs, "")
 	var rt ortFlags
@@ -90,7 +116,11 @@ func setupEval(fs *flag.FlagSet) func(context.Context, []string) error {
 			return usageError("want one run folder")
 		}
 		dir := run.Folder(args[0])
-		opts, err := analyseOptions(ctx, dir, &data, &rt, *quiet)
+		var opts run.AnalyseOptions
+		if err := samples.set(&opts, *seed); err != nil {
+			return err
+		}
+		opts, err := analyseOptions(ctx, dir, &data, &rt, *quiet, opts)
 		if err != nil {
 			return err
 		}
@@ -110,7 +140,9 @@ func setupEval(fs *flag.FlagSet) func(context.Context, []string) error {
 
 func setupReport(fs *flag.FlagSet) func(context.Context, []string) error {
 	quiet := fs.Bool("quiet", false, "no progress bars")
-	seed := fs.Uint64("seed", 1, "seed of the random codes drawn for the figures")
+	seed := fs.Uint64("seed", 1, "seed of the random codes drawn for the figures and the samples")
+	var samples sampleFlags
+	samples.register(fs)
 	var data dataFlags
 	data.register(fs, "")
 	var rt ortFlags
@@ -120,10 +152,14 @@ func setupReport(fs *flag.FlagSet) func(context.Context, []string) error {
 			return usageError("want one run folder")
 		}
 		dir := run.Folder(args[0])
+		var opts run.AnalyseOptions
+		if err := samples.set(&opts, *seed); err != nil {
+			return err
+		}
 		if _, err := dir.Model(); err != nil {
 			return err
 		}
-		opts, err := analyseOptions(ctx, dir, &data, &rt, *quiet)
+		opts, err := analyseOptions(ctx, dir, &data, &rt, *quiet, opts)
 		if err != nil {
 			return err
 		}

@@ -454,7 +454,7 @@ func TestFullDisk(t *testing.T) {
 		prepare:  copyRun(exported...),
 		size:     func(f *fixture) int64 { return sum(f, exported...) + 64<<10 },
 		fileSize: func(f *fixture) int64 { return 4096 },
-		args:     runArgs(), path: "run/report",
+		args:     runArgs("--samples", "0"), path: "run/report",
 		added: []string{"run/" + evalFile}, // complete, written before the figures
 	}}
 
