@@ -116,6 +116,11 @@ type SampleQuality struct {
 	// the manifold of the samples.
 	Precision float64 `json:"precision"`
 	Recall    float64 `json:"recall"`
+	// Density and Coverage are those of Naeem et al. (2020), against the
+	// same balls around the real images (ManifoldDensityCoverage): unlike
+	// precision and recall, a few outlying real images cannot lift them.
+	Density  float64 `json:"density"`
+	Coverage float64 `json:"coverage"`
 	// Classes is the share of the samples that the pixel k-NN puts in
 	// each class, 0 first; nil for unlabelled data.
 	Classes []float64 `json:"classes,omitempty"`

@@ -521,3 +521,64 @@ func (v *coverVisitor) tile(i0, i1, j0, j1 int, c []float32, ldc int) {
 		v.qIn[i] = qIn
 	}
 }
+
+// ballCounts counts, for each row of q, the rows of r whose ball (squared
+// radius rr) holds it, and says for each row of r whether its ball holds
+// any row of q. Close calls are decided with exact distances, as in cover.
+func ballCounts(ctx context.Context, q, r *rowSet, rr []float64) (counts []int32, covered []bool, err error) {
+	covered = make([]bool, r.n) // each row written by the worker of its chunk
+	b := newBounds(q.d)
+	var mu sync.Mutex
+	var visitors []*densityVisitor
+	err = scan(ctx, q, r, func(int) tileVisitor {
+		v := &densityVisitor{q: q, r: r, rr: rr, b: b, counts: make([]int32, q.n), covered: covered}
+		mu.Lock()
+		visitors = append(visitors, v)
+		mu.Unlock()
+		return v
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	counts = make([]int32, q.n)
+	for _, v := range visitors {
+		for i, c := range v.counts {
+			counts[i] += c
+		}
+	}
+	return counts, covered, nil
+}
+
+type densityVisitor struct {
+	q, r       *rowSet
+	rr         []float64
+	b          bounds
+	counts     []int32 // the worker's own
+	covered    []bool  // shared: a worker writes only the rows of its chunks
+	qbuf, rbuf []float32
+}
+
+func (v *densityVisitor) tile(i0, i1, j0, j1 int, c []float32, ldc int) {
+	rsq, rnorm, rr, covered := v.r.sq[j0:j1], v.r.norm[j0:j1], v.rr[j0:j1], v.covered[j0:j1]
+	for i := i0; i < i1; i++ {
+		qsq, qnorm := v.q.sq[i], v.q.norm[i]
+		row := c[(i-i0)*ldc : (i-i0)*ldc+j1-j0]
+		n := int32(0)
+		for jj, dot := range row {
+			d := qsq + rsq[jj] - 2*float64(dot)
+			m := v.b.margin(qnorm, rnorm[jj])
+			in := d+m <= rr[jj]
+			if !in && d-m <= rr[jj] {
+				v.qbuf = v.q.row(v.qbuf, i)
+				v.rbuf = v.r.row(v.rbuf, j0+jj)
+				stats.exact.Add(1)
+				in = exactDist2(v.qbuf, v.rbuf) <= rr[jj]
+			}
+			if in {
+				n++
+				covered[jj] = true
+			}
+		}
+		v.counts[i] += n
+	}
+}

@@ -139,6 +139,96 @@ func TestPrecisionRecallAgainstReference(t *testing.T) {
 	}
 }
 
+// refDensityCoverage is Naeem et al.'s definition, by brute force.
+func refDensityCoverage(real, fake []float32, nr, nf, d, k int) (float64, float64) {
+	rr := refRadii(real, nr, d, k)
+	count, covered := 0, 0
+	for j := range nr {
+		hit := false
+		for i := range nf {
+			if refDist2(fake[i*d:(i+1)*d], real[j*d:(j+1)*d]) <= rr[j] {
+				count++
+				hit = true
+			}
+		}
+		if hit {
+			covered++
+		}
+	}
+	return float64(count) / float64(k*nf), float64(covered) / float64(nr)
+}
+
+// TestDensityCoverageAgainstReference compares ManifoldDensityCoverage with
+// the brute-force definition, on every kernel, and checks that real
+// outliers cannot lift a collapsed set of samples as they lift precision.
+func TestDensityCoverageAgainstReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	px := func(n, d, levels int) []float32 { x, _ := pixels(rng, n, d, levels); return x }
+	tests := []struct {
+		name       string
+		real, fake []float32
+		nr, nf     int
+		d, k       int
+	}{
+		{"gaussians overlapping", gaussian(rng, 300, 20, 0, 1), gaussian(rng, 250, 20, 0.3, 1.2), 300, 250, 20, 3},
+		{"same distribution", gaussian(rng, 400, 8, 0, 1), gaussian(rng, 400, 8, 0, 1), 400, 400, 8, 3},
+		{"tied pixels", px(300, 6, 3), px(280, 6, 3), 300, 280, 6, 3},
+		{"pixels, several tiles", px(700, 64, 256), px(530, 64, 256), 700, 530, 64, 5},
+	}
+	for _, tt := range tests {
+		wantD, wantC := refDensityCoverage(tt.real, tt.fake, tt.nr, tt.nf, tt.d, tt.k)
+		t.Run(tt.name, func(t *testing.T) {
+			eachKernel(t, func(t *testing.T) {
+				ctx := context.Background()
+				r, err := NewManifold(ctx, tt.real, tt.nr, tt.d, tt.k)
+				if err != nil {
+					t.Fatal(err)
+				}
+				f, err := NewManifold(ctx, tt.fake, tt.nf, tt.d, tt.k)
+				if err != nil {
+					t.Fatal(err)
+				}
+				d, c, err := ManifoldDensityCoverage(ctx, r, f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if math.Abs(d-wantD) > 1e-12 || c != wantC {
+					t.Errorf("density %v, coverage %v; the reference's %v, %v", d, c, wantD, wantC)
+				}
+			})
+		})
+	}
+	// 500 real points near 0 and 5 far outliers; samples all at the origin
+	// lie in the outliers' big balls, so precision is 1, but they add
+	// little density, and cover a sliver of the real points.
+	const d = 4
+	real := gaussian(rng, 505, d, 0, 1)
+	for i := 500; i < 505; i++ {
+		for j := range d {
+			real[i*d+j] = 40 + float32(i)
+		}
+	}
+	fake := make([]float32, 100*d)
+	for i := range fake {
+		fake[i] = float32(rng.NormFloat64() * 1e-3)
+	}
+	p, _, err := PrecisionRecall(real, fake, 505, 100, d, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	r, _ := NewManifold(ctx, real, 505, d, 3)
+	f, _ := NewManifold(ctx, fake, 100, d, 3)
+	dens, cov, err := ManifoldDensityCoverage(ctx, r, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("collapsed samples: precision %.3f, density %.3f, coverage %.3f", p, dens, cov)
+	if p != 1 || cov > 0.05 {
+		t.Errorf("collapsed samples: precision %v, coverage %v; want 1 and below 0.05", p, cov)
+	}
+}
+
 // TestManifoldRadii checks every radius against the reference, with ties.
 func TestManifoldRadii(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))

@@ -85,6 +85,10 @@ func (a *Analysis) SampleQuality(ctx context.Context, n int, seed uint64, progre
 		if q.Precision, q.Recall, err = evaluation.ManifoldPrecisionRecall(ctx, rm, fm); err != nil {
 			return nil, fmt.Errorf("sample quality: the samples from %s: %w", from, err)
 		}
+		say("density and coverage of the samples from %s", from)
+		if q.Density, q.Coverage, err = evaluation.ManifoldDensityCoverage(ctx, rm, fm); err != nil {
+			return nil, fmt.Errorf("sample quality: the samples from %s: %w", from, err)
+		}
 		if knn != nil {
 			say("classes of the samples from %s under the pixel kNN", from)
 			labels, err := knn.ClassifyContext(ctx, images, n)
@@ -124,10 +128,12 @@ func sampleTable(s *evaluation.Samples, test *dataset.Set) *report.Table {
 	if s == nil || s.Normal == nil || s.Fitted == nil {
 		return nil
 	}
-	t := &report.Table{Header: []string{"codes", "precision", "recall"}}
+	t := &report.Table{Header: []string{"codes", "precision", "recall", "density", "coverage"}}
 	t.Caption = fmt.Sprintf("%d images decoded from each source of codes (seed %d), against the %d test images, in pixel space. "+
 		"Precision is the share of the samples that lie within the manifold of the test images, the union of the balls around each out "+
-		"to its %s nearest other test image; recall is the share of the test images within the samples' manifold (Kynkäänniemi et al., 2019).",
+		"to its %s nearest other test image; recall is the share of the test images within the samples' manifold (Kynkäänniemi et al., 2019). "+
+		"Density (the mean count of test-image balls that hold a sample, over k) and coverage (the share of test images whose ball holds a sample) "+
+		"count balls around test images only, so a few outlying test images cannot lift poor samples (Naeem et al., 2020).",
 		s.N, s.Seed, s.Real, ordinal(s.K))
 	classes := len(s.Normal.Classes)
 	if classes > 0 {
@@ -136,7 +142,7 @@ func sampleTable(s *evaluation.Samples, test *dataset.Set) *report.Table {
 		names := classNames(test, classes)
 		t.Header = append(t.Header, names...)
 		shares := evaluation.ClassShares(test.Labels, classes)
-		row := []string{"test images (their labels)", "", ""}
+		row := []string{"test images (their labels)", "", "", "", ""}
 		for _, v := range shares {
 			row = append(row, fmt.Sprintf("%.1f%%", 100*v))
 		}
@@ -146,7 +152,8 @@ func sampleTable(s *evaluation.Samples, test *dataset.Set) *report.Table {
 		name string
 		q    *evaluation.SampleQuality
 	}{{"N(0, I)", s.Normal}, {"fitted Gaussian", s.Fitted}} {
-		row := []string{src.name, fmt.Sprintf("%.4f", src.q.Precision), fmt.Sprintf("%.4f", src.q.Recall)}
+		row := []string{src.name, fmt.Sprintf("%.4f", src.q.Precision), fmt.Sprintf("%.4f", src.q.Recall),
+			fmt.Sprintf("%.4f", src.q.Density), fmt.Sprintf("%.4f", src.q.Coverage)}
 		for _, v := range src.q.Classes {
 			row = append(row, fmt.Sprintf("%.1f%%", 100*v))
 		}
