@@ -141,6 +141,11 @@ func TestSampleQualityOnMNIST(t *testing.T) {
 	if s.Fitted.Recall < s.Normal.Recall+0.03 {
 		t.Errorf("recall: fitted %v, normal %v: want the fitted Gaussian's samples to cover far more of the test images", s.Fitted.Recall, s.Normal.Recall)
 	}
+	// Coverage, which outlying test images cannot lift: observed 0.41
+	// and 0.73.
+	if s.Fitted.Coverage < s.Normal.Coverage+0.15 || s.Normal.Density <= 0 {
+		t.Errorf("coverage: fitted %v, normal %v (density %v): want the fitted Gaussian's samples to cover far more of the test images", s.Fitted.Coverage, s.Normal.Coverage, s.Normal.Density)
+	}
 	if n, f := slices.Max(s.Normal.Classes), slices.Max(s.Fitted.Classes); n < 2*f || n != s.Normal.Classes[1] {
 		t.Errorf("largest class share: %v of the N(0, I) samples, %v of the fitted; want the N(0, I) samples' twice as large, and class 1", n, f)
 	}
@@ -199,25 +204,25 @@ func TestSampleTable(t *testing.T) {
 	shares := func(v float64) []float64 { s := make([]float64, 10); s[1] = v; s[0] = 1 - v; return s }
 	s := &evaluation.Samples{N: 100, Seed: 1, Real: 4, K: 3, PixelKNNK: 3, PixelKNNAccuracy: 0.9717,
 		Normal: &evaluation.SampleQuality{Precision: 1, Recall: 0, Classes: shares(0.75)},
-		Fitted: &evaluation.SampleQuality{Precision: 0.9376, Recall: 0.2296, Classes: shares(0.125)}}
+		Fitted: &evaluation.SampleQuality{Precision: 0.9376, Recall: 0.2296, Density: 2.8022, Coverage: 0.6707, Classes: shares(0.125)}}
 	tab := sampleTable(s, test)
-	if len(tab.Header) != 13 || tab.Header[3] != "0" || tab.Header[12] != "9" || len(tab.Rows) != 3 {
+	if len(tab.Header) != 15 || tab.Header[5] != "0" || tab.Header[14] != "9" || len(tab.Rows) != 3 {
 		t.Fatalf("header %q, %d rows", tab.Header, len(tab.Rows))
 	}
-	if want := []string{"test images (their labels)", "", "", "25.0%", "50.0%"}; !slices.Equal(tab.Rows[0][:5], want) || tab.Rows[0][12] != "25.0%" {
+	if want := []string{"test images (their labels)", "", "", "", "", "25.0%", "50.0%"}; !slices.Equal(tab.Rows[0][:7], want) || tab.Rows[0][14] != "25.0%" {
 		t.Errorf("test row %q", tab.Rows[0])
 	}
-	if want := []string{"fitted Gaussian", "0.9376", "0.2296", "87.5%", "12.5%", "0.0%"}; !slices.Equal(tab.Rows[2][:6], want) {
+	if want := []string{"fitted Gaussian", "0.9376", "0.2296", "2.8022", "0.6707", "87.5%", "12.5%", "0.0%"}; !slices.Equal(tab.Rows[2][:8], want) {
 		t.Errorf("fitted row %q", tab.Rows[2])
 	}
-	for _, w := range []string{"100 images decoded", "seed 1", "the 4 test images", "3rd nearest", "3-NN classifier", "97.17%"} {
+	for _, w := range []string{"100 images decoded", "seed 1", "the 4 test images", "3rd nearest", "3-NN classifier", "97.17%", "Naeem"} {
 		if !strings.Contains(tab.Caption, w) {
 			t.Errorf("caption lacks %q: %s", w, tab.Caption)
 		}
 	}
 	// Unlabelled: no classes, no test row.
 	s.Normal.Classes, s.Fitted.Classes = nil, nil
-	if tab := sampleTable(s, test); len(tab.Header) != 3 || len(tab.Rows) != 2 || strings.Contains(tab.Caption, "classifier") {
+	if tab := sampleTable(s, test); len(tab.Header) != 5 || len(tab.Rows) != 2 || strings.Contains(tab.Caption, "classifier") {
 		t.Errorf("unlabelled: header %q, %d rows, caption %s", tab.Header, len(tab.Rows), tab.Caption)
 	}
 	if sampleTable(nil, test) != nil {
