@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -138,4 +139,30 @@ func waitFor(t *testing.T, path string, done chan error) {
 		}
 	}
 	t.Fatalf("%s did not appear", path)
+}
+
+// TestRecipeQuality checks that --recipe quality sets its flags unless
+// they are given, and records them in the run; and that an unknown recipe
+// is a usage error.
+func TestRecipeQuality(t *testing.T) {
+	data := mnisttest.Dir(t)
+	dir := t.TempDir()
+	out, err := latentCmd("train", "--model", "conv", "--recipe", "quality", "--epochs", "1", "--limit", "640",
+		"--data", data, "--out", dir, "--quiet").CombinedOutput()
+	if err != nil {
+		t.Fatalf("train --recipe quality: %v\n%s", err, out)
+	}
+	m, err := checkpoint.Load(filepath.Join(dir, modelFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta := m.Meta
+	if meta.EpochsPlanned != 1 || meta.LR != 5e-3 || meta.WeightDecay != 0.01 || !meta.Shuffle ||
+		meta.Schedule == nil || meta.Schedule.Kind != "cosine" || meta.Schedule.Warmup != 500 {
+		t.Errorf("recorded recipe %+v (schedule %+v): want conv's quality recipe with 1 epoch", meta, meta.Schedule)
+	}
+	cmd := latentCmd("train", "--recipe", "fast", "--data", data, "--out", t.TempDir())
+	if out, err := cmd.CombinedOutput(); cmd.ProcessState.ExitCode() != 2 || !strings.Contains(string(out), `--recipe "fast": want notebook or quality`) {
+		t.Errorf("unknown recipe: %v\n%s", err, out)
+	}
 }

@@ -292,7 +292,7 @@ var recipes = map[string]map[string]map[string]string{
 
 var (
 	qualityClassic = map[string]string{"epochs": "20", "shuffle": "true", "schedule": "cosine", "warmup": "500", "lr": "3e-3", "weight-decay": "0.1"}
-	qualityConv    = map[string]string{"epochs": "20", "shuffle": "true", "schedule": "cosine", "warmup": "500", "lr": "3e-3", "weight-decay": "0.1"}
+	qualityConv    = map[string]string{"epochs": "40", "shuffle": "true", "schedule": "cosine", "warmup": "500", "lr": "5e-3", "weight-decay": "0.01"}
 )
 
 // applyRecipe sets the flags of a --recipe that were not given explicitly.
