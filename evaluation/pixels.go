@@ -439,6 +439,21 @@ func (v *nearestVisitor) tile(i0, i1, j0, j1 int, c []float32, ldc int) {
 	}
 }
 
+// scanAll runs scan with a new visitor from newVisitor for each worker,
+// and returns them all, for their results.
+func scanAll[V tileVisitor](ctx context.Context, q, r *rowSet, newVisitor func() V) ([]V, error) {
+	var mu sync.Mutex
+	var visitors []V
+	err := scan(ctx, q, r, func(int) tileVisitor {
+		v := newVisitor()
+		mu.Lock()
+		visitors = append(visitors, v)
+		mu.Unlock()
+		return v
+	})
+	return visitors, err
+}
+
 // cover reports, for each row i of q, whether some row j of r has
 // exactDist2(qᵢ, rⱼ) ≤ rr[j], and for each row j of r whether some row i
 // of q has exactDist2(qᵢ, rⱼ) ≤ rq[i]: which points of each set lie in a
@@ -446,14 +461,8 @@ func (v *nearestVisitor) tile(i0, i1, j0, j1 int, c []float32, ldc int) {
 func cover(ctx context.Context, q, r *rowSet, rq, rr []float64) (qIn, rIn []bool, err error) {
 	rIn = make([]bool, r.n) // each row written by the worker of its chunk
 	b := newBounds(q.d)
-	var mu sync.Mutex
-	var visitors []*coverVisitor
-	err = scan(ctx, q, r, func(int) tileVisitor {
-		v := &coverVisitor{q: q, r: r, rq: rq, rr: rr, b: b, qIn: make([]bool, q.n), rIn: rIn}
-		mu.Lock()
-		visitors = append(visitors, v)
-		mu.Unlock()
-		return v
+	visitors, err := scanAll(ctx, q, r, func() *coverVisitor {
+		return &coverVisitor{q: q, r: r, rq: rq, rr: rr, b: b, qIn: make([]bool, q.n), rIn: rIn}
 	})
 	if err != nil {
 		return nil, nil, err
@@ -528,14 +537,8 @@ func (v *coverVisitor) tile(i0, i1, j0, j1 int, c []float32, ldc int) {
 func ballCounts(ctx context.Context, q, r *rowSet, rr []float64) (counts []int32, covered []bool, err error) {
 	covered = make([]bool, r.n) // each row written by the worker of its chunk
 	b := newBounds(q.d)
-	var mu sync.Mutex
-	var visitors []*densityVisitor
-	err = scan(ctx, q, r, func(int) tileVisitor {
-		v := &densityVisitor{q: q, r: r, rr: rr, b: b, counts: make([]int32, q.n), covered: covered}
-		mu.Lock()
-		visitors = append(visitors, v)
-		mu.Unlock()
-		return v
+	visitors, err := scanAll(ctx, q, r, func() *densityVisitor {
+		return &densityVisitor{q: q, r: r, rr: rr, b: b, counts: make([]int32, q.n), covered: covered}
 	})
 	if err != nil {
 		return nil, nil, err
