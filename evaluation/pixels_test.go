@@ -103,6 +103,8 @@ func eachKernel(t *testing.T, f func(t *testing.T)) {
 	}
 }
 
+// TestPrecisionRecallAgainstReference compares precision, recall, density
+// and coverage with their brute-force definitions, on every kernel.
 func TestPrecisionRecallAgainstReference(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	px := func(n, d, levels int) []float32 { x, _ := pixels(rng, n, d, levels); return x }
@@ -125,6 +127,7 @@ func TestPrecisionRecallAgainstReference(t *testing.T) {
 	}
 	for _, tt := range tests {
 		wantP, wantR := refPrecisionRecall(tt.real, tt.fake, tt.nr, tt.nf, tt.d, tt.k)
+		wantD, wantC := refDensityCoverage(tt.real, tt.fake, tt.nr, tt.nf, tt.d, tt.k)
 		t.Run(tt.name, func(t *testing.T) {
 			eachKernel(t, func(t *testing.T) {
 				p, r, err := PrecisionRecall(tt.real, tt.fake, tt.nr, tt.nf, tt.d, tt.k)
@@ -133,6 +136,22 @@ func TestPrecisionRecallAgainstReference(t *testing.T) {
 				}
 				if p != wantP || r != wantR {
 					t.Errorf("precision %v, recall %v; the reference's %v, %v", p, r, wantP, wantR)
+				}
+				ctx := context.Background()
+				rm, err := NewManifold(ctx, tt.real, tt.nr, tt.d, tt.k)
+				if err != nil {
+					t.Fatal(err)
+				}
+				fm, err := NewManifold(ctx, tt.fake, tt.nf, tt.d, tt.k)
+				if err != nil {
+					t.Fatal(err)
+				}
+				dens, cov, err := ManifoldDensityCoverage(ctx, rm, fm)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if math.Abs(dens-wantD) > 1e-12 || cov != wantC {
+					t.Errorf("density %v, coverage %v; the reference's %v, %v", dens, cov, wantD, wantC)
 				}
 			})
 		})
@@ -158,46 +177,11 @@ func refDensityCoverage(real, fake []float32, nr, nf, d, k int) (float64, float6
 	return float64(count) / float64(k*nf), float64(covered) / float64(nr)
 }
 
-// TestDensityCoverageAgainstReference compares ManifoldDensityCoverage with
-// the brute-force definition, on every kernel, and checks that real
-// outliers cannot lift a collapsed set of samples as they lift precision.
-func TestDensityCoverageAgainstReference(t *testing.T) {
+// TestDensityCoverageOutliers checks that real outliers cannot lift a
+// collapsed set of samples as they lift precision (the values against the
+// reference: TestPrecisionRecallAgainstReference).
+func TestDensityCoverageOutliers(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
-	px := func(n, d, levels int) []float32 { x, _ := pixels(rng, n, d, levels); return x }
-	tests := []struct {
-		name       string
-		real, fake []float32
-		nr, nf     int
-		d, k       int
-	}{
-		{"gaussians overlapping", gaussian(rng, 300, 20, 0, 1), gaussian(rng, 250, 20, 0.3, 1.2), 300, 250, 20, 3},
-		{"same distribution", gaussian(rng, 400, 8, 0, 1), gaussian(rng, 400, 8, 0, 1), 400, 400, 8, 3},
-		{"tied pixels", px(300, 6, 3), px(280, 6, 3), 300, 280, 6, 3},
-		{"pixels, several tiles", px(700, 64, 256), px(530, 64, 256), 700, 530, 64, 5},
-	}
-	for _, tt := range tests {
-		wantD, wantC := refDensityCoverage(tt.real, tt.fake, tt.nr, tt.nf, tt.d, tt.k)
-		t.Run(tt.name, func(t *testing.T) {
-			eachKernel(t, func(t *testing.T) {
-				ctx := context.Background()
-				r, err := NewManifold(ctx, tt.real, tt.nr, tt.d, tt.k)
-				if err != nil {
-					t.Fatal(err)
-				}
-				f, err := NewManifold(ctx, tt.fake, tt.nf, tt.d, tt.k)
-				if err != nil {
-					t.Fatal(err)
-				}
-				d, c, err := ManifoldDensityCoverage(ctx, r, f)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if math.Abs(d-wantD) > 1e-12 || c != wantC {
-					t.Errorf("density %v, coverage %v; the reference's %v, %v", d, c, wantD, wantC)
-				}
-			})
-		})
-	}
 	// 500 real points near 0 and 5 far outliers; samples all at the origin
 	// lie in the outliers' big balls, so precision is 1, but they add
 	// little density, and cover a sliver of the real points.
