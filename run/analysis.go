@@ -202,7 +202,7 @@ func (f Folder) page(m *checkpoint.Model, a *Analysis, history []trainer.EpochMe
 	} else {
 		page.Settings = append(page.Settings, [][2]string{
 			{"epochs", fmt.Sprintf("%d of %d", m.Meta.Epochs, m.Meta.EpochsPlanned)},
-			{"batch", fmt.Sprint(m.Meta.Batch)}, {"optimizer", fmt.Sprintf("Adam, lr %g", m.Meta.LR)},
+			{"batch", fmt.Sprint(m.Meta.Batch)}, {"optimizer", optimizer(m.Meta)}, {"loss", lossName(m)},
 			{"seed", fmt.Sprint(m.Meta.Seed)}, {"shuffle", fmt.Sprint(m.Meta.Shuffle)},
 		}...)
 	}
@@ -221,10 +221,37 @@ func (f Folder) page(m *checkpoint.Model, a *Analysis, history []trainer.EpochMe
 		{fmt.Sprintf("k-means accuracy (k=10, %d restarts)", e.KMeansRestarts), fmt.Sprintf("%.4f", e.KMeansAccuracy)},
 		{"k-means NMI", fmt.Sprintf("%.4f", e.KMeansNMI)},
 	}
+	if n := len(m.Meta.TestNegELBO); n > 0 {
+		page.Metrics = append(page.Metrics, [2]string{"test negative ELBO (nats per image)", fmt.Sprintf("%.3f", m.Meta.TestNegELBO[n-1])})
+	}
 	page.Samples = sampleTable(e.Samples, a.Test)
 	for _, h := range history {
 		page.Epochs = append(page.Epochs, []string{fmt.Sprint(h.Epoch), fmt.Sprintf("%.6f", h.TrainLoss),
 			fmt.Sprintf("%.6f", h.TestMSE), fmt.Sprintf("%.0f", h.SamplesPerSec)})
 	}
 	return page
+}
+
+// optimizer describes a run's optimizer and learning rate: "Adam, lr
+// 0.001", or with AdamW's decay and a schedule.
+func optimizer(meta checkpoint.Meta) string {
+	o := fmt.Sprintf("Adam, lr %g", meta.LR)
+	if meta.WeightDecay > 0 {
+		o = fmt.Sprintf("AdamW (decay %g), lr %g", meta.WeightDecay, meta.LR)
+	}
+	if s := meta.Schedule; s != nil {
+		o += fmt.Sprintf(", %s schedule", s.Kind)
+		if s.Warmup > 0 {
+			o += fmt.Sprintf(" after %d warm-up steps", s.Warmup)
+		}
+	}
+	return o
+}
+
+// lossName names a model's training loss.
+func lossName(m *checkpoint.Model) string {
+	if m.Arch.Variational {
+		return fmt.Sprintf("binary cross-entropy summed over each image + %g·KL (a VAE)", m.Meta.Beta)
+	}
+	return "mean squared error"
 }
