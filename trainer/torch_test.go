@@ -115,7 +115,7 @@ func TestPyTorchSameSteps(t *testing.T) {
 // image's pixels (and its gradient 25,000 times the mean MSE's), so float
 // noise in a gradient that is zero in exact arithmetic stands well above
 // Adam's eps (1e-8), and its normalisation can turn such noise of another
-// sign into a whole step (conv-vae: 5 of 416,337 values).
+// sign into a whole step (conv-vae: 5 of 414,021 values).
 func TestPyTorchSameStepsVAE(t *testing.T) {
 	torchtest.Need(t)
 	train, _ := realMNIST(t)
