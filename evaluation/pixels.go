@@ -454,94 +454,21 @@ func scanAll[V tileVisitor](ctx context.Context, q, r *rowSet, newVisitor func()
 	return visitors, err
 }
 
-// cover reports, for each row i of q, whether some row j of r has
-// exactDist2(qᵢ, rⱼ) ≤ rr[j], and for each row j of r whether some row i
-// of q has exactDist2(qᵢ, rⱼ) ≤ rq[i]: which points of each set lie in a
-// ball of the other's.
-func cover(ctx context.Context, q, r *rowSet, rq, rr []float64) (qIn, rIn []bool, err error) {
-	rIn = make([]bool, r.n) // each row written by the worker of its chunk
+// balls compares every row of q with every row of r, in one scan: for each
+// row i of q, counts[i] is the number of rows j of r with exactDist2(qᵢ,
+// rⱼ) ≤ rr[j] (the balls of r that hold it); for each row j of r,
+// covered[j] says whether some row of q lies in its ball (squared radius
+// rr[j]), and in[j] whether it lies in the ball of some row i of q
+// (squared radius rq[i]). Close calls are decided with exact distances.
+func balls(ctx context.Context, q, r *rowSet, rq, rr []float64) (counts []int32, covered, in []bool, err error) {
+	// Each row of r is written by the worker of its chunk.
+	covered, in = make([]bool, r.n), make([]bool, r.n)
 	b := newBounds(q.d)
-	visitors, err := scanAll(ctx, q, r, func() *coverVisitor {
-		return &coverVisitor{q: q, r: r, rq: rq, rr: rr, b: b, qIn: make([]bool, q.n), rIn: rIn}
+	visitors, err := scanAll(ctx, q, r, func() *ballVisitor {
+		return &ballVisitor{q: q, r: r, rq: rq, rr: rr, b: b, counts: make([]int32, q.n), covered: covered, in: in}
 	})
 	if err != nil {
-		return nil, nil, err
-	}
-	qIn = make([]bool, q.n)
-	for _, v := range visitors {
-		for i, in := range v.qIn {
-			qIn[i] = qIn[i] || in
-		}
-	}
-	return qIn, rIn, nil
-}
-
-type coverVisitor struct {
-	q, r       *rowSet
-	rq, rr     []float64
-	b          bounds
-	qIn        []bool // the worker's own
-	rIn        []bool // shared: a worker writes only the rows of its chunks
-	qbuf, rbuf []float32
-}
-
-func (v *coverVisitor) tile(i0, i1, j0, j1 int, c []float32, ldc int) {
-	rsq, rnorm, rr, rIn := v.r.sq[j0:j1], v.r.norm[j0:j1], v.rr[j0:j1], v.rIn[j0:j1]
-	for i := i0; i < i1; i++ {
-		qsq, qnorm, rq, qIn := v.q.sq[i], v.q.norm[i], v.rq[i], v.qIn[i]
-		row := c[(i-i0)*ldc : (i-i0)*ldc+j1-j0]
-		for jj, dot := range row {
-			needR := !rIn[jj]
-			if qIn && !needR {
-				continue
-			}
-			d := qsq + rsq[jj] - 2*float64(dot)
-			m := v.b.margin(qnorm, rnorm[jj])
-			lo, hi := d-m, d+m
-			open := false
-			if !qIn {
-				if hi <= rr[jj] {
-					qIn = true
-				} else if lo <= rr[jj] {
-					open = true
-				}
-			}
-			if needR {
-				if hi <= rq {
-					rIn[jj] = true
-				} else if lo <= rq {
-					open = true
-				}
-			}
-			if !open {
-				continue
-			}
-			v.qbuf = v.q.row(v.qbuf, i)
-			v.rbuf = v.r.row(v.rbuf, j0+jj)
-			e := exactDist2(v.qbuf, v.rbuf)
-			stats.exact.Add(1)
-			if e <= rr[jj] {
-				qIn = true
-			}
-			if e <= rq {
-				rIn[jj] = true
-			}
-		}
-		v.qIn[i] = qIn
-	}
-}
-
-// ballCounts counts, for each row of q, the rows of r whose ball (squared
-// radius rr) holds it, and says for each row of r whether its ball holds
-// any row of q. Close calls are decided with exact distances, as in cover.
-func ballCounts(ctx context.Context, q, r *rowSet, rr []float64) (counts []int32, covered []bool, err error) {
-	covered = make([]bool, r.n) // each row written by the worker of its chunk
-	b := newBounds(q.d)
-	visitors, err := scanAll(ctx, q, r, func() *densityVisitor {
-		return &densityVisitor{q: q, r: r, rr: rr, b: b, counts: make([]int32, q.n), covered: covered}
-	})
-	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	counts = make([]int32, q.n)
 	for _, v := range visitors {
@@ -549,38 +476,42 @@ func ballCounts(ctx context.Context, q, r *rowSet, rr []float64) (counts []int32
 			counts[i] += c
 		}
 	}
-	return counts, covered, nil
+	return counts, covered, in, nil
 }
 
-type densityVisitor struct {
-	q, r       *rowSet
-	rr         []float64
-	b          bounds
-	counts     []int32 // the worker's own
-	covered    []bool  // shared: a worker writes only the rows of its chunks
-	qbuf, rbuf []float32
+type ballVisitor struct {
+	q, r        *rowSet
+	rq, rr      []float64
+	b           bounds
+	counts      []int32 // the worker's own
+	covered, in []bool  // shared: a worker writes only the rows of its chunks
+	qbuf, rbuf  []float32
 }
 
-func (v *densityVisitor) tile(i0, i1, j0, j1 int, c []float32, ldc int) {
-	rsq, rnorm, rr, covered := v.r.sq[j0:j1], v.r.norm[j0:j1], v.rr[j0:j1], v.covered[j0:j1]
+func (v *ballVisitor) tile(i0, i1, j0, j1 int, c []float32, ldc int) {
+	rsq, rnorm := v.r.sq[j0:j1], v.r.norm[j0:j1]
+	rr, covered, in := v.rr[j0:j1], v.covered[j0:j1], v.in[j0:j1]
 	for i := i0; i < i1; i++ {
-		qsq, qnorm := v.q.sq[i], v.q.norm[i]
+		qsq, qnorm, rq := v.q.sq[i], v.q.norm[i], v.rq[i]
 		row := c[(i-i0)*ldc : (i-i0)*ldc+j1-j0]
 		n := int32(0)
 		for jj, dot := range row {
 			d := qsq + rsq[jj] - 2*float64(dot)
 			m := v.b.margin(qnorm, rnorm[jj])
-			in := d+m <= rr[jj]
-			if !in && d-m <= rr[jj] {
+			lo, hi := d-m, d+m
+			inR, inQ := hi <= rr[jj], in[jj] || hi <= rq
+			if (!inR && lo <= rr[jj]) || (!inQ && lo <= rq) {
 				v.qbuf = v.q.row(v.qbuf, i)
 				v.rbuf = v.r.row(v.rbuf, j0+jj)
+				e := exactDist2(v.qbuf, v.rbuf)
 				stats.exact.Add(1)
-				in = exactDist2(v.qbuf, v.rbuf) <= rr[jj]
+				inR, inQ = e <= rr[jj], inQ || e <= rq
 			}
-			if in {
+			if inR {
 				n++
 				covered[jj] = true
 			}
+			in[jj] = inQ
 		}
 		v.counts[i] += n
 	}

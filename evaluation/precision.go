@@ -109,21 +109,38 @@ func PrecisionRecallContext(ctx context.Context, real, fake []float32, nReal, nF
 // once and compared several times: one real set against the samples of
 // several models, say. The two must have points of the same size.
 func ManifoldPrecisionRecall(ctx context.Context, real, fake *Manifold) (precision, recall float64, err error) {
+	precision, recall, _, _, err = ManifoldCompare(ctx, real, fake)
+	return precision, recall, err
+}
+
+// ManifoldCompare returns the precision and recall of the samples of fake
+// against those of real (ManifoldPrecisionRecall) and their density and
+// coverage (ManifoldDensityCoverage), from one pass over the distances.
+func ManifoldCompare(ctx context.Context, real, fake *Manifold) (precision, recall, density, coverage float64, err error) {
 	if real.rows.d != fake.rows.d {
-		return 0, 0, fmt.Errorf("evaluation: precision and recall: real points of %d values, fake ones of %d", real.rows.d, fake.rows.d)
+		return 0, 0, 0, 0, fmt.Errorf("evaluation: compare samples: real points of %d values, fake ones of %d", real.rows.d, fake.rows.d)
 	}
 	// The fake points, centred on the real ones' mean, so that the
 	// products of the two sets see one centre.
 	fr := fake.rows
 	q, err := newRows("fake samples", fr.orig, fr.n, fr.d, real.rows.centre)
 	if err != nil {
-		return 0, 0, fmt.Errorf("evaluation: precision and recall: %w", err)
+		return 0, 0, 0, 0, fmt.Errorf("evaluation: compare samples: %w", err)
 	}
-	fakeIn, realIn, err := cover(ctx, q, real.rows, fake.radii, real.radii)
+	counts, covered, realIn, err := balls(ctx, q, real.rows, fake.radii, real.radii)
 	if err != nil {
-		return 0, 0, fmt.Errorf("evaluation: precision and recall: %w", err)
+		return 0, 0, 0, 0, fmt.Errorf("evaluation: compare samples: %w", err)
 	}
-	return share(fakeIn), share(realIn), nil
+	var total int64
+	inside := 0
+	for _, c := range counts {
+		total += int64(c)
+		if c > 0 {
+			inside++
+		}
+	}
+	n := float64(q.n)
+	return float64(inside) / n, share(realIn), float64(total) / (float64(real.k) * n), share(covered), nil
 }
 
 // share returns the fraction of true values of in.
@@ -148,24 +165,8 @@ func share(in []bool) float64 {
 // balls around real points only, so a few real outliers with large balls
 // cannot make poor samples look good: a blank image that lies in the
 // balls of 19 far-out test digits has a precision of 1 and a density of
-// 19/(3·10,000). Distances are exact, as in PrecisionRecall. fake's radii
-// are not used.
+// 19/(3·10,000). Distances are exact, as in PrecisionRecall.
 func ManifoldDensityCoverage(ctx context.Context, real, fake *Manifold) (density, coverage float64, err error) {
-	if real.rows.d != fake.rows.d {
-		return 0, 0, fmt.Errorf("evaluation: density and coverage: real points of %d values, fake ones of %d", real.rows.d, fake.rows.d)
-	}
-	fr := fake.rows
-	q, err := newRows("fake samples", fr.orig, fr.n, fr.d, real.rows.centre)
-	if err != nil {
-		return 0, 0, fmt.Errorf("evaluation: density and coverage: %w", err)
-	}
-	counts, covered, err := ballCounts(ctx, q, real.rows, real.radii)
-	if err != nil {
-		return 0, 0, fmt.Errorf("evaluation: density and coverage: %w", err)
-	}
-	var total int64
-	for _, c := range counts {
-		total += int64(c)
-	}
-	return float64(total) / float64(real.k*q.n), share(covered), nil
+	_, _, density, coverage, err = ManifoldCompare(ctx, real, fake)
+	return density, coverage, err
 }

@@ -76,17 +76,13 @@ func (a *Analysis) SampleQuality(ctx context.Context, n int, seed uint64, progre
 		if err != nil {
 			return nil, fmt.Errorf("sample quality: %w", err)
 		}
-		say("precision and recall of the samples from %s", from)
+		say("precision, recall, density and coverage of the samples from %s", from)
 		fm, err := evaluation.NewManifold(ctx, images, n, size, SampleK)
 		if err != nil {
 			return nil, fmt.Errorf("sample quality: the samples from %s: %w", from, err)
 		}
 		q := &evaluation.SampleQuality{}
-		if q.Precision, q.Recall, err = evaluation.ManifoldPrecisionRecall(ctx, rm, fm); err != nil {
-			return nil, fmt.Errorf("sample quality: the samples from %s: %w", from, err)
-		}
-		say("density and coverage of the samples from %s", from)
-		if q.Density, q.Coverage, err = evaluation.ManifoldDensityCoverage(ctx, rm, fm); err != nil {
+		if q.Precision, q.Recall, q.Density, q.Coverage, err = evaluation.ManifoldCompare(ctx, rm, fm); err != nil {
 			return nil, fmt.Errorf("sample quality: the samples from %s: %w", from, err)
 		}
 		if knn != nil {
