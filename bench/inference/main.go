@@ -15,6 +15,11 @@
 //     after one warm-up pass;
 //   - single-image encode latency: --single calls of Encode(image, 1) after
 //     warm-up, p50 and p99 in microseconds;
+//   - latent encode --split all end to end (this checkout's cmd/latent:
+//     reading and inflating the 70k IDX images, the model, writing the
+//     .npy), as it runs by default and with --calls 1 (one call at a time
+//     on every thread), the passes alternating, as images/s and as a share
+//     of the package's rate above (--encode=false skips it);
 //   - the same through /usr/bin/python3 bench/torch_infer.py --model
 //     model.safetensors --split train, with the same threads (the best of
 //     --torch-runs runs of it).
@@ -62,6 +67,7 @@ type config struct {
 	torchRuns  int
 	explore    string
 	target     float64
+	cli        string
 }
 
 // Result is everything measured for one model kind.
@@ -72,6 +78,7 @@ type Result struct {
 	ORT        ORTResult   `json:"ort"`
 	Torch      TorchResult `json:"torch"`
 	Ratio      float64     `json:"ratio_images_per_sec"`
+	Encode     []EncodeRun `json:"encode,omitempty"`
 	RatioP50   float64     `json:"ratio_p50"`
 	Explore    []Variant   `json:"explore,omitempty"`
 	ExploreErr string      `json:"explore_error,omitempty"`
@@ -124,6 +131,7 @@ func run() error {
 	flag.IntVar(&c.torchRuns, "torch-runs", 3, "runs of torch_infer.py per model; the best images/s and the best p50/p99 count")
 	flag.StringVar(&c.explore, "explore", "auto", "time other ONNX Runtime session options too: auto (when a ratio is under --target), on or off")
 	flag.Float64Var(&c.target, "target", 3, "target ratio of ORT to PyTorch images/s")
+	encodeCLI := flag.Bool("encode", true, "also time latent encode --split all end to end (built from this checkout), against the package's rate")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: go run ./bench/inference [flags]\n\n"+
 			"Times ONNX Runtime (package inference) against PyTorch eval encoding MNIST's 60k training images.\n\n")
@@ -187,6 +195,11 @@ func run() error {
 		}
 		defer os.RemoveAll(out)
 	}
+	if *encodeCLI {
+		if c.cli, err = buildCLI(root, out); err != nil {
+			return err
+		}
+	}
 
 	for _, kind := range c.kinds {
 		r, err := benchKind(c, kind, out, set, script, root)
@@ -237,6 +250,11 @@ func benchKind(c config, kind, out string, set *dataset.Set, script, root string
 	if r.ORT, err = benchORT(c, dir, set); err != nil {
 		return r, err
 	}
+	if c.cli != "" {
+		if r.Encode, err = benchEncode(c, dir, r.ORT.ImagesPerSec); err != nil {
+			return r, err
+		}
+	}
 	if r.Torch, err = benchTorch(c, script, root, modelPath); err != nil {
 		return r, err
 	}
@@ -267,6 +285,12 @@ func printTable(c config, rep Report) {
 		fmt.Printf("%-8s %12.0f %13.0f %6.2fx %6d %8.1f/%-8.1f %8.1f/%-8.1f%s\n",
 			r.Kind, r.ORT.ImagesPerSec, r.Torch.ImagesPerSec, r.Ratio, r.ORT.BestBatch,
 			r.ORT.P50us, r.ORT.P99us, r.Torch.P50us, r.Torch.P99us, mark)
+	}
+	for _, r := range rep.Models {
+		for _, e := range r.Encode {
+			fmt.Printf("  %s latent encode --split all %s: %.0f images/s end to end, %.0f%% of the package's %.0f\n",
+				r.Kind, e.Flags, e.ImagesPerSec, 100*e.Share, r.ORT.ImagesPerSec)
+		}
 	}
 	for _, r := range rep.Models {
 		var parts []string

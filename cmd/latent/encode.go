@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -38,6 +39,7 @@ func setupEncode(fs *flag.FlagSet) func(context.Context, []string) error {
 		split = fs.String("split", dataset.Test, "which images: train, test or all (train then test)")
 		out   = fs.String("out", "", "codes file to write: .npy, float32 [N,b] (default RUN/codes-SPLIT.npy), with the labels, uint8 [N], in the same name ending in -labels.npy;\nor .parquet, .csv or .jsonl, one row per image: id, label, code")
 		batch = fs.Int("batch", 1000, "images per ONNX Runtime call")
+		calls = fs.Int("calls", 0, "ONNX Runtime calls in flight at once (0: on the CPU one per core, each on one thread\nunless --threads says otherwise; 1 on a GPU)")
 		quiet = fs.Bool("quiet", false, "no progress bar")
 	)
 	var data dataFlags
@@ -61,6 +63,9 @@ func setupEncode(fs *flag.FlagSet) func(context.Context, []string) error {
 		if *batch < 1 {
 			return usageError("--batch %d: want at least 1", *batch)
 		}
+		if *calls < 0 {
+			return usageError("--calls %d: want 0 or more", *calls)
+		}
 		codesPath := *out
 		if codesPath == "" {
 			codesPath = filepath.Join(dir, "codes-"+*split+".npy")
@@ -77,6 +82,7 @@ func setupEncode(fs *flag.FlagSet) func(context.Context, []string) error {
 		if err != nil {
 			return err
 		}
+		inFlight := encodeCalls(*calls, &opts)
 		model, err := openHalf(dir, exporter.Encoder, opts)
 		if err != nil {
 			return err
@@ -97,7 +103,7 @@ func setupEncode(fs *flag.FlagSet) func(context.Context, []string) error {
 			n += st.Len()
 		}
 		bar := newProgress(n, "encoding "+data.label()+" "+*split, *quiet)
-		enc := &encoder{model: model, batch: *batch, bar: bar, start: time.Now()}
+		enc := &encoder{model: model, batch: *batch, calls: inFlight, bar: bar, start: time.Now()}
 		if table != "" {
 			return enc.table(ctx, streams, codesPath, table)
 		}
@@ -105,52 +111,138 @@ func setupEncode(fs *flag.FlagSet) func(context.Context, []string) error {
 	}
 }
 
+// encodeCalls returns how many calls `latent encode` keeps in the model at
+// once, given --calls and the options: calls when it is set; else on the
+// CPU one per core, each on one thread (opts.IntraOpThreads 0 becomes 1)
+// or, with --threads T, one per T cores; on a GPU (cuda or auto), 1.
+func encodeCalls(calls int, opts *inference.Options) int {
+	if calls > 0 {
+		return calls
+	}
+	if opts.Device != inference.CPU {
+		return 1
+	}
+	if opts.IntraOpThreads == 0 {
+		opts.IntraOpThreads = 1
+	}
+	return max(1, runtime.NumCPU()/opts.IntraOpThreads)
+}
+
 // An encoder runs the images of streams through the model, a batch at a
-// time, as the streams decode the next ones, and hands the codes to a
-// writer; it keeps the time spent in each stage.
+// time, and hands the codes to a writer, in order. It is a bounded
+// pipeline: the streams read and decode the next batch while up to calls
+// batches are in the model at once (on the CPU, one call per core with one
+// thread each keeps both cores busier than one call on two threads, whose
+// operators wait for each other), and the oldest finished batch is
+// written. It keeps the time spent in each stage.
 type encoder struct {
 	model *inference.Model
 	batch int
+	calls int // batches in the model at once; at least 1
 	bar   *progress.Meter
 
-	start         time.Time
-	inModel, wait time.Duration // in the model, and waiting for images
-	write         time.Duration
-	n             int
-	in            []float32
+	start     time.Time
+	inModel   time.Duration // the calls' durations, summed
+	wait      time.Duration // waiting for images to be read and decoded
+	modelWait time.Duration // waiting for the model
+	write     time.Duration
+	n         int
 }
 
-// run calls write with each batch's codes, N×b, and the batch itself.
-func (e *encoder) run(ctx context.Context, streams []*dataset.Stream, write func(off int, b *dataset.Set, codes []float32) error) error {
+// An encodeJob is one batch on its way through the model: the images as
+// floats, the batch's labels and IDs (copied: the stream reuses its Set),
+// and the codes. Its buffers are reused from batch to batch.
+type encodeJob struct {
+	off   int
+	set   dataset.Set // N, Split, Labels and IDs; no Pixels
+	in    []float32
+	codes []float32
+	took  time.Duration
+	err   error
+	done  chan struct{}
+}
+
+// run calls write with each batch's codes, N×b, and the batch itself, in
+// the streams' order.
+func (e *encoder) run(parent context.Context, streams []*dataset.Stream, write func(off int, b *dataset.Set, codes []float32) error) error {
+	interrupted := func() error { return fmt.Errorf("interrupted: %w; nothing was written", parent.Err()) }
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
+	calls := max(1, e.calls)
+	free := make(chan *encodeJob, calls)
+	for range calls {
+		free <- &encodeJob{done: make(chan struct{}, 1)}
+	}
+	var queue []*encodeJob // in the model, oldest first
+	// finish waits for the oldest batch and writes its codes.
+	finish := func() error {
+		j := queue[0]
+		queue = queue[1:]
+		t0 := time.Now()
+		<-j.done
+		defer func() { free <- j }()
+		t1 := time.Now()
+		e.modelWait += t1.Sub(t0)
+		e.inModel += j.took
+		if j.err != nil {
+			if parent.Err() != nil {
+				return interrupted()
+			}
+			return fmt.Errorf("encoding %s images %d to %d: %w", j.set.Split, j.off, j.off+j.set.N-1, j.err)
+		}
+		err := write(j.off, &j.set, j.codes)
+		e.write += time.Since(t1)
+		e.n += j.set.N
+		e.bar.Add(j.set.N)
+		return err
+	}
+	// drain waits for the batches still in the model, after an error.
+	drain := func() {
+		cancel()
+		for _, j := range queue {
+			<-j.done
+		}
+		queue = nil
+	}
 	for _, st := range streams {
 		last := time.Now()
 		err := st.Scan(ctx, e.batch, func(off int, b *dataset.Set) error {
-			t0 := time.Now()
-			e.wait += t0.Sub(last)
-			e.in = b.Floats(e.in, 0, b.N)
-			codes, err := e.model.EncodeContext(ctx, e.in, b.N)
-			if err != nil {
-				if ctx.Err() != nil {
-					return fmt.Errorf("interrupted: %w; nothing was written", ctx.Err())
+			e.wait += time.Since(last)
+			defer func() { last = time.Now() }()
+			if len(queue) == calls {
+				if err := finish(); err != nil {
+					return err
 				}
-				return fmt.Errorf("encoding %s images %d to %d: %w", b.Split, off, off+b.N-1, err)
 			}
-			t1 := time.Now()
-			if err := write(off, b, codes); err != nil {
-				return err
+			j := <-free
+			j.off = off
+			j.set = dataset.Set{Name: b.Name, Split: b.Split, N: b.N, Rows: b.Rows, Cols: b.Cols, Channels: b.Channels,
+				Classes: b.Classes, Labels: append(j.set.Labels[:0], b.Labels...)}
+			if b.IDs != nil {
+				j.set.IDs = append(j.set.IDs[:0], b.IDs...)
 			}
-			last = time.Now()
-			e.inModel += t1.Sub(t0)
-			e.write += last.Sub(t1)
-			e.n += b.N
-			e.bar.Add(b.N)
+			j.in = b.Floats(j.in, 0, b.N)
+			queue = append(queue, j)
+			go func() {
+				t := time.Now()
+				j.codes, j.err = e.model.EncodeContext(ctx, j.in, j.set.N)
+				j.took = time.Since(t)
+				j.done <- struct{}{}
+			}()
 			return nil
 		})
 		reportSkipped(st)
 		if err != nil {
-			if ctx.Err() != nil {
-				return fmt.Errorf("interrupted: %w; nothing was written", ctx.Err())
+			drain()
+			if parent.Err() != nil {
+				return interrupted()
 			}
+			return err
+		}
+	}
+	for len(queue) > 0 {
+		if err := finish(); err != nil {
+			drain()
 			return err
 		}
 	}
@@ -158,9 +250,10 @@ func (e *encoder) run(ctx context.Context, streams []*dataset.Stream, write func
 	return nil
 }
 
-// report writes the times on stderr, with each stage's rate: waiting for
-// images to be read and decoded (what the model did not hide), in the
-// model, writing.
+// report writes the times on stderr, with each stage's rate: the time the
+// pipeline waited for images to be read and decoded and for the model
+// (what it could not hide), the calls' own time (summed over the calls in
+// flight at once), and the writing.
 func (e *encoder) report() {
 	rate := func(d time.Duration) string {
 		if d <= 0 {
@@ -169,9 +262,9 @@ func (e *encoder) report() {
 		return fmt.Sprintf("%.0f images/s", float64(e.n)/d.Seconds())
 	}
 	total := time.Since(e.start)
-	fmt.Fprintf(os.Stderr, "%d images in %s (%s): model %s (%s), waiting for reading and decoding %s, writing %s (%s)\n",
-		e.n, total.Round(time.Millisecond), rate(total), e.inModel.Round(time.Millisecond), rate(e.inModel),
-		e.wait.Round(time.Millisecond), e.write.Round(time.Millisecond), rate(e.write))
+	fmt.Fprintf(os.Stderr, "%d images in %s (%s): model calls %s (%d at a time, %s each), waiting for reading and decoding %s, for the model %s, writing %s (%s)\n",
+		e.n, total.Round(time.Millisecond), rate(total), e.inModel.Round(time.Millisecond), max(1, e.calls), rate(e.inModel),
+		e.wait.Round(time.Millisecond), e.modelWait.Round(time.Millisecond), e.write.Round(time.Millisecond), rate(e.write))
 }
 
 // npy writes the codes, float32 [N,b], to codesPath and the labels, uint8

@@ -129,14 +129,32 @@ func TestExportEncodeDecodeSample(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer model.Close()
-	imgs := ortMNISTImages(t, data, 3)
-	direct, err := model.Encode(imgs, 3)
+	imgs := ortMNISTImages(t, data, 10000)
+	direct, err := model.Encode(imgs, 10000)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := range direct {
 		if math.Abs(float64(direct[i]-codes[i])) > 1e-6 {
 			t.Fatalf("code value %d: %v in the file, %v from Encode", i, codes[i], direct[i])
+		}
+	}
+	// Calls in flight at once keep the batches in order: three calls of
+	// 333 images, or one call on two threads, give the same codes.
+	for _, flags := range [][]string{{"--calls", "3", "--batch", "333"}, {"--calls", "1", "--threads", "2"}} {
+		path := filepath.Join(t.TempDir(), "codes.npy")
+		args := append([]string{"encode", dir, "--split", "test", "--out", path, "--data", data, "--quiet"}, flags...)
+		if code, stderr := ortLatent(t, args...); code != 0 {
+			t.Fatalf("encode %v: exit %d: %s", flags, code, stderr)
+		}
+		again, _, err := npyarray.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range direct {
+			if math.Abs(float64(direct[i]-again[i])) > 1e-6 {
+				t.Fatalf("encode %v: code value %d: %v in the file, %v from Encode", flags, i, again[i], direct[i])
+			}
 		}
 	}
 
