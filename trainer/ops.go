@@ -42,6 +42,7 @@ import (
 	"hash/fnv"
 	"math"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/chewxy/hm"
@@ -198,6 +199,7 @@ func args[T float](o *opBase) (a [6][]T) {
 // time, and calls the function for its element type with the output's data
 // and the inputs'.
 func do[O any](o *opBase, in []G.Value, op O, f32 func(O, []float32, [6][]float32), f64 func(O, []float64, [6][]float64)) (G.Value, error) {
+	defer o.timed()()
 	dt, err := o.check(in)
 	if err != nil {
 		return nil, err
@@ -210,10 +212,44 @@ func do[O any](o *opBase, in []G.Value, op O, f32 func(O, []float32, [6][]float3
 		f64(op, y, args[float64](o))
 	}
 	if o.after != nil {
+		done := o.timedAfter()
 		o.after()
+		done()
 	}
 	return out, nil
 }
+
+// opTimes, when a benchmark sets it (BenchmarkStepOps), adds up the wall
+// time of every run of each op of this package, by op, and of the weight
+// updates that run after an op (opBase.after) apart; nil otherwise, and
+// then timing costs a nil check. It is not safe for concurrent steps.
+var opTimes map[string]time.Duration
+
+// timed starts timing a run of o, for opTimes; call what it returns at
+// the end of the run.
+func (o *opBase) timed() func() {
+	if opTimes == nil {
+		return func() {}
+	}
+	t0 := time.Now()
+	return func() { opTimes[o.timeKey()] += time.Since(t0) }
+}
+
+// timedAfter is timed for o's weight updates, which the time of o's run
+// leaves out.
+func (o *opBase) timedAfter() func() {
+	if opTimes == nil {
+		return func() {}
+	}
+	t0 := time.Now()
+	return func() {
+		d := time.Since(t0)
+		opTimes["weight updates after "+o.timeKey()] += d
+		opTimes[o.timeKey()] -= d
+	}
+}
+
+func (o *opBase) timeKey() string { return fmt.Sprintf("%s#%d %v", o.name, o.id, o.shape) }
 
 // base returns the opBase of an op of this package, or nil.
 func base(op G.Op) *opBase {
@@ -414,6 +450,7 @@ func newReshapeOp(x *G.Node, shape tensor.Shape, need bool) (*reshapeOp, error) 
 }
 
 func (op *reshapeOp) Do(in ...G.Value) (G.Value, error) {
+	defer op.timed()()
 	if _, err := op.check(in); err != nil {
 		return nil, err
 	}
@@ -470,6 +507,7 @@ func crossEntropy[T float](y, x []T, images int) float64 {
 }
 
 func (op *mseOp) Do(in ...G.Value) (G.Value, error) {
+	defer op.timed()()
 	dt, err := op.check(in)
 	if err != nil {
 		return nil, err
@@ -524,6 +562,7 @@ type mseGradOp struct {
 }
 
 func (op *mseGradOp) Do(in ...G.Value) (G.Value, error) {
+	defer op.timed()()
 	dt, err := op.check(in)
 	if err != nil {
 		return nil, err

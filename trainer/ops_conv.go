@@ -2,6 +2,8 @@ package trainer
 
 import (
 	"fmt"
+	"math"
+
 	"github.com/latent-ai/latent/trainer/internal/kernels"
 
 	G "gorgonia.org/gorgonia"
@@ -391,11 +393,14 @@ func (op *convTGradZOp) Do(in ...G.Value) (G.Value, error) {
 }
 
 func convTGradZ[T float](op *convTOp, dz []T, a [6][]T) {
+	if dz32, ok := any(dz).([]float32); ok {
+		convTGradZ32(op, dz32, any(a[0]).([]float32), any(a[1]).([]float32))
+		return
+	}
 	y, dy := a[0], a[1]
 	hw, f := op.h*op.w, op.f
 	OW, plane := op.w*f, hw*f*f
 	parallelFor(op.n*op.C, 8, func(lo, hi int) {
-		var ybuf, dybuf [64]T
 		for sc := lo; sc < hi; sc++ {
 			ys, dys := y[sc*plane:(sc+1)*plane], dy[sc*plane:(sc+1)*plane]
 			s, c := sc/op.C, sc%op.C
@@ -403,21 +408,69 @@ func convTGradZ[T float](op *convTOp, dz []T, a [6][]T) {
 				for q := 0; q < f; q++ {
 					dst := dz[(s*op.R()+(c*f+p)*f+q)*hw : (s*op.R()+(c*f+p)*f+q+1)*hw]
 					for i := 0; i < op.h; i++ {
-						// Gather a row of the (p, q) phase in chunks, then
-						// apply the activation's gradient to the chunk.
-						for j0 := 0; j0 < op.w; j0 += len(ybuf) {
-							n := min(len(ybuf), op.w-j0)
-							at := (i*f+p)*OW + q + j0*f
-							for t := 0; t < n; t++ {
-								ybuf[t], dybuf[t] = ys[at+t*f], dys[at+t*f]
-							}
-							activationGradSerial(op.act, dst[i*op.w+j0:i*op.w+j0+n], ybuf[:n], dybuf[:n])
+						for j := 0; j < op.w; j++ {
+							at := (i*f+p)*OW + j*f + q
+							dst[i*op.w+j] = actGrad(op.act, ys[at], dys[at])
 						}
 					}
 				}
 			}
 		}
 	})
+}
+
+// convTGradZ32 is convTGradZ in float32, without the generic code's
+// dictionaries in its inner loops (which made it 40% slower): the same
+// values, bit for bit.
+func convTGradZ32(op *convTOp, dz, y, dy []float32) {
+	hw, f, w, R := op.h*op.w, op.f, op.w, op.R()
+	OW, plane := w*f, hw*f*f
+	act := op.act
+	parallelFor(op.n*op.C, 8, func(lo, hi int) {
+		for sc := lo; sc < hi; sc++ {
+			ys, dys := y[sc*plane:(sc+1)*plane], dy[sc*plane:(sc+1)*plane]
+			s, c := sc/op.C, sc%op.C
+			for p := 0; p < f; p++ {
+				for q := 0; q < f; q++ {
+					dst := dz[(s*R+(c*f+p)*f+q)*hw : (s*R+(c*f+p)*f+q+1)*hw]
+					t := 0
+					for i := 0; i < op.h; i++ {
+						row := (i*f + p) * OW
+						for j := 0; j < w; j++ {
+							at := row + j*f + q
+							v, d := ys[at], dys[at]
+							switch act {
+							case actReLU:
+								dst[t] = keepIf32(d, !(v <= 0))
+							case actSigmoid:
+								dst[t] = d * v * (1 - v)
+							default:
+								dst[t] = d
+							}
+							t++
+						}
+					}
+				}
+			}
+		}
+	})
+}
+
+// actGrad is the activation's gradient at output y times dy, as
+// activationGradSerial computes it.
+func actGrad[T float](a activation, y, dy T) T {
+	switch a {
+	case actReLU:
+		return keepIf(dy, !(y <= 0))
+	case actSigmoid:
+		return dy * y * (1 - y)
+	}
+	return dy
+}
+
+// keepIf32 is keepIf for float32.
+func keepIf32(v float32, keep bool) float32 {
+	return math.Float32frombits(math.Float32bits(v) & -uint32(b2i(keep)))
 }
 
 // convTGradWOp is a ConvTranspose2d's weight gradient, dW = Σ_s x_s·dZ_sᵀ,
@@ -510,6 +563,7 @@ func outputsReLU(x *G.Node) bool {
 func (op *maxPoolOp) is2x2() bool { return op.g.k == 2 && op.g.stride == 2 }
 
 func (op *maxPoolOp) Do(in ...G.Value) (G.Value, error) {
+	defer op.timed()()
 	dt, err := op.check(in)
 	if err != nil {
 		return nil, err
@@ -599,6 +653,7 @@ type maxPoolGradOp struct {
 }
 
 func (op *maxPoolGradOp) Do(in ...G.Value) (G.Value, error) {
+	defer op.timed()()
 	dt, err := op.check(in)
 	if err != nil {
 		return nil, err

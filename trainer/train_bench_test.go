@@ -1,7 +1,10 @@
 package trainer
 
 import (
+	"fmt"
 	"math/rand/v2"
+	"sort"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -103,3 +106,71 @@ func notebookTrainer(tb testing.TB, kind string) *Trainer {
 	}
 	return t
 }
+
+// BenchmarkStepOps says where a training step's time goes: the wall time
+// of each op of the step's graph (and of the weight updates that run after
+// an op, apart), per step, for the notebook's models at batch 64. The
+// steps run in 5 rounds of b.N/5; each op's figure is its least per-step
+// time over the rounds, the least disturbed on a busy machine, beside the
+// least whole step. "outside the ops" is the step's time in Gorgonia's
+// machine and the trainer around the ops. It prints the table for b.N of
+// 50 steps or more. Run it with
+//
+//	go test -tags openblas -run - -bench StepOps -benchtime 200x ./trainer
+func BenchmarkStepOps(b *testing.B) {
+	const batch, rounds = 64, 5
+	images, source := benchImages(batch)
+	b.Logf("BLAS: %s; kernels: %s; data: %s", BLAS(), Kernels(), source)
+	batches := len(images) / (batch * 784)
+	for _, kind := range []string{"classic", "conv"} {
+		b.Run(kind, func(b *testing.B) {
+			t := notebookTrainer(b, kind)
+			step := func(i int) {
+				at := i % batches * batch * 784
+				if _, err := t.Step(images[at:at+batch*784], batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for i := 0; i < 5; i++ {
+				step(i)
+			}
+			per := max(1, b.N/rounds)
+			best := map[string]time.Duration{}
+			bestStep := time.Duration(1 << 62)
+			b.ResetTimer()
+			for r := 0; r < rounds; r++ {
+				opTimes = map[string]time.Duration{}
+				t0 := time.Now()
+				for i := 0; i < per; i++ {
+					step(5 + r*per + i)
+				}
+				bestStep = min(bestStep, time.Since(t0)/time.Duration(per))
+				for k, d := range opTimes {
+					if v, ok := best[k]; !ok || d/time.Duration(per) < v {
+						best[k] = d / time.Duration(per)
+					}
+				}
+			}
+			opTimes = nil
+			b.StopTimer()
+			keys := make([]string, 0, len(best))
+			var sum time.Duration
+			for k, d := range best {
+				keys = append(keys, k)
+				sum += d
+			}
+			sort.Slice(keys, func(i, j int) bool { return best[keys[i]] > best[keys[j]] })
+			var out strings.Builder
+			fmt.Fprintf(&out, "%s: a step %.3f ms (%.0f samples/s), in its ops %.3f ms\n", kind, ms(bestStep), batch/bestStep.Seconds(), ms(sum))
+			for _, k := range keys {
+				fmt.Fprintf(&out, "  %7.3f ms %5.1f%%  %s\n", ms(best[k]), 100*best[k].Seconds()/bestStep.Seconds(), k)
+			}
+			fmt.Fprintf(&out, "  %7.3f ms %5.1f%%  outside the ops\n", ms(bestStep-sum), 100*(bestStep-sum).Seconds()/bestStep.Seconds())
+			if b.N >= 10*rounds { // not the benchmark's first, 1-step probe
+				fmt.Print(out.String())
+			}
+		})
+	}
+}
+
+func ms(d time.Duration) float64 { return d.Seconds() * 1e3 }
