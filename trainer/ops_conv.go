@@ -305,6 +305,7 @@ type convTOp struct {
 	act                activation
 	needX              bool
 	y                  scratchPool
+	order              []int32 // gradZOrder
 }
 
 func newConvTOp(x, w, b *G.Node, act activation, needX bool) (*convTOp, error) {
@@ -419,41 +420,59 @@ func convTGradZ[T float](op *convTOp, dz []T, a [6][]T) {
 	})
 }
 
-// convTGradZ32 is convTGradZ in float32, without the generic code's
-// dictionaries in its inner loops (which made it 40% slower): the same
-// values, bit for bit.
+// convTGradZ32 is convTGradZ in float32: the same values, bit for bit. For
+// channel c of sample s, the output plane y [k·h, k·w] and the rows of dZ_s
+// for c, [k·k, h·w] and contiguous, hold the same values in two orders, so
+// one loop over the plane scatters them through the permutation at.
 func convTGradZ32(op *convTOp, dz, y, dy []float32) {
-	hw, f, w, R := op.h*op.w, op.f, op.w, op.R()
-	OW, plane := w*f, hw*f*f
+	hw, f, R := op.h*op.w, op.f, op.R()
+	plane := hw * f * f
+	at := op.gradZOrder()
 	act := op.act
 	parallelFor(op.n*op.C, 8, func(lo, hi int) {
 		for sc := lo; sc < hi; sc++ {
 			ys, dys := y[sc*plane:(sc+1)*plane], dy[sc*plane:(sc+1)*plane]
 			s, c := sc/op.C, sc%op.C
-			for p := 0; p < f; p++ {
-				for q := 0; q < f; q++ {
-					dst := dz[(s*R+(c*f+p)*f+q)*hw : (s*R+(c*f+p)*f+q+1)*hw]
-					t := 0
-					for i := 0; i < op.h; i++ {
-						row := (i*f + p) * OW
-						for j := 0; j < w; j++ {
-							at := row + j*f + q
-							v, d := ys[at], dys[at]
-							switch act {
-							case actReLU:
-								dst[t] = keepIf32(d, !(v <= 0))
-							case actSigmoid:
-								dst[t] = d * v * (1 - v)
-							default:
-								dst[t] = d
-							}
-							t++
-						}
-					}
+			dst := dz[(s*R+c*f*f)*hw : (s*R+(c+1)*f*f)*hw]
+			dys = dys[:len(ys)]
+			at := at[:len(ys)]
+			switch act {
+			case actReLU:
+				for t, v := range ys {
+					dst[at[t]] = keepIf32(dys[t], !(v <= 0))
+				}
+			case actSigmoid:
+				for t, v := range ys {
+					dst[at[t]] = dys[t] * v * (1 - v)
+				}
+			default:
+				for t, d := range dys {
+					dst[at[t]] = d
 				}
 			}
 		}
 	})
+}
+
+// gradZOrder returns, for each position t = (k·i+p)·k·w + k·j+q of an
+// output plane, the position ((p·k+q)·h+i)·w+j of its value among a
+// channel's rows of dZ_s (made once).
+func (op *convTOp) gradZOrder() []int32 {
+	hw, f, w := op.h*op.w, op.f, op.w
+	if len(op.order) == hw*f*f {
+		return op.order
+	}
+	op.order = make([]int32, hw*f*f)
+	for i := 0; i < op.h; i++ {
+		for p := 0; p < f; p++ {
+			for j := 0; j < w; j++ {
+				for q := 0; q < f; q++ {
+					op.order[(i*f+p)*w*f+j*f+q] = int32(((p*f+q)*op.h+i)*w + j)
+				}
+			}
+		}
+	}
+	return op.order
 }
 
 // actGrad is the activation's gradient at output y times dy, as

@@ -234,27 +234,13 @@ func biasGrad[T float](op *biasGradOp, db []T, a [6][]T) {
 				}
 				continue
 			}
-			for ch := lo; ch < hi; ch++ {
-				d[ch-lo] += sum(block[ch*inner : (ch+1)*inner])
+			if d32, ok := any(d).([]float32); ok {
+				kernels.ChannelSums(d32, any(block[lo*inner:hi*inner]).([]float32), inner)
+				continue
 			}
+			kernels.ChannelSumsGo(d, block[lo*inner:hi*inner], inner)
 		}
 	})
-}
-
-// sum adds v up in four interleaved partial sums, in a fixed order.
-func sum[T float](v []T) T {
-	var s0, s1, s2, s3 T
-	i := 0
-	for ; i+4 <= len(v); i += 4 {
-		s0 += v[i]
-		s1 += v[i+1]
-		s2 += v[i+2]
-		s3 += v[i+3]
-	}
-	for ; i < len(v); i++ {
-		s0 += v[i]
-	}
-	return (s0 + s1) + (s2 + s3)
 }
 
 // deferredLinear is a Linear layer whose weight gradient the graph leaves

@@ -128,6 +128,33 @@ func BiasReLUScalarGo(v []float32, b float32) {
 	}
 }
 
+// ChannelSumsGo adds to d[ch] the sum of each of the len(d) channels of
+// block, inner values each and one after the other: a convolution's bias
+// gradient over one sample. Each channel's sum is Sum4Go's.
+func ChannelSumsGo[T float](d, block []T, inner int) {
+	for ch := range d {
+		d[ch] += Sum4Go(block[ch*inner : (ch+1)*inner])
+	}
+}
+
+// Sum4Go adds v up in four interleaved partial sums, s_l of the values at
+// l, l+4, l+8, …, the values past the last multiple of 4 going to s_0, and
+// returns (s_0+s_1)+(s_2+s_3).
+func Sum4Go[T float](v []T) T {
+	var s0, s1, s2, s3 T
+	i := 0
+	for ; i+4 <= len(v); i += 4 {
+		s0 += v[i]
+		s1 += v[i+1]
+		s2 += v[i+2]
+		s3 += v[i+3]
+	}
+	for ; i < len(v); i++ {
+		s0 += v[i]
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
 // Col2Im1Go is the inverse of im2col for a stride of 1: it sets dx, c
 // planes of h×w, to the sum of the columns cols, c·k·k rows of oh·ow
 // values, each at its place in its plane,

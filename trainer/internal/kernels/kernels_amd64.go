@@ -267,30 +267,72 @@ static void latent_bias_relu_scalar(float *v, float b, long n) {
 	}
 }
 
-// latent_col2im1 is Col2Im1Go: rows r of cols in order, each added to its
-// place in dx, 16 values at a time.
+// latent_lanes is the mask of lanes t of 16 with lo <= t < hi.
+static inline __mmask16 latent_lanes(long lo, long hi) {
+	if (lo < 0) lo = 0;
+	if (hi > 16) hi = 16;
+	if (hi <= lo) return 0;
+	return (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
+}
+
+// latent_col2im1 is Col2Im1Go, an output row of 16 values at a time: each
+// value's terms, from the rows r = (ch, i, j) of cols in order, are added
+// up in a register from +0 and stored once (adding the masked lanes' +0
+// changes nothing: a sum from +0 is never -0), so every sum keeps the Go
+// loop's order, and no store waits on the one before (the kernel added
+// each row in place, and the overlapping rows of neighbouring j stalled
+// it).
 __attribute__((target("avx512f")))
 static void latent_col2im1(float *dx, const float *cols, long c, long k, long h, long w, long oh, long ow, long pad) {
 	const long ohw = oh * ow, hw = h * w;
-	for (long i = 0; i < c * hw; i++) dx[i] = 0;
-	for (long r = 0; r < c * k * k; r++) {
-		long ch = r / (k * k), i = r / k % k, j = r % k;
-		long ylo = pad - i > 0 ? pad - i : 0, yhi = h + pad - i < oh ? h + pad - i : oh;
-		long xlo = pad - j > 0 ? pad - j : 0, xhi = w + pad - j < ow ? w + pad - j : ow;
-		if (ylo > oh) ylo = oh;
-		if (xlo > ow) xlo = ow;
-		if (yhi < ylo) yhi = ylo;
-		if (xhi < xlo) xhi = xlo;
-		const float *src = cols + r * ohw;
-		float *dst = dx + ch * hw;
-		for (long oy = ylo; oy < yhi; oy++) {
-			const float *in = src + oy * ow + xlo;
-			float *out = dst + (oy - pad + i) * w + xlo - pad + j;
-			long n = xhi - xlo;
-			for (long t = 0; t < n; t += 16) {
-				__mmask16 m = latent_tail(n - t);
-				_mm512_mask_storeu_ps(out + t, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, out + t), _mm512_maskz_loadu_ps(m, in + t)));
+	for (long ch = 0; ch < c; ch++) {
+		const float *cc = cols + ch * k * k * ohw;
+		for (long iy = 0; iy < h; iy++) {
+			for (long x0 = 0; x0 < w; x0 += 16) {
+				__mmask16 inw = latent_lanes(0, w - x0);
+				__m512 acc = _mm512_setzero_ps();
+				for (long i = 0; i < k; i++) {
+					long oy = iy + pad - i;
+					if (oy < 0 || oy >= oh) continue;
+					for (long j = 0; j < k; j++) {
+						long o0 = x0 + pad - j; // the column of lane 0 in the row of cols
+						__mmask16 m = inw & latent_lanes(-o0, ow - o0);
+						const float *src = cc + (i * k + j) * ohw + oy * ow;
+						acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(m, (const char *)src + 4 * o0));
+					}
+				}
+				_mm512_mask_storeu_ps(dx + ch * hw + iy * w + x0, inw, acc);
 			}
+		}
+	}
+}
+
+// latent_channel_sums is ChannelSumsGo: Sum4Go's four partial sums are the
+// four lanes of an SSE register, and 8 channels are summed at once, so
+// that 8 additions are in flight (Sum4Go's four chains wait on each
+// other's latency).
+static void latent_channel_sums(float *d, const float *block, long channels, long inner) {
+	long ch = 0;
+	for (; ch < channels; ch += 8) {
+		long nc = channels - ch < 8 ? channels - ch : 8;
+		__m128 acc[8];
+		for (int q = 0; q < 8; q++) acc[q] = _mm_setzero_ps();
+		const float *b = block + ch * inner;
+		long i = 0;
+		if (nc == 8) {
+			for (; i + 4 <= inner; i += 4) {
+				_Pragma("GCC unroll 8") for (int q = 0; q < 8; q++) acc[q] = _mm_add_ps(acc[q], _mm_loadu_ps(b + q * inner + i));
+			}
+		} else {
+			for (; i + 4 <= inner; i += 4) {
+				for (int q = 0; q < nc; q++) acc[q] = _mm_add_ps(acc[q], _mm_loadu_ps(b + q * inner + i));
+			}
+		}
+		for (int q = 0; q < nc; q++) {
+			float s[4];
+			_mm_storeu_ps(s, acc[q]);
+			for (long t = i; t < inner; t++) s[0] += b[q * inner + t];
+			d[ch + q] += (s[0] + s[1]) + (s[2] + s[3]);
 		}
 	}
 }
@@ -544,6 +586,16 @@ func BiasReLUScalar(v []float32, b float32) {
 		return
 	}
 	C.latent_bias_relu_scalar((*C.float)(&v[0]), C.float(b), C.long(len(v)))
+}
+
+// ChannelSums is ChannelSumsGo in C, with SSE (8 channels at a time): the
+// same bits.
+func ChannelSums(d, block []float32, inner int) {
+	if len(d) == 0 || inner == 0 {
+		return
+	}
+	_ = block[len(d)*inner-1]
+	C.latent_channel_sums((*C.float)(&d[0]), (*C.float)(&block[0]), C.long(len(d)), C.long(inner))
 }
 
 // Col2Im1 is Col2Im1Go with AVX-512.

@@ -57,3 +57,6 @@ func MaxPool2x2(x []float32, planes, w, hw, oh, ow int, y []float32, where []uin
 
 // Describe says which kernels run: the Go references, in this build.
 func Describe() string { return "Go (a build without cgo on amd64)" }
+
+// ChannelSums adds to d[ch] the sum of each channel of block (ChannelSumsGo).
+func ChannelSums(d, block []float32, inner int) { ChannelSumsGo(d, block, inner) }

@@ -354,7 +354,7 @@ func TestConvKernels(t *testing.T) {
 			}
 		}
 	}
-	for _, g := range [][5]int{{1, 3, 28, 28, 1}, {16, 3, 14, 14, 1}, {2, 3, 5, 33, 0}, {3, 5, 7, 17, 2}, {4, 1, 3, 3, 0}, {2, 3, 2, 2, 1}} {
+	for _, g := range [][5]int{{1, 3, 28, 28, 1}, {16, 3, 14, 14, 1}, {2, 3, 5, 33, 0}, {3, 5, 7, 17, 2}, {4, 1, 3, 3, 0}, {2, 3, 2, 2, 1}, {1, 2, 6, 20, 2}, {1, 3, 1, 1, 1}, {2, 3, 17, 16, 1}, {1, 4, 9, 40, 3}} {
 		c, k, h, w, pad := g[0], g[1], g[2], g[3], g[4]
 		oh, ow := h+2*pad-k+1, w+2*pad-k+1
 		cols := make([]float32, c*k*k*oh*ow)
@@ -414,6 +414,35 @@ func TestMaxPool2x2Grad(t *testing.T) {
 			for i := range got {
 				if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
 					t.Fatalf("%dx%d relu %v: value %d is %v, want %v", h, w, relu, i, got[i], want[i])
+				}
+			}
+		}
+	}
+}
+
+// TestChannelSums compares ChannelSums with ChannelSumsGo bit for bit, for
+// channel counts around its 8 at a time and lengths around its 4 lanes.
+func TestChannelSums(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	for _, channels := range []int{1, 3, 7, 8, 9, 16, 17, 32} {
+		for _, inner := range []int{1, 2, 3, 4, 5, 7, 49, 196, 784} {
+			block := make([]float32, channels*inner)
+			for i := range block {
+				block[i] = float32(rng.NormFloat64() * math.Exp(4*rng.NormFloat64()))
+			}
+			if len(block) > 5 {
+				block[5] = float32(math.Copysign(0, -1))
+			}
+			got, want := make([]float32, channels), make([]float32, channels)
+			for i := range got {
+				got[i] = float32(i) - 2.5
+				want[i] = got[i]
+			}
+			ChannelSums(got, block, inner)
+			ChannelSumsGo(want, block, inner)
+			for i := range got {
+				if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+					t.Fatalf("%d channels of %d: channel %d sums to %v, want %v", channels, inner, i, got[i], want[i])
 				}
 			}
 		}
