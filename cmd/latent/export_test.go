@@ -8,8 +8,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/latent-ai/latent/exporter"
 	"github.com/latent-ai/latent/inference"
@@ -325,5 +327,59 @@ func TestORTCommandErrors(t *testing.T) {
 	// --help after the run folder prints the usage and succeeds.
 	if code, _ := ortLatent(t, "sample", exported, "--help"); code != 0 {
 		t.Errorf("sample RUN --help: exit %d", code)
+	}
+}
+
+// TestEncodeInterrupted stops latent encode midway, with calls in flight:
+// it exits 1 saying so, the codes file written before is untouched, no
+// temporary file is left, and no goroutine outlives it.
+func TestEncodeInterrupted(t *testing.T) {
+	ortNeedRuntime(t)
+	data := ortMNISTDir(t)
+	dir := ortRun(t, 4)
+	if code, stderr := ortLatent(t, "export", dir, "--data", data, "--quiet"); code != 0 {
+		t.Fatalf("export: exit %d: %s", code, stderr)
+	}
+	out := t.TempDir()
+	codes := filepath.Join(out, "codes.npy")
+	if err := os.WriteFile(codes, []byte("the codes of an earlier run"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := runtime.NumGoroutine()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		// Cancel once the output is being written, and the model busy.
+		for {
+			entries, _ := os.ReadDir(out)
+			if len(entries) > 1 || ctx.Err() != nil {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		time.Sleep(20 * time.Millisecond)
+		cancel()
+	}()
+	var stdout, stderr bytes.Buffer
+	code := latent(ctx, []string{"encode", dir, "--split", "all", "--data", data, "--out", codes, "--batch", "50", "--calls", "3", "--quiet"}, &stdout, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), "interrupted") {
+		t.Fatalf("exit %d, stderr %q: want 1 and \"interrupted\"", code, stderr.String())
+	}
+	if b, _ := os.ReadFile(codes); string(b) != "the codes of an earlier run" {
+		t.Fatalf("the earlier codes file holds %q after the interrupted run", b)
+	}
+	if entries, _ := os.ReadDir(out); len(entries) != 1 {
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		t.Fatalf("the output folder holds %v, want the earlier codes file alone", names)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Errorf("%d goroutines after the run, %d before", n, before)
 	}
 }
