@@ -26,21 +26,10 @@ func BenchmarkStep(b *testing.B) {
 	const batch = 64
 	images, source := benchImages(batch)
 	b.Logf("BLAS: %s; data: %s", BLAS(), source)
-	batches := len(images) / (batch * 784)
 	for _, kind := range []string{"classic", "conv"} {
 		b.Run(kind, func(b *testing.B) {
-			t := notebookTrainer(b, kind)
+			t, step := warmStepper(b, kind, images, batch)
 			arch := t.cfg.Arch
-			step := func(i int) {
-				at := i % batches * batch * 784
-				if _, err := t.Step(images[at:at+batch*784], batch); err != nil {
-					b.Fatal(err)
-				}
-			}
-			// Warm up as torch_train.py does: build the graph, first runs.
-			for i := 0; i < 5; i++ {
-				step(i)
-			}
 			b.ReportAllocs()
 			cpu0 := cpuTime()
 			b.ResetTimer()
@@ -54,6 +43,24 @@ func BenchmarkStep(b *testing.B) {
 			b.ReportMetric(float64(cpuTime()-cpu0)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
 		})
 	}
+}
+
+// warmStepper returns a notebook trainer of kind and step(i), which runs
+// a step on the i-th batch of images (round the batches), after 5 steps of
+// warm-up as torch_train.py does: the graph built, the first runs done.
+func warmStepper(b *testing.B, kind string, images []float32, batch int) (*Trainer, func(i int)) {
+	t := notebookTrainer(b, kind)
+	batches := len(images) / (batch * 784)
+	step := func(i int) {
+		at := i % batches * batch * 784
+		if _, err := t.Step(images[at:at+batch*784], batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for i := 0; i < 5; i++ {
+		step(i)
+	}
+	return t, step
 }
 
 var benchData struct {
@@ -121,19 +128,9 @@ func BenchmarkStepOps(b *testing.B) {
 	const batch, rounds = 64, 5
 	images, source := benchImages(batch)
 	b.Logf("BLAS: %s; kernels: %s; data: %s", BLAS(), Kernels(), source)
-	batches := len(images) / (batch * 784)
 	for _, kind := range []string{"classic", "conv"} {
 		b.Run(kind, func(b *testing.B) {
-			t := notebookTrainer(b, kind)
-			step := func(i int) {
-				at := i % batches * batch * 784
-				if _, err := t.Step(images[at:at+batch*784], batch); err != nil {
-					b.Fatal(err)
-				}
-			}
-			for i := 0; i < 5; i++ {
-				step(i)
-			}
+			_, step := warmStepper(b, kind, images, batch)
 			per := max(1, b.N/rounds)
 			best := map[string]time.Duration{}
 			bestStep := time.Duration(1 << 62)
