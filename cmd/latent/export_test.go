@@ -300,6 +300,7 @@ func TestORTCommandErrors(t *testing.T) {
 		{"encode before export", []string{"encode", bare, "--out", filepath.Join(tmp, "c.npy")}, 1, "latent export"},
 		{"encode bad split", []string{"encode", exported, "--split", "val"}, 2, "--split"},
 		{"encode bad out", []string{"encode", exported, "--out", filepath.Join(tmp, "c.txt")}, 2, ".npy, .parquet, .csv or .jsonl"},
+		{"encode negative calls", []string{"encode", exported, "--calls", "-1", "--out", filepath.Join(tmp, "c.npy")}, 2, "--calls -1: want 0 or more"},
 		{"encode on cuda", []string{"encode", exported, "--device", "cuda", "--out", filepath.Join(tmp, "c.npy")}, 1, "CUDA"},
 		{"decode without codes", []string{"decode", exported, "--out", filepath.Join(tmp, "x.png")}, 2, "required"},
 		{"decode codes of another size", []string{"decode", exported, "--codes", wrongCodes, "--out", filepath.Join(tmp, "x.png")}, 1, "bottleneck 3"},
