@@ -50,7 +50,9 @@ type Row struct {
 }
 
 // Writer writes rows; Close flushes them and ends the table (a Parquet
-// file's footer). The caller closes the underlying writer.
+// file's footer). The caller closes the underlying writer. Write keeps
+// nothing of its rows after it returns: the caller may reuse their Code
+// slices at once (latent encode writes every batch from one buffer).
 type Writer interface {
 	Write(rows ...Row) error
 	Close() error

@@ -1,11 +1,13 @@
 package inference_test
 
 import (
+	"context"
 	"fmt"
 	"log"
 	"math"
 	"math/rand/v2"
 	"os"
+	"slices"
 
 	"github.com/latent-ai/latent/checkpoint"
 	"github.com/latent-ai/latent/exporter"
@@ -68,6 +70,42 @@ func ExampleOpenRun() {
 	// codes: 24 values, bottleneck 8
 	// images: 2352 values of shape [1 28 28]
 	// inference: encode: 100 values for 3 images of 784 values each: want 2352
+}
+
+// EncodeInto encodes batch after batch into one buffer of the caller's,
+// with no allocation for the codes: the way to encode a whole data set.
+func ExampleModel_EncodeInto() {
+	dir := exampleRun()
+	defer os.RemoveAll(dir)
+
+	m, err := inference.OpenRun(dir, inference.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer m.Close()
+
+	const batch = 4
+	images := make([]float32, batch*28*28)
+	codes := make([]float32, batch*m.Bottleneck()) // reused for every batch
+	for b := 0; b < 3; b++ {
+		for i := range images {
+			images[i] = float32(b) / 2 // batch b: images of gray level b/2
+		}
+		if err := m.EncodeInto(context.Background(), codes, images, batch); err != nil {
+			log.Fatal(err)
+		}
+		// The codes equal Encode's, into the caller's buffer.
+		want, _ := m.Encode(images, batch)
+		fmt.Printf("batch %d: %d codes, the same as Encode's: %v\n", b, batch, slices.Equal(codes, want))
+	}
+
+	// A buffer of the wrong size is an error.
+	fmt.Println(m.EncodeInto(context.Background(), codes[:5], images, batch))
+	// Output:
+	// batch 0: 4 codes, the same as Encode's: true
+	// batch 1: 4 codes, the same as Encode's: true
+	// batch 2: 4 codes, the same as Encode's: true
+	// inference: encode: a codes buffer of 5 values for 4 codes of 8: want 32
 }
 
 func ExampleModel_Sample() {

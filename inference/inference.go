@@ -643,6 +643,25 @@ func (m *Model) Encode(images []float32, n int) ([]float32, error) {
 
 // EncodeContext is Encode, stopped with ctx's error once ctx is done.
 func (m *Model) EncodeContext(ctx context.Context, images []float32, n int) ([]float32, error) {
+	return m.encode(ctx, nil, images, n)
+}
+
+// EncodeInto is EncodeContext writing the n codes into codes, which must
+// hold exactly n*b values: for callers that encode batch after batch into
+// buffers of their own (latent encode does). The caller owns both slices;
+// the model keeps neither after it returns. Concurrent calls need distinct
+// codes slices. On an error, codes may hold part of the results.
+func (m *Model) EncodeInto(ctx context.Context, codes, images []float32, n int) error {
+	if codes == nil {
+		codes = []float32{} // not nil: encode allocates for nil
+	}
+	_, err := m.encode(ctx, codes, images, n)
+	return err
+}
+
+// encode encodes n images into codes, or into a new slice when codes is
+// nil (made once the batch is checked), and returns it.
+func (m *Model) encode(ctx context.Context, codes, images []float32, n int) ([]float32, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	if err := m.ready(m.enc, onnxmeta.Encoder); err != nil {
@@ -651,7 +670,11 @@ func (m *Model) EncodeContext(ctx context.Context, images []float32, n int) ([]f
 	if err := checkBatch("encode", "images", images, n, m.imageSize, true); err != nil {
 		return nil, err
 	}
-	codes := make([]float32, n*m.bottleneck)
+	if codes == nil {
+		codes = make([]float32, n*m.bottleneck)
+	} else if len(codes) != n*m.bottleneck {
+		return nil, fmt.Errorf("inference: encode: a codes buffer of %d values for %d codes of %d: want %d", len(codes), n, m.bottleneck, n*m.bottleneck)
+	}
 	outs := [][]float32{codes}
 	if m.Variational() {
 		outs = append(outs, make([]float32, n*m.bottleneck)) // log σ², unused

@@ -151,7 +151,8 @@ type encoder struct {
 
 // An encodeJob is one batch on its way through the model: the images as
 // floats, the batch's labels and IDs (copied: the stream reuses its Set),
-// and the codes. Its buffers are reused from batch to batch.
+// and the codes (inference.Model.EncodeInto). Its buffers are reused from
+// batch to batch.
 type encodeJob struct {
 	off   int
 	set   dataset.Set // N, Split, Labels and IDs; no Pixels
@@ -169,6 +170,7 @@ func (e *encoder) run(parent context.Context, streams []*dataset.Stream, write f
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	calls := max(1, e.calls)
+	size := e.model.Bottleneck()
 	free := make(chan *encodeJob, calls)
 	for range calls {
 		free <- &encodeJob{done: make(chan struct{}, 1)}
@@ -223,9 +225,10 @@ func (e *encoder) run(parent context.Context, streams []*dataset.Stream, write f
 			}
 			j.in = b.Floats(j.in, 0, b.N)
 			queue = append(queue, j)
+			j.codes = slices.Grow(j.codes[:0], j.set.N*size)[:j.set.N*size]
 			go func() {
 				t := time.Now()
-				j.codes, j.err = e.model.EncodeContext(ctx, j.in, j.set.N)
+				j.err = e.model.EncodeInto(ctx, j.codes, j.in, j.set.N)
 				j.took = time.Since(t)
 				j.done <- struct{}{}
 			}()
