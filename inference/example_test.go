@@ -38,6 +38,20 @@ func exampleRun() string {
 	return dir
 }
 
+// exampleModel opens exampleRun's model, as ExampleOpenRun shows; done
+// closes it and removes the folder.
+func exampleModel() (m *inference.Model, done func()) {
+	dir := exampleRun()
+	m, err := inference.OpenRun(dir, inference.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	return m, func() {
+		m.Close()
+		os.RemoveAll(dir)
+	}
+}
+
 func ExampleOpenRun() {
 	dir := exampleRun()
 	defer os.RemoveAll(dir)
@@ -75,14 +89,8 @@ func ExampleOpenRun() {
 // EncodeInto encodes batch after batch into one buffer of the caller's,
 // with no allocation for the codes: the way to encode a whole data set.
 func ExampleModel_EncodeInto() {
-	dir := exampleRun()
-	defer os.RemoveAll(dir)
-
-	m, err := inference.OpenRun(dir, inference.Options{})
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer m.Close()
+	m, done := exampleModel()
+	defer done()
 
 	const batch = 4
 	images := make([]float32, batch*28*28)
@@ -109,14 +117,8 @@ func ExampleModel_EncodeInto() {
 }
 
 func ExampleModel_Sample() {
-	dir := exampleRun()
-	defer os.RemoveAll(dir)
-
-	m, err := inference.OpenRun(dir, inference.Options{})
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer m.Close()
+	m, done := exampleModel()
+	defer done()
 
 	rng := rand.New(rand.NewPCG(1, 2))
 	codes, images, err := m.Sample(16, inference.FromNormal, rng)
