@@ -82,7 +82,7 @@ func setupEncode(fs *flag.FlagSet) func(context.Context, []string) error {
 		if err != nil {
 			return err
 		}
-		inFlight := encodeCalls(*calls, &opts)
+		inFlight, opts := encodeCalls(*calls, opts)
 		model, err := openHalf(dir, exporter.Encoder, opts)
 		if err != nil {
 			return err
@@ -112,20 +112,21 @@ func setupEncode(fs *flag.FlagSet) func(context.Context, []string) error {
 }
 
 // encodeCalls returns how many calls `latent encode` keeps in the model at
-// once, given --calls and the options: calls when it is set; else on the
-// CPU one per core, each on one thread (opts.IntraOpThreads 0 becomes 1)
-// or, with --threads T, one per T cores; on a GPU (cuda or auto), 1.
-func encodeCalls(calls int, opts *inference.Options) int {
+// once, given --calls, and the options to open it with: calls when it is
+// set; else on the CPU one per core, each on one thread (IntraOpThreads 0
+// becomes 1) or, with --threads T, one per T cores; on a GPU (cuda or
+// auto), 1.
+func encodeCalls(calls int, opts inference.Options) (int, inference.Options) {
 	if calls > 0 {
-		return calls
+		return calls, opts
 	}
 	if opts.Device != inference.CPU {
-		return 1
+		return 1, opts
 	}
 	if opts.IntraOpThreads == 0 {
 		opts.IntraOpThreads = 1
 	}
-	return max(1, runtime.NumCPU()/opts.IntraOpThreads)
+	return max(1, runtime.NumCPU()/opts.IntraOpThreads), opts
 }
 
 // An encoder runs the images of streams through the model, a batch at a
