@@ -17,7 +17,8 @@ import (
 //	Conv2d           cols_s = im2col(x_s)                      [K, oh·ow]
 //	                 y_s    = a(W·cols_s + b)                  W [C, K]
 //	  backward       dZ_s   = dy_s·a'(…)     (actGradOp, or the max pooling's gradient)
-//	                 dW     = Σ_s dZ_s·cols_sᵀ                  (convGradWOp)
+//	                 dW     = Σ_s dZ_s·cols_sᵀ                  (convGradWOp, from the
+//	                                                            columns the forward kept)
 //	                 dx_s   = col2im(Wᵀ·dZ_s)                   (convGradXOp)
 //	                 db     = Σ dZ                              (biasGradOp)
 //
@@ -159,6 +160,13 @@ type convOp struct {
 	act   activation
 	needX bool
 	cols  scratchPool
+	// kept holds the columns of the last forward run's samples, [n, K,
+	// oh·ow] as im2col writes them, for convGradWOp, once the op has one
+	// (keep, set by SymDiff). keptValid says they are the current run's:
+	// the forward sets it, the weight gradient clears it.
+	kept      any
+	keep      bool
+	keptValid bool
 }
 
 func newConvOp(x, w, b *G.Node, k, stride, pad int, act activation, needX bool) (*convOp, error) {
@@ -192,9 +200,17 @@ func convForward[T float](op *convOp, y []T, a [6][]T) {
 	K, ohw := g.K(), g.ohw()
 	parts := gemmWorkers(g.n, 1)
 	op.cols.grow(parts)
+	var kept []T
+	if op.keep {
+		kept = scratch[T](&op.kept, g.n*K*ohw)
+	}
 	parallelParts(g.n, parts, func(wk, lo, hi int) {
 		cols := poolScratch[T](op.cols, wk, K*ohw)
 		for s := lo; s < hi; s++ {
+			if kept != nil {
+				// Kept for the weight gradient.
+				cols = kept[s*K*ohw : (s+1)*K*ohw]
+			}
 			im2col(g, cols, x[s*g.chw():(s+1)*g.chw()], 0, K)
 			ys := y[s*C*ohw : (s+1)*C*ohw]
 			gemmCall(false, false, C, ohw, K, w, K, cols, ohw, 0, ys, ohw)
@@ -203,6 +219,17 @@ func convForward[T float](op *convOp, y []T, a [6][]T) {
 			}
 		}
 	})
+	op.keptValid = kept != nil
+}
+
+// transpose sets dst [cols, rows] to the transpose of src [rows, cols],
+// both row-major.
+func transpose[T float](dst, src []T, rows, cols int) {
+	if d32, ok := any(dst).([]float32); ok {
+		kernels.Transpose(d32, any(src).([]float32), rows, cols)
+		return
+	}
+	kernels.TransposeGo(dst, src, rows, cols)
 }
 
 func (op *convOp) DiffWRT(int) []bool { return []bool{op.needX, true, true} }
@@ -221,6 +248,8 @@ func (op *convOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error)
 		}
 	}
 	gw := &convGradWOp{opBase: newBase("conv-grad-w", w.Shape().Clone(), x, dz), conv: op}
+	// The forward pass keeps its columns for the weight gradient.
+	op.keep = true
 	if grads[1], err = G.ApplyOp(gw, x, dz); err != nil {
 		return nil, err
 	}
@@ -237,6 +266,7 @@ type convGradWOp struct {
 	opBase
 	conv *convOp
 	cols scratchPool
+	dzT  any // convGradWKept's transposes
 }
 
 func (op *convGradWOp) Do(in ...G.Value) (G.Value, error) {
@@ -247,6 +277,11 @@ func convGradW[T float](op *convGradWOp, dw []T, a [6][]T) {
 	x, dz := a[0], a[1]
 	g, C := op.conv.g, op.conv.C
 	K, ohw := g.K(), g.ohw()
+	if kept, ok := op.conv.kept.([]T); ok && op.conv.keptValid {
+		op.conv.keptValid = false
+		convGradWKept(op, dw, dz, kept[:g.n*K*ohw])
+		return
+	}
 	if K >= C {
 		parts := gemmWorkers(K, 4)
 		op.cols.grow(parts)
@@ -268,6 +303,48 @@ func convGradW[T float](op *convGradWOp, dw []T, a [6][]T) {
 			gemmCall(false, true, hi-lo, K, ohw, dz[(s*C+lo)*ohw:], ohw, cols, ohw, T(min(s, 1)), dw[lo*K:], K)
 		}
 	})
+}
+
+// convGradWKept is convGradW from the forward pass's columns, kept [n, K,
+// oh·ow], with the same products in the same order, but for one change
+// where the BLAS is OpenBLAS (gemmTransBSlow) and K >= C: there it computes
+// dWᵀ = Σ_s cols_s·dZ_sᵀ [K, C], the goroutines sharing its rows, from
+// each dZ_s transposed first: products without a transposed operand,
+// which OpenBLAS runs about twice as fast at these sizes as dZ_s·cols_sᵀ,
+// whose second operand it transposes as it packs it. Each value is still
+// summed sample by sample, in order (OpenBLAS's kernels give the same bits
+// either way; gonum's would not, so its build keeps dZ_s·cols_sᵀ).
+func convGradWKept[T float](op *convGradWOp, dw, dz, kept []T) {
+	g, C := op.conv.g, op.conv.C
+	K, ohw := g.K(), g.ohw()
+	switch {
+	case K < C:
+		parallelParts(C, gemmWorkers(C, 4), func(_, lo, hi int) {
+			for s := 0; s < g.n; s++ {
+				gemmCall(false, true, hi-lo, K, ohw, dz[(s*C+lo)*ohw:], ohw, kept[s*K*ohw:], ohw, T(min(s, 1)), dw[lo*K:], K)
+			}
+		})
+	case !gemmTransBSlow:
+		parallelParts(K, gemmWorkers(K, 4), func(_, lo, hi int) {
+			for s := 0; s < g.n; s++ {
+				gemmCall(false, true, C, hi-lo, ohw, dz[s*C*ohw:], ohw, kept[s*K*ohw+lo*ohw:], ohw, T(min(s, 1)), dw[lo:], K)
+			}
+		})
+	default:
+		dzT := scratch[T](&op.dzT, g.n*C*ohw+K*C)
+		dwT := dzT[g.n*C*ohw:]
+		parallelFor(g.n, 1, func(lo, hi int) {
+			for s := lo; s < hi; s++ {
+				transpose(dzT[s*C*ohw:(s+1)*C*ohw], dz[s*C*ohw:(s+1)*C*ohw], C, ohw)
+			}
+		})
+		parallelParts(K, gemmWorkers(K, 4), func(_, lo, hi int) {
+			for s := 0; s < g.n; s++ {
+				gemmCall(false, false, hi-lo, C, ohw, kept[s*K*ohw+lo*ohw:], ohw, dzT[s*C*ohw:], C, T(min(s, 1)), dwT[lo*C:], C)
+			}
+		})
+		transpose(dw, dwT, K, C)
+	}
 }
 
 // convGradXOp is a Conv2d's input gradient, dx_s = col2im(Wᵀ·dZ_s), from W

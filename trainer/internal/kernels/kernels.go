@@ -2,7 +2,8 @@
 // update, Adam fused with a Linear layer's weight gradient, the sigmoid, the
 // bias+ReLU after a Linear product or a convolution's channel, the ReLU's
 // gradient, the column sums of a bias gradient, and, for the convolutions,
-// the 2×2 max pooling and the stride-1 col2im of an input gradient.
+// the 2×2 max pooling, the stride-1 col2im of an input gradient and the
+// transpose of a matrix.
 //
 // Each has a Go reference in this file. Where cgo and amd64 are available
 // (kernels_amd64.go), the CPU's AVX-512 or AVX2 instructions run them in C,
@@ -281,6 +282,25 @@ func AddRowsGo[T float](s, v []T, rows, ld int) {
 	for r := 0; r < rows; r++ {
 		for j, x := range v[r*ld : r*ld+len(s)] {
 			s[j] += x
+		}
+	}
+}
+
+// TransposeGo sets dst [cols, rows] to the transpose of src [rows, cols],
+// both row-major, in blocks of 8×8 values so that both stay in cache lines.
+func TransposeGo[T float](dst, src []T, rows, cols int) {
+	const b = 8
+	_, _ = dst[rows*cols-1], src[rows*cols-1]
+	for r0 := 0; r0 < rows; r0 += b {
+		r1 := min(r0+b, rows)
+		for c0 := 0; c0 < cols; c0 += b {
+			c1 := min(c0+b, cols)
+			for r := r0; r < r1; r++ {
+				row := src[r*cols+c0 : r*cols+c1]
+				for i, v := range row {
+					dst[(c0+i)*rows+r] = v
+				}
+			}
 		}
 	}
 }

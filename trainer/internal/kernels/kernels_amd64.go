@@ -464,6 +464,53 @@ static int latent_sigmoid_vector(void) {
 	__builtin_cpu_init();
 	return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
 }
+// latent_tr8x8 writes the transpose of the 8×8 block at s (rows ls apart)
+// to d (rows ld apart).
+__attribute__((target("avx")))
+static inline void latent_tr8x8(const float *s, long ls, float *d, long ld) {
+	__m256 r0 = _mm256_loadu_ps(s), r1 = _mm256_loadu_ps(s + ls);
+	__m256 r2 = _mm256_loadu_ps(s + 2 * ls), r3 = _mm256_loadu_ps(s + 3 * ls);
+	__m256 r4 = _mm256_loadu_ps(s + 4 * ls), r5 = _mm256_loadu_ps(s + 5 * ls);
+	__m256 r6 = _mm256_loadu_ps(s + 6 * ls), r7 = _mm256_loadu_ps(s + 7 * ls);
+	__m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+	__m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+	__m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+	__m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+	__m256 u0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
+	__m256 u1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+	__m256 u2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
+	__m256 u3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+	__m256 u4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0));
+	__m256 u5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+	__m256 u6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0));
+	__m256 u7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+	_mm256_storeu_ps(d, _mm256_permute2f128_ps(u0, u4, 0x20));
+	_mm256_storeu_ps(d + ld, _mm256_permute2f128_ps(u1, u5, 0x20));
+	_mm256_storeu_ps(d + 2 * ld, _mm256_permute2f128_ps(u2, u6, 0x20));
+	_mm256_storeu_ps(d + 3 * ld, _mm256_permute2f128_ps(u3, u7, 0x20));
+	_mm256_storeu_ps(d + 4 * ld, _mm256_permute2f128_ps(u0, u4, 0x31));
+	_mm256_storeu_ps(d + 5 * ld, _mm256_permute2f128_ps(u1, u5, 0x31));
+	_mm256_storeu_ps(d + 6 * ld, _mm256_permute2f128_ps(u2, u6, 0x31));
+	_mm256_storeu_ps(d + 7 * ld, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+
+__attribute__((target("avx")))
+static void latent_transpose_avx(float *dst, const float *src, long rows, long cols) {
+	long r = 0;
+	for (; r + 8 <= rows; r += 8) {
+		long c = 0;
+		for (; c + 8 <= cols; c += 8) latent_tr8x8(src + r * cols + c, cols, dst + c * rows + r, rows);
+		for (; c < cols; c++)
+			for (long i = 0; i < 8; i++) dst[c * rows + r + i] = src[(r + i) * cols + c];
+	}
+	for (; r < rows; r++)
+		for (long c = 0; c < cols; c++) dst[c * rows + r] = src[r * cols + c];
+}
+
+static int latent_transpose_vector(void) {
+	__builtin_cpu_init();
+	return __builtin_cpu_supports("avx");
+}
 */
 import "C"
 
@@ -656,4 +703,21 @@ func Describe() string {
 		return "C with AVX2 (Adam 8 values at a time); Go for the rest"
 	}
 	return "C, one value at a time, for Adam; Go for the rest (no AVX2 or AVX-512 on this CPU)"
+}
+
+// transposeVector is whether the CPU runs the AVX transpose.
+var transposeVector = C.latent_transpose_vector() != 0
+
+// Transpose sets dst [cols, rows] to the transpose of src [rows, cols]
+// (TransposeGo), in C with AVX 8×8 blocks where the CPU has AVX.
+func Transpose(dst, src []float32, rows, cols int) {
+	if rows*cols == 0 {
+		return
+	}
+	if !transposeVector {
+		TransposeGo(dst, src, rows, cols)
+		return
+	}
+	_, _ = dst[rows*cols-1], src[rows*cols-1]
+	C.latent_transpose_avx((*C.float)(&dst[0]), (*C.float)(&src[0]), C.long(rows), C.long(cols))
 }

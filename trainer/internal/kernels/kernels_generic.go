@@ -60,3 +60,6 @@ func Describe() string { return "Go (a build without cgo on amd64)" }
 
 // ChannelSums adds to d[ch] the sum of each channel of block (ChannelSumsGo).
 func ChannelSums(d, block []float32, inner int) { ChannelSumsGo(d, block, inner) }
+
+// Transpose is TransposeGo.
+func Transpose(dst, src []float32, rows, cols int) { TransposeGo(dst, src, rows, cols) }

@@ -448,3 +448,30 @@ func TestChannelSums(t *testing.T) {
 		}
 	}
 }
+
+// TestTranspose compares Transpose with TransposeGo bit for bit (NaNs and
+// -0 included), and TransposeGo with the definition, for shapes around
+// the 8×8 blocks and the trainer's convolution sizes.
+func TestTranspose(t *testing.T) {
+	rng := rand.New(rand.NewPCG(4, 2))
+	for _, shape := range [][2]int{{1, 1}, {1, 9}, {9, 1}, {7, 9}, {8, 8}, {16, 24}, {13, 17}, {32, 196}, {144, 32}, {144, 196}} {
+		rows, cols := shape[0], shape[1]
+		src := make([]float32, rows*cols)
+		for i := range src {
+			src[i] = float32(rng.NormFloat64())
+		}
+		src[0] = float32(math.NaN())
+		src[len(src)-1] = float32(math.Copysign(0, -1))
+		got, want := make([]float32, len(src)), make([]float32, len(src))
+		Transpose(got, src, rows, cols)
+		TransposeGo(want, src, rows, cols)
+		for r := range rows {
+			for c := range cols {
+				v := src[r*cols+c]
+				if g, w := math.Float32bits(got[c*rows+r]), math.Float32bits(want[c*rows+r]); g != w || w != math.Float32bits(v) {
+					t.Fatalf("%dx%d: [%d,%d] is %v (Go %v), want %v", rows, cols, c, r, got[c*rows+r], want[c*rows+r], v)
+				}
+			}
+		}
+	}
+}
