@@ -68,7 +68,7 @@ func init() {
 // gemmTransBSlow says that OpenBLAS runs a convolution's small products
 // with a transposed second operand at about half the rate of those without
 // (32×72×196 with Bᵀ: 45–49 GFLOPS on one AVX-512 core; the same values as
-// 72×32×196 with neither transposed: 91–100), so convGradWKept transposes
+// 72×32×196 with neither transposed: 91–100), so convGradWOp transposes
 // dZ first.
 const gemmTransBSlow = true
 

@@ -17,8 +17,7 @@ import (
 //	Conv2d           cols_s = im2col(x_s)                      [K, oh·ow]
 //	                 y_s    = a(W·cols_s + b)                  W [C, K]
 //	  backward       dZ_s   = dy_s·a'(…)     (actGradOp, or the max pooling's gradient)
-//	                 dW     = Σ_s dZ_s·cols_sᵀ                  (convGradWOp, from the
-//	                                                            columns the forward kept)
+//	                 dW     = Σ_s dZ_s·cols_sᵀ                  (convGradWOp)
 //	                 dx_s   = col2im(Wᵀ·dZ_s)                   (convGradXOp)
 //	                 db     = Σ dZ                              (biasGradOp)
 //
@@ -161,9 +160,9 @@ type convOp struct {
 	needX bool
 	cols  scratchPool
 	// kept holds the columns of the last forward run's samples, [n, K,
-	// oh·ow] as im2col writes them, for convGradWOp, once the op has one
-	// (keep, set by SymDiff). keptValid says they are the current run's:
-	// the forward sets it, the weight gradient clears it.
+	// oh·ow] as im2col writes them, for convGradWOp where keep (set by
+	// SymDiff). keptValid says they are the current run's: the forward
+	// sets it, the weight gradient clears it.
 	kept      any
 	keep      bool
 	keptValid bool
@@ -248,8 +247,9 @@ func (op *convOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error)
 		}
 	}
 	gw := &convGradWOp{opBase: newBase("conv-grad-w", w.Shape().Clone(), x, dz), conv: op}
-	// The forward pass keeps its columns for the weight gradient.
-	op.keep = true
+	// The forward pass keeps its columns for the weight gradient where they
+	// are few (K < C; see convGradWOp).
+	op.keep = op.g.K() < op.C
 	if grads[1], err = G.ApplyOp(gw, x, dz); err != nil {
 		return nil, err
 	}
@@ -260,13 +260,23 @@ func (op *convOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error)
 }
 
 // convGradWOp is a Conv2d's weight gradient, dW = Σ_s dZ_s·cols_sᵀ, from x
-// and dZ. The goroutines share the columns of dW (or its rows, when there
-// are more), and each adds up the samples in order.
+// and dZ. Each value is summed sample by sample, in order. Where there are
+// fewer rows of columns than channels (K < C), the goroutines share the
+// channels and read the columns that the forward pass kept. Where there
+// are more, the goroutines share the rows of the columns, and each
+// computes its rows again (keeping them all would write 7 MB out to memory
+// in the 16→32 layer at batch 64, which slowed its forward pass by more
+// than it saved here); with OpenBLAS (gemmTransBSlow) it then multiplies
+// them by dZ_s transposed, dWᵀ = Σ_s cols_s·dZ_sᵀ [K, C], a product without
+// a transposed operand, which OpenBLAS runs about twice as fast at these
+// sizes as dZ_s·cols_sᵀ, whose second operand it transposes as it packs
+// it (the same sums in the same order; gonum's gemm would round them
+// differently, so its build keeps dZ_s·cols_sᵀ).
 type convGradWOp struct {
 	opBase
 	conv *convOp
 	cols scratchPool
-	dzT  any // convGradWKept's transposes
+	dzT  any // dZ_s transposed for each sample, then dWᵀ
 }
 
 func (op *convGradWOp) Do(in ...G.Value) (G.Value, error) {
@@ -277,74 +287,54 @@ func convGradW[T float](op *convGradWOp, dw []T, a [6][]T) {
 	x, dz := a[0], a[1]
 	g, C := op.conv.g, op.conv.C
 	K, ohw := g.K(), g.ohw()
-	if kept, ok := op.conv.kept.([]T); ok && op.conv.keptValid {
-		op.conv.keptValid = false
-		convGradWKept(op, dw, dz, kept[:g.n*K*ohw])
-		return
-	}
 	if K >= C {
+		var dzT, dwT []T
+		if gemmTransBSlow {
+			dzT = scratch[T](&op.dzT, g.n*C*ohw+K*C)
+			dzT, dwT = dzT[:g.n*C*ohw], dzT[g.n*C*ohw:]
+			parallelFor(g.n, 1, func(lo, hi int) {
+				for s := lo; s < hi; s++ {
+					transpose(dzT[s*C*ohw:(s+1)*C*ohw], dz[s*C*ohw:(s+1)*C*ohw], C, ohw)
+				}
+			})
+		}
 		parts := gemmWorkers(K, 4)
 		op.cols.grow(parts)
 		parallelParts(K, parts, func(wk, lo, hi int) {
 			cols := poolScratch[T](op.cols, wk, (hi-lo)*ohw)
 			for s := 0; s < g.n; s++ {
 				im2col(g, cols, x[s*g.chw():(s+1)*g.chw()], lo, hi)
-				gemmCall(false, true, C, hi-lo, ohw, dz[s*C*ohw:], ohw, cols, ohw, T(min(s, 1)), dw[lo:], K)
+				if dzT != nil {
+					gemmCall(false, false, hi-lo, C, ohw, cols, ohw, dzT[s*C*ohw:], C, T(min(s, 1)), dwT[lo*C:], C)
+				} else {
+					gemmCall(false, true, C, hi-lo, ohw, dz[s*C*ohw:], ohw, cols, ohw, T(min(s, 1)), dw[lo:], K)
+				}
 			}
 		})
+		if dzT != nil {
+			transpose(dw, dwT, K, C)
+		}
 		return
 	}
+	kept, ok := op.conv.kept.([]T)
+	ok = ok && op.conv.keptValid
+	op.conv.keptValid = false
 	parts := gemmWorkers(C, 4)
 	op.cols.grow(parts)
 	parallelParts(C, parts, func(wk, lo, hi int) {
-		cols := poolScratch[T](op.cols, wk, K*ohw)
+		var cols []T
+		if !ok {
+			cols = poolScratch[T](op.cols, wk, K*ohw)
+		}
 		for s := 0; s < g.n; s++ {
-			im2col(g, cols, x[s*g.chw():(s+1)*g.chw()], 0, K)
+			if ok {
+				cols = kept[s*K*ohw : (s+1)*K*ohw]
+			} else {
+				im2col(g, cols, x[s*g.chw():(s+1)*g.chw()], 0, K)
+			}
 			gemmCall(false, true, hi-lo, K, ohw, dz[(s*C+lo)*ohw:], ohw, cols, ohw, T(min(s, 1)), dw[lo*K:], K)
 		}
 	})
-}
-
-// convGradWKept is convGradW from the forward pass's columns, kept [n, K,
-// oh·ow], with the same products in the same order, but for one change
-// where the BLAS is OpenBLAS (gemmTransBSlow) and K >= C: there it computes
-// dWᵀ = Σ_s cols_s·dZ_sᵀ [K, C], the goroutines sharing its rows, from
-// each dZ_s transposed first: products without a transposed operand,
-// which OpenBLAS runs about twice as fast at these sizes as dZ_s·cols_sᵀ,
-// whose second operand it transposes as it packs it. Each value is still
-// summed sample by sample, in order (OpenBLAS's kernels give the same bits
-// either way; gonum's would not, so its build keeps dZ_s·cols_sᵀ).
-func convGradWKept[T float](op *convGradWOp, dw, dz, kept []T) {
-	g, C := op.conv.g, op.conv.C
-	K, ohw := g.K(), g.ohw()
-	switch {
-	case K < C:
-		parallelParts(C, gemmWorkers(C, 4), func(_, lo, hi int) {
-			for s := 0; s < g.n; s++ {
-				gemmCall(false, true, hi-lo, K, ohw, dz[(s*C+lo)*ohw:], ohw, kept[s*K*ohw:], ohw, T(min(s, 1)), dw[lo*K:], K)
-			}
-		})
-	case !gemmTransBSlow:
-		parallelParts(K, gemmWorkers(K, 4), func(_, lo, hi int) {
-			for s := 0; s < g.n; s++ {
-				gemmCall(false, true, C, hi-lo, ohw, dz[s*C*ohw:], ohw, kept[s*K*ohw+lo*ohw:], ohw, T(min(s, 1)), dw[lo:], K)
-			}
-		})
-	default:
-		dzT := scratch[T](&op.dzT, g.n*C*ohw+K*C)
-		dwT := dzT[g.n*C*ohw:]
-		parallelFor(g.n, 1, func(lo, hi int) {
-			for s := lo; s < hi; s++ {
-				transpose(dzT[s*C*ohw:(s+1)*C*ohw], dz[s*C*ohw:(s+1)*C*ohw], C, ohw)
-			}
-		})
-		parallelParts(K, gemmWorkers(K, 4), func(_, lo, hi int) {
-			for s := 0; s < g.n; s++ {
-				gemmCall(false, false, hi-lo, C, ohw, kept[s*K*ohw+lo*ohw:], ohw, dzT[s*C*ohw:], C, T(min(s, 1)), dwT[lo*C:], C)
-			}
-		})
-		transpose(dw, dwT, K, C)
-	}
 }
 
 // convGradXOp is a Conv2d's input gradient, dx_s = col2im(Wᵀ·dZ_s), from W
@@ -570,7 +560,9 @@ func keepIf32(v float32, keep bool) float32 {
 }
 
 // convTGradWOp is a ConvTranspose2d's weight gradient, dW = Σ_s x_s·dZ_sᵀ,
-// from x and dZ; the goroutines share the columns of dW.
+// from x and dZ; the goroutines share the columns of dW. (Multiplying by
+// dZ_s transposed first, as convGradWOp does, made the 32→16 layer's
+// 0.33 ms 0.2, but OpenBLAS's kernels then round some sums differently.)
 type convTGradWOp struct {
 	opBase
 	conv *convTOp

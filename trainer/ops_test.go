@@ -172,17 +172,17 @@ func TestStepsAreDeterministic(t *testing.T) {
 
 func paramName(arch models.Arch, i int) string { return arch.Params()[i].Name }
 
-// TestConvGradWKept checks the weight gradient that a Conv2d computes from
-// the columns its forward pass kept against the one it computes from x
-// alone (im2col again, dZ_s·cols_sᵀ), in float32, for the notebook's two
-// convolutions: equal within the rounding of a float32 sum of the batch's
-// products (the openblas build multiplies by dZ_sᵀ instead, and its
-// kernels may round differently from one CPU to another).
-func TestConvGradWKept(t *testing.T) {
+// TestConvGradW checks a Conv2d's weight gradient in float32, for the
+// notebook's two convolutions (K >= C: im2col again, and with OpenBLAS dZ
+// transposed; K < C: the columns that the forward pass kept), and once
+// more without kept columns, against the sums of the products in float64:
+// within the rounding of a float32 sum of the batch's products (BLAS
+// kernels round differently from one CPU to another).
+func TestConvGradW(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	for _, tc := range []struct{ n, cin, side, cout int }{
-		{5, 16, 14, 32}, // K = 144 >= C: the transposed products
-		{5, 1, 28, 16},  // K = 9 < C
+		{5, 16, 14, 32},
+		{5, 1, 28, 16},
 	} {
 		g, err := newConvGeom(tensor.Shape{tc.n, tc.cin, tc.side, tc.side}, 3, 1, 1)
 		if err != nil {
@@ -198,32 +198,36 @@ func TestConvGradWKept(t *testing.T) {
 		K, ohw := g.K(), g.ohw()
 		x, w, b := random(g.n*g.chw()), random(tc.cout*K), random(tc.cout)
 		dz := random(g.n * tc.cout * ohw)
-		conv := &convOp{g: g, C: tc.cout, act: actReLU, keep: true}
-		y := make([]float32, g.n*tc.cout*ohw)
-		convForward(conv, y, [6][]float32{x, w, b})
-		if !conv.keptValid {
-			t.Fatal("the forward pass kept no columns")
+		conv := &convOp{g: g, C: tc.cout, act: actReLU, keep: K < tc.cout}
+		convForward(conv, make([]float32, g.n*tc.cout*ohw), [6][]float32{x, w, b})
+		if conv.keptValid != conv.keep {
+			t.Fatalf("%+v: kept columns %v, want %v", tc, conv.keptValid, conv.keep)
 		}
 		gw := &convGradWOp{conv: conv}
-		got, want := make([]float32, tc.cout*K), make([]float32, tc.cout*K)
-		convGradW(gw, got, [6][]float32{x, dz})
+		kept, again := make([]float32, tc.cout*K), make([]float32, tc.cout*K)
+		convGradW(gw, kept, [6][]float32{x, dz})
 		if conv.keptValid {
 			t.Fatal("the weight gradient left the kept columns valid for another run")
 		}
-		convGradW(gw, want, [6][]float32{x, dz}) // from x: nothing kept now
-		cols := make([]float32, K*ohw)
+		convGradW(gw, again, [6][]float32{x, dz}) // nothing kept now
+		cols := make([]float32, g.n*K*ohw)
+		for s := range g.n {
+			im2col(g, cols[s*K*ohw:], x[s*g.chw():(s+1)*g.chw()], 0, K)
+		}
 		for c := range tc.cout {
 			for k := range K {
-				var bound float64 // Σ|products|, for float32's rounding
+				var sum, bound float64
 				for s := range g.n {
-					im2col(g, cols, x[s*g.chw():(s+1)*g.chw()], 0, K)
 					for p := range ohw {
-						bound += math.Abs(float64(dz[(s*tc.cout+c)*ohw+p]) * float64(cols[k*ohw+p]))
+						v := float64(dz[(s*tc.cout+c)*ohw+p]) * float64(cols[(s*K+k)*ohw+p])
+						sum += v
+						bound += math.Abs(v)
 					}
 				}
-				i := c*K + k
-				if d := math.Abs(float64(got[i] - want[i])); d > 1e-5*bound || math.IsNaN(d) {
-					t.Fatalf("%+v: dW[%d,%d] = %v from the kept columns, %v from x (bound %g)", tc, c, k, got[i], want[i], 1e-5*bound)
+				for name, got := range map[string][]float32{"kept": kept, "again": again} {
+					if d := math.Abs(float64(got[c*K+k]) - sum); !(d <= 1e-5*bound) {
+						t.Fatalf("%+v (%s): dW[%d,%d] = %v, want %v (bound %g)", tc, name, c, k, got[c*K+k], sum, 1e-5*bound)
+					}
 				}
 			}
 		}
