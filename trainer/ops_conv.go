@@ -405,6 +405,11 @@ func convTForward[T float](op *convTOp, out []T, a [6][]T) {
 			for c := 0; c < op.C; c++ {
 				dst := out[(s*op.C+c)*plane : (s*op.C+c+1)*plane]
 				bias := b[c]
+				if f == 2 {
+					interleave2(dst, y[c*4*hw:(c+1)*4*hw], op.h, op.w, bias)
+					activateSerial(op.act, dst)
+					continue
+				}
 				for p := 0; p < f; p++ {
 					for q := 0; q < f; q++ {
 						src := y[((c*f+p)*f+q)*hw : ((c*f+p)*f+q+1)*hw]
@@ -487,7 +492,17 @@ func convTGradZ[T float](op *convTOp, dz []T, a [6][]T) {
 	})
 }
 
-// convTGradZ32 is convTGradZ in float32: the same values, bit for bit. For
+// interleave2 is kernels.Interleave2 for T.
+func interleave2[T float](dst, src []T, h, w int, bias T) {
+	if d32, ok := any(dst).([]float32); ok {
+		kernels.Interleave2(d32, any(src).([]float32), h, w, float32(bias))
+		return
+	}
+	kernels.Interleave2Go(dst, src, h, w, bias)
+}
+
+// convTGradZ32 is convTGradZ in float32: the same values, bit for bit
+// (with kernel 2, kernels.Deinterleave2). For
 // channel c of sample s, the output plane y [k·h, k·w] and the rows of dZ_s
 // for c, [k·k, h·w] and contiguous, hold the same values in two orders, so
 // one loop over the plane scatters them through the permutation at.
@@ -496,6 +511,16 @@ func convTGradZ32(op *convTOp, dz, y, dy []float32) {
 	plane := hw * f * f
 	at := op.gradZOrder()
 	act := op.act
+	if f == 2 {
+		kact := [...]kernels.Act{actNone: kernels.ActNone, actReLU: kernels.ActReLU, actSigmoid: kernels.ActSigmoid}[act]
+		parallelFor(op.n*op.C, 8, func(lo, hi int) {
+			for sc := lo; sc < hi; sc++ {
+				s, c := sc/op.C, sc%op.C
+				kernels.Deinterleave2(dz[(s*R+c*4)*hw:(s*R+(c+1)*4)*hw], y[sc*plane:(sc+1)*plane], dy[sc*plane:(sc+1)*plane], op.h, op.w, kact)
+			}
+		})
+		return
+	}
 	parallelFor(op.n*op.C, 8, func(lo, hi int) {
 		for sc := lo; sc < hi; sc++ {
 			ys, dys := y[sc*plane:(sc+1)*plane], dy[sc*plane:(sc+1)*plane]

@@ -304,3 +304,65 @@ func TransposeGo[T float](dst, src []T, rows, cols int) {
 		}
 	}
 }
+
+// Act names the activation whose gradient Deinterleave2 applies.
+type Act int
+
+const (
+	ActNone    Act = iota // the gradient passes unchanged
+	ActReLU               // dy where y > 0 or is NaN, else +0
+	ActSigmoid            // dy·y·(1 − y)
+)
+
+// Interleave2Go writes one channel's output plane dst [2h, 2w] of a
+// ConvTranspose2d with kernel and stride 2 from its four rows of the
+// product Y = Wᵀ·x, src [4, h·w], row p·2+q holding the values of the
+// positions (2i+p, 2j+q), adding bias to each:
+//
+//	dst[(2i+p)·2w + 2j+q] = src[(p·2+q)·h·w + i·w + j] + bias
+func Interleave2Go[T float](dst, src []T, h, w int, bias T) {
+	hw, ow := h*w, 2*w
+	_, _ = dst[4*hw-1], src[4*hw-1]
+	for p := range 2 {
+		for i := range h {
+			row := dst[(2*i+p)*ow : (2*i+p+1)*ow]
+			a, b := src[2*p*hw+i*w:][:w], src[(2*p+1)*hw+i*w:][:w]
+			for j := range w {
+				row[2*j] = a[j] + bias
+				row[2*j+1] = b[j] + bias
+			}
+		}
+	}
+}
+
+// Deinterleave2Go is Interleave2Go's way back, for the gradient: from a
+// channel's output plane y [2h, 2w] and its gradient dy it writes the
+// gradient of the four rows of Y, dz [4, h·w], through the activation:
+//
+//	dz[(p·2+q)·h·w + i·w + j] = act'(y[t])·dy[t], t = (2i+p)·2w + 2j+q
+//
+// with act' as Act says (for the sigmoid, dy·y·(1 − y) in that order).
+func Deinterleave2Go[T float](dz, y, dy []T, h, w int, act Act) {
+	hw, ow := h*w, 2*w
+	_, _, _ = dz[4*hw-1], y[4*hw-1], dy[4*hw-1]
+	for p := range 2 {
+		for i := range h {
+			yr, dr := y[(2*i+p)*ow:(2*i+p+1)*ow], dy[(2*i+p)*ow:(2*i+p+1)*ow]
+			for q := range 2 {
+				d := dz[(2*p+q)*hw+i*w:][:w]
+				for j := range w {
+					v, g := yr[2*j+q], dr[2*j+q]
+					switch act {
+					case ActReLU:
+						if v <= 0 {
+							g = 0
+						}
+					case ActSigmoid:
+						g = g * v * (1 - v)
+					}
+					d[j] = g
+				}
+			}
+		}
+	}
+}

@@ -511,6 +511,46 @@ static int latent_transpose_vector(void) {
 	__builtin_cpu_init();
 	return __builtin_cpu_supports("avx");
 }
+// latent_interleave2 is Interleave2Go.
+static void latent_interleave2(float *restrict dst, const float *restrict src, long h, long w, float bias) {
+	long hw = h * w, ow = 2 * w;
+	for (long p = 0; p < 2; p++) {
+		for (long i = 0; i < h; i++) {
+			float *row = dst + (2 * i + p) * ow;
+			const float *a = src + 2 * p * hw + i * w, *b = src + (2 * p + 1) * hw + i * w;
+			for (long j = 0; j < w; j++) {
+				row[2 * j] = a[j] + bias;
+				row[2 * j + 1] = b[j] + bias;
+			}
+		}
+	}
+}
+
+// latent_deinterleave2 is Deinterleave2Go; act is its Act.
+static void latent_deinterleave2(float *restrict dz, const float *restrict y, const float *restrict dy, long h, long w, int act) {
+	long hw = h * w, ow = 2 * w;
+	for (long p = 0; p < 2; p++) {
+		for (long i = 0; i < h; i++) {
+			const float *yr = y + (2 * i + p) * ow, *dr = dy + (2 * i + p) * ow;
+			for (long q = 0; q < 2; q++) {
+				float *d = dz + (2 * p + q) * hw + i * w;
+				switch (act) {
+				case 1:
+					for (long j = 0; j < w; j++) d[j] = yr[2 * j + q] <= 0 ? 0.0f : dr[2 * j + q];
+					break;
+				case 2:
+					for (long j = 0; j < w; j++) {
+						float v = yr[2 * j + q];
+						d[j] = dr[2 * j + q] * v * (1 - v);
+					}
+					break;
+				default:
+					for (long j = 0; j < w; j++) d[j] = dr[2 * j + q];
+				}
+			}
+		}
+	}
+}
 */
 import "C"
 
@@ -720,4 +760,22 @@ func Transpose(dst, src []float32, rows, cols int) {
 	}
 	_, _ = dst[rows*cols-1], src[rows*cols-1]
 	C.latent_transpose_avx((*C.float)(&dst[0]), (*C.float)(&src[0]), C.long(rows), C.long(cols))
+}
+
+// Interleave2 is Interleave2Go in C: the same bits.
+func Interleave2(dst, src []float32, h, w int, bias float32) {
+	if h*w == 0 {
+		return
+	}
+	_, _ = dst[4*h*w-1], src[4*h*w-1]
+	C.latent_interleave2((*C.float)(&dst[0]), (*C.float)(&src[0]), C.long(h), C.long(w), C.float(bias))
+}
+
+// Deinterleave2 is Deinterleave2Go in C: the same bits.
+func Deinterleave2(dz, y, dy []float32, h, w int, act Act) {
+	if h*w == 0 {
+		return
+	}
+	_, _, _ = dz[4*h*w-1], y[4*h*w-1], dy[4*h*w-1]
+	C.latent_deinterleave2((*C.float)(&dz[0]), (*C.float)(&y[0]), (*C.float)(&dy[0]), C.long(h), C.long(w), C.int(act))
 }

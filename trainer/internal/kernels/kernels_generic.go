@@ -63,3 +63,9 @@ func ChannelSums(d, block []float32, inner int) { ChannelSumsGo(d, block, inner)
 
 // Transpose is TransposeGo.
 func Transpose(dst, src []float32, rows, cols int) { TransposeGo(dst, src, rows, cols) }
+
+// Interleave2 is Interleave2Go.
+func Interleave2(dst, src []float32, h, w int, bias float32) { Interleave2Go(dst, src, h, w, bias) }
+
+// Deinterleave2 is Deinterleave2Go.
+func Deinterleave2(dz, y, dy []float32, h, w int, act Act) { Deinterleave2Go(dz, y, dy, h, w, act) }

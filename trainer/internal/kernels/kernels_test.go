@@ -475,3 +475,62 @@ func TestTranspose(t *testing.T) {
 		}
 	}
 }
+
+// TestInterleave2 compares Interleave2 and Deinterleave2 with their Go
+// references bit for bit (NaNs, ±0 and each activation's gradient
+// included), and the references with their definitions, for the conv
+// model's two ConvTranspose2d layers and odd sizes.
+func TestInterleave2(t *testing.T) {
+	rng := rand.New(rand.NewPCG(2, 7))
+	for _, hw := range [][2]int{{7, 7}, {14, 14}, {1, 1}, {3, 5}} {
+		h, w := hw[0], hw[1]
+		n := 4 * h * w
+		src, y, dy := make([]float32, n), make([]float32, n), make([]float32, n)
+		for i := range src {
+			src[i] = float32(rng.NormFloat64())
+			y[i] = float32(rng.NormFloat64())
+			dy[i] = float32(rng.NormFloat64())
+		}
+		src[0], y[0] = float32(math.NaN()), float32(math.NaN())
+		y[n-1], dy[n/2] = float32(math.Copysign(0, -1)), float32(math.Copysign(0, -1))
+		got, want := make([]float32, n), make([]float32, n)
+		Interleave2(got, src, h, w, 0.25)
+		Interleave2Go(want, src, h, w, 0.25)
+		for p := range 2 {
+			for q := range 2 {
+				for i := range h {
+					for j := range w {
+						at := (2*i+p)*2*w + 2*j + q
+						v := src[(p*2+q)*h*w+i*w+j] + 0.25
+						if math.Float32bits(got[at]) != math.Float32bits(want[at]) || math.Float32bits(want[at]) != math.Float32bits(v) {
+							t.Fatalf("%dx%d: Interleave2 puts %v (Go %v) at %d, want %v", h, w, got[at], want[at], at, v)
+						}
+					}
+				}
+			}
+		}
+		for _, act := range []Act{ActNone, ActReLU, ActSigmoid} {
+			Deinterleave2(got, y, dy, h, w, act)
+			Deinterleave2Go(want, y, dy, h, w, act)
+			for p := range 2 {
+				for q := range 2 {
+					for i := range h {
+						for j := range w {
+							at, k := (2*i+p)*2*w+2*j+q, (p*2+q)*h*w+i*w+j
+							v := dy[at]
+							switch {
+							case act == ActReLU && y[at] <= 0:
+								v = 0
+							case act == ActSigmoid:
+								v = dy[at] * y[at] * (1 - y[at])
+							}
+							if math.Float32bits(got[k]) != math.Float32bits(want[k]) || math.Float32bits(want[k]) != math.Float32bits(v) {
+								t.Fatalf("%dx%d, act %d: Deinterleave2 gives %v (Go %v) at %d, want %v", h, w, act, got[k], want[k], k, v)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
