@@ -71,6 +71,11 @@ func validRange(i, size, outSize, stride, pad int) (lo, hi int) {
 // cols[(ch·k+i)·k+j, oy·ow+ox] = x[ch, oy·stride-pad+i, ox·stride-pad+j],
 // and 0 outside x.
 func im2col[T float](g convGeom, dst, x []T, r0, r1 int) {
+	if g.stride == 1 && g.oh == g.h && g.ow == g.w {
+		if d32, ok := any(dst).([]float32); ok && kernels.Im2ColSame(d32, any(x).([]float32), g.c, g.h, g.w, g.k, g.pad, r0, r1) {
+			return
+		}
+	}
 	ohw, hw := g.ohw(), g.h*g.w
 	for r := r0; r < r1; r++ {
 		ch, i, j := r/(g.k*g.k), r/g.k%g.k, r%g.k

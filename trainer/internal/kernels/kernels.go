@@ -2,8 +2,9 @@
 // update, Adam fused with a Linear layer's weight gradient, the sigmoid, the
 // bias+ReLU after a Linear product or a convolution's channel, the ReLU's
 // gradient, the column sums of a bias gradient, and, for the convolutions,
-// the 2×2 max pooling, the stride-1 col2im of an input gradient and the
-// transpose of a matrix.
+// the im2col of a stride-1 "same" convolution, the 2×2 max pooling, the
+// stride-1 col2im of an input gradient, the interleaving of a kernel-2
+// ConvTranspose2d's output and its gradient, and the transpose of a matrix.
 //
 // Each has a Go reference in this file. Where cgo and amd64 are available
 // (kernels_amd64.go), the CPU's AVX-512 or AVX2 instructions run them in C,
@@ -362,6 +363,34 @@ func Deinterleave2Go[T float](dz, y, dy []T, h, w int, act Act) {
 					}
 					d[j] = g
 				}
+			}
+		}
+	}
+}
+
+// Im2ColSameGo writes rows [r0, r1) of the im2col columns of one sample x
+// [c, h, w] for a stride-1 convolution with a k×k kernel and padding pad
+// whose output is the size of its input (h + 2·pad = h + k − 1), into dst
+// [r1−r0, h·w]:
+//
+//	dst[r−r0, oy·w+ox] = x[ch, oy+i−pad, ox+j−pad], 0 outside x,
+//
+// where r = (ch·k+i)·k+j.
+func Im2ColSameGo[T float](dst, x []T, c, h, w, k, pad, r0, r1 int) {
+	hw := h * w
+	_ = x[c*hw-1]
+	for r := r0; r < r1; r++ {
+		ch, i, j := r/(k*k), r/k%k, r%k
+		d := dst[(r-r0)*hw : (r-r0+1)*hw]
+		for oy := range h {
+			iy := oy + i - pad
+			for ox := range w {
+				ix := ox + j - pad
+				var v T
+				if iy >= 0 && iy < h && ix >= 0 && ix < w {
+					v = x[ch*hw+iy*w+ix]
+				}
+				d[oy*w+ox] = v
 			}
 		}
 	}

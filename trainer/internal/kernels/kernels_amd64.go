@@ -551,6 +551,37 @@ static void latent_deinterleave2(float *restrict dz, const float *restrict y, co
 		}
 	}
 }
+// latent_im2col_same is Im2ColSameGo for planes whose padded size fits
+// LATENT_PAD_MAX: each channel's plane is copied once into a zero-padded
+// one, and each row of columns is then h runs of w values, copied 16 at a
+// time with masked loads and stores.
+#define LATENT_PAD_MAX 4096
+__attribute__((target("avx512f")))
+static void latent_im2col_same(float *dst, const float *x, long c, long h, long w, long k, long pad, long r0, long r1) {
+	float padded[LATENT_PAD_MAX];
+	long W2 = w + 2 * pad, H2 = h + 2 * pad, hw = h * w, prev = -1;
+	for (long r = r0; r < r1; r++) {
+		long ch = r / (k * k), i = r / k % k, j = r % k;
+		if (ch != prev) {
+			for (long t = 0; t < H2 * W2; t += 16) _mm512_mask_storeu_ps(padded + t, latent_tail(H2 * W2 - t), _mm512_setzero_ps());
+			for (long y = 0; y < h; y++) {
+				for (long t = 0; t < w; t += 16) {
+					__mmask16 m = latent_tail(w - t);
+					_mm512_mask_storeu_ps(padded + (y + pad) * W2 + pad + t, m, _mm512_maskz_loadu_ps(m, x + ch * hw + y * w + t));
+				}
+			}
+			prev = ch;
+		}
+		float *d = dst + (r - r0) * hw;
+		const float *src = padded + i * W2 + j;
+		for (long oy = 0; oy < h; oy++) {
+			for (long ox = 0; ox < w; ox += 16) {
+				__mmask16 m = latent_tail(w - ox);
+				_mm512_mask_storeu_ps(d + oy * w + ox, m, _mm512_maskz_loadu_ps(m, src + oy * W2 + ox));
+			}
+		}
+	}
+}
 */
 import "C"
 
@@ -778,4 +809,22 @@ func Deinterleave2(dz, y, dy []float32, h, w int, act Act) {
 	}
 	_, _, _ = dz[4*h*w-1], y[4*h*w-1], dy[4*h*w-1]
 	C.latent_deinterleave2((*C.float)(&dz[0]), (*C.float)(&y[0]), (*C.float)(&dy[0]), C.long(h), C.long(w), C.int(act))
+}
+
+// Im2ColSame is Im2ColSameGo in C with AVX-512, the same values; it
+// reports false, doing nothing, where the CPU lacks AVX-512 or the padded
+// plane is larger than the kernel's buffer (4,096 values).
+func Im2ColSame(dst, x []float32, c, h, w, k, pad, r0, r1 int) bool {
+	if !Vector || (h+2*pad)*(w+2*pad) > C.LATENT_PAD_MAX || h+2*pad != h+k-1 || w+2*pad != w+k-1 {
+		return false
+	}
+	if r0 >= r1 {
+		return true
+	}
+	_, _ = dst[(r1-r0)*h*w-1], x[c*h*w-1]
+	if r1 > c*k*k {
+		panic("kernels: Im2ColSame rows out of range")
+	}
+	C.latent_im2col_same((*C.float)(&dst[0]), (*C.float)(&x[0]), C.long(c), C.long(h), C.long(w), C.long(k), C.long(pad), C.long(r0), C.long(r1))
+	return true
 }

@@ -69,3 +69,10 @@ func Interleave2(dst, src []float32, h, w int, bias float32) { Interleave2Go(dst
 
 // Deinterleave2 is Deinterleave2Go.
 func Deinterleave2(dz, y, dy []float32, h, w int, act Act) { Deinterleave2Go(dz, y, dy, h, w, act) }
+
+// Im2ColSame is Im2ColSameGo; it reports false where it leaves the work to
+// the caller (never here).
+func Im2ColSame(dst, x []float32, c, h, w, k, pad, r0, r1 int) bool {
+	Im2ColSameGo(dst, x, c, h, w, k, pad, r0, r1)
+	return true
+}

@@ -534,3 +534,48 @@ func TestInterleave2(t *testing.T) {
 		}
 	}
 }
+
+// TestIm2ColSame compares Im2ColSame with Im2ColSameGo bit for bit, for
+// the conv model's two layers, other kernels and paddings, and row ranges
+// that start and end inside a channel; and Im2ColSameGo with a direct
+// reading of its definition.
+func TestIm2ColSame(t *testing.T) {
+	rng := rand.New(rand.NewPCG(8, 1))
+	for _, g := range []struct{ c, h, w, k, pad int }{
+		{16, 14, 14, 3, 1}, {1, 28, 28, 3, 1}, {2, 5, 7, 5, 2}, {3, 4, 4, 1, 0}, {2, 17, 33, 3, 1},
+	} {
+		x := make([]float32, g.c*g.h*g.w)
+		for i := range x {
+			x[i] = float32(rng.NormFloat64())
+		}
+		x[0] = float32(math.NaN())
+		K, hw := g.c*g.k*g.k, g.h*g.w
+		for _, rows := range [][2]int{{0, K}, {K / 3, K - 1}, {1, 2}} {
+			r0, r1 := rows[0], rows[1]
+			got, want := make([]float32, (r1-r0)*hw), make([]float32, (r1-r0)*hw)
+			for i := range got {
+				got[i] = 7
+			}
+			if !Im2ColSame(got, x, g.c, g.h, g.w, g.k, g.pad, r0, r1) {
+				t.Logf("%+v: no kernel on this CPU, the caller's loop runs", g)
+				Im2ColSameGo(got, x, g.c, g.h, g.w, g.k, g.pad, r0, r1)
+			}
+			Im2ColSameGo(want, x, g.c, g.h, g.w, g.k, g.pad, r0, r1)
+			for r := r0; r < r1; r++ {
+				ch, i, j := r/(g.k*g.k), r/g.k%g.k, r%g.k
+				for oy := range g.h {
+					for ox := range g.w {
+						var v float32
+						if iy, ix := oy+i-g.pad, ox+j-g.pad; iy >= 0 && iy < g.h && ix >= 0 && ix < g.w {
+							v = x[ch*hw+iy*g.w+ix]
+						}
+						at := (r-r0)*hw + oy*g.w + ox
+						if math.Float32bits(got[at]) != math.Float32bits(want[at]) || math.Float32bits(want[at]) != math.Float32bits(v) {
+							t.Fatalf("%+v rows [%d,%d): row %d at (%d,%d) is %v (Go %v), want %v", g, r0, r1, r, oy, ox, got[at], want[at], v)
+						}
+					}
+				}
+			}
+		}
+	}
+}
