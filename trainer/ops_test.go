@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/latent-ai/latent/models"
+	"github.com/latent-ai/latent/trainer/internal/kernels"
 	"gorgonia.org/tensor"
 )
 
@@ -229,6 +230,38 @@ func TestConvGradW(t *testing.T) {
 						t.Fatalf("%+v (%s): dW[%d,%d] = %v, want %v (bound %g)", tc, name, c, k, got[c*K+k], sum, 1e-5*bound)
 					}
 				}
+			}
+		}
+	}
+}
+
+// TestIm2colSame checks im2col against kernels.Im2ColSameGo, a reading of
+// its definition, for "same" convolutions: in float64, the trainer's own
+// loop, and in float32, kernels.Im2ColSame where the CPU has it.
+func TestIm2colSame(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 9))
+	for _, s := range []struct{ c, side, k, pad int }{{16, 14, 3, 1}, {1, 28, 3, 1}, {2, 9, 5, 2}} {
+		g, err := newConvGeom(tensor.Shape{1, s.c, s.side, s.side}, s.k, 1, s.pad)
+		if err != nil {
+			t.Fatal(err)
+		}
+		K, hw := g.K(), g.ohw()
+		x64 := make([]float64, g.chw())
+		x32 := make([]float32, g.chw())
+		for i := range x64 {
+			x32[i] = float32(rng.NormFloat64())
+			x64[i] = float64(x32[i])
+		}
+		for _, rows := range [][2]int{{0, K}, {K / 2, K}} {
+			r0, r1 := rows[0], rows[1]
+			got64, want64 := make([]float64, (r1-r0)*hw), make([]float64, (r1-r0)*hw)
+			im2col(g, got64, x64, r0, r1)
+			kernels.Im2ColSameGo(want64, x64, g.c, g.h, g.w, g.k, g.pad, r0, r1)
+			got32, want32 := make([]float32, (r1-r0)*hw), make([]float32, (r1-r0)*hw)
+			im2col(g, got32, x32, r0, r1)
+			kernels.Im2ColSameGo(want32, x32, g.c, g.h, g.w, g.k, g.pad, r0, r1)
+			if !slices.Equal(got64, want64) || !slices.Equal(got32, want32) {
+				t.Fatalf("%+v rows [%d,%d): im2col differs from its definition", s, r0, r1)
 			}
 		}
 	}

@@ -351,17 +351,24 @@ func Deinterleave2Go[T float](dz, y, dy []T, h, w int, act Act) {
 			yr, dr := y[(2*i+p)*ow:(2*i+p+1)*ow], dy[(2*i+p)*ow:(2*i+p+1)*ow]
 			for q := range 2 {
 				d := dz[(2*p+q)*hw+i*w:][:w]
-				for j := range w {
-					v, g := yr[2*j+q], dr[2*j+q]
-					switch act {
-					case ActReLU:
-						if v <= 0 {
+				switch act {
+				case ActReLU:
+					for j := range d {
+						g := dr[2*j+q]
+						if yr[2*j+q] <= 0 {
 							g = 0
 						}
-					case ActSigmoid:
-						g = g * v * (1 - v)
+						d[j] = g
 					}
-					d[j] = g
+				case ActSigmoid:
+					for j := range d {
+						v := yr[2*j+q]
+						d[j] = dr[2*j+q] * v * (1 - v)
+					}
+				default:
+					for j := range d {
+						d[j] = dr[2*j+q]
+					}
 				}
 			}
 		}

@@ -70,9 +70,7 @@ func Interleave2(dst, src []float32, h, w int, bias float32) { Interleave2Go(dst
 // Deinterleave2 is Deinterleave2Go.
 func Deinterleave2(dz, y, dy []float32, h, w int, act Act) { Deinterleave2Go(dz, y, dy, h, w, act) }
 
-// Im2ColSame is Im2ColSameGo; it reports false where it leaves the work to
-// the caller (never here).
-func Im2ColSame(dst, x []float32, c, h, w, k, pad, r0, r1 int) bool {
-	Im2ColSameGo(dst, x, c, h, w, k, pad, r0, r1)
-	return true
-}
+// Im2ColSame reports false, doing nothing: without the C kernel, the
+// caller's own loop (which copies whole runs of a plane) is faster than
+// Im2ColSameGo, a reading of the definition.
+func Im2ColSame(dst, x []float32, c, h, w, k, pad, r0, r1 int) bool { return false }
