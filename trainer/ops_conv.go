@@ -171,6 +171,11 @@ type convOp struct {
 	kept      any
 	keep      bool
 	keptValid bool
+	// pool, when set, is the 2×2 max pooling (stride 2) that takes this
+	// op's output: the forward pass pools each sample as soon as it is
+	// computed, while it is in cache, and the pooling's own run then
+	// has nothing left to do.
+	pool *maxPoolOp
 }
 
 func newConvOp(x, w, b *G.Node, k, stride, pad int, act activation, needX bool) (*convOp, error) {
@@ -208,6 +213,21 @@ func convForward[T float](op *convOp, y []T, a [6][]T) {
 	if op.keep {
 		kept = scratch[T](&op.kept, g.n*K*ohw)
 	}
+	var pooled []T
+	var where []uint8
+	pool := op.pool
+	if pool != nil {
+		dt := tensor.Float64
+		if _, ok := any(y).([]float32); ok {
+			dt = tensor.Float32
+		}
+		pool.output(dt)
+		pooled, where = pool.outData.([]T), pool.whereBuf()
+	}
+	pohw := 0
+	if pool != nil {
+		pohw = pool.g.oh * pool.g.ow
+	}
 	parallelParts(g.n, parts, func(wk, lo, hi int) {
 		cols := poolScratch[T](op.cols, wk, K*ohw)
 		for s := lo; s < hi; s++ {
@@ -221,9 +241,19 @@ func convForward[T float](op *convOp, y []T, a [6][]T) {
 			for c, v := range b {
 				biasActivate(op.act, ys[c*ohw:(c+1)*ohw], v)
 			}
+			if pooled != nil {
+				var wp []uint8
+				if where != nil {
+					wp = where[s*C*pohw : (s+1)*C*pohw]
+				}
+				maxPool2x2(pool.g, pooled[s*C*pohw:(s+1)*C*pohw], ys, C, wp)
+			}
 		}
 	})
 	op.keptValid = kept != nil
+	if pool != nil {
+		pool.ready = true
+	}
 }
 
 // transpose sets dst [cols, rows] to the transpose of src [rows, cols],
@@ -652,6 +682,9 @@ type maxPoolOp struct {
 	relu  bool
 	train bool    // set by SymDiff: record where
 	where []uint8 // per output: bits 0-1 the maximum's position, bit 2 m > 0
+	// ready says that the convolution before has pooled this run's input
+	// already (convOp.pool).
+	ready bool
 }
 
 func newMaxPoolOp(x *G.Node, k, stride int, need bool) (*maxPoolOp, error) {
@@ -659,8 +692,12 @@ func newMaxPoolOp(x *G.Node, k, stride int, need bool) (*maxPoolOp, error) {
 	if err != nil {
 		return nil, fmt.Errorf("maxpool: %w", err)
 	}
-	return &maxPoolOp{opBase: newBase(fmt.Sprintf("maxpool(k%d,s%d)", k, stride), tensor.Shape{g.n, g.c, g.oh, g.ow}, x),
-		g: g, need: need, relu: outputsReLU(x)}, nil
+	op := &maxPoolOp{opBase: newBase(fmt.Sprintf("maxpool(k%d,s%d)", k, stride), tensor.Shape{g.n, g.c, g.oh, g.ow}, x),
+		g: g, need: need, relu: outputsReLU(x)}
+	if conv, ok := x.Op().(*convOp); ok && op.is2x2() {
+		conv.pool = op
+	}
+	return op, nil
 }
 
 // outputsReLU reports whether node x is the output of a ReLU of this package.
@@ -687,13 +724,11 @@ func (op *maxPoolOp) Do(in ...G.Value) (G.Value, error) {
 		return nil, err
 	}
 	out := op.output(dt)
-	var where []uint8
-	if op.train && op.is2x2() {
-		if len(op.where) != op.shape.TotalSize() {
-			op.where = make([]uint8, op.shape.TotalSize())
-		}
-		where = op.where
+	if op.ready {
+		op.ready = false
+		return out, nil
 	}
+	where := op.whereBuf()
 	switch y := op.outData.(type) {
 	case []float32:
 		maxPool(op.g, y, args[float32](&op.opBase)[0], where)
@@ -701,6 +736,30 @@ func (op *maxPoolOp) Do(in ...G.Value) (G.Value, error) {
 		maxPool(op.g, y, args[float64](&op.opBase)[0], where)
 	}
 	return out, nil
+}
+
+// whereBuf returns the buffer in which 2×2 windows record where their
+// maximum is, in a graph that trains; nil otherwise.
+func (op *maxPoolOp) whereBuf() []uint8 {
+	if !op.train || !op.is2x2() {
+		return nil
+	}
+	if len(op.where) != op.shape.TotalSize() {
+		op.where = make([]uint8, op.shape.TotalSize())
+	}
+	return op.where
+}
+
+// maxPool2x2 pools planes planes of x [planes, g.h, g.w] into y [planes,
+// g.oh, g.ow] with 2×2 windows, stride 2, recording in where, when not
+// nil, where each maximum is.
+func maxPool2x2[T float](g convGeom, y, x []T, planes int, where []uint8) {
+	hw := g.h * g.w
+	if x32, ok := any(x).([]float32); ok {
+		kernels.MaxPool2x2(x32[:planes*hw], planes, g.w, hw, g.oh, g.ow, any(y).([]float32), where)
+		return
+	}
+	kernels.MaxPool2x2Go(x[:planes*hw], planes, g.w, hw, g.oh, g.ow, y, where)
 }
 
 // maxPool writes the window maxima of x into y, and with where (2×2
@@ -713,11 +772,7 @@ func maxPool[T float](g convGeom, y, x []T, where []uint8) {
 			if where != nil {
 				wp = where[lo*ohw : hi*ohw]
 			}
-			if x32, ok := any(x).([]float32); ok {
-				kernels.MaxPool2x2(x32[lo*hw:hi*hw], hi-lo, g.w, hw, g.oh, g.ow, any(y).([]float32)[lo*ohw:hi*ohw], wp)
-			} else {
-				kernels.MaxPool2x2Go(x[lo*hw:hi*hw], hi-lo, g.w, hw, g.oh, g.ow, y[lo*ohw:hi*ohw], wp)
-			}
+			maxPool2x2(g, y[lo*ohw:hi*ohw], x[lo*hw:], hi-lo, wp)
 			return
 		}
 		for p := lo; p < hi; p++ {

@@ -266,3 +266,45 @@ func TestIm2colSame(t *testing.T) {
 		}
 	}
 }
+
+// TestConvPoolsInPlace checks that a Conv2d followed by a 2×2 max pooling
+// pools each sample in its forward pass (convOp.pool) exactly as the
+// pooling's own pass would: the same maxima, bit for bit, and the same
+// record of where they are, in float32 and float64.
+func TestConvPoolsInPlace(t *testing.T) {
+	t.Run("float32", func(t *testing.T) { checkConvPools[float32](t) })
+	t.Run("float64", func(t *testing.T) { checkConvPools[float64](t) })
+}
+
+func checkConvPools[T float](t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 3))
+	g, err := newConvGeom(tensor.Shape{3, 16, 14, 14}, 3, 1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const C = 32
+	random := func(n int) []T {
+		v := make([]T, n)
+		for i := range v {
+			v[i] = T(rng.NormFloat64())
+		}
+		return v
+	}
+	x, w, b := random(g.n*g.chw()), random(C*g.K()), random(C)
+	pg, err := newConvGeom(tensor.Shape{g.n, C, g.oh, g.ow}, 2, 2, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := &maxPoolOp{opBase: opBase{shape: tensor.Shape{g.n, C, pg.oh, pg.ow}}, g: pg, train: true}
+	conv := &convOp{g: g, C: C, act: actReLU, pool: pool}
+	y := make([]T, g.n*C*g.ohw())
+	convForward(conv, y, [6][]T{x, w, b})
+	if !pool.ready {
+		t.Fatal("the convolution did not pool")
+	}
+	want, where := make([]T, pool.shape.TotalSize()), make([]uint8, pool.shape.TotalSize())
+	maxPool(pg, want, y, where)
+	if got := pool.outData.([]T); !slices.Equal(got, want) || !slices.Equal(pool.where, where) {
+		t.Fatal("the pooling in the convolution's pass differs from the pooling's own")
+	}
+}
