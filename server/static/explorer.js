@@ -377,8 +377,12 @@
     setupSliders(b);
     setupPad();
     await setupExamples();
-    // Tell a screenshot (and the tests) when the first pictures are drawn.
-    for (let i = 0; i < 250 && !$("pc-out").dataset.renders; i++) {
+    // Tell a screenshot (and the tests) when the first pictures are drawn:
+    // the principal components' decoding and, with test digits to mix, the
+    // mix (decoded after the pair's codes come back, without being
+    // awaited). Give up after 30 s.
+    const drawn = () => $("pc-out").dataset.renders && (!codeA || !codeB || $("interp-out").dataset.renders);
+    for (let i = 0; i < 1500 && !drawn(); i++) {
       await new Promise((r) => setTimeout(r, 20));
     }
     document.body.dataset.ready = "true";
