@@ -65,12 +65,14 @@ func init() {
 	G.Use(netlib.Implementation{})
 }
 
-// gemmTransBSlow says that OpenBLAS runs a convolution's small products
-// with a transposed second operand at about half the rate of those without
-// (32×72×196 with Bᵀ: 45–49 GFLOPS on one AVX-512 core; the same values as
-// 72×32×196 with neither transposed: 91–100), so convGradWOp transposes
-// dZ first.
-const gemmTransBSlow = true
+// gemmTransBSlow says that OpenBLAS's kernels run a convolution's small
+// products with a transposed second operand at about half the rate of
+// those without, so convGradWOp transposes dZ first. That holds for the
+// SkylakeX kernels (on one core, 32×72×196 with Bᵀ: 45–61 GFLOPS; the same
+// sums as 72×32×196 with no operand transposed: 91–126). The Haswell
+// kernels run both at 53–63 GFLOPS, and round them differently, so with
+// those (and any other) the trainer keeps the product it always had.
+var gemmTransBSlow = C.GoString(C.openblas_get_corename()) == "SkylakeX"
 
 // BLAS describes the BLAS that the trainer uses, for logs and benchmarks.
 func BLAS() string {
