@@ -215,18 +215,14 @@ func convForward[T float](op *convOp, y []T, a [6][]T) {
 	}
 	var pooled []T
 	var where []uint8
-	pool := op.pool
+	pool, pohw := op.pool, 0
 	if pool != nil {
 		dt := tensor.Float64
 		if _, ok := any(y).([]float32); ok {
 			dt = tensor.Float32
 		}
 		pool.output(dt)
-		pooled, where = pool.outData.([]T), pool.whereBuf()
-	}
-	pohw := 0
-	if pool != nil {
-		pohw = pool.g.oh * pool.g.ow
+		pooled, where, pohw = pool.outData.([]T), pool.whereBuf(), pool.g.oh*pool.g.ow
 	}
 	parallelParts(g.n, parts, func(wk, lo, hi int) {
 		cols := poolScratch[T](op.cols, wk, K*ohw)
@@ -536,15 +532,14 @@ func interleave2[T float](dst, src []T, h, w int, bias T) {
 	kernels.Interleave2Go(dst, src, h, w, bias)
 }
 
-// convTGradZ32 is convTGradZ in float32: the same values, bit for bit
-// (with kernel 2, kernels.Deinterleave2). For
+// convTGradZ32 is convTGradZ in float32: the same values, bit for bit.
+// With kernel 2, kernels.Deinterleave2 gathers them. Otherwise, for
 // channel c of sample s, the output plane y [k·h, k·w] and the rows of dZ_s
 // for c, [k·k, h·w] and contiguous, hold the same values in two orders, so
 // one loop over the plane scatters them through the permutation at.
 func convTGradZ32(op *convTOp, dz, y, dy []float32) {
 	hw, f, R := op.h*op.w, op.f, op.R()
 	plane := hw * f * f
-	at := op.gradZOrder()
 	act := op.act
 	if f == 2 {
 		kact := [...]kernels.Act{actNone: kernels.ActNone, actReLU: kernels.ActReLU, actSigmoid: kernels.ActSigmoid}[act]
@@ -556,6 +551,7 @@ func convTGradZ32(op *convTOp, dz, y, dy []float32) {
 		})
 		return
 	}
+	at := op.gradZOrder()
 	parallelFor(op.n*op.C, 8, func(lo, hi int) {
 		for sc := lo; sc < hi; sc++ {
 			ys, dys := y[sc*plane:(sc+1)*plane], dy[sc*plane:(sc+1)*plane]

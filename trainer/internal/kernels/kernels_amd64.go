@@ -464,6 +464,7 @@ static int latent_sigmoid_vector(void) {
 	__builtin_cpu_init();
 	return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
 }
+
 // latent_tr8x8 writes the transpose of the 8×8 block at s (rows ls apart)
 // to d (rows ld apart).
 __attribute__((target("avx")))
@@ -511,6 +512,7 @@ static int latent_transpose_vector(void) {
 	__builtin_cpu_init();
 	return __builtin_cpu_supports("avx");
 }
+
 // latent_interleave2 is Interleave2Go.
 static void latent_interleave2(float *restrict dst, const float *restrict src, long h, long w, float bias) {
 	long hw = h * w, ow = 2 * w;
@@ -551,6 +553,7 @@ static void latent_deinterleave2(float *restrict dz, const float *restrict y, co
 		}
 	}
 }
+
 // latent_im2col_same is Im2ColSameGo for planes whose padded size fits
 // LATENT_PAD_MAX: each channel's plane is copied once into a zero-padded
 // one, and each row of columns is then h runs of w values, copied 16 at a
