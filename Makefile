@@ -13,7 +13,7 @@
 SHELL := /bin/bash
 export LATENT_DATA ?= $(abspath $(firstword $(wildcard ../shared/datasets/mnist) data/mnist))
 GO ?= go
-TAGS ?= openblas
+TAGS ?= openblas isal
 RUNS ?= runs
 EPOCHS ?= 5
 
@@ -59,7 +59,7 @@ vet:
 # evaluation's run in pure Go too (its Go kernel alone).
 test: vet
 	$(GO) test -tags '$(TAGS)' -timeout 15m ./...
-	$(GO) test -timeout 10m ./trainer/...
+	$(GO) test -timeout 10m ./trainer/... ./dataset/...
 	CGO_ENABLED=0 $(GO) test -timeout 10m ./trainer/... ./evaluation/...
 	$(GO) test -race -timeout 10m ./inference ./server
 

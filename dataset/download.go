@@ -34,6 +34,20 @@ var checksums = map[string]map[string]string{
 	},
 }
 
+// crc32s holds, for each data set and file, the CRC-32 (IEEE) of the
+// decompressed content: what a Stream that skips the MD5 (Stream.SkipMD5)
+// checks an images file against to refuse another data set's.
+var crc32s = map[string]map[string]string{
+	MNIST: {
+		"train-images-idx3-ubyte": "e9f4d8b3",
+		"t10k-images-idx3-ubyte":  "91373bdf",
+	},
+	FashionMNIST: {
+		"train-images-idx3-ubyte": "b4f29f28",
+		"t10k-images-idx3-ubyte":  "678fe0b1",
+	},
+}
+
 // sizes holds the decompressed size of each file, the same for both data
 // sets: a 16-byte header and 784 bytes an image, or an 8-byte header and a
 // byte a label.

@@ -53,7 +53,11 @@ func formatError(format string, args ...any) error {
 
 // decompress returns a reader of the content of r, gunzipped when r starts
 // with the gzip magic bytes 1f 8b, and whether it was gzip-compressed.
-func decompress(r io.Reader) (io.Reader, bool, error) {
+func decompress(r io.Reader) (io.Reader, bool, error) { return decompressWith(r, newBody) }
+
+// decompressWith is decompress with the members' bodies inflated by what
+// fastBody returns, or by klauspost/compress where it returns nil.
+func decompressWith(r io.Reader, fastBody func(*bufio.Reader) memberBody) (io.Reader, bool, error) {
 	br := bufio.NewReaderSize(r, readChunk)
 	magic, err := br.Peek(2)
 	if err != nil && !errors.Is(err, io.EOF) {
@@ -68,20 +72,37 @@ func decompress(r io.Reader) (io.Reader, bool, error) {
 		return nil, true, readError(err, "gzip header")
 	}
 	zr.Multistream(false)
-	return &gzipReader{br: br, zr: zr}, true, nil
+	g := &gzipReader{br: br, zr: zr, body: zr}
+	if fast := fastBody(br); fast != nil {
+		g.body, g.fast = fast, fast
+	}
+	return g, true, nil
+}
+
+// memberBody inflates the body of one gzip member whose header has been
+// read from the bufio.Reader it was made with, up to the end of the
+// member's trailer, then returns io.EOF; reset readies it for the next
+// member.
+type memberBody interface {
+	io.Reader
+	reset()
 }
 
 // gzipReader reads a gzip stream of one or more members, like gzip.Reader
 // in multistream mode, but reports bytes after the last member that do not
 // start another member as trailing data rather than as a truncated header.
+// zr parses each member's header; body inflates the member: zr itself, or
+// fast, the faster decoder of this build (Inflater) when it has one.
 type gzipReader struct {
-	br *bufio.Reader
-	zr *gzip.Reader
+	br   *bufio.Reader
+	zr   *gzip.Reader
+	body io.Reader
+	fast memberBody
 }
 
 func (g *gzipReader) Read(p []byte) (int, error) {
 	for {
-		n, err := g.zr.Read(p)
+		n, err := g.body.Read(p)
 		if err != io.EOF {
 			return n, err
 		}
@@ -98,6 +119,9 @@ func (g *gzipReader) Read(p []byte) (int, error) {
 				return 0, err
 			}
 			g.zr.Multistream(false)
+			if g.fast != nil {
+				g.fast.reset()
+			}
 		case err != nil && !errors.Is(err, io.EOF):
 			return 0, err
 		default:

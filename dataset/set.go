@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"github.com/latent-ai/latent/internal/pixel"
+	"hash"
+	"hash/crc32"
 	"io"
 	"io/fs"
 	"maps"
@@ -310,7 +312,7 @@ func OpenIDX(name, dir, split string) (*Stream, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkOwner(name, dir, labelsPath, labelsBase, labelsSum); err != nil {
+	if err := checkOwner(checksums, name, dir, labelsPath, labelsSum); err != nil {
 		return nil, err
 	}
 	if len(labels) == 0 {
@@ -324,23 +326,32 @@ func OpenIDX(name, dir, split string) (*Stream, error) {
 	s := &Stream{name: name, split: split, format: FormatIDX, where: imagesPath, channels: 1, rows: Side, cols: Side,
 		classes: ClassNames(name), labelled: true, n: len(labels), strict: true}
 	s.read = func(keep func(int) bool, emit func(item) error) error {
-		sum, err := readImages(imagesPath, labelsPath, labels, keep, emit)
+		h, known := md5.New(), checksums
+		if s.noMD5 {
+			h, known = crc32.NewIEEE(), crc32s
+		}
+		sum, err := readImages(imagesPath, labelsPath, labels, h, keep, emit)
 		if err != nil {
 			return err
 		}
-		if err := checkOwner(name, dir, imagesPath, imagesBase, sum); err != nil {
+		if err := checkOwner(known, name, dir, imagesPath, sum); err != nil {
 			return err
 		}
-		s.files = []File{{Path: imagesPath, MD5: sum}, {Path: labelsPath, MD5: labelsSum}}
+		images := File{Path: imagesPath, MD5: sum}
+		if s.noMD5 {
+			images.MD5 = ""
+		}
+		s.files = []File{images, {Path: labelsPath, MD5: labelsSum}}
 		return nil
 	}
 	return s, nil
 }
 
 // checkOwner refuses the file at path, read for the data set name, if the
-// MD5 of its content, sum, is that of another known data set's file.
-func checkOwner(name, dir, path, base, sum string) error {
-	for other, files := range checksums {
+// checksum of its content, sum, is that of another known data set's file
+// in known: checksums (MD5s) or crc32s.
+func checkOwner(known map[string]map[string]string, name, dir, path, sum string) error {
+	for other, files := range known {
 		if other == name || !slices.Contains(slices.Collect(maps.Values(files)), sum) {
 			continue
 		}
@@ -373,9 +384,9 @@ func readLabelsSum(path string) ([]uint8, string, error) {
 
 // readImages reads the images file at path, which must hold one image
 // of 28x28 pixels for each label, emits those for which keep (nil: all)
-// with their labels, and returns the hex MD5 of the file's decompressed
-// content. The header is checked before any image is read.
-func readImages(path, labelsPath string, labels []uint8, keep func(int) bool, emit func(item) error) (string, error) {
+// with their labels, and returns the hex checksum of the file's
+// decompressed content by h. The header is checked before any image is read.
+func readImages(path, labelsPath string, labels []uint8, h hash.Hash, keep func(int) bool, emit func(item) error) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", fmt.Errorf("dataset: %w", err)
@@ -385,7 +396,6 @@ func readImages(path, labelsPath string, labels []uint8, keep func(int) bool, em
 	if err != nil {
 		return "", fileError(path, err)
 	}
-	h := md5.New()
 	d := io.TeeReader(gz, h)
 	count, rows, cols, err := readImageHeader(d)
 	if err != nil {

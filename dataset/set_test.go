@@ -2,7 +2,11 @@ package dataset
 
 import (
 	"bytes"
+	"context"
+	"encoding/hex"
 	"github.com/latent-ai/latent/internal/pixel"
+	"hash/crc32"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -339,4 +343,79 @@ func TestVerifyDamaged(t *testing.T) {
 	}
 	os.Remove(filepath.Join(dir, "t10k-labels-idx1-ubyte"))
 	wantError(t, Verify(MNIST, dir), "t10k-labels-idx1-ubyte.gz missing in folder "+dir)
+}
+
+// TestSkipMD5 reads a split with and without SkipMD5, from a folder that
+// holds MNIST's labels beside the images of another data set, and from
+// MNIST's own folder: both refuse the other data set's images, by MD5 or
+// by CRC-32, and read MNIST's alike; the scan without the MD5 leaves the
+// images file's MD5 empty.
+func TestSkipMD5(t *testing.T) {
+	mnist := mnistDir(t)
+	if err := Verify(FashionMNIST, DefaultFashionDir); err != nil {
+		t.Fatalf("Fashion-MNIST (apt-get install dataset-fashion-mnist): %v", err)
+	}
+	mixed := t.TempDir()
+	for from, base := range map[string]string{DefaultFashionDir: "t10k-images-idx3-ubyte.gz", mnist: "t10k-labels-idx1-ubyte.gz"} {
+		if err := os.Symlink(filepath.Join(from, base), filepath.Join(mixed, base)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var sets [2]*Set
+	for i, skip := range []bool{false, true} {
+		st, err := OpenIDX(MNIST, mixed, Test)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if skip {
+			st.SkipMD5()
+		}
+		_, err = st.ReadAll(context.Background())
+		wantError(t, err, "fashion-mnist's file, not mnist's", "--dataset fashion-mnist")
+
+		if st, err = OpenIDX(MNIST, mnist, Test); err != nil {
+			t.Fatal(err)
+		}
+		if skip {
+			st.SkipMD5()
+		}
+		if sets[i], err = st.ReadAll(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		files := st.Files()
+		want := checksums[MNIST]["t10k-images-idx3-ubyte"]
+		if skip {
+			want = ""
+		}
+		if len(files) != 2 || files[0].MD5 != want || files[1].MD5 != checksums[MNIST]["t10k-labels-idx1-ubyte"] {
+			t.Errorf("SkipMD5 %v: files %+v, want the images' MD5 %q and the labels'", skip, files, want)
+		}
+	}
+	if !bytes.Equal(sets[0].Pixels, sets[1].Pixels) || !bytes.Equal(sets[0].Labels, sets[1].Labels) {
+		t.Error("the split read with SkipMD5 differs from the split read without")
+	}
+}
+
+// TestCRC32s checks the table of CRC-32s against the real files.
+func TestCRC32s(t *testing.T) {
+	for name, dir := range map[string]string{MNIST: mnistDir(t), FashionMNIST: DefaultFashionDir} {
+		for base, want := range crc32s[name] {
+			f, err := os.Open(filepath.Join(dir, base+".gz"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, _, err := decompress(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := crc32.NewIEEE()
+			if _, err := io.Copy(h, d); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+			if got := hex.EncodeToString(h.Sum(nil)); got != want {
+				t.Errorf("%s %s: CRC-32 %s, table %s", name, base, got, want)
+			}
+		}
+	}
 }

@@ -43,7 +43,17 @@ type Stream struct {
 	format  string
 	files   []File
 	skipped []Skip
+	noMD5   bool // SkipMD5
 }
+
+// SkipMD5 makes the scans of an IDX split (OpenIDX) skip the MD5 of its
+// images file, which costs about a third as much CPU time as inflating it
+// with ISA-L (Inflater), and Files then gives that file without an MD5.
+// The check that the file is not another data set's uses its CRC-32
+// instead, at a tenth of the MD5's cost. For callers that only read the
+// images, such as latent encode; a run's record of its data wants the
+// MD5. Other sources compute no checksum, and ignore it.
+func (s *Stream) SkipMD5() { s.noMD5 = true }
 
 // item is one image of a source as its reader hands it over: its index
 // in the source, its ID and label, and its raw content: an encoded

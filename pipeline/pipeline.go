@@ -73,10 +73,16 @@ type Source struct {
 	Strict       bool    `json:"strict,omitempty"`
 }
 
-// Open opens one split of the source.
+// Open opens one split of the source, to encode: an IDX split skips the
+// MD5 of its images (dataset.Stream.SkipMD5).
 func (s Source) Open(split string) (*dataset.Stream, error) {
 	if s.Path == "" {
-		return dataset.OpenIDX(s.Dataset, s.Dir, split)
+		st, err := dataset.OpenIDX(s.Dataset, s.Dir, split)
+		if err != nil {
+			return nil, err
+		}
+		st.SkipMD5()
+		return st, nil
 	}
 	return dataset.OpenSplit(s.Path, dataset.OpenOptions{Format: s.Format, Input: s.Input, Fit: s.Fit,
 		TestFraction: s.TestFraction, Seed: s.Seed, Strict: s.Strict}, split)

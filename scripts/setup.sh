@@ -12,6 +12,7 @@ packages=(
 	libopenblas-dev     # the fast BLAS of the trainer (build tag openblas)
 	python3-torch       # the PyTorch reference of the tests and benchmarks
 	libopenblas0-pthread
+	libisal-dev         # ISA-L, the fast gzip inflater of the data readers (build tag isal)
 	python3-numpy
 	python3-onnx        # the ONNX checker of the exporter's tests
 	dataset-fashion-mnist
@@ -23,7 +24,7 @@ for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 # Commands that may come from elsewhere than Debian (Node.js ships npm).
-command -v gcc >/dev/null 2>&1 || missing+=(gcc) # cgo, for ONNX Runtime and OpenBLAS
+command -v gcc >/dev/null 2>&1 || missing+=(gcc) # cgo, for ONNX Runtime, OpenBLAS and ISA-L
 command -v npm >/dev/null 2>&1 || missing+=(npm) # fetches the ONNX Runtime library
 if ((${#missing[@]})); then
 	sudo=""

@@ -23,10 +23,10 @@ type EncodeRun struct {
 	Line         string    `json:"line"` // the command's report of its stages, best pass
 }
 
-// buildCLI builds this checkout's cmd/latent into out.
-func buildCLI(root, out string) (string, error) {
+// buildCLI builds this checkout's cmd/latent into out, with tags.
+func buildCLI(root, out, tags string) (string, error) {
 	bin := filepath.Join(out, "latent")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/latent")
+	cmd := exec.Command("go", "build", "-tags", tags, "-o", bin, "./cmd/latent")
 	cmd.Dir, cmd.Stderr = root, os.Stderr
 	if err := cmd.Run(); err != nil {
 		return "", fmt.Errorf("build cmd/latent: %w", err)
@@ -38,15 +38,24 @@ var encodeRate = regexp.MustCompile(`^\d+ images in \S+ \(([0-9.]+) images/s\)`)
 
 // benchEncode times latent encode DIR --split all, as it runs by default
 // (calls in flight on one thread each) and with one call at a time on
-// every thread (--calls 1, how it ran before), the passes alternating.
+// every thread (--calls 1, how it ran before), and, with c.base, the base
+// binary's default run, the passes alternating.
 func benchEncode(c config, dir string, packageRate float64) ([]EncodeRun, error) {
-	variants := [][]string{nil, {"--calls", "1", "--threads", strconv.Itoa(c.threads)}}
+	type variant struct {
+		bin   string
+		flags []string
+	}
+	variants := []variant{{c.cli, nil}, {c.cli, []string{"--calls", "1", "--threads", strconv.Itoa(c.threads)}}}
+	if c.base != "" {
+		variants = append(variants, variant{c.base, nil})
+	}
 	runs := make([]EncodeRun, len(variants))
 	for pass := 0; pass < c.passes; pass++ {
-		for i, flags := range variants {
+		for i, v := range variants {
+			flags := v.flags
 			args := append([]string{"encode", dir, "--split", "all", "--data", c.data,
 				"--out", filepath.Join(dir, "codes.npy"), "--quiet"}, flags...)
-			cmd := exec.Command(c.cli, args...)
+			cmd := exec.Command(v.bin, args...)
 			var stderr bytes.Buffer
 			cmd.Stderr, cmd.Stdout = &stderr, nil
 			if err := cmd.Run(); err != nil {
@@ -62,6 +71,9 @@ func benchEncode(c config, dir string, packageRate float64) ([]EncodeRun, error)
 			r.Flags = strings.Join(flags, " ")
 			if r.Flags == "" {
 				r.Flags = "(defaults)"
+			}
+			if v.bin != c.cli {
+				r.Flags = "(defaults, base " + v.bin + ")"
 			}
 			r.Passes = append(r.Passes, rate)
 			if rate > r.ImagesPerSec {

@@ -68,6 +68,8 @@ type config struct {
 	explore    string
 	target     float64
 	cli        string
+	tags       string // build tags of cmd/latent
+	base       string // another latent binary whose encode is timed too, alternating
 }
 
 // Result is everything measured for one model kind.
@@ -131,6 +133,8 @@ func run() error {
 	flag.IntVar(&c.torchRuns, "torch-runs", 3, "runs of torch_infer.py per model; the best images/s and the best p50/p99 count")
 	flag.StringVar(&c.explore, "explore", "auto", "time other ONNX Runtime session options too: auto (when a ratio is under --target), on or off")
 	flag.Float64Var(&c.target, "target", 3, "target ratio of ORT to PyTorch images/s")
+	flag.StringVar(&c.tags, "tags", "openblas isal", "build tags of the latent binary that the encode timings build (the Makefile's)")
+	flag.StringVar(&c.base, "base", "", "a latent binary built from another commit: its latent encode --split all is timed too, its passes alternating with this checkout's")
 	encodeCLI := flag.Bool("encode", true, "also time latent encode --split all end to end (built from this checkout), against the package's rate")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: go run ./bench/inference [flags]\n\n"+
@@ -196,7 +200,7 @@ func run() error {
 		defer os.RemoveAll(out)
 	}
 	if *encodeCLI {
-		if c.cli, err = buildCLI(root, out); err != nil {
+		if c.cli, err = buildCLI(root, out, c.tags); err != nil {
 			return err
 		}
 	}

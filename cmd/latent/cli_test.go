@@ -51,7 +51,7 @@ func TestVersion(t *testing.T) {
 		if code != 0 || stderr != "" {
 			t.Fatalf("latent %v: exit %d, %s", args, code, stderr)
 		}
-		for _, key := range []string{"latent ", "commit ", "go ", "onnxruntime  1.", "blas ", "kernels "} {
+		for _, key := range []string{"latent ", "commit ", "go ", "onnxruntime  1.", "blas ", "kernels ", "inflate "} {
 			if !strings.Contains(stdout, "\n"+key) && !strings.HasPrefix(stdout, key) {
 				t.Errorf("latent %v says nothing of %q:\n%s", args, strings.TrimSpace(key), stdout)
 			}

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/latent-ai/latent/dataset"
 	"github.com/latent-ai/latent/inference"
 	"github.com/latent-ai/latent/trainer"
 )
@@ -17,7 +18,7 @@ import (
 func init() {
 	register(&command{
 		name:  "version",
-		short: "print the version, the commit, the Go and ONNX Runtime versions, and the BLAS and kernels the trainer uses",
+		short: "print the version, the commit, the Go and ONNX Runtime versions, the BLAS and kernels the trainer uses, and the gzip inflater of the data readers",
 		setup: func(fs *flag.FlagSet) func(context.Context, []string) error {
 			return func(ctx context.Context, args []string) error {
 				if len(args) > 0 {
@@ -97,6 +98,7 @@ func versionText() string {
 	}
 	fmt.Fprintf(&b, "blas         %s\n", trainer.BLAS())
 	fmt.Fprintf(&b, "kernels      %s\n", trainer.Kernels())
+	fmt.Fprintf(&b, "inflate      %s\n", dataset.Inflater)
 	return b.String()
 }
 
