@@ -21,6 +21,10 @@ import (
 //	                 dx_s   = col2im(Wᵀ·dZ_s)                   (convGradXOp)
 //	                 db     = Σ dZ                              (biasGradOp)
 //
+//	                 A 3×3 "same" convolution in float32 on a CPU with
+//	                 AVX-512 skips the columns: y_s and dx_s come from
+//	                 kernels.Conv3x3, a direct convolution (conv3x3).
+//
 //	ConvTranspose2d  (kernel k = stride, no padding: output patches do not
 //	                 overlap) with x_s [Cin, h·w] and W [Cin, C·k·k]:
 //	                 Y_s = Wᵀ·x_s                               [C·k·k, h·w]
@@ -227,13 +231,16 @@ func convForward[T float](op *convOp, y []T, a [6][]T) {
 	parallelParts(g.n, parts, func(wk, lo, hi int) {
 		cols := poolScratch[T](op.cols, wk, K*ohw)
 		for s := lo; s < hi; s++ {
+			ys := y[s*C*ohw : (s+1)*C*ohw]
+			xs := x[s*g.chw() : (s+1)*g.chw()]
 			if kept != nil {
 				// Kept for the weight gradient.
 				cols = kept[s*K*ohw : (s+1)*K*ohw]
 			}
-			im2col(g, cols, x[s*g.chw():(s+1)*g.chw()], 0, K)
-			ys := y[s*C*ohw : (s+1)*C*ohw]
-			gemmCall(false, false, C, ohw, K, w, K, cols, ohw, 0, ys, ohw)
+			if kept != nil || !conv3x3(g, ys, xs, w, C) {
+				im2col(g, cols, xs, 0, K)
+				gemmCall(false, false, C, ohw, K, w, K, cols, ohw, 0, ys, ohw)
+			}
 			for c, v := range b {
 				biasActivate(op.act, ys[c*ohw:(c+1)*ohw], v)
 			}
@@ -250,6 +257,22 @@ func convForward[T float](op *convOp, y []T, a [6][]T) {
 	if pool != nil {
 		pool.ready = true
 	}
+}
+
+// conv3x3 sets y [C, oh, ow] to one sample's convolution of x [Cin, h, w]
+// by w [C, Cin, k, k], without bias, with kernels.Conv3x3, and reports
+// whether it could: float32, a 3×3 kernel with stride 1 and padding 1,
+// and what the kernel takes (AVX-512, rows of at most 14 values, C a
+// multiple of 8). It sums each value's terms in another order than the
+// matrix product of the im2col columns does (over the input channels,
+// then the kernel's rows and columns, one fused multiply-add a term), so
+// its bits are its own, the same on every CPU with AVX-512.
+func conv3x3[T float](g convGeom, y, x, w []T, C int) bool {
+	y32, ok := any(y).([]float32)
+	if !ok || g.k != 3 || g.stride != 1 || g.pad != 1 {
+		return false
+	}
+	return kernels.Conv3x3(y32, any(x).([]float32), any(w).([]float32), g.c, C, g.h, g.w)
 }
 
 // transpose sets dst [cols, rows] to the transpose of src [rows, cols],
@@ -369,11 +392,14 @@ func convGradW[T float](op *convGradWOp, dw []T, a [6][]T) {
 }
 
 // convGradXOp is a Conv2d's input gradient, dx_s = col2im(Wᵀ·dZ_s), from W
-// and dZ.
+// and dZ. A 3×3 "same" convolution's is the convolution of dZ_s by W
+// flipped (its rows and columns reversed, its input and output channels
+// swapped), which conv3x3 computes where it can.
 type convGradXOp struct {
 	opBase
-	conv  *convOp
-	dcols scratchPool
+	conv    *convOp
+	dcols   scratchPool
+	flipped any // W flipped, for conv3x3
 }
 
 func (op *convGradXOp) Do(in ...G.Value) (G.Value, error) {
@@ -384,13 +410,32 @@ func convGradX[T float](op *convGradXOp, dx []T, a [6][]T) {
 	w, dz := a[0], a[1]
 	g, C := op.conv.g, op.conv.C
 	K, ohw := g.K(), g.ohw()
+	var flipped []T
+	if _, f32 := any(w).([]float32); f32 && kernels.Vector && g.k == 3 && g.stride == 1 && g.pad == 1 && g.oh == g.h && g.ow == g.w {
+		flipped = scratch[T](&op.flipped, len(w))
+		for co := range C {
+			for ci := range g.c {
+				for t := range 9 {
+					flipped[(ci*C+co)*9+8-t] = w[(co*g.c+ci)*9+t]
+				}
+			}
+		}
+	}
+	fg := convGeom{n: g.n, c: C, h: g.oh, w: g.ow, k: 3, stride: 1, pad: 1, oh: g.h, ow: g.w}
 	parts := gemmWorkers(g.n, 1)
 	op.dcols.grow(parts)
 	parallelParts(g.n, parts, func(wk, lo, hi int) {
-		dcols := poolScratch[T](op.dcols, wk, K*ohw)
+		var dcols []T
 		for s := lo; s < hi; s++ {
-			gemmCall(true, false, K, ohw, C, w, K, dz[s*C*ohw:], ohw, 0, dcols, ohw)
-			col2im(g, dx[s*g.chw():(s+1)*g.chw()], dcols)
+			dxs, dzs := dx[s*g.chw():(s+1)*g.chw()], dz[s*C*ohw:(s+1)*C*ohw]
+			if flipped != nil && conv3x3(fg, dxs, dzs, flipped, g.c) {
+				continue
+			}
+			if dcols == nil {
+				dcols = poolScratch[T](op.dcols, wk, K*ohw)
+			}
+			gemmCall(true, false, K, ohw, C, w, K, dzs, ohw, 0, dcols, ohw)
+			col2im(g, dxs, dcols)
 		}
 	})
 }

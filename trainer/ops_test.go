@@ -237,6 +237,84 @@ func TestConvGradW(t *testing.T) {
 	}
 }
 
+// TestConvForwardGradX checks a 3×3 "same" convolution's forward pass and
+// input gradient, in float32 (kernels.Conv3x3 on a CPU with AVX-512, else
+// im2col and a product) and float64, against float64 sums of their
+// definitions, within the rounding bound of a float32 sum of n terms in
+// any order, (n−1)·2⁻²⁴·Σ|terms| (plus the bias, added after).
+func TestConvForwardGradX(t *testing.T) {
+	for _, tc := range []struct{ n, cin, side, cout int }{{3, 16, 14, 32}, {2, 8, 7, 16}, {2, 1, 28, 16}} {
+		testConvForwardGradX[float32](t, tc.n, tc.cin, tc.side, tc.cout)
+		testConvForwardGradX[float64](t, tc.n, tc.cin, tc.side, tc.cout)
+	}
+}
+
+func testConvForwardGradX[T float](t *testing.T, n, cin, side, cout int) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(uint64(cin), uint64(side)))
+	g, err := newConvGeom(tensor.Shape{n, cin, side, side}, 3, 1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	random := func(m int) []T {
+		v := make([]T, m)
+		for i := range v {
+			v[i] = T(float32(rng.NormFloat64()))
+		}
+		return v
+	}
+	K, hw := g.K(), g.ohw()
+	x, w, b, dz := random(n*g.chw()), random(cout*K), random(cout), random(n*cout*hw)
+	conv := &convOp{g: g, C: cout, act: actNone}
+	y := make([]T, n*cout*hw)
+	convForward(conv, y, [6][]T{x, w, b})
+	dx := make([]T, n*g.chw())
+	convGradX(&convGradXOp{conv: conv}, dx, [6][]T{w, dz})
+	at := func(v []T, s, c, r, col int) float64 { // v[s, c, r, col], 0 outside
+		if r < 0 || r >= side || col < 0 || col >= side {
+			return 0
+		}
+		return float64(v[((s*len(v)/n/(side*side)+c)*side+r)*side+col])
+	}
+	for s := range n {
+		for co := range cout {
+			for r := range side {
+				for c := range side {
+					sum, mag := float64(b[co]), math.Abs(float64(b[co]))
+					for ci := range cin {
+						for k := range 9 {
+							v := float64(w[(co*cin+ci)*9+k]) * at(x, s, ci, r+k/3-1, c+k%3-1)
+							sum, mag = sum+v, mag+math.Abs(v)
+						}
+					}
+					got := float64(y[((s*cout+co)*side+r)*side+c])
+					if d := math.Abs(got - sum); !(d <= float64(K)*0x1p-24*mag) {
+						t.Fatalf("%T %d→%d: y[%d,%d,%d,%d] = %v, want %v", y, cin, cout, s, co, r, c, got, sum)
+					}
+				}
+			}
+		}
+		for ci := range cin {
+			for r := range side {
+				for c := range side {
+					var sum, mag float64
+					for co := range cout {
+						for k := range 9 {
+							// dz at the output that this input feeds through kernel position k.
+							v := float64(w[(co*cin+ci)*9+k]) * at(dz, s, co, r-k/3+1, c-k%3+1)
+							sum, mag = sum+v, mag+math.Abs(v)
+						}
+					}
+					got := float64(dx[((s*cin+ci)*side+r)*side+c])
+					if d := math.Abs(got - sum); !(d <= float64(cout*9)*0x1p-24*mag) {
+						t.Fatalf("%T %d→%d: dx[%d,%d,%d,%d] = %v, want %v", dx, cin, cout, s, ci, r, c, got, sum)
+					}
+				}
+			}
+		}
+	}
+}
+
 // TestIm2colSame checks im2col against kernels.Im2ColSameGo, a reading of
 // its definition, for "same" convolutions: in float64, the trainer's own
 // loop, and in float32, kernels.Im2ColSame where the CPU has it.

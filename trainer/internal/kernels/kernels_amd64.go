@@ -4,10 +4,11 @@ package kernels
 
 // The kernels in C, for CPUs with AVX-512 (16 values at a time) or AVX2
 // (Adam, 8 at a time), chosen at start from the CPU's features. Every
-// kernel but LinearWeightStep computes its Go reference's arithmetic in the
-// same order, rounded the same way and without fused multiply-adds (the
-// pragma), so it gives the same bits; LinearWeightStep gives the bits of
-// LinearWeightStepRef, in C below.
+// kernel but LinearWeightStep and Conv3x3 computes its Go reference's
+// arithmetic in the same order, rounded the same way and without fused
+// multiply-adds (the pragma), so it gives the same bits; LinearWeightStep
+// and Conv3x3 give the bits of LinearWeightStepRef and Conv3x3Ref, in C
+// below.
 //
 // Adam: the per-value update of AdamGo, with its flush of subnormal
 // moments to zero. LinearWeightStep: a Linear layer's weight gradient
@@ -22,6 +23,8 @@ package kernels
 // column row added to its place, 16 values at a time, rows in order, so
 // every sum keeps its order. BiasSigmoid:
 // Sigmoid32's float64 arithmetic 8 values at a time, with the same table.
+// Conv3x3: a direct 3×3 convolution, an output row a register, with the
+// bits of Conv3x3Ref (its own order of the sums, not a BLAS's).
 
 /*
 #cgo LDFLAGS: -lm
@@ -585,6 +588,83 @@ static void latent_im2col_same(float *dst, const float *x, long c, long h, long 
 		}
 	}
 }
+
+// latent_conv3x3_ref is latent_conv3x3's scalar reference: one sample's
+// 3×3 convolution with stride 1 and padding 1, without bias,
+// y[co, r, c] = Σ over ci, then ky, then kx, of w[co, ci, ky, kx] ·
+// x[ci, r+ky-1, c+kx-1] (0 outside x), each value summed in that order
+// from +0 with one correctly rounded fused multiply-add (fmaf) a term, the
+// padding's zeros included (so an infinite weight gives NaN there, as a
+// product with the im2col columns does).
+static void latent_conv3x3_ref(float *y, const float *x, const float *w, long cin, long cout, long h, long wd) {
+	for (long co = 0; co < cout; co++) {
+		for (long r = 0; r < h; r++) {
+			for (long c = 0; c < wd; c++) {
+				float acc = 0;
+				for (long ci = 0; ci < cin; ci++) {
+					for (long ky = 0; ky < 3; ky++) {
+						for (long kx = 0; kx < 3; kx++) {
+							long iy = r + ky - 1, ix = c + kx - 1;
+							float v = iy >= 0 && iy < h && ix >= 0 && ix < wd ? x[(ci * h + iy) * wd + ix] : 0;
+							acc = fmaf(w[((co * cin + ci) * 3 + ky) * 3 + kx], v, acc);
+						}
+					}
+				}
+				y[(co * h + r) * wd + c] = acc;
+			}
+		}
+	}
+}
+
+// LATENT_CONV_ROW is the row stride of latent_conv3x3's padded planes: a
+// row of up to 14 values and its two zeros of padding fit one register.
+#define LATENT_CONV_ROW 16
+#define LATENT_CONV_MAX 16384
+
+// latent_conv3x3 is latent_conv3x3_ref with AVX-512, the same bits, for
+// rows of at most 14 values and cout a multiple of 8: each register holds
+// one output row (a lane a column), and a block of 8 output channels × 2
+// rows sums its 16 registers over ci, ky, kx in order, each term one
+// fused multiply-add of a broadcast weight and a row of the zero-padded
+// input plane (a copy, LATENT_CONV_ROW values a row). The lanes past the
+// row's end add terms of the next row's values and are not stored.
+__attribute__((target("avx512f")))
+static void latent_conv3x3(float *y, const float *x, const float *w, long cin, long cout, long h, long wd) {
+	float pad[LATENT_CONV_MAX];
+	const long R = LATENT_CONV_ROW, plane = (h + 2) * R;
+	for (long t = 0; t < cin * plane + 3 * R; t += 16) _mm512_storeu_ps(pad + t, _mm512_setzero_ps());
+	const __mmask16 row = (__mmask16)((1u << wd) - 1);
+	for (long ci = 0; ci < cin; ci++) {
+		for (long r = 0; r < h; r++) _mm512_mask_storeu_ps(pad + ci * plane + (r + 1) * R + 1, row, _mm512_maskz_loadu_ps(row, x + (ci * h + r) * wd));
+	}
+	for (long co = 0; co < cout; co += 8) {
+		for (long r = 0; r < h; r += 2) {
+			__m512 a0[8], a1[8];
+			_Pragma("GCC unroll 8") for (int q = 0; q < 8; q++) {
+				a0[q] = _mm512_setzero_ps();
+				a1[q] = _mm512_setzero_ps();
+			}
+			for (long ci = 0; ci < cin; ci++) {
+				const float *in = pad + ci * plane + r * R;
+				const float *wc = w + (co * cin + ci) * 9;
+				_Pragma("GCC unroll 3") for (int ky = 0; ky < 3; ky++) {
+					_Pragma("GCC unroll 3") for (int kx = 0; kx < 3; kx++) {
+						__m512 i0 = _mm512_loadu_ps(in + ky * R + kx), i1 = _mm512_loadu_ps(in + (ky + 1) * R + kx);
+						_Pragma("GCC unroll 8") for (int q = 0; q < 8; q++) {
+							__m512 wv = _mm512_set1_ps(wc[q * cin * 9 + ky * 3 + kx]);
+							a0[q] = _mm512_fmadd_ps(wv, i0, a0[q]);
+							a1[q] = _mm512_fmadd_ps(wv, i1, a1[q]);
+						}
+					}
+				}
+			}
+			_Pragma("GCC unroll 8") for (int q = 0; q < 8; q++) {
+				_mm512_mask_storeu_ps(y + ((co + q) * h + r) * wd, row, a0[q]);
+				if (r + 1 < h) _mm512_mask_storeu_ps(y + ((co + q) * h + r + 1) * wd, row, a1[q]);
+			}
+		}
+	}
+}
 */
 import "C"
 
@@ -772,7 +852,7 @@ func MaxPool2x2(x []float32, planes, w, hw, oh, ow int, y []float32, where []uin
 func Describe() string {
 	switch {
 	case Vector:
-		return "C with AVX-512 (Adam 16 values at a time, the fused Linear weight step, element-wise loops)"
+		return "C with AVX-512 (Adam 16 values at a time, the fused Linear weight step, the direct 3×3 convolution, element-wise loops)"
 	case AdamWidth == 8:
 		return "C with AVX2 (Adam 8 values at a time); Go for the rest"
 	}
@@ -830,4 +910,31 @@ func Im2ColSame(dst, x []float32, c, h, w, k, pad, r0, r1 int) bool {
 	}
 	C.latent_im2col_same((*C.float)(&dst[0]), (*C.float)(&x[0]), C.long(c), C.long(h), C.long(w), C.long(k), C.long(pad), C.long(r0), C.long(r1))
 	return true
+}
+
+// Conv3x3 sets y [cout, h, wd] to one sample's 3×3 convolution of x [cin,
+// h, wd] by w [cout, cin, 3, 3], with stride 1 and padding 1 and without
+// bias, with AVX-512: the bits of Conv3x3Ref, each value summed over ci,
+// then ky, then kx, from +0, one fused multiply-add a term. It reports
+// false, doing nothing, where the CPU lacks AVX-512, a row is longer than
+// 14 values, cout is not a multiple of 8, or the padded input would
+// exceed its buffer (16,384 values).
+func Conv3x3(y, x, w []float32, cin, cout, h, wd int) bool {
+	if !Vector || wd < 1 || wd > C.LATENT_CONV_ROW-2 || h < 1 || cin < 1 || cout < 8 || cout%8 != 0 ||
+		cin*(h+2)*C.LATENT_CONV_ROW+3*C.LATENT_CONV_ROW > C.LATENT_CONV_MAX {
+		return false
+	}
+	_, _, _ = y[cout*h*wd-1], x[cin*h*wd-1], w[cout*cin*9-1]
+	C.latent_conv3x3((*C.float)(&y[0]), (*C.float)(&x[0]), (*C.float)(&w[0]), C.long(cin), C.long(cout), C.long(h), C.long(wd))
+	return true
+}
+
+// Conv3x3Ref is Conv3x3's scalar reference, in C for its fused
+// multiply-adds (fmaf), on every CPU.
+func Conv3x3Ref(y, x, w []float32, cin, cout, h, wd int) {
+	if cin*cout*h*wd == 0 {
+		return
+	}
+	_, _, _ = y[cout*h*wd-1], x[cin*h*wd-1], w[cout*cin*9-1]
+	C.latent_conv3x3_ref((*C.float)(&y[0]), (*C.float)(&x[0]), (*C.float)(&w[0]), C.long(cin), C.long(cout), C.long(h), C.long(wd))
 }

@@ -74,3 +74,7 @@ func Deinterleave2(dz, y, dy []float32, h, w int, act Act) { Deinterleave2Go(dz,
 // caller's own loop (which copies whole runs of a plane) is faster than
 // Im2ColSameGo, a reading of the definition.
 func Im2ColSame(dst, x []float32, c, h, w, k, pad, r0, r1 int) bool { return false }
+
+// Conv3x3 reports false, doing nothing: without the C kernel, the
+// convolutions run as im2col and a matrix product.
+func Conv3x3(y, x, w []float32, cin, cout, h, wd int) bool { return false }
