@@ -351,7 +351,7 @@ func activationGradSerial[T float](a activation, dz, y, dy []T) {
 		}
 	case actSigmoid:
 		for i, v := range y {
-			dz[i] = dy[i] * v * (1 - v)
+			dz[i] = kernels.SigmoidGrad(dy[i], v)
 		}
 	}
 }

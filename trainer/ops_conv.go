@@ -611,7 +611,7 @@ func convTGradZ32(op *convTOp, dz, y, dy []float32) {
 				}
 			case actSigmoid:
 				for t, v := range ys {
-					dst[at[t]] = dys[t] * v * (1 - v)
+					dst[at[t]] = kernels.SigmoidGrad(dys[t], v)
 				}
 			default:
 				for t, d := range dys {
@@ -650,7 +650,7 @@ func actGrad[T float](a activation, y, dy T) T {
 	case actReLU:
 		return keepIf(dy, !(y <= 0))
 	case actSigmoid:
-		return dy * y * (1 - y)
+		return kernels.SigmoidGrad(dy, y)
 	}
 	return dy
 }

@@ -3,6 +3,8 @@ package trainer
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -50,6 +52,20 @@ func BenchmarkStep(b *testing.B) {
 // warm-up as torch_train.py does: the graph built, the first runs done.
 func warmStepper(b *testing.B, kind string, images []float32, batch int) (*Trainer, func(i int)) {
 	t := notebookTrainer(b, kind)
+	// $LATENT_BENCH_RUN_CLASSIC or _CONV names a run folder of that kind to
+	// start from, its weights and Adam state, instead of fresh weights: a
+	// trained model's steps can run slower than a fresh one's (see
+	// kernels.SigmoidGrad).
+	if dir := os.Getenv("LATENT_BENCH_RUN_" + strings.ToUpper(kind)); dir != "" {
+		var err error
+		files := Files{Model: filepath.Join(dir, "model.safetensors"), State: filepath.Join(dir, "optimizer.safetensors")}
+		if t, err = Resume(files, 0); err != nil {
+			b.Fatal(err)
+		}
+		if got := t.Config().Arch.Kind; got != kind {
+			b.Fatalf("%s holds a %s run, not %s", dir, got, kind)
+		}
+	}
 	batches := len(images) / (batch * 784)
 	step := func(i int) {
 		at := i % batches * batch * 784

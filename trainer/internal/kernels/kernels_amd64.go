@@ -545,8 +545,8 @@ static void latent_deinterleave2(float *restrict dz, const float *restrict y, co
 					break;
 				case 2:
 					for (long j = 0; j < w; j++) {
-						float v = yr[2 * j + q];
-						d[j] = dr[2 * j + q] * v * (1 - v);
+						float v = yr[2 * j + q], g = dr[2 * j + q] * v * (1 - v);
+						d[j] = g != 0 && fabsf(g) < 0x1p-100f ? 0.0f : g; // SigmoidGrad
 					}
 					break;
 				default:

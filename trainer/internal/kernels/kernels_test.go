@@ -493,6 +493,12 @@ func TestInterleave2(t *testing.T) {
 		}
 		src[0], y[0] = float32(math.NaN()), float32(math.NaN())
 		y[n-1], dy[n/2] = float32(math.Copysign(0, -1)), float32(math.Copysign(0, -1))
+		if n > 8 {
+			// A saturated sigmoid: gradients under SigmoidGradFloor, subnormal
+			// and normal, each flushed to +0.
+			y[3], dy[3] = 1e-20, -1e-25
+			y[5], dy[5] = 1e-16, 1e-16
+		}
 		got, want := make([]float32, n), make([]float32, n)
 		Interleave2(got, src, h, w, 0.25)
 		Interleave2Go(want, src, h, w, 0.25)
@@ -523,6 +529,9 @@ func TestInterleave2(t *testing.T) {
 								v = 0
 							case act == ActSigmoid:
 								v = dy[at] * y[at] * (1 - y[at])
+								if v != 0 && math.Abs(float64(v)) < 0x1p-100 {
+									v = 0
+								}
 							}
 							if math.Float32bits(got[k]) != math.Float32bits(want[k]) || math.Float32bits(want[k]) != math.Float32bits(v) {
 								t.Fatalf("%dx%d, act %d: Deinterleave2 gives %v (Go %v) at %d, want %v", h, w, act, got[k], want[k], k, v)
@@ -575,6 +584,33 @@ func TestIm2ColSame(t *testing.T) {
 						}
 					}
 				}
+			}
+		}
+	}
+}
+
+// TestSigmoidGrad checks the flush of the sigmoid's gradient under
+// SigmoidGradFloor, in both element types.
+func TestSigmoidGrad(t *testing.T) {
+	negZero, nan := math.Copysign(0, -1), math.NaN()
+	for _, tc := range []struct{ dy, y, want32, want64 float64 }{
+		{0.5, 0.5, 0.125, 0.125},
+		{-1e-25, 1e-20, 0, 0},                                // −1e-45: subnormal in float32; +0
+		{1e-16, 1e-16, 0, 0},                                 // 1e-32: normal, but under the floor
+		{0x1p-50, 0x1p-49, 0x1p-99, 0x1p-99 * (1 - 0x1p-49)}, // just over the floor: kept
+		{negZero, 0.5, negZero, negZero},                     // ±0 stays as it is
+		{nan, 0.5, nan, nan},                                 // NaN passes
+	} {
+		for _, c := range []struct {
+			name      string
+			got, want float64
+		}{
+			{"float32", float64(SigmoidGrad(float32(tc.dy), float32(tc.y))), tc.want32},
+			{"float64", SigmoidGrad(tc.dy, tc.y), tc.want64},
+		} {
+			same := c.got == c.want && math.Signbit(c.got) == math.Signbit(c.want) || math.IsNaN(c.got) && math.IsNaN(c.want)
+			if !same {
+				t.Errorf("%s SigmoidGrad(%g, %g) = %g, want %g", c.name, tc.dy, tc.y, c.got, c.want)
 			}
 		}
 	}
