@@ -115,8 +115,6 @@ func (b *isalBody) Read(p []byte) (int, error) {
 		}
 		var used, wrote C.uint32_t
 		rc := C.latent_inflate(b.state, inPtr, C.uint32_t(len(in)), (*C.uchar)(unsafe.Pointer(&p[0])), C.uint32_t(len(p)), &used, &wrote)
-		runtime.KeepAlive(in)
-		runtime.KeepAlive(p)
 		b.br.Discard(int(used))
 		b.in += int64(used)
 		switch {
@@ -128,23 +126,16 @@ func (b *isalBody) Read(p []byte) (int, error) {
 			return int(wrote), b.err
 		case wrote > 0:
 			return int(wrote), nil
-		case used > 0:
+		case used > 0 || C.latent_inflate_finished(b.state) != 0:
 			continue
 		case len(in) == 0:
-			if C.latent_inflate_finished(b.state) != 0 {
-				return 0, io.EOF
-			}
 			return 0, io.ErrUnexpectedEOF
 		}
 		// Nothing consumed from what is buffered (the start of a trailer,
 		// say): read more, or find that the input ends here.
-		if _, err := b.br.Peek(len(in) + 1); err != nil {
-			if errors.Is(err, io.EOF) {
-				if C.latent_inflate_finished(b.state) != 0 {
-					return 0, io.EOF
-				}
-				return 0, io.ErrUnexpectedEOF
-			}
+		if _, err := b.br.Peek(len(in) + 1); errors.Is(err, io.EOF) {
+			return 0, io.ErrUnexpectedEOF
+		} else if err != nil {
 			return 0, err
 		}
 	}

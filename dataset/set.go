@@ -337,11 +337,10 @@ func OpenIDX(name, dir, split string) (*Stream, error) {
 		if err := checkOwner(known, name, dir, imagesPath, sum); err != nil {
 			return err
 		}
-		images := File{Path: imagesPath, MD5: sum}
 		if s.noMD5 {
-			images.MD5 = ""
+			sum = "" // a CRC-32, not the MD5 that File records
 		}
-		s.files = []File{images, {Path: labelsPath, MD5: labelsSum}}
+		s.files = []File{{Path: imagesPath, MD5: sum}, {Path: labelsPath, MD5: labelsSum}}
 		return nil
 	}
 	return s, nil

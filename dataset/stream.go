@@ -47,8 +47,8 @@ type Stream struct {
 }
 
 // SkipMD5 makes the scans of an IDX split (OpenIDX) skip the MD5 of its
-// images file, which costs about a third as much CPU time as inflating it
-// with ISA-L (Inflater), and Files then gives that file without an MD5.
+// images file, which costs about as much CPU time as inflating it with
+// ISA-L (Inflater), and Files then gives that file without an MD5.
 // The check that the file is not another data set's uses its CRC-32
 // instead, at a tenth of the MD5's cost. For callers that only read the
 // images, such as latent encode; a run's record of its data wants the

@@ -4,7 +4,9 @@
 // gradient, the column sums of a bias gradient, and, for the convolutions,
 // the im2col of a stride-1 "same" convolution, the 2×2 max pooling, the
 // stride-1 col2im of an input gradient, the interleaving of a kernel-2
-// ConvTranspose2d's output and its gradient, and the transpose of a matrix.
+// ConvTranspose2d's output and its gradient (with SigmoidGrad's flush),
+// the transpose of a matrix, and a direct 3×3 convolution (Conv3x3, in C
+// only).
 //
 // Each has a Go reference in this file. Where cgo and amd64 are available
 // (kernels_amd64.go), the CPU's AVX-512 or AVX2 instructions run them in C,
@@ -320,12 +322,12 @@ const SigmoidGradFloor = 0x1p-100
 
 // SigmoidGrad is the sigmoid's gradient dy·y·(1 − y) at its output y, but
 // +0 where that is under SigmoidGradFloor (2⁻¹⁰⁰, about 8·10⁻³¹) in
-// magnitude (±0 stays as it is). Where a pixel's sigmoid saturates, dy·y·(1 − y) falls to
-// float32's subnormal range, or just above it, and the decoder's backward
-// products then run on subnormal values (theirs or their products with
-// weights under 1), each a microcode assist on x86 CPUs: a conv step of a
-// trained model took 25–30% longer. Flushed at 2⁻¹⁰⁰, the values a few
-// layers down stay normal. A gradient that small moves no weight: Adam's
+// magnitude (±0 stays as it is). Where a pixel's sigmoid saturates,
+// dy·y·(1 − y) falls to float32's subnormal range, or just above it, and
+// the decoder's backward products then run on subnormal values (theirs or
+// their products with weights under 1), each a microcode assist on x86
+// CPUs: a conv step of a trained model took 25–30% longer. Flushed at
+// 2⁻¹⁰⁰, the values a few layers down stay normal. A gradient that small moves no weight: Adam's
 // step for it is about lr·g/ε, under 10⁻²²·lr.
 func SigmoidGrad[T float](dy, y T) T {
 	g := dy * y * (1 - y)
@@ -362,7 +364,7 @@ func Interleave2Go[T float](dst, src []T, h, w int, bias T) {
 //
 //	dz[(p·2+q)·h·w + i·w + j] = act'(y[t])·dy[t], t = (2i+p)·2w + 2j+q
 //
-// with act' as Act says (for the sigmoid, dy·y·(1 − y) in that order).
+// with act' as Act says (for the sigmoid, SigmoidGrad).
 func Deinterleave2Go[T float](dz, y, dy []T, h, w int, act Act) {
 	hw, ow := h*w, 2*w
 	_, _, _ = dz[4*hw-1], y[4*hw-1], dy[4*hw-1]
