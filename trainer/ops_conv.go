@@ -230,26 +230,45 @@ func convForward[T float](op *convOp, y []T, a [6][]T) {
 	}
 	parallelParts(g.n, parts, func(wk, lo, hi int) {
 		cols := poolScratch[T](op.cols, wk, K*ohw)
-		for s := lo; s < hi; s++ {
-			ys := y[s*C*ohw : (s+1)*C*ohw]
-			xs := x[s*g.chw() : (s+1)*g.chw()]
-			if kept != nil {
-				// Kept for the weight gradient.
-				cols = kept[s*K*ohw : (s+1)*K*ohw]
+		if kept != nil {
+			// Kept for the weight gradient.
+			for s := lo; s < hi; s++ {
+				im2col(g, kept[s*K*ohw:(s+1)*K*ohw], x[s*g.chw():(s+1)*g.chw()], 0, K)
 			}
-			if kept != nil || !conv3x3(g, ys, xs, w, C) {
-				im2col(g, cols, xs, 0, K)
-				gemmCall(false, false, C, ohw, K, w, K, cols, ohw, 0, ys, ohw)
+		}
+		ys, xs := y[lo*C*ohw:hi*C*ohw], x[lo*g.chw():hi*g.chw()]
+		var ps []T
+		var wp []uint8
+		if pooled != nil {
+			ps = pooled[lo*C*pohw : hi*C*pohw]
+			if where != nil {
+				wp = where[lo*C*pohw : hi*C*pohw]
+			}
+			if op.act == actReLU && conv3x3ReLUPool(g, ys, xs, w, b, C, hi-lo, ps, wp) {
+				return
+			}
+		}
+		direct := conv3x3(g, ys, xs, w, C, hi-lo)
+		for s := lo; s < hi; s++ {
+			ys, xs := y[s*C*ohw:(s+1)*C*ohw], x[s*g.chw():(s+1)*g.chw()]
+			if !direct {
+				c := cols
+				if kept != nil {
+					c = kept[s*K*ohw : (s+1)*K*ohw]
+				} else {
+					im2col(g, c, xs, 0, K)
+				}
+				gemmCall(false, false, C, ohw, K, w, K, c, ohw, 0, ys, ohw)
 			}
 			for c, v := range b {
 				biasActivate(op.act, ys[c*ohw:(c+1)*ohw], v)
 			}
-			if pooled != nil {
-				var wp []uint8
-				if where != nil {
-					wp = where[s*C*pohw : (s+1)*C*pohw]
+			if ps != nil {
+				var wps []uint8
+				if wp != nil {
+					wps = wp[(s-lo)*C*pohw : (s-lo+1)*C*pohw]
 				}
-				maxPool2x2(pool.g, pooled[s*C*pohw:(s+1)*C*pohw], ys, C, wp)
+				maxPool2x2(pool.g, ps[(s-lo)*C*pohw:(s-lo+1)*C*pohw], ys, C, wps)
 			}
 		}
 	})
@@ -259,20 +278,43 @@ func convForward[T float](op *convOp, y []T, a [6][]T) {
 	}
 }
 
-// conv3x3 sets y [C, oh, ow] to one sample's convolution of x [Cin, h, w]
-// by w [C, Cin, k, k], without bias, with kernels.Conv3x3, and reports
-// whether it could: float32, a 3×3 kernel with stride 1 and padding 1,
-// and what the kernel takes (AVX-512, rows of at most 14 values, C a
-// multiple of 8). It sums each value's terms in another order than the
-// matrix product of the im2col columns does (over the input channels,
-// then the kernel's rows and columns, one fused multiply-add a term), so
-// its bits are its own, the same on every CPU with AVX-512.
-func conv3x3[T float](g convGeom, y, x, w []T, C int) bool {
+// direct reports whether the kernels' direct 3×3 convolution takes this
+// layer in dtype dt: its forward pass (conv3x3), its input gradient and its
+// weight gradient (kernels.Conv3x3GradW).
+func (op *convOp) direct(dt tensor.Dtype) bool {
+	g := op.g
+	return dt == tensor.Float32 && g.k == 3 && g.stride == 1 && g.pad == 1 && kernels.Conv3x3Fits(g.c, op.C, g.h, g.w)
+}
+
+// conv3x3 sets y [n, C, oh, ow] to the convolutions of n samples x [n,
+// Cin, h, w] by w [C, Cin, k, k], without bias, with kernels.Conv3x3, and
+// reports whether it could: float32, a 3×3 kernel with stride 1 and
+// padding 1, and what the kernel takes (AVX-512, rows of at most 30
+// values, C a multiple of 8, or of 4 for rows over 14 values). It sums
+// each value's terms in another order than the matrix product of the
+// im2col columns does (over the input channels, then the kernel's rows and
+// columns, one fused multiply-add a term), so its bits are its own, the
+// same on every CPU with AVX-512.
+func conv3x3[T float](g convGeom, y, x, w []T, C, n int) bool {
 	y32, ok := any(y).([]float32)
 	if !ok || g.k != 3 || g.stride != 1 || g.pad != 1 {
 		return false
 	}
-	return kernels.Conv3x3(y32, any(x).([]float32), any(w).([]float32), g.c, C, g.h, g.w)
+	return kernels.Conv3x3(y32, any(x).([]float32), any(w).([]float32), n, g.c, C, g.h, g.w)
+}
+
+// conv3x3ReLUPool is conv3x3 with kernels.Conv3x3ReLUPool: the bias, the
+// ReLU and the 2×2 pooling (into pooled [n, C, oh/2, ow/2] and where) done
+// as each output row leaves the registers, the same values as biasActivate
+// and maxPool2x2 after conv3x3. It reports whether it could (what conv3x3
+// needs, and an even number of rows and columns).
+func conv3x3ReLUPool[T float](g convGeom, y, x, w, b []T, C, n int, pooled []T, where []uint8) bool {
+	y32, ok := any(y).([]float32)
+	if !ok || g.k != 3 || g.stride != 1 || g.pad != 1 {
+		return false
+	}
+	return kernels.Conv3x3ReLUPool(y32, any(x).([]float32), any(w).([]float32), any(b).([]float32), n, g.c, C, g.h, g.w,
+		any(pooled).([]float32), where)
 }
 
 // transpose sets dst [cols, rows] to the transpose of src [rows, cols],
@@ -302,8 +344,9 @@ func (op *convOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error)
 	}
 	gw := &convGradWOp{opBase: newBase("conv-grad-w", w.Shape().Clone(), x, dz), conv: op}
 	// The forward pass keeps its columns for the weight gradient where they
-	// are few (K < C; see convGradWOp).
-	op.keep = op.g.K() < op.C
+	// are few (K < C; see convGradWOp) and the direct kernel does not take
+	// the gradient.
+	op.keep = op.g.K() < op.C && !op.direct(x.Dtype())
 	if grads[1], err = G.ApplyOp(gw, x, dz); err != nil {
 		return nil, err
 	}
@@ -314,7 +357,12 @@ func (op *convOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error)
 }
 
 // convGradWOp is a Conv2d's weight gradient, dW = Σ_s dZ_s·cols_sᵀ, from x
-// and dZ. Each value is summed sample by sample, in order. Where there are
+// and dZ. Where the direct convolution takes the layer (convOp.direct),
+// kernels.Conv3x3GradW computes it from x and dZ without columns, the
+// goroutines sharing blocks of output channels; its bits are its own
+// (each value a sum of partial sums, one an output column, each over the
+// samples and rows in order), the same whatever the split. Otherwise each
+// value is summed sample by sample, in order. Where there are
 // fewer rows of columns than channels (K < C), the goroutines share the
 // channels and read the columns that the forward pass kept. Where there
 // are more, the goroutines share the rows of the columns, and each
@@ -341,6 +389,23 @@ func convGradW[T float](op *convGradWOp, dw []T, a [6][]T) {
 	x, dz := a[0], a[1]
 	g, C := op.conv.g, op.conv.C
 	K, ohw := g.K(), g.ohw()
+	if _, f32 := any(dw).([]float32); f32 && op.conv.direct(tensor.Float32) {
+		op.conv.keptValid = false
+		// Blocks of channels, shared among the goroutines: each value is
+		// summed by one call, whatever the split.
+		block := kernels.Conv3x3Block(g.w)
+		blocks := C / block
+		parts := min(gemmWorkers(C*K*ohw*g.n, gemmGrain), blocks)
+		op.cols.grow(parts)
+		parallelParts(blocks, parts, func(wk, lo, hi int) {
+			acc := poolScratch[T](op.cols, wk, kernels.Conv3x3GradWAcc(g.c, (hi-lo)*block, g.h, g.w))
+			if !kernels.Conv3x3GradW(any(dw).([]float32), any(x).([]float32), any(dz).([]float32), g.n, g.c, C, g.h, g.w,
+				lo*block, hi*block, any(acc).([]float32)) {
+				panic("trainer: kernels.Conv3x3GradW refused a convolution that it fits")
+			}
+		})
+		return
+	}
 	if K >= C {
 		var dzT, dwT []T
 		if gemmTransBSlow {
@@ -425,15 +490,12 @@ func convGradX[T float](op *convGradXOp, dx []T, a [6][]T) {
 	parts := gemmWorkers(g.n, 1)
 	op.dcols.grow(parts)
 	parallelParts(g.n, parts, func(wk, lo, hi int) {
-		var dcols []T
+		if flipped != nil && conv3x3(fg, dx[lo*g.chw():hi*g.chw()], dz[lo*C*ohw:hi*C*ohw], flipped, g.c, hi-lo) {
+			return
+		}
+		dcols := poolScratch[T](op.dcols, wk, K*ohw)
 		for s := lo; s < hi; s++ {
 			dxs, dzs := dx[s*g.chw():(s+1)*g.chw()], dz[s*C*ohw:(s+1)*C*ohw]
-			if flipped != nil && conv3x3(fg, dxs, dzs, flipped, g.c) {
-				continue
-			}
-			if dcols == nil {
-				dcols = poolScratch[T](op.dcols, wk, K*ohw)
-			}
 			gemmCall(true, false, K, ohw, C, w, K, dzs, ohw, 0, dcols, ohw)
 			col2im(g, dxs, dcols)
 		}

@@ -46,8 +46,11 @@ func TestConv3x3(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	for _, s := range []struct{ cin, cout, h, wd int }{
 		{16, 32, 14, 14}, {32, 16, 14, 14}, {1, 8, 5, 7}, {3, 16, 13, 13}, {2, 8, 1, 1}, {5, 24, 9, 14}, {4, 8, 14, 3}, {1, 8, 2, 14},
+		// Rows of 15 to 30 values: two registers a row, blocks of 4 channels.
+		{1, 16, 28, 28}, {2, 4, 7, 15}, {3, 12, 5, 30}, {1, 4, 1, 16}, {4, 8, 9, 22},
 	} {
-		x := make([]float32, s.cin*s.h*s.wd)
+		const n = 3 // samples, each with its own values
+		x := make([]float32, n*s.cin*s.h*s.wd)
 		w := make([]float32, s.cout*s.cin*9)
 		for i := range x {
 			if rng.IntN(4) > 0 { // a quarter are zeros, as after a ReLU
@@ -57,22 +60,26 @@ func TestConv3x3(t *testing.T) {
 		for i := range w {
 			w[i] = float32(rng.NormFloat64() * 0.1)
 		}
-		got, want := make([]float32, s.cout*s.h*s.wd), make([]float32, s.cout*s.h*s.wd)
+		size, in := s.cout*s.h*s.wd, s.cin*s.h*s.wd
+		got, want := make([]float32, n*size), make([]float32, size)
 		for i := range got {
 			got[i] = float32(math.NaN()) // every value must be written
 		}
-		if !Conv3x3(got, x, w, s.cin, s.cout, s.h, s.wd) {
+		if !Conv3x3(got, x, w, n, s.cin, s.cout, s.h, s.wd) {
 			t.Fatalf("%+v: Conv3x3 refused", s)
 		}
-		Conv3x3Ref(want, x, w, s.cin, s.cout, s.h, s.wd)
-		exact, mag := conv3x3Exact(x, w, s.cin, s.cout, s.h, s.wd)
-		n := float64(s.cin * 9)
-		for i := range got {
-			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
-				t.Fatalf("%+v: y[%d] = %v, reference %v", s, i, got[i], want[i])
-			}
-			if d := math.Abs(float64(want[i]) - exact[i]); d > (n-1)*0x1p-24*mag[i] {
-				t.Fatalf("%+v: y[%d] = %v, exact %v: off by %g, over the bound %g", s, i, want[i], exact[i], d, (n-1)*0x1p-24*mag[i])
+		for smp := range n {
+			xs := x[smp*in : (smp+1)*in]
+			Conv3x3Ref(want, xs, w, s.cin, s.cout, s.h, s.wd)
+			exact, mag := conv3x3Exact(xs, w, s.cin, s.cout, s.h, s.wd)
+			terms := float64(s.cin * 9)
+			for i, g := range got[smp*size : (smp+1)*size] {
+				if math.Float32bits(g) != math.Float32bits(want[i]) {
+					t.Fatalf("%+v: sample %d: y[%d] = %v, reference %v", s, smp, i, g, want[i])
+				}
+				if d := math.Abs(float64(want[i]) - exact[i]); d > (terms-1)*0x1p-24*mag[i] {
+					t.Fatalf("%+v: y[%d] = %v, exact %v: off by %g, over the bound %g", s, i, want[i], exact[i], d, (terms-1)*0x1p-24*mag[i])
+				}
 			}
 		}
 	}
@@ -92,7 +99,7 @@ func TestConv3x3Special(t *testing.T) {
 	w := make([]float32, 8*9)
 	w[0] = float32(math.Inf(1)) // channel 0, ky = kx = 0: the top-left neighbour
 	got, want := make([]float32, 8*9), make([]float32, 8*9)
-	Conv3x3(got, x, w, 1, 8, 3, 3)
+	Conv3x3(got, x, w, 1, 1, 8, 3, 3)
 	Conv3x3Ref(want, x, w, 1, 8, 3, 3)
 	for i := range 9 {
 		border := i < 3 || i%3 == 0
@@ -100,9 +107,230 @@ func TestConv3x3Special(t *testing.T) {
 			t.Errorf("y[0, %d] = %v (reference %v), want NaN: %v", i, g, want[i], border)
 		}
 	}
-	for _, s := range []struct{ cin, cout, h, wd int }{{1, 8, 3, 15}, {1, 12, 3, 3}, {1, 0, 3, 3}, {64, 8, 14, 14}} {
-		if Conv3x3(make([]float32, max(1, s.cout)*s.h*s.wd), make([]float32, s.cin*s.h*s.wd), make([]float32, max(1, s.cout)*s.cin*9), s.cin, s.cout, s.h, s.wd) {
+	for _, s := range []struct{ cin, cout, h, wd int }{{1, 8, 3, 31}, {1, 6, 3, 20}, {1, 12, 3, 3}, {1, 0, 3, 3}, {64, 8, 14, 14}, {32, 4, 14, 28}, {64, 32, 1, 1}} {
+		if Conv3x3(make([]float32, max(1, s.cout)*s.h*s.wd), make([]float32, s.cin*s.h*s.wd), make([]float32, max(1, s.cout)*s.cin*9), 1, s.cin, s.cout, s.h, s.wd) {
 			t.Errorf("%+v: Conv3x3 accepted it", s)
 		}
+	}
+}
+
+// TestConv3x3ReLUPool checks the fused convolution, bias, ReLU and 2×2
+// pooling against Conv3x3, BiasReLUScalar and MaxPool2x2 run one after the
+// other, bit for bit in y, the pooled values and the codes of where, with
+// ties (the ReLU's zeros, repeated values) and NaNs in the input.
+func TestConv3x3ReLUPool(t *testing.T) {
+	if !Vector {
+		t.Skip("no AVX-512 on this CPU")
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, s := range []struct{ cin, cout, h, wd int }{
+		{16, 32, 14, 14}, {1, 16, 28, 28}, {3, 8, 6, 10}, {2, 4, 4, 30}, {1, 8, 2, 2}, {2, 12, 8, 16},
+	} {
+		for _, withWhere := range []bool{true, false} {
+			const smp = 2 // samples
+			x := make([]float32, smp*s.cin*s.h*s.wd)
+			w := make([]float32, s.cout*s.cin*9)
+			bias := make([]float32, s.cout)
+			for i := range x {
+				switch rng.IntN(8) {
+				case 0, 1:
+				case 2:
+					x[i] = 0.5 // repeated values tie in a window
+				default:
+					x[i] = float32(rng.NormFloat64())
+				}
+			}
+			if s.cin*s.h*s.wd > 40 {
+				x[37] = float32(math.NaN())
+			}
+			for i := range w {
+				w[i] = float32(rng.NormFloat64() * 0.3)
+			}
+			for i := range bias {
+				bias[i] = float32(rng.NormFloat64() * 0.5)
+			}
+			n, pn := smp*s.cout*s.h*s.wd, smp*s.cout*s.h*s.wd/4
+			y, pooled := make([]float32, n), make([]float32, pn)
+			wantY, wantPooled := make([]float32, n), make([]float32, pn)
+			var where, wantWhere []uint8
+			if withWhere {
+				where, wantWhere = make([]uint8, pn), make([]uint8, pn)
+			}
+			if !Conv3x3ReLUPool(y, x, w, bias, smp, s.cin, s.cout, s.h, s.wd, pooled, where) {
+				t.Fatalf("%+v: Conv3x3ReLUPool refused", s)
+			}
+			Conv3x3(wantY, x, w, smp, s.cin, s.cout, s.h, s.wd)
+			for p := range smp * s.cout {
+				BiasReLUScalar(wantY[p*s.h*s.wd:(p+1)*s.h*s.wd], bias[p%s.cout])
+			}
+			MaxPool2x2(wantY, smp*s.cout, s.wd, s.h*s.wd, s.h/2, s.wd/2, wantPooled, wantWhere)
+			for i := range y {
+				if math.Float32bits(y[i]) != math.Float32bits(wantY[i]) {
+					t.Fatalf("%+v: y[%d] = %v, want %v", s, i, y[i], wantY[i])
+				}
+			}
+			for i := range pooled {
+				if math.Float32bits(pooled[i]) != math.Float32bits(wantPooled[i]) {
+					t.Fatalf("%+v: pooled[%d] = %v, want %v", s, i, pooled[i], wantPooled[i])
+				}
+				if where != nil && where[i] != wantWhere[i] {
+					t.Fatalf("%+v: where[%d] = %d, want %d", s, i, where[i], wantWhere[i])
+				}
+			}
+		}
+	}
+	if Conv3x3ReLUPool(make([]float32, 8*3*4), make([]float32, 3*4), make([]float32, 8*9), make([]float32, 8), 1, 1, 8, 3, 4, make([]float32, 8*2), nil) {
+		t.Error("an odd number of rows was accepted")
+	}
+}
+
+// TestConv3x3GradW checks the weight gradient against its scalar
+// reference, bit for bit, for whole and partial ranges of output channels
+// (the values outside the range must stay as they were), and the
+// reference against the float64 definition within the rounding bound of
+// its sums, (n·h + wd)·2⁻²⁴·Σ|terms|. An infinite input must give the
+// reference's infinities and NaNs, and no NaN from the lanes past a row's
+// end (which hold the next row's values).
+func TestConv3x3GradW(t *testing.T) {
+	if !Vector {
+		t.Skip("no AVX-512 on this CPU: the trainer takes the weight gradient with im2col and a product")
+	}
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, s := range []struct{ cin, cout, h, wd, co0, co1 int }{
+		{16, 32, 14, 14, 0, 32}, {16, 32, 14, 14, 8, 24}, {1, 16, 28, 28, 0, 16}, {1, 16, 28, 28, 4, 8},
+		{3, 8, 5, 7, 0, 8}, {2, 4, 7, 15, 0, 4}, {2, 12, 6, 30, 4, 12}, {1, 8, 1, 1, 0, 8}, {5, 16, 3, 14, 8, 16},
+	} {
+		for _, inf := range []bool{false, true} {
+			const n = 3
+			x := make([]float32, n*s.cin*s.h*s.wd)
+			dz := make([]float32, n*s.cout*s.h*s.wd)
+			for i := range x {
+				if rng.IntN(4) > 0 {
+					x[i] = float32(rng.NormFloat64())
+				}
+			}
+			for i := range dz {
+				dz[i] = float32(rng.NormFloat64() * 0.01)
+			}
+			if inf {
+				x[(s.h-1)*s.wd] = float32(math.Inf(1)) // the first value of the last row of sample 0, channel 0
+			}
+			got, want := make([]float32, s.cout*s.cin*9), make([]float32, s.cout*s.cin*9)
+			for i := range got {
+				got[i], want[i] = 7, 7
+			}
+			acc := make([]float32, Conv3x3GradWAcc(s.cin, s.co1-s.co0, s.h, s.wd))
+			if !Conv3x3GradW(got, x, dz, n, s.cin, s.cout, s.h, s.wd, s.co0, s.co1, acc) {
+				t.Fatalf("%+v: Conv3x3GradW refused", s)
+			}
+			Conv3x3GradWRef(want, x, dz, n, s.cin, s.cout, s.h, s.wd, s.co0, s.co1)
+			for i := range got {
+				co := i / (s.cin * 9)
+				if (co < s.co0 || co >= s.co1) && (got[i] != 7 || want[i] != 7) {
+					t.Fatalf("%+v: dw[%d] of channel %d, outside the range, became %v (reference %v)", s, i, co, got[i], want[i])
+				}
+				g, w := got[i], want[i]
+				if math.IsNaN(float64(g)) || math.IsNaN(float64(w)) {
+					if math.IsNaN(float64(g)) != math.IsNaN(float64(w)) {
+						t.Fatalf("%+v inf %v: dw[%d] = %v, reference %v", s, inf, i, g, w)
+					}
+					continue
+				}
+				if math.Float32bits(g) != math.Float32bits(w) {
+					t.Fatalf("%+v inf %v: dw[%d] = %v, reference %v", s, inf, i, g, w)
+				}
+			}
+			if inf {
+				continue
+			}
+			for co := s.co0; co < s.co1; co++ {
+				for ci := range s.cin {
+					for tap := range 9 {
+						ky, kx := tap/3, tap%3
+						var exact, mag float64
+						for smp := range n {
+							for r := range s.h {
+								for c := range s.wd {
+									iy, ix := r+ky-1, c+kx-1
+									if iy < 0 || iy >= s.h || ix < 0 || ix >= s.wd {
+										continue
+									}
+									v := float64(dz[((smp*s.cout+co)*s.h+r)*s.wd+c]) * float64(x[((smp*s.cin+ci)*s.h+iy)*s.wd+ix])
+									exact += v
+									mag += math.Abs(v)
+								}
+							}
+						}
+						i := (co*s.cin+ci)*9 + tap
+						if d, bound := math.Abs(float64(want[i])-exact), float64(n*s.h+s.wd)*0x1p-24*mag; d > bound {
+							t.Fatalf("%+v: dw[%d] = %v, exact %v: off by %g, over the bound %g", s, i, want[i], exact, d, bound)
+						}
+					}
+				}
+			}
+		}
+	}
+	for _, r := range [][2]int{{0, 12}, {4, 8}, {0, 40}, {8, 8}} { // not whole blocks of 8, or out of range
+		if Conv3x3GradW(make([]float32, 32*16*9), make([]float32, 16*14*14), make([]float32, 32*14*14), 1, 16, 32, 14, 14, r[0], r[1], make([]float32, Conv3x3GradWAcc(16, 32, 14, 14))) {
+			t.Errorf("channels %v: Conv3x3GradW accepted them", r)
+		}
+	}
+}
+
+// BenchmarkConv3x3 times the 16→32 layer of the conv model on 64 samples of
+// 14×14, on one goroutine and split over two, and prints its GFLOPS.
+func BenchmarkConv3x3(b *testing.B) {
+	if !Vector {
+		b.Skip("no AVX-512")
+	}
+	const n, cin, cout, h, wd = 64, 16, 32, 14, 14
+	x := make([]float32, n*cin*h*wd)
+	w := make([]float32, cout*cin*9)
+	y := make([]float32, n*cout*h*wd)
+	for i := range x {
+		x[i] = float32(i%7) * 0.1
+	}
+	for i := range w {
+		w[i] = float32(i%5) * 0.01
+	}
+	flops := float64(2 * n * cout * h * wd * cin * 9)
+	for _, parts := range []int{1, 2} {
+		b.Run(map[int]string{1: "one", 2: "two"}[parts], func(b *testing.B) {
+			for range b.N {
+				done := make(chan bool, parts)
+				for p := range parts {
+					go func() {
+						lo, hi := p*n/parts, (p+1)*n/parts
+						Conv3x3(y[lo*cout*h*wd:], x[lo*cin*h*wd:], w, hi-lo, cin, cout, h, wd)
+						done <- true
+					}()
+				}
+				for range parts {
+					<-done
+				}
+			}
+			b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOPS")
+		})
+		b.Run(map[int]string{1: "grad-w-one", 2: "grad-w-two"}[parts], func(b *testing.B) {
+			dw := make([]float32, cout*cin*9)
+			accs := make([][]float32, parts)
+			for p := range parts {
+				accs[p] = make([]float32, Conv3x3GradWAcc(cin, cout/parts, h, wd))
+			}
+			for range b.N {
+				done := make(chan bool, parts)
+				for p := range parts {
+					go func() {
+						lo, hi := p*cout/parts, (p+1)*cout/parts
+						Conv3x3GradW(dw, x, y, n, cin, cout, h, wd, lo, hi, accs[p])
+						done <- true
+					}()
+				}
+				for range parts {
+					<-done
+				}
+			}
+			b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOPS")
+		})
 	}
 }

@@ -4,11 +4,11 @@ package kernels
 
 // The kernels in C, for CPUs with AVX-512 (16 values at a time) or AVX2
 // (Adam, 8 at a time), chosen at start from the CPU's features. Every
-// kernel but LinearWeightStep and Conv3x3 computes its Go reference's
-// arithmetic in the same order, rounded the same way and without fused
-// multiply-adds (the pragma), so it gives the same bits; LinearWeightStep
-// and Conv3x3 give the bits of LinearWeightStepRef and Conv3x3Ref, in C
-// below.
+// kernel but LinearWeightStep, Conv3x3 and Conv3x3GradW computes its Go
+// reference's arithmetic in the same order, rounded the same way and
+// without fused multiply-adds (the pragma), so it gives the same bits;
+// those three give the bits of LinearWeightStepRef, Conv3x3Ref and
+// Conv3x3GradWRef, in C below.
 //
 // Adam: the per-value update of AdamGo, with its flush of subnormal
 // moments to zero. LinearWeightStep: a Linear layer's weight gradient
@@ -23,8 +23,13 @@ package kernels
 // column row added to its place, 16 values at a time, rows in order, so
 // every sum keeps its order. BiasSigmoid:
 // Sigmoid32's float64 arithmetic 8 values at a time, with the same table.
-// Conv3x3: a direct 3×3 convolution, an output row a register, with the
-// bits of Conv3x3Ref (its own order of the sums, not a BLAS's).
+// Conv3x3: a direct 3×3 convolution of a batch of samples, an output row
+// one or two registers, with the bits of Conv3x3Ref (its own order of the
+// sums, not a BLAS's); Conv3x3ReLUPool adds the bias, the ReLU and the 2×2
+// max-pooling while the rows are in registers, the bits of the separate
+// kernels. Conv3x3GradW: its weight gradient, a weight's partial sums the
+// lanes of a register, one an output column, over the samples and rows in
+// order, the bits of Conv3x3GradWRef.
 
 /*
 #cgo LDFLAGS: -lm
@@ -616,54 +621,248 @@ static void latent_conv3x3_ref(float *y, const float *x, const float *w, long ci
 	}
 }
 
-// LATENT_CONV_ROW is the row stride of latent_conv3x3's padded planes: a
-// row of up to 14 values and its two zeros of padding fit one register.
+// LATENT_CONV_ROW is the row stride of latent_conv3x3's padded planes for
+// rows of up to 14 values: a row and its two zeros of padding fit one
+// register. Rows of 15 to 30 values take two registers and twice the
+// stride.
 #define LATENT_CONV_ROW 16
 #define LATENT_CONV_MAX 16384
+#ifndef LATENT_GW_SAMPLES
+#define LATENT_GW_SAMPLES 4
+#endif
 
-// latent_conv3x3 is latent_conv3x3_ref with AVX-512, the same bits, for
-// rows of at most 14 values and cout a multiple of 8: each register holds
-// one output row (a lane a column), and a block of 8 output channels × 2
-// rows sums its 16 registers over ci, ky, kx in order, each term one
-// fused multiply-add of a broadcast weight and a row of the zero-padded
-// input plane (a copy, LATENT_CONV_ROW values a row). The lanes past the
-// row's end add terms of the next row's values and are not stored.
-__attribute__((target("avx512f")))
-static void latent_conv3x3(float *y, const float *x, const float *w, long cin, long cout, long h, long wd) {
-	float pad[LATENT_CONV_MAX];
-	const long R = LATENT_CONV_ROW, plane = (h + 2) * R;
+// latent_conv3x3_body is latent_conv3x3_ref with AVX-512 on n samples, the
+// same bits, for rows of at most 16·NH−2 values and cout a multiple of CB:
+// each output row is NH registers (a lane a column), and a block of CB
+// output channels × 2 rows sums its 2·CB·NH registers over ci, ky, kx in
+// order, each term one fused multiply-add of a broadcast weight and a row
+// of the zero-padded input plane (a copy, 16·NH values a row). The lanes
+// past the row's end add terms of the next row's values and are not
+// stored. The weights are copied once, a block's CB weights of a term side
+// by side.
+//
+// With bias, each output then becomes latent_bias_relu_scalar's max(v+b,
+// 0) (NaN kept, -0 made +0) before it is stored; with pooled too (h and wd
+// even), the block's two rows are pooled in registers as
+// latent_maxpool2x2 pools them, into pooled [n, cout, h/2, wd/2] and, with
+// where, the codes it records. Each value is the one the separate kernels
+// would compute from y, bit for bit.
+__attribute__((target("avx512f"), always_inline))
+static inline void latent_conv3x3_body(float *y, const float *x, const float *w, long n, long cin, long cout, long h, long wd,
+	const float *bias, float *pooled, uint8_t *where, const int NH, const int CB) {
+	float pad[LATENT_CONV_MAX], wpk[LATENT_CONV_MAX];
+	const long R = 16 * NH, plane = (h + 2) * R;
 	for (long t = 0; t < cin * plane + 3 * R; t += 16) _mm512_storeu_ps(pad + t, _mm512_setzero_ps());
-	const __mmask16 row = (__mmask16)((1u << wd) - 1);
-	for (long ci = 0; ci < cin; ci++) {
-		for (long r = 0; r < h; r++) _mm512_mask_storeu_ps(pad + ci * plane + (r + 1) * R + 1, row, _mm512_maskz_loadu_ps(row, x + (ci * h + r) * wd));
-	}
-	for (long co = 0; co < cout; co += 8) {
-		for (long r = 0; r < h; r += 2) {
-			__m512 a0[8], a1[8];
-			_Pragma("GCC unroll 8") for (int q = 0; q < 8; q++) {
-				a0[q] = _mm512_setzero_ps();
-				a1[q] = _mm512_setzero_ps();
+	// wpk[((co/CB·cin + ci)·9 + t)·CB + q] = w[co+q, ci, t].
+	for (long co = 0; co < cout; co += CB) {
+		for (long ci = 0; ci < cin; ci++) {
+			for (int t = 0; t < 9; t++) {
+				for (int q = 0; q < CB; q++) wpk[((co / CB * cin + ci) * 9 + t) * CB + q] = w[((co + q) * cin + ci) * 9 + t];
 			}
+		}
+	}
+	const __mmask16 k0 = latent_tail(wd), k1 = wd > 16 ? latent_tail(wd - 16) : 0;
+	const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+	const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+	const __m512 zero = _mm512_setzero_ps();
+	const long ph = h / 2, pw = wd / 2;
+	const __mmask16 kp = latent_tail(pw);
+	for (long s = 0; s < n; s++) {
+		// The rows' values; their padding stays zero from sample to sample.
+		for (long ci = 0; ci < cin; ci++) {
+			for (long r = 0; r < h; r++) {
+				float *dst = pad + ci * plane + (r + 1) * R + 1;
+				const float *src = x + ((s * cin + ci) * h + r) * wd;
+				_mm512_mask_storeu_ps(dst, k0, _mm512_maskz_loadu_ps(k0, src));
+				if (NH == 2) _mm512_mask_storeu_ps(dst + 16, k1, _mm512_maskz_loadu_ps(k1, src + 16));
+			}
+		}
+		for (long co = 0; co < cout; co += CB) {
+			for (long r = 0; r < h; r += 2) {
+				__m512 acc[8][2][2]; // fixed sizes, not CB and NH: a variable-length array would live on the stack
+				_Pragma("GCC unroll 8") for (int q = 0; q < CB; q++) {
+					_Pragma("GCC unroll 2") for (int i = 0; i < 2; i++) {
+						_Pragma("GCC unroll 2") for (int u = 0; u < NH; u++) acc[q][i][u] = zero;
+					}
+				}
+				for (long ci = 0; ci < cin; ci++) {
+					const float *in = pad + ci * plane + r * R;
+					const float *wc = wpk + (co / CB * cin + ci) * 9 * CB;
+					_Pragma("GCC unroll 3") for (int ky = 0; ky < 3; ky++) {
+						_Pragma("GCC unroll 3") for (int kx = 0; kx < 3; kx++) {
+							__m512 iv[2][2];
+							_Pragma("GCC unroll 2") for (int i = 0; i < 2; i++) {
+								_Pragma("GCC unroll 2") for (int u = 0; u < NH; u++) iv[i][u] = _mm512_loadu_ps(in + (ky + i) * R + kx + 16 * u);
+							}
+							_Pragma("GCC unroll 8") for (int q = 0; q < CB; q++) {
+								__m512 wv = _mm512_set1_ps(wc[(ky * 3 + kx) * CB + q]);
+								_Pragma("GCC unroll 2") for (int i = 0; i < 2; i++) {
+									_Pragma("GCC unroll 2") for (int u = 0; u < NH; u++) acc[q][i][u] = _mm512_fmadd_ps(wv, iv[i][u], acc[q][i][u]);
+								}
+							}
+						}
+					}
+				}
+				_Pragma("GCC unroll 8") for (int q = 0; q < CB; q++) {
+					if (bias) {
+						const __m512 bv = _mm512_set1_ps(bias[co + q]);
+						_Pragma("GCC unroll 2") for (int i = 0; i < 2; i++) {
+							_Pragma("GCC unroll 2") for (int u = 0; u < NH; u++) {
+								__m512 v = _mm512_add_ps(acc[q][i][u], bv);
+								acc[q][i][u] = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, zero, _CMP_NLE_UQ), v);
+							}
+						}
+					}
+					float *yr = y + ((s * cout + co + q) * h + r) * wd;
+					_mm512_mask_storeu_ps(yr, k0, acc[q][0][0]);
+					if (NH == 2) _mm512_mask_storeu_ps(yr + 16, k1, acc[q][0][NH - 1]);
+					if (r + 1 < h) {
+						_mm512_mask_storeu_ps(yr + wd, k0, acc[q][1][0]);
+						if (NH == 2) _mm512_mask_storeu_ps(yr + wd + 16, k1, acc[q][1][NH - 1]);
+					}
+					if (!pooled) continue;
+					__m512 hi0 = NH == 2 ? acc[q][0][NH - 1] : zero, hi1 = NH == 2 ? acc[q][1][NH - 1] : zero;
+					__m512 a = _mm512_permutex2var_ps(acc[q][0][0], even, hi0), b = _mm512_permutex2var_ps(acc[q][0][0], odd, hi0);
+					__m512 c = _mm512_permutex2var_ps(acc[q][1][0], even, hi1), e = _mm512_permutex2var_ps(acc[q][1][0], odd, hi1);
+					__m512 m0 = latent_gomax(a, b), m1 = latent_gomax(c, e), m = latent_gomax(m0, m1);
+					const long at = ((s * cout + co + q) * ph + r / 2) * pw;
+					_mm512_mask_storeu_ps(pooled + at, kp, m);
+					if (!where) continue;
+					// The first maximum in row-major order: a, b, c, e.
+					__m512i s0 = _mm512_maskz_set1_epi32(_mm512_cmp_ps_mask(b, a, _CMP_GT_OQ), 1);
+					__m512i s1 = _mm512_add_epi32(_mm512_set1_epi32(2), _mm512_maskz_set1_epi32(_mm512_cmp_ps_mask(e, c, _CMP_GT_OQ), 1));
+					__m512i code = _mm512_mask_mov_epi32(s0, _mm512_cmp_ps_mask(m1, m0, _CMP_GT_OQ), s1);
+					code = _mm512_mask_add_epi32(code, _mm512_cmp_ps_mask(m, zero, _CMP_NLE_UQ), code, _mm512_set1_epi32(4));
+					_mm512_mask_cvtepi32_storeu_epi8(where + at, kp, code);
+				}
+			}
+		}
+	}
+}
+
+// latent_conv3x3 is latent_conv3x3_body for rows of up to 14 values (one
+// register, blocks of 8 channels) or 30 (two registers, blocks of 4).
+__attribute__((target("avx512f")))
+static void latent_conv3x3(float *y, const float *x, const float *w, long n, long cin, long cout, long h, long wd,
+	const float *bias, float *pooled, uint8_t *where) {
+	if (wd <= 14) latent_conv3x3_body(y, x, w, n, cin, cout, h, wd, bias, pooled, where, 1, 8);
+	else latent_conv3x3_body(y, x, w, n, cin, cout, h, wd, bias, pooled, where, 2, 4);
+}
+
+// latent_conv3x3_grad_w_ref is latent_conv3x3_grad_w's scalar reference:
+// the weight gradient of latent_conv3x3_ref over n samples, for output
+// channels [co0, co1) of dw [cout, cin, 3, 3]. Each value is summed in
+// wd partial sums, one a column c of the output: p_c starts at +0 and adds
+// dz[s, co, r, c] · x[s, ci, r+ky-1, c+kx-1] (0 outside x) for each sample
+// s, then each row r, in order, one fused multiply-add (fmaf) a term; then
+// the value is p_0 + p_1 + … + p_{wd-1}, added in that order.
+static void latent_conv3x3_grad_w_ref(float *dw, const float *x, const float *dz, long n, long cin, long cout, long h, long wd, long co0, long co1) {
+	float p[32];
+	for (long co = co0; co < co1; co++) {
+		for (long ci = 0; ci < cin; ci++) {
+			for (long t = 0; t < 9; t++) {
+				const long ky = t / 3, kx = t % 3;
+				for (long c = 0; c < wd; c++) p[c] = 0;
+				for (long s = 0; s < n; s++) {
+					for (long r = 0; r < h; r++) {
+						for (long c = 0; c < wd; c++) {
+							long iy = r + ky - 1, ix = c + kx - 1;
+							float v = iy >= 0 && iy < h && ix >= 0 && ix < wd ? x[((s * cin + ci) * h + iy) * wd + ix] : 0;
+							p[c] = fmaf(dz[((s * cout + co) * h + r) * wd + c], v, p[c]);
+						}
+					}
+				}
+				float total = p[0];
+				for (long c = 1; c < wd; c++) total += p[c];
+				dw[(co * cin + ci) * 9 + t] = total;
+			}
+		}
+	}
+}
+
+// latent_conv3x3_grad_w_body is latent_conv3x3_grad_w_ref with AVX-512, the
+// same bits, for rows of at most 16·NH−2 values and co1−co0 a multiple of
+// CB: the partial sums p_c of a value are the lanes of NH registers. A
+// block of CB output channels × the 3 kx of one (ci, ky) is 3·CB·NH
+// registers, loaded from acc [co1−co0, cin, 9, 16·NH] (the caller's, in
+// memory), summed over a sample's rows, and stored back, sample after
+// sample; a row's terms are the broadcast-free products of a row of dz and
+// a row of the sample's zero-padded input plane shifted by kx. Lanes past
+// the row's end (dz's are zeros) are left out of the final sums.
+__attribute__((target("avx512f"), always_inline))
+static inline void latent_conv3x3_grad_w_body(float *dw, const float *x, const float *dz, long n, long cin, long cout, long h, long wd,
+	long co0, long co1, float *acc, float *pad, const int NH, const int CB) {
+	const long R = 16 * NH, plane = (h + 2) * R, L = 16 * NH, span = cin * plane + 3 * R;
+	for (long t = 0; t < LATENT_GW_SAMPLES * span; t += 16) _mm512_storeu_ps(pad + t, _mm512_setzero_ps());
+	for (long t = 0; t < (co1 - co0) * cin * 9 * L; t += 16) _mm512_storeu_ps(acc + t, _mm512_setzero_ps());
+	const __mmask16 k0 = latent_tail(wd), k1 = wd > 16 ? latent_tail(wd - 16) : 0;
+	for (long s0 = 0; s0 < n; s0 += LATENT_GW_SAMPLES) {
+		const long ns = n - s0 < LATENT_GW_SAMPLES ? n - s0 : LATENT_GW_SAMPLES;
+		for (long j = 0; j < ns; j++) {
 			for (long ci = 0; ci < cin; ci++) {
-				const float *in = pad + ci * plane + r * R;
-				const float *wc = w + (co * cin + ci) * 9;
-				_Pragma("GCC unroll 3") for (int ky = 0; ky < 3; ky++) {
-					_Pragma("GCC unroll 3") for (int kx = 0; kx < 3; kx++) {
-						__m512 i0 = _mm512_loadu_ps(in + ky * R + kx), i1 = _mm512_loadu_ps(in + (ky + 1) * R + kx);
-						_Pragma("GCC unroll 8") for (int q = 0; q < 8; q++) {
-							__m512 wv = _mm512_set1_ps(wc[q * cin * 9 + ky * 3 + kx]);
-							a0[q] = _mm512_fmadd_ps(wv, i0, a0[q]);
-							a1[q] = _mm512_fmadd_ps(wv, i1, a1[q]);
+				for (long r = 0; r < h; r++) {
+					float *dst = pad + j * span + ci * plane + (r + 1) * R + 1;
+					const float *src = x + (((s0 + j) * cin + ci) * h + r) * wd;
+					_mm512_mask_storeu_ps(dst, k0, _mm512_maskz_loadu_ps(k0, src));
+					if (NH == 2) _mm512_mask_storeu_ps(dst + 16, k1, _mm512_maskz_loadu_ps(k1, src + 16));
+				}
+			}
+		}
+		for (long co = co0; co < co1; co += CB) {
+			for (long ci = 0; ci < cin; ci++) {
+				for (long ky = 0; ky < 3; ky++) {
+					__m512 a[8][3][2]; // fixed sizes: a variable-length array would live on the stack
+					float *ab = acc + (((co - co0) * cin + ci) * 9 + ky * 3) * L;
+					_Pragma("GCC unroll 8") for (int q = 0; q < CB; q++) {
+						_Pragma("GCC unroll 3") for (int kx = 0; kx < 3; kx++) {
+							_Pragma("GCC unroll 2") for (int u = 0; u < NH; u++) a[q][kx][u] = _mm512_loadu_ps(ab + (q * cin * 9 + kx) * L + 16 * u);
+						}
+					}
+					for (long j = 0; j < ns; j++) {
+						const float *in = pad + j * span + ci * plane + ky * R;
+						const float *d = dz + (((s0 + j) * cout + co) * h) * wd;
+						for (long r = 0; r < h; r++) {
+							__m512 iv[3][2];
+							_Pragma("GCC unroll 3") for (int kx = 0; kx < 3; kx++) {
+								_Pragma("GCC unroll 2") for (int u = 0; u < NH; u++) iv[kx][u] = _mm512_loadu_ps(in + r * R + kx + 16 * u);
+							}
+							_Pragma("GCC unroll 8") for (int q = 0; q < CB; q++) {
+								__m512 dv[2];
+								dv[0] = _mm512_maskz_loadu_ps(k0, d + (q * h + r) * wd);
+								if (NH == 2) dv[NH - 1] = _mm512_maskz_loadu_ps(k1, d + (q * h + r) * wd + 16);
+								_Pragma("GCC unroll 3") for (int kx = 0; kx < 3; kx++) {
+									_Pragma("GCC unroll 2") for (int u = 0; u < NH; u++) a[q][kx][u] = _mm512_fmadd_ps(dv[u], iv[kx][u], a[q][kx][u]);
+								}
+							}
+						}
+					}
+					_Pragma("GCC unroll 8") for (int q = 0; q < CB; q++) {
+						_Pragma("GCC unroll 3") for (int kx = 0; kx < 3; kx++) {
+							_Pragma("GCC unroll 2") for (int u = 0; u < NH; u++) _mm512_storeu_ps(ab + (q * cin * 9 + kx) * L + 16 * u, a[q][kx][u]);
 						}
 					}
 				}
 			}
-			_Pragma("GCC unroll 8") for (int q = 0; q < 8; q++) {
-				_mm512_mask_storeu_ps(y + ((co + q) * h + r) * wd, row, a0[q]);
-				if (r + 1 < h) _mm512_mask_storeu_ps(y + ((co + q) * h + r + 1) * wd, row, a1[q]);
-			}
 		}
 	}
+	for (long co = co0; co < co1; co++) {
+		for (long t = 0; t < cin * 9; t++) {
+			const float *p = acc + ((co - co0) * cin * 9 + t) * L;
+			float total = p[0];
+			for (long c = 1; c < wd; c++) total += p[c];
+			dw[co * cin * 9 + t] = total;
+		}
+	}
+}
+
+// latent_conv3x3_grad_w is latent_conv3x3_grad_w_body for rows of up to 14
+// values (blocks of 8 channels) or 30 (blocks of 4).
+__attribute__((target("avx512f")))
+static void latent_conv3x3_grad_w(float *dw, const float *x, const float *dz, long n, long cin, long cout, long h, long wd,
+	long co0, long co1, float *acc) {
+	float *pad = acc + (co1 - co0) * cin * 9 * (wd <= 14 ? 16 : 32);
+	if (wd <= 14) latent_conv3x3_grad_w_body(dw, x, dz, n, cin, cout, h, wd, co0, co1, acc, pad, 1, 8);
+	else latent_conv3x3_grad_w_body(dw, x, dz, n, cin, cout, h, wd, co0, co1, acc, pad, 2, 4);
 }
 */
 import "C"
@@ -912,21 +1111,114 @@ func Im2ColSame(dst, x []float32, c, h, w, k, pad, r0, r1 int) bool {
 	return true
 }
 
-// Conv3x3 sets y [cout, h, wd] to one sample's 3×3 convolution of x [cin,
-// h, wd] by w [cout, cin, 3, 3], with stride 1 and padding 1 and without
-// bias, with AVX-512: the bits of Conv3x3Ref, each value summed over ci,
-// then ky, then kx, from +0, one fused multiply-add a term. It reports
-// false, doing nothing, where the CPU lacks AVX-512, a row is longer than
-// 14 values, cout is not a multiple of 8, or the padded input would
-// exceed its buffer (16,384 values).
-func Conv3x3(y, x, w []float32, cin, cout, h, wd int) bool {
-	if !Vector || wd < 1 || wd > C.LATENT_CONV_ROW-2 || h < 1 || cin < 1 || cout < 8 || cout%8 != 0 ||
-		cin*(h+2)*C.LATENT_CONV_ROW+3*C.LATENT_CONV_ROW > C.LATENT_CONV_MAX {
+// Conv3x3 sets y [n, cout, h, wd] to the 3×3 convolutions of the n
+// samples x [n, cin, h, wd] by w [cout, cin, 3, 3], with stride 1 and
+// padding 1 and without bias, with AVX-512: the bits of Conv3x3Ref, each
+// value summed over ci, then ky, then kx, from +0, one fused multiply-add a
+// term. It reports false, doing nothing, where the CPU lacks AVX-512, a
+// row is longer than 30 values, cout is not a multiple of 8 (rows of up to
+// 14 values) or 4 (longer rows), or a sample's padded input or the
+// weights would exceed their buffers (16,384 values each).
+func Conv3x3(y, x, w []float32, n, cin, cout, h, wd int) bool {
+	if n < 1 || !conv3x3Fits(cin, cout, h, wd) {
 		return false
 	}
-	_, _, _ = y[cout*h*wd-1], x[cin*h*wd-1], w[cout*cin*9-1]
-	C.latent_conv3x3((*C.float)(&y[0]), (*C.float)(&x[0]), (*C.float)(&w[0]), C.long(cin), C.long(cout), C.long(h), C.long(wd))
+	_, _, _ = y[n*cout*h*wd-1], x[n*cin*h*wd-1], w[cout*cin*9-1]
+	C.latent_conv3x3((*C.float)(&y[0]), (*C.float)(&x[0]), (*C.float)(&w[0]), C.long(n), C.long(cin), C.long(cout), C.long(h), C.long(wd), nil, nil, nil)
 	return true
+}
+
+// Conv3x3ReLUPool is Conv3x3, then BiasReLUScalar of each output channel c
+// of y with bias[c], then MaxPool2x2 of y's n·cout planes into pooled [n,
+// cout, h/2, wd/2], recording where (nil: not recorded) as MaxPool2x2
+// does; each output row is pooled while it is in registers, and every
+// value of y, pooled and where is the one the three kernels give, bit for
+// bit. h and wd must be even; it reports false, doing nothing, where they
+// are not or where Conv3x3 would.
+func Conv3x3ReLUPool(y, x, w, bias []float32, n, cin, cout, h, wd int, pooled []float32, where []uint8) bool {
+	if n < 1 || h%2 != 0 || wd%2 != 0 || !conv3x3Fits(cin, cout, h, wd) {
+		return false
+	}
+	np := n * cout * h * wd / 4
+	_, _, _, _, _ = y[n*cout*h*wd-1], x[n*cin*h*wd-1], w[cout*cin*9-1], bias[cout-1], pooled[np-1]
+	var wp *C.uint8_t
+	if where != nil {
+		_ = where[np-1]
+		wp = (*C.uint8_t)(&where[0])
+	}
+	C.latent_conv3x3((*C.float)(&y[0]), (*C.float)(&x[0]), (*C.float)(&w[0]), C.long(n), C.long(cin), C.long(cout), C.long(h), C.long(wd),
+		(*C.float)(&bias[0]), (*C.float)(&pooled[0]), wp)
+	return true
+}
+
+// Conv3x3GradW sets output channels [co0, co1) of dw [cout, cin, 3, 3] to
+// the weight gradient of Conv3x3 over n samples, from their inputs x [n,
+// cin, h, wd] and output gradients dz [n, cout, h, wd], with AVX-512: the
+// bits of Conv3x3GradWRef (each value the sum, in order, of wd partial
+// sums, one an output column, each over the samples and then the rows in
+// order, one fused multiply-add a term). acc is the caller's scratch, at
+// least Conv3x3GradWAcc(cin, co1−co0, h, wd) values; it is overwritten. It
+// reports false, doing nothing, where Conv3x3 would for these sizes or
+// where co1−co0 is not a multiple of that block of channels (8, or 4 for
+// rows over 14 values).
+func Conv3x3GradW(dw, x, dz []float32, n, cin, cout, h, wd, co0, co1 int, acc []float32) bool {
+	if n < 1 || !conv3x3Fits(cin, cout, h, wd) || co0 < 0 || co1 > cout || co1 <= co0 || (co1-co0)%Conv3x3Block(wd) != 0 {
+		return false
+	}
+	_, _, _, _ = dw[cout*cin*9-1], x[n*cin*h*wd-1], dz[n*cout*h*wd-1], acc[Conv3x3GradWAcc(cin, co1-co0, h, wd)-1]
+	C.latent_conv3x3_grad_w((*C.float)(&dw[0]), (*C.float)(&x[0]), (*C.float)(&dz[0]), C.long(n), C.long(cin), C.long(cout), C.long(h), C.long(wd),
+		C.long(co0), C.long(co1), (*C.float)(&acc[0]))
+	return true
+}
+
+// Conv3x3GradWAcc is the size of Conv3x3GradW's scratch for cout output
+// channels: a register of partial sums (two for rows over 14 values) for
+// each weight.
+func Conv3x3GradWAcc(cin, cout, h, wd int) int {
+	nh := 1
+	if wd > C.LATENT_CONV_ROW-2 {
+		nh = 2
+	}
+	// The partial sums, then the padded input planes of LATENT_GW_SAMPLES samples.
+	return (cout*cin*9 + C.LATENT_GW_SAMPLES*(cin*(h+2)+3)) * 16 * nh
+}
+
+// Conv3x3GradWRef is Conv3x3GradW's scalar reference, in C for its fused
+// multiply-adds (fmaf), on every CPU.
+func Conv3x3GradWRef(dw, x, dz []float32, n, cin, cout, h, wd, co0, co1 int) {
+	if n*cin*cout*h*wd == 0 || co1 <= co0 {
+		return
+	}
+	if wd > 32 {
+		panic("kernels: Conv3x3GradWRef takes rows of at most 32 values")
+	}
+	_, _, _ = dw[cout*cin*9-1], x[n*cin*h*wd-1], dz[n*cout*h*wd-1]
+	C.latent_conv3x3_grad_w_ref((*C.float)(&dw[0]), (*C.float)(&x[0]), (*C.float)(&dz[0]), C.long(n), C.long(cin), C.long(cout), C.long(h), C.long(wd),
+		C.long(co0), C.long(co1))
+}
+
+// Conv3x3Block is the block of output channels of the direct convolution's
+// kernels for rows of wd values: Conv3x3GradW takes whole blocks.
+func Conv3x3Block(wd int) int {
+	if wd > C.LATENT_CONV_ROW-2 {
+		return 4
+	}
+	return 8
+}
+
+// Conv3x3Fits reports whether Conv3x3, Conv3x3ReLUPool (with h and wd
+// even) and Conv3x3GradW (over all cout channels) take these sizes on this
+// CPU.
+func Conv3x3Fits(cin, cout, h, wd int) bool { return conv3x3Fits(cin, cout, h, wd) }
+
+// conv3x3Fits reports whether latent_conv3x3 takes these sizes on this CPU.
+func conv3x3Fits(cin, cout, h, wd int) bool {
+	nh, cb := 1, Conv3x3Block(wd)
+	if wd > C.LATENT_CONV_ROW-2 {
+		nh = 2
+	}
+	return Vector && wd >= 1 && wd <= 2*C.LATENT_CONV_ROW-2 && h >= 1 && cin >= 1 && cout >= cb && cout%cb == 0 &&
+		cin*(h+2)*nh*C.LATENT_CONV_ROW+3*nh*C.LATENT_CONV_ROW <= C.LATENT_CONV_MAX && cout*cin*9 <= C.LATENT_CONV_MAX
 }
 
 // Conv3x3Ref is Conv3x3's scalar reference, in C for its fused

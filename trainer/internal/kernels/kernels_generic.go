@@ -77,4 +77,23 @@ func Im2ColSame(dst, x []float32, c, h, w, k, pad, r0, r1 int) bool { return fal
 
 // Conv3x3 reports false, doing nothing: without the C kernel, the
 // convolutions run as im2col and a matrix product.
-func Conv3x3(y, x, w []float32, cin, cout, h, wd int) bool { return false }
+func Conv3x3(y, x, w []float32, n, cin, cout, h, wd int) bool { return false }
+
+// Conv3x3ReLUPool reports false, doing nothing, as Conv3x3 does.
+func Conv3x3ReLUPool(y, x, w, bias []float32, n, cin, cout, h, wd int, pooled []float32, where []uint8) bool {
+	return false
+}
+
+// Conv3x3GradW reports false, doing nothing, as Conv3x3 does.
+func Conv3x3GradW(dw, x, dz []float32, n, cin, cout, h, wd, co0, co1 int, acc []float32) bool {
+	return false
+}
+
+// Conv3x3GradWAcc is 0: Conv3x3GradW needs no scratch where it does nothing.
+func Conv3x3GradWAcc(cin, cout, h, wd int) int { return 0 }
+
+// Conv3x3Fits is false: there is no direct convolution without cgo.
+func Conv3x3Fits(cin, cout, h, wd int) bool { return false }
+
+// Conv3x3Block is 8, as with cgo.
+func Conv3x3Block(wd int) int { return 8 }
