@@ -27,9 +27,10 @@ package kernels
 // one or two registers, with the bits of Conv3x3Ref (its own order of the
 // sums, not a BLAS's); Conv3x3ReLUPool adds the bias, the ReLU and the 2×2
 // max-pooling while the rows are in registers, the bits of the separate
-// kernels. Conv3x3GradW: its weight gradient, a weight's partial sums the
-// lanes of a register, one an output column, over the samples and rows in
-// order, the bits of Conv3x3GradWRef.
+// kernels. Conv3x3GradW: its weight gradient, the output channels the
+// lanes of the registers of sums, each a sum over the samples in order of
+// a sum over a sample's rows and columns in order, the bits of
+// Conv3x3GradWRef.
 
 /*
 #cgo LDFLAGS: -lm
@@ -627,9 +628,6 @@ static void latent_conv3x3_ref(float *y, const float *x, const float *w, long ci
 // stride.
 #define LATENT_CONV_ROW 16
 #define LATENT_CONV_MAX 16384
-#ifndef LATENT_GW_SAMPLES
-#define LATENT_GW_SAMPLES 4
-#endif
 
 // latent_conv3x3_body is latent_conv3x3_ref with AVX-512 on n samples, the
 // same bits, for rows of at most 16·NH−2 values and cout a multiple of CB:
@@ -750,13 +748,128 @@ static void latent_conv3x3(float *y, const float *x, const float *w, long n, lon
 }
 
 // latent_conv3x3_grad_w_ref is latent_conv3x3_grad_w's scalar reference:
-// the weight gradient of latent_conv3x3_ref over n samples, for output
-// channels [co0, co1) of dw [cout, cin, 3, 3]. Each value is summed in
-// wd partial sums, one a column c of the output: p_c starts at +0 and adds
+// the weight gradient of latent_conv3x3_ref over n samples, for input
+// channels [ci0, ci1) of dw [cout, cin, 3, 3], from x [n, cin, h, wd] and
+// dzt [n, h·wd, cout], the output gradient with its channels last. Each
+// value is the sum, from +0 and in order, of a sum for each sample s,
+// which starts at +0 and adds dz[s, co, r, c] · x[s, ci, r+ky-1, c+kx-1]
+// (0 outside x) for each row r and column c, in that order, one fused
+// multiply-add (fmaf) a term. (A sum for each sample keeps the rounding
+// error near that of a product's blocked sums: summing all n·h·wd terms
+// in one run had ten times the error.)
+static void latent_conv3x3_grad_w_ref(float *dw, const float *x, const float *dzt, long n, long cin, long cout, long h, long wd, long ci0, long ci1) {
+	for (long co = 0; co < cout; co++) {
+		for (long ci = ci0; ci < ci1; ci++) {
+			for (long t = 0; t < 9; t++) {
+				const long ky = t / 3, kx = t % 3;
+				float total = 0;
+				for (long s = 0; s < n; s++) {
+					float p = 0;
+					for (long r = 0; r < h; r++) {
+						for (long c = 0; c < wd; c++) {
+							long iy = r + ky - 1, ix = c + kx - 1;
+							float v = iy >= 0 && iy < h && ix >= 0 && ix < wd ? x[((s * cin + ci) * h + iy) * wd + ix] : 0;
+							p = fmaf(dzt[((s * h + r) * wd + c) * cout + co], v, p);
+						}
+					}
+					total += p;
+				}
+				dw[(co * cin + ci) * 9 + t] = total;
+			}
+		}
+	}
+}
+
+// latent_conv3x3_grad_w_body is latent_conv3x3_grad_w_ref with AVX-512, the
+// same bits, for cout a multiple of 16·NC: the output channels are the
+// lanes of NC registers, so a block of one input channel's 9 weights ×
+// 16·NC output channels is 9·NC registers of a sample's sums. For each
+// position of the output, in order, each term is one fused multiply-add
+// of a row of dzt (the position's gradients, all channels) and a
+// broadcast value of a zero-padded copy of the input plane; the sample's
+// sums are then added to the totals in acc [ci1−ci0, 9, cout]. pad
+// [ci1−ci0, h+2, wd+2] holds a sample's planes.
+__attribute__((target("avx512f"), always_inline))
+static inline void latent_conv3x3_grad_w_body(float *dw, const float *x, const float *dzt, long n, long cin, long cout, long h, long wd,
+	long ci0, long ci1, float *acc, float *pad, const int NC) {
+	const long W2 = wd + 2, P = (h + 2) * W2, nci = ci1 - ci0;
+	for (long t = 0; t < nci * P; t++) pad[t] = 0;
+	for (long t = 0; t < nci * 9 * cout; t++) acc[t] = 0;
+	for (long s = 0; s < n; s++) {
+		for (long ci = 0; ci < nci; ci++) {
+			for (long r = 0; r < h; r++) {
+				float *dst = pad + ci * P + (r + 1) * W2 + 1;
+				const float *src = x + ((s * cin + ci0 + ci) * h + r) * wd;
+				for (long c = 0; c < wd; c++) dst[c] = src[c];
+			}
+		}
+		const float *ds = dzt + s * h * wd * cout;
+		for (long ci = 0; ci < nci; ci++) {
+			for (long cb = 0; cb < cout; cb += 16 * NC) {
+				float *ab = acc + ci * 9 * cout + cb;
+				__m512 a[9][2]; // fixed sizes: a variable-length array would live on the stack
+				_Pragma("GCC unroll 9") for (int t = 0; t < 9; t++) {
+					_Pragma("GCC unroll 2") for (int u = 0; u < NC; u++) a[t][u] = _mm512_setzero_ps();
+				}
+				for (long r = 0; r < h; r++) {
+					const float *x0 = pad + ci * P + r * W2;
+					const float *d = ds + r * wd * cout + cb;
+					for (long c = 0; c < wd; c++) {
+						__m512 dv[2];
+						_Pragma("GCC unroll 2") for (int u = 0; u < NC; u++) dv[u] = _mm512_loadu_ps(d + c * cout + 16 * u);
+						// Hidden from the compiler, which would otherwise keep
+						// the values that the next position shares in registers
+						// and broadcast them with shuffles, on the port of the
+						// second FMA unit, instead of loads.
+						const float *xc = x0 + c;
+						__asm__("" : "+r"(xc));
+						_Pragma("GCC unroll 3") for (int ky = 0; ky < 3; ky++) {
+							_Pragma("GCC unroll 3") for (int kx = 0; kx < 3; kx++) {
+								const __m512 xb = _mm512_set1_ps(xc[ky * W2 + kx]);
+								_Pragma("GCC unroll 2") for (int u = 0; u < NC; u++) a[ky * 3 + kx][u] = _mm512_fmadd_ps(dv[u], xb, a[ky * 3 + kx][u]);
+							}
+						}
+					}
+				}
+				_Pragma("GCC unroll 9") for (int t = 0; t < 9; t++) {
+					_Pragma("GCC unroll 2") for (int u = 0; u < NC; u++) {
+						float *at = ab + t * cout + 16 * u;
+						_mm512_storeu_ps(at, _mm512_add_ps(_mm512_loadu_ps(at), a[t][u]));
+					}
+				}
+			}
+		}
+	}
+	for (long ci = 0; ci < nci; ci++) {
+		for (long t = 0; t < 9; t++) {
+			for (long co = 0; co < cout; co++) dw[(co * cin + ci0 + ci) * 9 + t] = acc[(ci * 9 + t) * cout + co];
+		}
+	}
+}
+
+// latent_conv3x3_grad_w is latent_conv3x3_grad_w_body with blocks of 32
+// output channels where cout is a multiple of 32, else of 16; scratch
+// holds acc, then pad.
+__attribute__((target("avx512f")))
+static void latent_conv3x3_grad_w(float *dw, const float *x, const float *dzt, long n, long cin, long cout, long h, long wd,
+	long ci0, long ci1, float *scratch) {
+	float *pad = scratch + (ci1 - ci0) * 9 * cout;
+	if (cout % 32 == 0) latent_conv3x3_grad_w_body(dw, x, dzt, n, cin, cout, h, wd, ci0, ci1, scratch, pad, 2);
+	else latent_conv3x3_grad_w_body(dw, x, dzt, n, cin, cout, h, wd, ci0, ci1, scratch, pad, 1);
+}
+
+// LATENT_GW_ROWS_SAMPLES is how many samples latent_conv3x3_grad_w_rows
+// sums in registers between loads and stores of its partial sums.
+#define LATENT_GW_ROWS_SAMPLES 4
+
+// latent_conv3x3_grad_w_rows_ref is latent_conv3x3_grad_w_rows's scalar
+// reference: the weight gradient of latent_conv3x3_ref over n samples, for
+// output channels [co0, co1) of dw [cout, cin, 3, 3]. Each value is summed
+// in wd partial sums, one a column c of the output: p_c starts at +0 and adds
 // dz[s, co, r, c] · x[s, ci, r+ky-1, c+kx-1] (0 outside x) for each sample
 // s, then each row r, in order, one fused multiply-add (fmaf) a term; then
 // the value is p_0 + p_1 + … + p_{wd-1}, added in that order.
-static void latent_conv3x3_grad_w_ref(float *dw, const float *x, const float *dz, long n, long cin, long cout, long h, long wd, long co0, long co1) {
+static void latent_conv3x3_grad_w_rows_ref(float *dw, const float *x, const float *dz, long n, long cin, long cout, long h, long wd, long co0, long co1) {
 	float p[32];
 	for (long co = co0; co < co1; co++) {
 		for (long ci = 0; ci < cin; ci++) {
@@ -780,24 +893,25 @@ static void latent_conv3x3_grad_w_ref(float *dw, const float *x, const float *dz
 	}
 }
 
-// latent_conv3x3_grad_w_body is latent_conv3x3_grad_w_ref with AVX-512, the
-// same bits, for rows of at most 16·NH−2 values and co1−co0 a multiple of
-// CB: the partial sums p_c of a value are the lanes of NH registers. A
-// block of CB output channels × the 3 kx of one (ci, ky) is 3·CB·NH
-// registers, loaded from acc [co1−co0, cin, 9, 16·NH] (the caller's, in
-// memory), summed over a sample's rows, and stored back, sample after
-// sample; a row's terms are the broadcast-free products of a row of dz and
-// a row of the sample's zero-padded input plane shifted by kx. Lanes past
-// the row's end (dz's are zeros) are left out of the final sums.
+// latent_conv3x3_grad_w_rows_body is latent_conv3x3_grad_w_rows_ref with
+// AVX-512, the same bits, for rows of at most 16·NH−2 values and co1−co0 a
+// multiple of CB: the partial sums p_c of a value are the lanes of NH
+// registers. A block of CB output channels × the 3 kx of one (ci, ky) is
+// 3·CB·NH registers, loaded from acc [co1−co0, cin, 9, 16·NH] (the
+// caller's, in memory), summed over the rows of LATENT_GW_ROWS_SAMPLES
+// samples in order, and stored back; a row's terms are the broadcast-free
+// products of a row of dz and a row of the sample's zero-padded input
+// plane shifted by kx. Lanes past the row's end (dz's are zeros) are left
+// out of the final sums.
 __attribute__((target("avx512f"), always_inline))
-static inline void latent_conv3x3_grad_w_body(float *dw, const float *x, const float *dz, long n, long cin, long cout, long h, long wd,
+static inline void latent_conv3x3_grad_w_rows_body(float *dw, const float *x, const float *dz, long n, long cin, long cout, long h, long wd,
 	long co0, long co1, float *acc, float *pad, const int NH, const int CB) {
 	const long R = 16 * NH, plane = (h + 2) * R, L = 16 * NH, span = cin * plane + 3 * R;
-	for (long t = 0; t < LATENT_GW_SAMPLES * span; t += 16) _mm512_storeu_ps(pad + t, _mm512_setzero_ps());
+	for (long t = 0; t < LATENT_GW_ROWS_SAMPLES * span; t += 16) _mm512_storeu_ps(pad + t, _mm512_setzero_ps());
 	for (long t = 0; t < (co1 - co0) * cin * 9 * L; t += 16) _mm512_storeu_ps(acc + t, _mm512_setzero_ps());
 	const __mmask16 k0 = latent_tail(wd), k1 = wd > 16 ? latent_tail(wd - 16) : 0;
-	for (long s0 = 0; s0 < n; s0 += LATENT_GW_SAMPLES) {
-		const long ns = n - s0 < LATENT_GW_SAMPLES ? n - s0 : LATENT_GW_SAMPLES;
+	for (long s0 = 0; s0 < n; s0 += LATENT_GW_ROWS_SAMPLES) {
+		const long ns = n - s0 < LATENT_GW_ROWS_SAMPLES ? n - s0 : LATENT_GW_ROWS_SAMPLES;
 		for (long j = 0; j < ns; j++) {
 			for (long ci = 0; ci < cin; ci++) {
 				for (long r = 0; r < h; r++) {
@@ -855,14 +969,14 @@ static inline void latent_conv3x3_grad_w_body(float *dw, const float *x, const f
 	}
 }
 
-// latent_conv3x3_grad_w is latent_conv3x3_grad_w_body for rows of up to 14
+// latent_conv3x3_grad_w_rows is latent_conv3x3_grad_w_rows_body for rows of up to 14
 // values (blocks of 8 channels) or 30 (blocks of 4).
 __attribute__((target("avx512f")))
-static void latent_conv3x3_grad_w(float *dw, const float *x, const float *dz, long n, long cin, long cout, long h, long wd,
+static void latent_conv3x3_grad_w_rows(float *dw, const float *x, const float *dz, long n, long cin, long cout, long h, long wd,
 	long co0, long co1, float *acc) {
 	float *pad = acc + (co1 - co0) * cin * 9 * (wd <= 14 ? 16 : 32);
-	if (wd <= 14) latent_conv3x3_grad_w_body(dw, x, dz, n, cin, cout, h, wd, co0, co1, acc, pad, 1, 8);
-	else latent_conv3x3_grad_w_body(dw, x, dz, n, cin, cout, h, wd, co0, co1, acc, pad, 2, 4);
+	if (wd <= 14) latent_conv3x3_grad_w_rows_body(dw, x, dz, n, cin, cout, h, wd, co0, co1, acc, pad, 1, 8);
+	else latent_conv3x3_grad_w_rows_body(dw, x, dz, n, cin, cout, h, wd, co0, co1, acc, pad, 2, 4);
 }
 */
 import "C"
@@ -1151,69 +1265,115 @@ func Conv3x3ReLUPool(y, x, w, bias []float32, n, cin, cout, h, wd int, pooled []
 	return true
 }
 
-// Conv3x3GradW sets output channels [co0, co1) of dw [cout, cin, 3, 3] to
+// Conv3x3GradW sets input channels [ci0, ci1) of dw [cout, cin, 3, 3] to
+// the weight gradient of Conv3x3 over n samples, from their inputs x [n,
+// cin, h, wd] and their output gradients with the channels last, dzT [n,
+// h·wd, cout] (each sample's dz [cout, h·wd] transposed), with AVX-512:
+// the bits of Conv3x3GradWRef, each value the sum over the samples, in
+// order, of a sample's sum over its rows and columns in order, one fused
+// multiply-add a term. scratch is
+// the caller's, at least Conv3x3GradWScratch(ci1−ci0, cout, h, wd) values,
+// overwritten. It reports false, doing nothing, where the CPU lacks
+// AVX-512 or cout is not a multiple of 16.
+func Conv3x3GradW(dw, x, dzT []float32, n, cin, cout, h, wd, ci0, ci1 int, scratch []float32) bool {
+	if !Conv3x3GradWFits(cout) || n < 1 || h < 1 || wd < 1 || ci0 < 0 || ci1 > cin || ci1 <= ci0 {
+		return false
+	}
+	_, _, _, _ = dw[cout*cin*9-1], x[n*cin*h*wd-1], dzT[n*cout*h*wd-1], scratch[Conv3x3GradWScratch(ci1-ci0, cout, h, wd)-1]
+	C.latent_conv3x3_grad_w((*C.float)(&dw[0]), (*C.float)(&x[0]), (*C.float)(&dzT[0]), C.long(n), C.long(cin), C.long(cout), C.long(h), C.long(wd),
+		C.long(ci0), C.long(ci1), (*C.float)(&scratch[0]))
+	return true
+}
+
+// Conv3x3GradWFits reports whether Conv3x3GradW takes cout output
+// channels on this CPU.
+func Conv3x3GradWFits(cout int) bool { return Vector && cout >= 16 && cout%16 == 0 }
+
+// Conv3x3GradWScratch is the size of Conv3x3GradW's scratch for nci input
+// channels: the sums of their weights, and a sample's padded planes.
+func Conv3x3GradWScratch(nci, cout, h, wd int) int { return nci*9*cout + nci*(h+2)*(wd+2) }
+
+// Conv3x3GradWRef is Conv3x3GradW's scalar reference, in C for its fused
+// multiply-adds (fmaf), on every CPU.
+func Conv3x3GradWRef(dw, x, dzT []float32, n, cin, cout, h, wd, ci0, ci1 int) {
+	if n*cin*cout*h*wd == 0 || ci1 <= ci0 {
+		return
+	}
+	_, _, _ = dw[cout*cin*9-1], x[n*cin*h*wd-1], dzT[n*cout*h*wd-1]
+	C.latent_conv3x3_grad_w_ref((*C.float)(&dw[0]), (*C.float)(&x[0]), (*C.float)(&dzT[0]), C.long(n), C.long(cin), C.long(cout), C.long(h), C.long(wd),
+		C.long(ci0), C.long(ci1))
+}
+
+// Conv3x3GradWRows is Conv3x3GradW for layers with few input channels (the
+// first of a network), whose goroutines share the output channels
+// instead: it sets output channels [co0, co1) of dw [cout, cin, 3, 3] to
 // the weight gradient of Conv3x3 over n samples, from their inputs x [n,
 // cin, h, wd] and output gradients dz [n, cout, h, wd], with AVX-512: the
-// bits of Conv3x3GradWRef (each value the sum, in order, of wd partial
-// sums, one an output column, each over the samples and then the rows in
-// order, one fused multiply-add a term). acc is the caller's scratch, at
-// least Conv3x3GradWAcc(cin, co1−co0, h, wd) values; it is overwritten. It
-// reports false, doing nothing, where Conv3x3 would for these sizes or
-// where co1−co0 is not a multiple of that block of channels (8, or 4 for
-// rows over 14 values).
-func Conv3x3GradW(dw, x, dz []float32, n, cin, cout, h, wd, co0, co1 int, acc []float32) bool {
+// bits of Conv3x3GradWRowsRef (each value the sum, in order, of wd partial
+// sums, one an output column and a lane of a register, each over the
+// samples and then the rows in order, one fused multiply-add a term). acc
+// is the caller's scratch, at least Conv3x3GradWRowsScratch(cin, co1−co0,
+// h, wd) values; it is overwritten. It reports false, doing nothing, where
+// Conv3x3 would for these sizes or where co1−co0 is not a multiple of
+// Conv3x3Block(wd).
+func Conv3x3GradWRows(dw, x, dz []float32, n, cin, cout, h, wd, co0, co1 int, acc []float32) bool {
 	if n < 1 || !conv3x3Fits(cin, cout, h, wd) || co0 < 0 || co1 > cout || co1 <= co0 || (co1-co0)%Conv3x3Block(wd) != 0 {
 		return false
 	}
-	_, _, _, _ = dw[cout*cin*9-1], x[n*cin*h*wd-1], dz[n*cout*h*wd-1], acc[Conv3x3GradWAcc(cin, co1-co0, h, wd)-1]
-	C.latent_conv3x3_grad_w((*C.float)(&dw[0]), (*C.float)(&x[0]), (*C.float)(&dz[0]), C.long(n), C.long(cin), C.long(cout), C.long(h), C.long(wd),
+	_, _, _, _ = dw[cout*cin*9-1], x[n*cin*h*wd-1], dz[n*cout*h*wd-1], acc[Conv3x3GradWRowsScratch(cin, co1-co0, h, wd)-1]
+	C.latent_conv3x3_grad_w_rows((*C.float)(&dw[0]), (*C.float)(&x[0]), (*C.float)(&dz[0]), C.long(n), C.long(cin), C.long(cout), C.long(h), C.long(wd),
 		C.long(co0), C.long(co1), (*C.float)(&acc[0]))
 	return true
 }
 
-// Conv3x3GradWAcc is the size of Conv3x3GradW's scratch for cout output
-// channels: a register of partial sums (two for rows over 14 values) for
-// each weight.
-func Conv3x3GradWAcc(cin, cout, h, wd int) int {
+// Conv3x3GradWRowsScratch is the size of Conv3x3GradWRows's scratch for
+// cout output channels: a register of partial sums (two for rows over 14
+// values) for each weight, and padded input planes.
+func Conv3x3GradWRowsScratch(cin, cout, h, wd int) int {
 	nh := 1
 	if wd > C.LATENT_CONV_ROW-2 {
 		nh = 2
 	}
-	// The partial sums, then the padded input planes of LATENT_GW_SAMPLES samples.
-	return (cout*cin*9 + C.LATENT_GW_SAMPLES*(cin*(h+2)+3)) * 16 * nh
+	// The partial sums, then the padded input planes of
+	// LATENT_GW_ROWS_SAMPLES samples.
+	return (cout*cin*9 + C.LATENT_GW_ROWS_SAMPLES*(cin*(h+2)+3)) * 16 * nh
 }
 
-// Conv3x3GradWRef is Conv3x3GradW's scalar reference, in C for its fused
+// Conv3x3GradWRowsRef is Conv3x3GradWRows's scalar reference, in C for its fused
 // multiply-adds (fmaf), on every CPU.
-func Conv3x3GradWRef(dw, x, dz []float32, n, cin, cout, h, wd, co0, co1 int) {
+func Conv3x3GradWRowsRef(dw, x, dz []float32, n, cin, cout, h, wd, co0, co1 int) {
 	if n*cin*cout*h*wd == 0 || co1 <= co0 {
 		return
 	}
 	if wd > 32 {
-		panic("kernels: Conv3x3GradWRef takes rows of at most 32 values")
+		panic("kernels: Conv3x3GradWRowsRef takes rows of at most 32 values")
 	}
 	_, _, _ = dw[cout*cin*9-1], x[n*cin*h*wd-1], dz[n*cout*h*wd-1]
-	C.latent_conv3x3_grad_w_ref((*C.float)(&dw[0]), (*C.float)(&x[0]), (*C.float)(&dz[0]), C.long(n), C.long(cin), C.long(cout), C.long(h), C.long(wd),
+	C.latent_conv3x3_grad_w_rows_ref((*C.float)(&dw[0]), (*C.float)(&x[0]), (*C.float)(&dz[0]), C.long(n), C.long(cin), C.long(cout), C.long(h), C.long(wd),
 		C.long(co0), C.long(co1))
 }
 
-// Conv3x3Block is the block of output channels of the direct convolution's
-// kernels for rows of wd values: Conv3x3GradW takes whole blocks.
-func Conv3x3Block(wd int) int {
+// Conv3x3GradWRowsFits reports whether Conv3x3GradWRows takes these sizes
+// on this CPU (with all cout channels, or whole blocks of them).
+func Conv3x3GradWRowsFits(cin, cout, h, wd int) bool { return conv3x3Fits(cin, cout, h, wd) }
+
+// Conv3x3Block is the block of output channels of the direct
+// convolution's kernels for rows of wd values: Conv3x3GradWRows takes
+// whole blocks.
+func Conv3x3Block(wd int) int { return conv3x3Block(wd) }
+
+// conv3x3Block is latent_conv3x3's block of output channels for rows of wd
+// values.
+func conv3x3Block(wd int) int {
 	if wd > C.LATENT_CONV_ROW-2 {
 		return 4
 	}
 	return 8
 }
 
-// Conv3x3Fits reports whether Conv3x3, Conv3x3ReLUPool (with h and wd
-// even) and Conv3x3GradW (over all cout channels) take these sizes on this
-// CPU.
-func Conv3x3Fits(cin, cout, h, wd int) bool { return conv3x3Fits(cin, cout, h, wd) }
-
 // conv3x3Fits reports whether latent_conv3x3 takes these sizes on this CPU.
 func conv3x3Fits(cin, cout, h, wd int) bool {
-	nh, cb := 1, Conv3x3Block(wd)
+	nh, cb := 1, conv3x3Block(wd)
 	if wd > C.LATENT_CONV_ROW-2 {
 		nh = 2
 	}

@@ -85,15 +85,28 @@ func Conv3x3ReLUPool(y, x, w, bias []float32, n, cin, cout, h, wd int, pooled []
 }
 
 // Conv3x3GradW reports false, doing nothing, as Conv3x3 does.
-func Conv3x3GradW(dw, x, dz []float32, n, cin, cout, h, wd, co0, co1 int, acc []float32) bool {
+func Conv3x3GradW(dw, x, dzT []float32, n, cin, cout, h, wd, ci0, ci1 int, scratch []float32) bool {
 	return false
 }
 
-// Conv3x3GradWAcc is 0: Conv3x3GradW needs no scratch where it does nothing.
-func Conv3x3GradWAcc(cin, cout, h, wd int) int { return 0 }
+// Conv3x3GradWFits is false: there is no direct convolution without cgo.
+func Conv3x3GradWFits(cout int) bool { return false }
 
-// Conv3x3Fits is false: there is no direct convolution without cgo.
-func Conv3x3Fits(cin, cout, h, wd int) bool { return false }
+// Conv3x3GradWScratch is 0: Conv3x3GradW needs no scratch where it does
+// nothing.
+func Conv3x3GradWScratch(nci, cout, h, wd int) int { return 0 }
+
+// Conv3x3GradWRows reports false, doing nothing, as Conv3x3 does.
+func Conv3x3GradWRows(dw, x, dz []float32, n, cin, cout, h, wd, co0, co1 int, acc []float32) bool {
+	return false
+}
+
+// Conv3x3GradWRowsScratch is 0: Conv3x3GradWRows needs no scratch where it
+// does nothing.
+func Conv3x3GradWRowsScratch(cin, cout, h, wd int) int { return 0 }
 
 // Conv3x3Block is 8, as with cgo.
 func Conv3x3Block(wd int) int { return 8 }
+
+// Conv3x3GradWRowsFits is false: there is no direct convolution without cgo.
+func Conv3x3GradWRowsFits(cin, cout, h, wd int) bool { return false }
