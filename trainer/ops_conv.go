@@ -278,32 +278,16 @@ func convForward[T float](op *convOp, y []T, a [6][]T) {
 	}
 }
 
-// The kernels that may take a convolution's weight gradient.
-const (
-	gradWProduct  = iota // im2col and a matrix product
-	gradWChannels        // kernels.Conv3x3GradW, the goroutines sharing the input channels
-	gradWRows            // kernels.Conv3x3GradWRows, the goroutines sharing the output channels
-)
-
-// gradWKernel says which kernel takes this layer's weight gradient in
-// dtype dt. A 3×3 "same" convolution in float32 goes to Conv3x3GradW where
-// it fits and has more than one input channel, else to Conv3x3GradWRows
-// where that fits: with the first layer's one input channel,
-// Conv3x3GradW would run on one core (at twice Conv3x3GradWRows's time on
-// two), and the product of the columns its forward pass keeps takes a
-// quarter longer than Conv3x3GradWRows. The choice does not depend on the
-// number of cores, so neither do the bits.
-func (op *convOp) gradWKernel(dt tensor.Dtype) int {
+// directW reports whether kernels.Conv3x3GradW takes this layer's weight
+// gradient in dtype dt: a 3×3 "same" convolution in float32, with output
+// channels that the kernel takes and more than one input channel. (The
+// goroutines share the input channels: on the first layer's one, the
+// kernel would run on one core, at twice the time of the product of the
+// columns that the forward pass keeps.) With OpenBLAS's SkylakeX kernels,
+// the kernel's sums are the product's, bit for bit.
+func (op *convOp) directW(dt tensor.Dtype) bool {
 	g := op.g
-	switch {
-	case dt != tensor.Float32 || g.k != 3 || g.stride != 1 || g.pad != 1:
-		return gradWProduct
-	case g.c > 1 && kernels.Conv3x3GradWFits(op.C):
-		return gradWChannels
-	case kernels.Conv3x3GradWRowsFits(g.c, op.C, g.h, g.w):
-		return gradWRows
-	}
-	return gradWProduct
+	return dt == tensor.Float32 && g.k == 3 && g.stride == 1 && g.pad == 1 && g.c > 1 && kernels.Conv3x3GradWFits(op.C)
 }
 
 // conv3x3 sets y [n, C, oh, ow] to the convolutions of n samples x [n,
@@ -366,7 +350,7 @@ func (op *convOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error)
 	// The forward pass keeps its columns for the weight gradient where they
 	// are few (K < C; see convGradWOp) and the direct kernel does not take
 	// the gradient.
-	op.keep = op.g.K() < op.C && op.gradWKernel(x.Dtype()) == gradWProduct
+	op.keep = op.g.K() < op.C && !op.directW(x.Dtype())
 	if grads[1], err = G.ApplyOp(gw, x, dz); err != nil {
 		return nil, err
 	}
@@ -377,10 +361,11 @@ func (op *convOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error)
 }
 
 // convGradWOp is a Conv2d's weight gradient, dW = Σ_s dZ_s·cols_sᵀ, from x
-// and dZ. Where a kernel takes the layer (convOp.gradWKernel), it computes
-// it from x and dZ (transposed, for kernels.Conv3x3GradW) without
-// columns; its bits are its own, the same whatever the split among the
-// goroutines. Otherwise each value is summed sample by sample, in order. Where there are
+// and dZ. Where kernels.Conv3x3GradW takes the layer (convOp.directW), it
+// computes it from x and dZ transposed, without columns, the goroutines
+// sharing the input channels; each value is a sum of a sum for each
+// sample, whatever the split. Otherwise each value is summed sample by
+// sample, in order. Where there are
 // fewer rows of columns than channels (K < C), the goroutines share the
 // channels and read the columns that the forward pass kept. Where there
 // are more, the goroutines share the rows of the columns, and each
@@ -407,45 +392,26 @@ func convGradW[T float](op *convGradWOp, dw []T, a [6][]T) {
 	x, dz := a[0], a[1]
 	g, C := op.conv.g, op.conv.C
 	K, ohw := g.K(), g.ohw()
-	if _, f32 := any(dw).([]float32); f32 {
-		switch op.conv.gradWKernel(tensor.Float32) {
-		case gradWChannels:
-			op.conv.keptValid = false
-			// dZ with its channels last, then input channels shared among
-			// the goroutines: each value is summed by one call, whatever
-			// the split.
-			dzT := scratch[T](&op.dzT, g.n*C*ohw)
-			parallelFor(g.n, 1, func(lo, hi int) {
-				for s := lo; s < hi; s++ {
-					transpose(dzT[s*C*ohw:(s+1)*C*ohw], dz[s*C*ohw:(s+1)*C*ohw], C, ohw)
-				}
-			})
-			parts := min(gemmWorkers(C*K*ohw*g.n, gemmGrain), g.c)
-			op.cols.grow(parts)
-			parallelParts(g.c, parts, func(wk, lo, hi int) {
-				sc := poolScratch[T](op.cols, wk, kernels.Conv3x3GradWScratch(hi-lo, C, g.h, g.w))
-				if !kernels.Conv3x3GradW(any(dw).([]float32), any(x).([]float32), any(dzT).([]float32), g.n, g.c, C, g.h, g.w,
-					lo, hi, any(sc).([]float32)) {
-					panic("trainer: kernels.Conv3x3GradW refused a convolution that it fits")
-				}
-			})
-			return
-		case gradWRows:
-			op.conv.keptValid = false
-			// Blocks of output channels, shared among the goroutines.
-			block := kernels.Conv3x3Block(g.w)
-			blocks := C / block
-			parts := min(gemmWorkers(C*K*ohw*g.n, gemmGrain), blocks)
-			op.cols.grow(parts)
-			parallelParts(blocks, parts, func(wk, lo, hi int) {
-				acc := poolScratch[T](op.cols, wk, kernels.Conv3x3GradWRowsScratch(g.c, (hi-lo)*block, g.h, g.w))
-				if !kernels.Conv3x3GradWRows(any(dw).([]float32), any(x).([]float32), any(dz).([]float32), g.n, g.c, C, g.h, g.w,
-					lo*block, hi*block, any(acc).([]float32)) {
-					panic("trainer: kernels.Conv3x3GradWRows refused a convolution that it fits")
-				}
-			})
-			return
-		}
+	if _, f32 := any(dw).([]float32); f32 && op.conv.directW(tensor.Float32) {
+		op.conv.keptValid = false
+		// dZ with its channels last, then input channels shared among the
+		// goroutines: each value is summed by one call, whatever the split.
+		dzT := scratch[T](&op.dzT, g.n*C*ohw)
+		parallelFor(g.n, 1, func(lo, hi int) {
+			for s := lo; s < hi; s++ {
+				transpose(dzT[s*C*ohw:(s+1)*C*ohw], dz[s*C*ohw:(s+1)*C*ohw], C, ohw)
+			}
+		})
+		parts := min(gemmWorkers(C*K*ohw*g.n, gemmGrain), g.c)
+		op.cols.grow(parts)
+		parallelParts(g.c, parts, func(wk, lo, hi int) {
+			sc := poolScratch[T](op.cols, wk, kernels.Conv3x3GradWScratch(hi-lo, C, g.h, g.w))
+			if !kernels.Conv3x3GradW(any(dw).([]float32), any(x).([]float32), any(dzT).([]float32), g.n, g.c, C, g.h, g.w,
+				lo, hi, any(sc).([]float32)) {
+				panic("trainer: kernels.Conv3x3GradW refused a convolution that it fits")
+			}
+		})
+		return
 	}
 	if K >= C {
 		var dzT, dwT []T

@@ -174,10 +174,9 @@ func TestStepsAreDeterministic(t *testing.T) {
 func paramName(arch models.Arch, i int) string { return arch.Params()[i].Name }
 
 // TestConvGradW checks a Conv2d's weight gradient in float32, for the
-// notebook's two convolutions (with AVX-512, kernels.Conv3x3GradW and
-// Conv3x3GradWRows; else K >= C: im2col again, and with OpenBLAS dZ
-// transposed; K < C: the columns that the forward pass kept), and once
-// more without kept columns,
+// notebook's two convolutions (K >= C: with AVX-512, kernels.Conv3x3GradW,
+// else im2col again, and with OpenBLAS dZ transposed; K < C: the columns
+// that the forward pass kept), and once more without kept columns,
 // against the sums of the products in float64:
 // within the error bound of a float32 sum of the batch's products in any
 // order, (n−1)·2⁻²⁴·Σ|products| (BLAS kernels sum in different orders from
@@ -203,7 +202,7 @@ func TestConvGradW(t *testing.T) {
 		x, w, b := random(g.n*g.chw()), random(tc.cout*K), random(tc.cout)
 		dz := random(g.n * tc.cout * ohw)
 		conv := &convOp{g: g, C: tc.cout, act: actReLU}
-		conv.keep = K < tc.cout && conv.gradWKernel(tensor.Float32) == gradWProduct // as SymDiff sets it
+		conv.keep = K < tc.cout && !conv.directW(tensor.Float32) // as SymDiff sets it
 		convForward(conv, make([]float32, g.n*tc.cout*ohw), [6][]float32{x, w, b})
 		if conv.keptValid != conv.keep {
 			t.Fatalf("%+v: kept columns %v, want %v", tc, conv.keptValid, conv.keep)

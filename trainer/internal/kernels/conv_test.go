@@ -286,102 +286,9 @@ func TestConv3x3GradW(t *testing.T) {
 	}
 }
 
-// TestConv3x3GradWRows checks Conv3x3GradWRows against its scalar
-// reference, bit for bit, for whole and partial ranges of output channels
-// (the values outside the range must stay as they were), and the
-// reference against the float64 definition within the rounding bound of
-// its sums, (n·h + wd)·2⁻²⁴·Σ|terms|. An infinite input must give the
-// reference's infinities and NaNs, and no NaN from the lanes past a row's
-// end (which hold the next row's values).
-func TestConv3x3GradWRows(t *testing.T) {
-	if !Vector {
-		t.Skip("no AVX-512 on this CPU: the trainer takes the weight gradient with im2col and a product")
-	}
-	rng := rand.New(rand.NewPCG(7, 8))
-	for _, s := range []struct{ cin, cout, h, wd, co0, co1 int }{
-		{16, 32, 14, 14, 0, 32}, {16, 32, 14, 14, 8, 24}, {1, 16, 28, 28, 0, 16}, {1, 16, 28, 28, 4, 8},
-		{3, 8, 5, 7, 0, 8}, {2, 4, 7, 15, 0, 4}, {2, 12, 6, 30, 4, 12}, {1, 8, 1, 1, 0, 8}, {5, 16, 3, 14, 8, 16},
-	} {
-		for _, inf := range []bool{false, true} {
-			const n = 3
-			x := make([]float32, n*s.cin*s.h*s.wd)
-			dz := make([]float32, n*s.cout*s.h*s.wd)
-			for i := range x {
-				if rng.IntN(4) > 0 {
-					x[i] = float32(rng.NormFloat64())
-				}
-			}
-			for i := range dz {
-				dz[i] = float32(rng.NormFloat64() * 0.01)
-			}
-			if inf {
-				x[(s.h-1)*s.wd] = float32(math.Inf(1)) // the first value of the last row of sample 0, channel 0
-			}
-			got, want := make([]float32, s.cout*s.cin*9), make([]float32, s.cout*s.cin*9)
-			for i := range got {
-				got[i], want[i] = 7, 7
-			}
-			acc := make([]float32, Conv3x3GradWRowsScratch(s.cin, s.co1-s.co0, s.h, s.wd))
-			if !Conv3x3GradWRows(got, x, dz, n, s.cin, s.cout, s.h, s.wd, s.co0, s.co1, acc) {
-				t.Fatalf("%+v: Conv3x3GradWRows refused", s)
-			}
-			Conv3x3GradWRowsRef(want, x, dz, n, s.cin, s.cout, s.h, s.wd, s.co0, s.co1)
-			for i := range got {
-				co := i / (s.cin * 9)
-				if (co < s.co0 || co >= s.co1) && (got[i] != 7 || want[i] != 7) {
-					t.Fatalf("%+v: dw[%d] of channel %d, outside the range, became %v (reference %v)", s, i, co, got[i], want[i])
-				}
-				g, w := got[i], want[i]
-				if math.IsNaN(float64(g)) || math.IsNaN(float64(w)) {
-					if math.IsNaN(float64(g)) != math.IsNaN(float64(w)) {
-						t.Fatalf("%+v inf %v: dw[%d] = %v, reference %v", s, inf, i, g, w)
-					}
-					continue
-				}
-				if math.Float32bits(g) != math.Float32bits(w) {
-					t.Fatalf("%+v inf %v: dw[%d] = %v, reference %v", s, inf, i, g, w)
-				}
-			}
-			if inf {
-				continue
-			}
-			for co := s.co0; co < s.co1; co++ {
-				for ci := range s.cin {
-					for tap := range 9 {
-						ky, kx := tap/3, tap%3
-						var exact, mag float64
-						for smp := range n {
-							for r := range s.h {
-								for c := range s.wd {
-									iy, ix := r+ky-1, c+kx-1
-									if iy < 0 || iy >= s.h || ix < 0 || ix >= s.wd {
-										continue
-									}
-									v := float64(dz[((smp*s.cout+co)*s.h+r)*s.wd+c]) * float64(x[((smp*s.cin+ci)*s.h+iy)*s.wd+ix])
-									exact += v
-									mag += math.Abs(v)
-								}
-							}
-						}
-						i := (co*s.cin+ci)*9 + tap
-						if d, bound := math.Abs(float64(want[i])-exact), float64(n*s.h+s.wd)*0x1p-24*mag; d > bound {
-							t.Fatalf("%+v: dw[%d] = %v, exact %v: off by %g, over the bound %g", s, i, want[i], exact, d, bound)
-						}
-					}
-				}
-			}
-		}
-	}
-	for _, r := range [][2]int{{0, 12}, {4, 8}, {0, 40}, {8, 8}} { // not whole blocks of 8, or out of range
-		if Conv3x3GradWRows(make([]float32, 32*16*9), make([]float32, 16*14*14), make([]float32, 32*14*14), 1, 16, 32, 14, 14, r[0], r[1], make([]float32, Conv3x3GradWRowsScratch(16, 32, 14, 14))) {
-			t.Errorf("channels %v: Conv3x3GradWRows accepted them", r)
-		}
-	}
-}
-
-// TestConv3x3GradWAccuracy checks that the weight gradient kernels round
+// TestConv3x3GradWAccuracy checks that the weight gradient kernel rounds
 // no worse than a product would: on a batch of 64 samples of the 16→32
-// layer, with gradients of one sign on average (as a step's are), their
+// layer, with gradients of one sign on average (as a step's are), its
 // relative RMS error against float64 is at most twice that of summing each
 // sample in float32 and then the samples' sums. Summing all 12,544 terms
 // of a value in one run, as Conv3x3GradW first did, had ten times the
@@ -408,11 +315,10 @@ func TestConv3x3GradWAccuracy(t *testing.T) {
 			}
 		}
 	}
-	chan_, rows := make([]float32, cout*cin*9), make([]float32, cout*cin*9)
-	Conv3x3GradW(chan_, x, dzT, n, cin, cout, h, wd, 0, cin, make([]float32, Conv3x3GradWScratch(cin, cout, h, wd)))
-	Conv3x3GradWRows(rows, x, dz, n, cin, cout, h, wd, 0, cout, make([]float32, Conv3x3GradWRowsScratch(cin, cout, h, wd)))
+	got := make([]float32, cout*cin*9)
+	Conv3x3GradW(got, x, dzT, n, cin, cout, h, wd, 0, cin, make([]float32, Conv3x3GradWScratch(cin, cout, h, wd)))
 	// A product's way: a float32 sum for each sample, then their sum.
-	var eC, eR, eS, norm float64
+	var eK, eS, norm float64
 	for co := range cout {
 		for ci := range cin {
 			for tap := range 9 {
@@ -435,17 +341,16 @@ func TestConv3x3GradWAccuracy(t *testing.T) {
 					blocked += ps
 				}
 				i := (co*cin+ci)*9 + tap
-				eC += math.Pow(float64(chan_[i])-exact, 2)
-				eR += math.Pow(float64(rows[i])-exact, 2)
+				eK += math.Pow(float64(got[i])-exact, 2)
 				eS += math.Pow(float64(blocked)-exact, 2)
 				norm += exact * exact
 			}
 		}
 	}
-	c, r, ref := math.Sqrt(eC/norm), math.Sqrt(eR/norm), math.Sqrt(eS/norm)
-	t.Logf("relative RMS error: Conv3x3GradW %.3g, Conv3x3GradWRows %.3g, a sum for each sample %.3g", c, r, ref)
-	if c > 2*ref || r > 2*ref {
-		t.Errorf("the kernels' error is over twice a product's")
+	k, ref := math.Sqrt(eK/norm), math.Sqrt(eS/norm)
+	t.Logf("relative RMS error: Conv3x3GradW %.3g, a sum for each sample %.3g", k, ref)
+	if k > 2*ref {
+		t.Errorf("Conv3x3GradW's error is over twice a product's")
 	}
 }
 

@@ -95,18 +95,3 @@ func Conv3x3GradWFits(cout int) bool { return false }
 // Conv3x3GradWScratch is 0: Conv3x3GradW needs no scratch where it does
 // nothing.
 func Conv3x3GradWScratch(nci, cout, h, wd int) int { return 0 }
-
-// Conv3x3GradWRows reports false, doing nothing, as Conv3x3 does.
-func Conv3x3GradWRows(dw, x, dz []float32, n, cin, cout, h, wd, co0, co1 int, acc []float32) bool {
-	return false
-}
-
-// Conv3x3GradWRowsScratch is 0: Conv3x3GradWRows needs no scratch where it
-// does nothing.
-func Conv3x3GradWRowsScratch(cin, cout, h, wd int) int { return 0 }
-
-// Conv3x3Block is 8, as with cgo.
-func Conv3x3Block(wd int) int { return 8 }
-
-// Conv3x3GradWRowsFits is false: there is no direct convolution without cgo.
-func Conv3x3GradWRowsFits(cin, cout, h, wd int) bool { return false }
