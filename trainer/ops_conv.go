@@ -363,9 +363,9 @@ func (op *convOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error)
 // convGradWOp is a Conv2d's weight gradient, dW = Σ_s dZ_s·cols_sᵀ, from x
 // and dZ. Where kernels.Conv3x3GradW takes the layer (convOp.directW), it
 // computes it from x and dZ transposed, without columns, the goroutines
-// sharing the input channels; each value is a sum of a sum for each
-// sample, whatever the split. Otherwise each value is summed sample by
-// sample, in order. Where there are
+// sharing the input channels; each value adds up the samples' sums, sample
+// after sample, whatever the split. Otherwise too each value is summed
+// sample by sample, in order. Where there are
 // fewer rows of columns than channels (K < C), the goroutines share the
 // channels and read the columns that the forward pass kept. Where there
 // are more, the goroutines share the rows of the columns, and each
