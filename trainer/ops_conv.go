@@ -229,7 +229,6 @@ func convForward[T float](op *convOp, y []T, a [6][]T) {
 		pooled, where, pohw = pool.outData.([]T), pool.whereBuf(), pool.g.oh*pool.g.ow
 	}
 	parallelParts(g.n, parts, func(wk, lo, hi int) {
-		cols := poolScratch[T](op.cols, wk, K*ohw)
 		if kept != nil {
 			// Kept for the weight gradient.
 			for s := lo; s < hi; s++ {
@@ -249,16 +248,19 @@ func convForward[T float](op *convOp, y []T, a [6][]T) {
 			}
 		}
 		direct := conv3x3(g, ys, xs, w, C, hi-lo)
+		var cols []T // im2col's scratch, where nothing was kept
 		for s := lo; s < hi; s++ {
 			ys, xs := y[s*C*ohw:(s+1)*C*ohw], x[s*g.chw():(s+1)*g.chw()]
 			if !direct {
-				c := cols
 				if kept != nil {
-					c = kept[s*K*ohw : (s+1)*K*ohw]
+					cols = kept[s*K*ohw : (s+1)*K*ohw]
 				} else {
-					im2col(g, c, xs, 0, K)
+					if cols == nil {
+						cols = poolScratch[T](op.cols, wk, K*ohw)
+					}
+					im2col(g, cols, xs, 0, K)
 				}
-				gemmCall(false, false, C, ohw, K, w, K, c, ohw, 0, ys, ohw)
+				gemmCall(false, false, C, ohw, K, w, K, cols, ohw, 0, ys, ohw)
 			}
 			for c, v := range b {
 				biasActivate(op.act, ys[c*ohw:(c+1)*ohw], v)
@@ -319,6 +321,17 @@ func conv3x3ReLUPool[T float](g convGeom, y, x, w, b []T, C, n int, pooled []T, 
 	}
 	return kernels.Conv3x3ReLUPool(y32, any(x).([]float32), any(w).([]float32), any(b).([]float32), n, g.c, C, g.h, g.w,
 		any(pooled).([]float32), where)
+}
+
+// transposeSamples sets dst [n, hw, C] to the n samples of dz [n, C, hw],
+// each transposed: a convolution's output gradient with its channels last.
+// The goroutines share the samples.
+func transposeSamples[T float](dst, dz []T, n, C, hw int) {
+	parallelFor(n, 1, func(lo, hi int) {
+		for s := lo; s < hi; s++ {
+			transpose(dst[s*C*hw:(s+1)*C*hw], dz[s*C*hw:(s+1)*C*hw], C, hw)
+		}
+	})
 }
 
 // transpose sets dst [cols, rows] to the transpose of src [rows, cols],
@@ -397,11 +410,7 @@ func convGradW[T float](op *convGradWOp, dw []T, a [6][]T) {
 		// dZ with its channels last, then input channels shared among the
 		// goroutines: each value is summed by one call, whatever the split.
 		dzT := scratch[T](&op.dzT, g.n*C*ohw)
-		parallelFor(g.n, 1, func(lo, hi int) {
-			for s := lo; s < hi; s++ {
-				transpose(dzT[s*C*ohw:(s+1)*C*ohw], dz[s*C*ohw:(s+1)*C*ohw], C, ohw)
-			}
-		})
+		transposeSamples(dzT, dz, g.n, C, ohw)
 		parts := min(gemmWorkers(C*K*ohw*g.n, gemmGrain), g.c)
 		op.cols.grow(parts)
 		parallelParts(g.c, parts, func(wk, lo, hi int) {
@@ -418,11 +427,7 @@ func convGradW[T float](op *convGradWOp, dw []T, a [6][]T) {
 		if gemmTransBSlow {
 			dzT = scratch[T](&op.dzT, g.n*C*ohw+K*C)
 			dzT, dwT = dzT[:g.n*C*ohw], dzT[g.n*C*ohw:]
-			parallelFor(g.n, 1, func(lo, hi int) {
-				for s := lo; s < hi; s++ {
-					transpose(dzT[s*C*ohw:(s+1)*C*ohw], dz[s*C*ohw:(s+1)*C*ohw], C, ohw)
-				}
-			})
+			transposeSamples(dzT, dz, g.n, C, ohw)
 		}
 		parts := gemmWorkers(K, 4)
 		op.cols.grow(parts)

@@ -5,8 +5,9 @@
 // the im2col of a stride-1 "same" convolution, the 2×2 max pooling, the
 // stride-1 col2im of an input gradient, the interleaving of a kernel-2
 // ConvTranspose2d's output and its gradient (with SigmoidGrad's flush),
-// the transpose of a matrix, and a direct 3×3 convolution (Conv3x3, in C
-// only).
+// the transpose of a matrix, and a direct 3×3 convolution with its fused
+// bias, ReLU and pooling and its weight gradient (Conv3x3,
+// Conv3x3ReLUPool, Conv3x3GradW: in C only).
 //
 // Each has a Go reference in this file. Where cgo and amd64 are available
 // (kernels_amd64.go), the CPU's AVX-512 or AVX2 instructions run them in C,
@@ -327,8 +328,8 @@ const SigmoidGradFloor = 0x1p-100
 // the decoder's backward products then run on subnormal values (theirs or
 // their products with weights under 1), each a microcode assist on x86
 // CPUs: a conv step of a trained model took 25–30% longer. Flushed at
-// 2⁻¹⁰⁰, the values a few layers down stay normal. A gradient that small moves no weight: Adam's
-// step for it is about lr·g/ε, under 10⁻²²·lr.
+// 2⁻¹⁰⁰, the values a few layers down stay normal. A gradient that small
+// moves no weight: Adam's step for it is about lr·g/ε, under 10⁻²²·lr.
 func SigmoidGrad[T float](dy, y T) T {
 	g := dy * y * (1 - y)
 	if g != 0 && math.Abs(float64(g)) < SigmoidGradFloor {

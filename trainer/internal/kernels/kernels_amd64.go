@@ -1151,10 +1151,10 @@ func Conv3x3ReLUPool(y, x, w, bias []float32, n, cin, cout, h, wd int, pooled []
 // h·wd, cout] (each sample's dz [cout, h·wd] transposed), with AVX-512:
 // the bits of Conv3x3GradWRef, each value the sum over the samples, in
 // order, of a sample's sum over its rows and columns in order, one fused
-// multiply-add a term. scratch is
-// the caller's, at least Conv3x3GradWScratch(ci1−ci0, cout, h, wd) values,
-// overwritten. It reports false, doing nothing, where the CPU lacks
-// AVX-512 or cout is not a multiple of 16.
+// multiply-add a term. scratch is the caller's, at least
+// Conv3x3GradWScratch(ci1−ci0, cout, h, wd) values, overwritten. It
+// reports false, doing nothing, where the CPU lacks AVX-512 or cout is not
+// a multiple of 16.
 func Conv3x3GradW(dw, x, dzT []float32, n, cin, cout, h, wd, ci0, ci1 int, scratch []float32) bool {
 	if !Conv3x3GradWFits(cout) || n < 1 || h < 1 || wd < 1 || ci0 < 0 || ci1 > cin || ci1 <= ci0 {
 		return false
