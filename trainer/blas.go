@@ -63,7 +63,7 @@ func gemmThen[T float](transA, transB bool, m, n, k int, a []T, lda int, b []T, 
 		parts = min(runtime.GOMAXPROCS(0), m*n*k/gemmGrain, max(m, n)/8)
 	}
 	if parts <= 1 {
-		gemmCall(transA, transB, m, n, k, a, lda, b, ldb, beta, c, ldc)
+		gemmPart(transA, transB, m, n, k, a, lda, b, ldb, beta, c, ldc)
 		if then != nil {
 			if n >= m {
 				parallelFor(n, max(1, grain/m), func(lo, hi int) { then(0, m, lo, hi) })
@@ -82,7 +82,7 @@ func gemmThen[T float](transA, transB bool, m, n, k int, a []T, lda int, b []T, 
 			if transB {
 				bj = lo * ldb
 			}
-			gemmCall(transA, transB, m, hi-lo, k, a, lda, b[bj:], ldb, beta, c[lo:], ldc)
+			gemmPart(transA, transB, m, hi-lo, k, a, lda, b[bj:], ldb, beta, c[lo:], ldc)
 			then(0, m, lo, hi)
 		})
 		return
@@ -92,9 +92,30 @@ func gemmThen[T float](transA, transB bool, m, n, k int, a []T, lda int, b []T, 
 		if transA {
 			ai = lo
 		}
-		gemmCall(transA, transB, hi-lo, n, k, a[ai:], lda, b, ldb, beta, c[lo*ldc:], ldc)
+		gemmPart(transA, transB, hi-lo, n, k, a[ai:], lda, b, ldb, beta, c[lo*ldc:], ldc)
 		then(lo, hi, 0, n)
 	})
+}
+
+// ownGemm is whether gemm runs the float32 products it can on the
+// trainer's own kernel, kernels.Sgemm, instead of the BLAS: those with A
+// not transposed and beta 0, on a CPU with AVX-512 (see gemmPart).
+var ownGemm = kernels.Vector
+
+// gemmPart is gemmCall, on kernels.Sgemm where ownGemm allows: at batch 64
+// the Linear layers' products (forward, and input gradient with B
+// transposed) run faster on it than on OpenBLAS, which packs both operands
+// for every call. Its sums run in its own order (one chain of fused
+// multiply-adds a value, over k in order) on every CPU with AVX-512,
+// whichever kernels the BLAS picked.
+func gemmPart[T float](transA, transB bool, m, n, k int, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
+	if ownGemm && !transA && beta == 0 {
+		if a32, ok := any(a).([]float32); ok &&
+			kernels.Sgemm(transB, m, n, k, a32, lda, any(b).([]float32), ldb, any(c).([]float32), ldc) {
+			return
+		}
+	}
+	gemmCall(transA, transB, m, n, k, a, lda, b, ldb, beta, c, ldc)
 }
 
 func gemmCall[T float](transA, transB bool, m, n, k int, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {

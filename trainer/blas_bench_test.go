@@ -3,13 +3,17 @@ package trainer
 import (
 	"fmt"
 	"testing"
+
+	"github.com/latent-ai/latent/trainer/internal/kernels"
 )
 
 // BenchmarkGemm times gemm on the float32 products of a training step of
 // the notebook's models at batch 64, and reports GFLOPS. Its first case,
 // peak, is a large square product: its GFLOPS are this machine's measured
 // fp32 peak through the trainer's gemm (GOMAXPROCS goroutines), which
-// bench/go_vs_torch.sh compares a training step with.
+// bench/go_vs_torch.sh compares a training step with. The products that
+// gemm can run on the trainer's own kernel (kernels.Sgemm) run twice: on
+// the BLAS ("blas") and on the kernel ("own").
 func BenchmarkGemm(b *testing.B) {
 	b.Logf("BLAS: %s", BLAS())
 	shapes := []struct {
@@ -44,11 +48,22 @@ func BenchmarkGemm(b *testing.B) {
 		for i := range x {
 			x[i] = float32(i%7) * 0.1
 		}
-		b.Run(fmt.Sprintf("%s-%dx%dx%d", s.name, s.m, s.n, s.k), func(b *testing.B) {
-			for i := 0; i < b.N; i++ {
-				gemm(s.transA, s.transB, s.m, s.n, s.k, a, lda, x, ldb, 0, c, s.n)
+		for _, own := range []bool{false, true} {
+			if own && (!kernels.Vector || s.transA) {
+				continue
 			}
-			b.ReportMetric(float64(2*s.m*s.n*s.k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOPS")
-		})
+			which := "blas"
+			if own {
+				which = "own"
+			}
+			b.Run(fmt.Sprintf("%s-%dx%dx%d/%s", s.name, s.m, s.n, s.k, which), func(b *testing.B) {
+				defer func(v bool) { ownGemm = v }(ownGemm)
+				ownGemm = own
+				for i := 0; i < b.N; i++ {
+					gemm(s.transA, s.transB, s.m, s.n, s.k, a, lda, x, ldb, 0, c, s.n)
+				}
+				b.ReportMetric(float64(2*s.m*s.n*s.k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOPS")
+			})
+		}
 	}
 }

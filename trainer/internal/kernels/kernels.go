@@ -5,9 +5,11 @@
 // the im2col of a stride-1 "same" convolution, the 2×2 max pooling, the
 // stride-1 col2im of an input gradient, the interleaving of a kernel-2
 // ConvTranspose2d's output and its gradient (with SigmoidGrad's flush),
-// the transpose of a matrix, and a direct 3×3 convolution with its fused
+// the transpose of a matrix, a direct 3×3 convolution with its fused
 // bias, ReLU and pooling and its weight gradient (Conv3x3,
-// Conv3x3ReLUPool, Conv3x3GradW: in C only).
+// Conv3x3ReLUPool, Conv3x3GradW: in C only), and a float32 matrix product
+// for the Linear layers' forward pass and input gradient (Sgemm: in C
+// only).
 //
 // Each has a Go reference in this file. Where cgo and amd64 are available
 // (kernels_amd64.go), the CPU's AVX-512 or AVX2 instructions run them in C,
@@ -15,7 +17,8 @@
 // the Go references run. The C kernels give their references' bits: the
 // same operations in the same order, without fused multiply-adds, except
 // LinearWeightStep, whose sums use one fused multiply-add a sample, in
-// order, and whose reference (LinearWeightStepRef) is scalar C with fmaf.
+// order, and whose reference (LinearWeightStepRef) is scalar C with fmaf,
+// and Sgemm, the same with SgemmRef.
 // The tests compare each kernel with its reference, bit for bit, and the
 // fused gradient with gonum's gemm within the error bound of a float32 sum.
 //

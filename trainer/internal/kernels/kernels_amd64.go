@@ -858,6 +858,144 @@ static void latent_conv3x3_grad_w(float *dw, const float *x, const float *dzt, l
 	else latent_conv3x3_grad_w_body(dw, x, dzt, n, cin, cout, h, wd, ci0, ci1, scratch, pad, 1);
 }
 
+// latent_sgemm: C = A·op(B) for float32, row-major: A m×k (lda), op(B) k×n,
+// B itself k×n (ldb) or, with transB, n×k (ldb); C m×n (ldc), overwritten.
+// Each value of C is one chain of fused multiply-adds over p = 0..k-1 in
+// order, from zero: the bits of latent_sgemm_ref on every CPU with
+// AVX-512. It takes C 64 columns at a time and the sum LATENT_KC terms at a
+// time: each block of op(B) (LATENT_KC×64) is copied (with transB,
+// transposed) into a contiguous panel that stays in L1, then every run of
+// 6 rows of A (then 4, then 1) goes through it with C's 6×64 values in 24
+// registers, loaded back from C to carry the chain on after the first
+// block: storing a sum and loading it again leaves its bits alone.
+#define LATENT_KC 128
+
+static void latent_sgemm_ref(int transB, long m, long n, long k, const float *a, long lda, const float *b, long ldb, float *c, long ldc) {
+	for (long i = 0; i < m; i++) {
+		for (long j = 0; j < n; j++) {
+			float s = 0;
+			for (long p = 0; p < k; p++) s = fmaf(a[i * lda + p], transB ? b[j * ldb + p] : b[p * ldb + j], s);
+			c[i * ldc + j] = s;
+		}
+	}
+}
+
+#define LATENT_GEMM_ROW(r, V) \
+	{ \
+		__m512 x = _mm512_set1_ps(ap[r * lda + p]); \
+		c##r##0 = _mm512_fmadd_ps(x, b0, c##r##0); \
+		if (V > 1) c##r##1 = _mm512_fmadd_ps(x, b1, c##r##1); \
+		if (V > 2) c##r##2 = _mm512_fmadd_ps(x, b2, c##r##2); \
+		if (V > 3) c##r##3 = _mm512_fmadd_ps(x, b3, c##r##3); \
+	}
+#define LATENT_GEMM_INIT(r) \
+	__m512 c##r##0, c##r##1, c##r##2, c##r##3; \
+	if (first) { \
+		c##r##0 = c##r##1 = c##r##2 = c##r##3 = _mm512_setzero_ps(); \
+	} else { \
+		c##r##0 = _mm512_maskz_loadu_ps(k0, cp + r * ldc); \
+		c##r##1 = _mm512_maskz_loadu_ps(k1, cp + r * ldc + 16); \
+		c##r##2 = _mm512_maskz_loadu_ps(k2, cp + r * ldc + 32); \
+		c##r##3 = _mm512_maskz_loadu_ps(k3, cp + r * ldc + 48); \
+	}
+#define LATENT_GEMM_STORE(r) \
+	_mm512_mask_storeu_ps(cp + r * ldc, k0, c##r##0); \
+	_mm512_mask_storeu_ps(cp + r * ldc + 16, k1, c##r##1); \
+	_mm512_mask_storeu_ps(cp + r * ldc + 32, k2, c##r##2); \
+	_mm512_mask_storeu_ps(cp + r * ldc + 48, k3, c##r##3);
+#define LATENT_GEMM_R6(V) LATENT_GEMM_ROW(0, V) LATENT_GEMM_ROW(1, V) LATENT_GEMM_ROW(2, V) LATENT_GEMM_ROW(3, V) LATENT_GEMM_ROW(4, V) LATENT_GEMM_ROW(5, V)
+#define LATENT_GEMM_R4(V) LATENT_GEMM_ROW(0, V) LATENT_GEMM_ROW(1, V) LATENT_GEMM_ROW(2, V) LATENT_GEMM_ROW(3, V)
+#define LATENT_GEMM_R1(V) LATENT_GEMM_ROW(0, V)
+#define LATENT_GEMM_INIT6 LATENT_GEMM_INIT(0) LATENT_GEMM_INIT(1) LATENT_GEMM_INIT(2) LATENT_GEMM_INIT(3) LATENT_GEMM_INIT(4) LATENT_GEMM_INIT(5)
+#define LATENT_GEMM_INIT4 LATENT_GEMM_INIT(0) LATENT_GEMM_INIT(1) LATENT_GEMM_INIT(2) LATENT_GEMM_INIT(3)
+#define LATENT_GEMM_INIT1 LATENT_GEMM_INIT(0)
+#define LATENT_GEMM_STORE6 LATENT_GEMM_STORE(0) LATENT_GEMM_STORE(1) LATENT_GEMM_STORE(2) LATENT_GEMM_STORE(3) LATENT_GEMM_STORE(4) LATENT_GEMM_STORE(5)
+#define LATENT_GEMM_STORE4 LATENT_GEMM_STORE(0) LATENT_GEMM_STORE(1) LATENT_GEMM_STORE(2) LATENT_GEMM_STORE(3)
+#define LATENT_GEMM_STORE1 LATENT_GEMM_STORE(0)
+
+// LATENT_GEMM defines latent_gemm<R>_<V>, which adds the products of R rows
+// of A (ap, kb values from the block's first) and V×16 columns of the
+// panel pk (kb rows of 64) to nj ≤ 16·V columns of R rows of C (cp), or
+// sets them to the products where first. V < 4 is for a panel's last
+// columns: a narrower kernel does not multiply the zeros past them.
+#define LATENT_GEMM(R, V) \
+__attribute__((target("avx512f"))) \
+static void latent_gemm##R##_##V(long kb, const float *ap, long lda, const float *pk, float *cp, long ldc, long nj, int first) { \
+	__mmask16 k0 = latent_tail(nj), k1 = latent_tail(nj - 16 > 0 ? nj - 16 : 0); \
+	__mmask16 k2 = latent_tail(nj - 32 > 0 ? nj - 32 : 0), k3 = latent_tail(nj - 48 > 0 ? nj - 48 : 0); \
+	LATENT_GEMM_INIT##R \
+	const float *bp = pk; \
+	for (long p = 0; p < kb; p++, bp += 64) { \
+		__m512 b0 = _mm512_load_ps(bp), b1 = b0, b2 = b0, b3 = b0; \
+		if (V > 1) b1 = _mm512_load_ps(bp + 16); \
+		if (V > 2) b2 = _mm512_load_ps(bp + 32); \
+		if (V > 3) b3 = _mm512_load_ps(bp + 48); \
+		LATENT_GEMM_R##R(V) \
+	} \
+	LATENT_GEMM_STORE##R \
+}
+LATENT_GEMM(6, 4) LATENT_GEMM(6, 3) LATENT_GEMM(6, 2) LATENT_GEMM(6, 1)
+LATENT_GEMM(4, 4) LATENT_GEMM(4, 3) LATENT_GEMM(4, 2) LATENT_GEMM(4, 1)
+LATENT_GEMM(1, 4) LATENT_GEMM(1, 3) LATENT_GEMM(1, 2) LATENT_GEMM(1, 1)
+
+typedef void (*latent_gemm_fn)(long, const float *, long, const float *, float *, long, long, int);
+static const latent_gemm_fn latent_gemm6[4] = {latent_gemm6_1, latent_gemm6_2, latent_gemm6_3, latent_gemm6_4};
+static const latent_gemm_fn latent_gemm4[4] = {latent_gemm4_1, latent_gemm4_2, latent_gemm4_3, latent_gemm4_4};
+static const latent_gemm_fn latent_gemm1[4] = {latent_gemm1_1, latent_gemm1_2, latent_gemm1_3, latent_gemm1_4};
+
+// latent_gemm_pack copies the block of op(B) of rows [p0, p0+kb) and
+// columns [j0, j0+nj) into pk, kb rows of 64 values, the columns past nj
+// zero.
+__attribute__((target("avx512f")))
+static void latent_gemm_pack(int transB, const float *b, long ldb, long p0, long kb, long j0, long nj, float *pk) {
+	if (!transB) {
+		__mmask16 k0 = latent_tail(nj), k1 = latent_tail(nj - 16 > 0 ? nj - 16 : 0);
+		__mmask16 k2 = latent_tail(nj - 32 > 0 ? nj - 32 : 0), k3 = latent_tail(nj - 48 > 0 ? nj - 48 : 0);
+		for (long p = 0; p < kb; p++) {
+			const float *s = b + (p0 + p) * ldb + j0;
+			float *d = pk + p * 64;
+			_mm512_store_ps(d, _mm512_maskz_loadu_ps(k0, s));
+			_mm512_store_ps(d + 16, _mm512_maskz_loadu_ps(k1, s + 16));
+			_mm512_store_ps(d + 32, _mm512_maskz_loadu_ps(k2, s + 32));
+			_mm512_store_ps(d + 48, _mm512_maskz_loadu_ps(k3, s + 48));
+		}
+		return;
+	}
+	// pk[p][jj] = B[j0+jj][p0+p]: 8×8 blocks, then the edges one at a time.
+	long j = 0;
+	for (; j + 8 <= nj; j += 8) {
+		long p = 0;
+		for (; p + 8 <= kb; p += 8) latent_tr8x8(b + (j0 + j) * ldb + p0 + p, ldb, pk + p * 64 + j, 64);
+		for (; p < kb; p++)
+			for (long i = 0; i < 8; i++) pk[p * 64 + j + i] = b[(j0 + j + i) * ldb + p0 + p];
+	}
+	for (; j < nj; j++)
+		for (long p = 0; p < kb; p++) pk[p * 64 + j] = b[(j0 + j) * ldb + p0 + p];
+	for (long p = 0; p < kb; p++)
+		for (long jj = nj; jj < 64; jj++) pk[p * 64 + jj] = 0;
+}
+
+__attribute__((target("avx512f")))
+static void latent_sgemm(int transB, long m, long n, long k, const float *a, long lda, const float *b, long ldb, float *c, long ldc) {
+	float pk[LATENT_KC * 64] __attribute__((aligned(64)));
+	if (k == 0) {
+		for (long i = 0; i < m; i++)
+			for (long j = 0; j < n; j++) c[i * ldc + j] = 0;
+		return;
+	}
+	for (long j0 = 0; j0 < n; j0 += 64) {
+		long nj = n - j0 < 64 ? n - j0 : 64;
+		for (long p0 = 0; p0 < k; p0 += LATENT_KC) {
+			long kb = k - p0 < LATENT_KC ? k - p0 : LATENT_KC;
+			latent_gemm_pack(transB, b, ldb, p0, kb, j0, nj, pk);
+			long i = 0, v = (nj + 15) / 16 - 1;
+			for (; i + 6 <= m; i += 6) latent_gemm6[v](kb, a + i * lda + p0, lda, pk, c + i * ldc + j0, ldc, nj, p0 == 0);
+			for (; i + 4 <= m; i += 4) latent_gemm4[v](kb, a + i * lda + p0, lda, pk, c + i * ldc + j0, ldc, nj, p0 == 0);
+			for (; i < m; i++) latent_gemm1[v](kb, a + i * lda + p0, lda, pk, c + i * ldc + j0, ldc, nj, p0 == 0);
+		}
+	}
+}
+
 */
 import "C"
 
@@ -1045,7 +1183,7 @@ func MaxPool2x2(x []float32, planes, w, hw, oh, ow int, y []float32, where []uin
 func Describe() string {
 	switch {
 	case Vector:
-		return "C with AVX-512 (Adam 16 values at a time, the fused Linear weight step, the direct 3×3 convolution, element-wise loops)"
+		return "C with AVX-512 (Adam 16 values at a time, the Linear products and fused weight step, the direct 3×3 convolution, element-wise loops)"
 	case AdamWidth == 8:
 		return "C with AVX2 (Adam 8 values at a time); Go for the rest"
 	}
@@ -1211,4 +1349,65 @@ func Conv3x3Ref(y, x, w []float32, cin, cout, h, wd int) {
 	}
 	_, _, _ = y[cout*h*wd-1], x[cin*h*wd-1], w[cout*cin*9-1]
 	C.latent_conv3x3_ref((*C.float)(&y[0]), (*C.float)(&x[0]), (*C.float)(&w[0]), C.long(cin), C.long(cout), C.long(h), C.long(wd))
+}
+
+// Sgemm sets c [m, n] (rows ldc apart) to a·op(b): a is [m, k] (rows lda
+// apart), and b is [k, n] (rows ldb apart), or, with transB, [n, k] and
+// transposed. Each value is one chain of fused multiply-adds over k in
+// order, from zero: the bits of SgemmRef on every CPU with AVX-512, which
+// may differ from a BLAS's gemm by rounding. It copies a block of b into a
+// 32 KB panel on the C stack and reads a, b and c only, besides writing c.
+// It reports false, doing nothing, where the CPU lacks AVX-512.
+func Sgemm(transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) bool {
+	if !Vector {
+		return false
+	}
+	if m == 0 || n == 0 {
+		return true
+	}
+	sgemmCheck(transB, m, n, k, a, lda, b, ldb, c, ldc)
+	C.latent_sgemm(cBool(transB), C.long(m), C.long(n), C.long(k), sgemmPtr(a, k), C.long(lda), sgemmPtr(b, k), C.long(ldb),
+		(*C.float)(&c[0]), C.long(ldc))
+	return true
+}
+
+// SgemmRef is Sgemm's scalar reference in C: the same sums in the same
+// order (fmaf), one value at a time.
+func SgemmRef(transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
+	if m == 0 || n == 0 {
+		return
+	}
+	sgemmCheck(transB, m, n, k, a, lda, b, ldb, c, ldc)
+	C.latent_sgemm_ref(cBool(transB), C.long(m), C.long(n), C.long(k), sgemmPtr(a, k), C.long(lda), sgemmPtr(b, k), C.long(ldb),
+		(*C.float)(&c[0]), C.long(ldc))
+}
+
+// sgemmCheck panics, as an index out of range, where a, b or c is too
+// short for the product.
+func sgemmCheck(transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
+	_ = c[(m-1)*ldc+n-1]
+	if k == 0 {
+		return
+	}
+	_ = a[(m-1)*lda+k-1]
+	if transB {
+		_ = b[(n-1)*ldb+k-1]
+	} else {
+		_ = b[(k-1)*ldb+n-1]
+	}
+}
+
+// sgemmPtr is v's first value, or nil where the product has no terms.
+func sgemmPtr(v []float32, k int) *C.float {
+	if k == 0 {
+		return nil
+	}
+	return (*C.float)(&v[0])
+}
+
+func cBool(b bool) C.int {
+	if b {
+		return 1
+	}
+	return 0
 }

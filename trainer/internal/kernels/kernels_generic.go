@@ -95,3 +95,14 @@ func Conv3x3GradWFits(cout int) bool { return false }
 // Conv3x3GradWScratch is 0: Conv3x3GradW needs no scratch where it does
 // nothing.
 func Conv3x3GradWScratch(nci, cout, h, wd int) int { return 0 }
+
+// Sgemm is the product kernel of cgo builds on amd64; here there is none,
+// and it reports false.
+func Sgemm(transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) bool {
+	return false
+}
+
+// SgemmRef is Sgemm's reference; with no kernel, it is never called.
+func SgemmRef(transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
+	panic("kernels: no product kernel in this build")
+}
