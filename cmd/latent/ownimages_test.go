@@ -223,9 +223,14 @@ func TestParquetTrainsAndEncodes(t *testing.T) {
 // 10,000 test images, as a PNG tree and checks the two promises of the
 // own-images path at full size: the IDX model encodes the 10,000 PNG test
 // images to the codes of the IDX test images, bit for bit; and one epoch of
-// conv with --shuffle on the PNGs ends within 2% of the test MSE of the
-// same epoch on the IDX files. (The orders differ: the PNG tree is sorted
-// by class folder, so the shuffled batches hold other images.)
+// conv with --shuffle on the PNGs ends within 10% of the test MSE of the
+// same epoch on the IDX files. The orders differ (the PNG tree is sorted
+// by class folder, so the shuffled batches hold other images), so the two
+// runs are as far apart as two seeds: one epoch on the IDX files with seeds
+// 0 to 7 ended between 0.0230 and 0.0250 (standard deviation 3.4%, so
+// 4.9% for the difference of two runs), and 10% is about two of those.
+// Pixels read wrongly (scaled, shifted, or mixed up with other images)
+// would land far outside it.
 func TestPNGTrainingMatchesIDX(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains twice on 60,000 images")
@@ -254,8 +259,8 @@ func TestPNGTrainingMatchesIDX(t *testing.T) {
 		runs[name] = dir
 	}
 	t.Logf("1 epoch of conv, --shuffle --seed 5: test MSE %.6f on the IDX files, %.6f on the PNGs", mse["idx"], mse["png"])
-	if d := math.Abs(mse["png"]-mse["idx"]) / mse["idx"]; d > 0.02 {
-		t.Errorf("test MSE %.6f on the PNGs, %.6f on the IDX files: %.1f%% apart, want within 2%%", mse["png"], mse["idx"], 100*d)
+	if d := math.Abs(mse["png"]-mse["idx"]) / mse["idx"]; d > 0.10 {
+		t.Errorf("test MSE %.6f on the PNGs, %.6f on the IDX files: %.1f%% apart, want within 10%%", mse["png"], mse["idx"], 100*d)
 	}
 
 	dir := runs["idx"]
