@@ -122,28 +122,33 @@ func TestSgemmSpecial(t *testing.T) {
 }
 
 // BenchmarkLinearWeightStep times the fused weight gradient and Adam step
-// of the classic model's first layer (784×512 at batch 64) on one
-// goroutine, and BenchmarkSgemm its forward product, a goroutine's half
-// (64×256×784), and its last layer's input gradient, a goroutine's half
-// (64×392×512 with b transposed).
+// of the classic model's first layer (784×512 at batch 64) and the conv
+// model's two large Linear layers (1568×128 and 128×1568) on one
+// goroutine, and BenchmarkSgemm the classic model's first forward product,
+// a goroutine's half (64×256×784), and its last layer's input gradient, a
+// goroutine's half (64×392×512 with b transposed).
 func BenchmarkLinearWeightStep(b *testing.B) {
 	if !Vector {
 		b.Skip("no fused kernel")
 	}
-	n, in, out := 64, 784, 512
-	x, dz := make([]float32, n*in), make([]float32, n*out)
-	for i := range x {
-		x[i] = float32(math.Sin(float64(i)))
+	for _, tc := range []struct{ n, in, out int }{{64, 784, 512}, {64, 1568, 128}, {64, 128, 1568}} {
+		b.Run(fmt.Sprintf("%dx%dx%d", tc.n, tc.in, tc.out), func(b *testing.B) {
+			n, in, out := tc.n, tc.in, tc.out
+			x, dz := make([]float32, n*in), make([]float32, n*out)
+			for i := range x {
+				x[i] = float32(math.Sin(float64(i)))
+			}
+			for i := range dz {
+				dz[i] = float32(math.Cos(float64(i))) * 1e-2
+			}
+			p, m, v := make([]float32, in*out), make([]float32, in*out), make([]float32, in*out)
+			s := AdamStep{StepSize: 1e-3, InvBC2Sqrt: 1, B1: 0.9, B2: 0.999, Eps: 1e-8}
+			for i := 0; i < b.N; i++ {
+				LinearWeightStep(x, dz, n, in, out, 0, in, p, m, v, s)
+			}
+			b.ReportMetric(float64(2*n*in*out)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOPS")
+		})
 	}
-	for i := range dz {
-		dz[i] = float32(math.Cos(float64(i))) * 1e-2
-	}
-	p, m, v := make([]float32, in*out), make([]float32, in*out), make([]float32, in*out)
-	s := AdamStep{StepSize: 1e-3, InvBC2Sqrt: 1, B1: 0.9, B2: 0.999, Eps: 1e-8}
-	for i := 0; i < b.N; i++ {
-		LinearWeightStep(x, dz, n, in, out, 0, in, p, m, v, s)
-	}
-	b.ReportMetric(float64(2*n*in*out)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOPS")
 }
 
 func BenchmarkSgemm(b *testing.B) {

@@ -107,26 +107,26 @@ static long latent_adam_avx512(float *p, const float *g, float *m, float *v, lon
 }
 
 // latent_linear_block computes a block of R rows (from i) and 64 columns
-// (the lanes of k) of a Linear layer's weight gradient dW = xᵀ·dz, x [n, in]
-// row-major and d the block's columns of dz, rows ld apart: each value is
-// summed over the n samples in order, one fused multiply-add each (the
-// sums of latent_linear_dw_adam_ref). Then it applies Adam to the same
-// values of the weight, p [in, out] from at, and its moments, from the
-// registers. With FULL, d has all 64 columns (or zeros past the last)
-// and its loads take no mask.
+// (from j, the lanes of k) of a Linear layer's weight gradient
+// dW = xᵀ·dz, x [n, in] and dz [n, out] row-major: each value is summed
+// over the n samples in order, one fused multiply-add each (the sums of
+// latent_linear_dw_adam_ref). Then it applies Adam to the same values of the weight
+// p [in, out] and its moments, from the registers.
+// With FULL, all 64 columns are in the block and its loads take no mask.
 #define LATENT_LOAD(FULL, k, d) ((FULL) ? _mm512_loadu_ps(d) : _mm512_maskz_loadu_ps(k, d))
 #define LATENT_LINEAR_BLOCK(NAME, R, FULL) \
 __attribute__((target("avx512f"))) \
-static inline void NAME(const float *x, const float *d, long ld, long n, long in, long out, long i, long at, \
+static inline void NAME(const float *x, const float *dz, long n, long in, long out, long i, long j, \
 		const __mmask16 k[4], float *p, float *m, float *v, const latent_adam512 *c) { \
 	__m512 acc[R][4]; \
-	_Pragma("GCC unroll 8") for (int r = 0; r < R; r++) \
+	_Pragma("GCC unroll 4") for (int r = 0; r < R; r++) \
 		_Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) acc[r][q] = _mm512_setzero_ps(); \
 	__mmask16 k0 = k[0], k1 = k[1], k2 = k[2], k3 = k[3]; \
-	for (long b = 0; b < n; b++, d += ld) { \
+	for (long b = 0; b < n; b++) { \
+		const float *d = dz + b * out + j; \
 		__m512 d0 = LATENT_LOAD(FULL, k0, d), d1 = LATENT_LOAD(FULL, k1, d + 16); \
 		__m512 d2 = LATENT_LOAD(FULL, k2, d + 32), d3 = LATENT_LOAD(FULL, k3, d + 48); \
-		_Pragma("GCC unroll 8") for (int r = 0; r < R; r++) { \
+		_Pragma("GCC unroll 4") for (int r = 0; r < R; r++) { \
 			__m512 xr = _mm512_set1_ps(x[b * in + i + r]); \
 			acc[r][0] = _mm512_fmadd_ps(xr, d0, acc[r][0]); \
 			acc[r][1] = _mm512_fmadd_ps(xr, d1, acc[r][1]); \
@@ -134,68 +134,40 @@ static inline void NAME(const float *x, const float *d, long ld, long n, long in
 			acc[r][3] = _mm512_fmadd_ps(xr, d3, acc[r][3]); \
 		} \
 	} \
-	_Pragma("GCC unroll 8") for (int r = 0; r < R; r++) { \
-		long a = at + r * out; \
+	_Pragma("GCC unroll 4") for (int r = 0; r < R; r++) { \
+		long at = (i + r) * out + j; \
 		_Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) \
-			if (k[q]) latent_adam512_step(c, p + a + 16 * q, m + a + 16 * q, v + a + 16 * q, acc[r][q], k[q]); \
+			if (k[q]) latent_adam512_step(c, p + at + 16 * q, m + at + 16 * q, v + at + 16 * q, acc[r][q], k[q]); \
 	} \
 }
-LATENT_LINEAR_BLOCK(latent_linear_block6_full, 6, 1)
-LATENT_LINEAR_BLOCK(latent_linear_block4_full, 4, 1)
-LATENT_LINEAR_BLOCK(latent_linear_block1_full, 1, 1)
 LATENT_LINEAR_BLOCK(latent_linear_block4, 4, 0)
 LATENT_LINEAR_BLOCK(latent_linear_block1, 1, 0)
-
-// LATENT_DW_PACK is the most samples whose 64 columns of dz
-// latent_linear_dw_adam512 copies side by side (64 KB on the C stack).
-#define LATENT_DW_PACK 256
+LATENT_LINEAR_BLOCK(latent_linear_block4_full, 4, 1)
+LATENT_LINEAR_BLOCK(latent_linear_block1_full, 1, 1)
 
 // latent_linear_dw_adam512 computes rows [r0, r1) of dW = xᵀ·dz and applies
-// Adam to the same rows of p, m and v, a block of 6 rows (or 4, or 1) and
-// 64 columns at a time, so that the gradient never leaves the registers.
-// It goes along the columns 64 at a time, and, for up to LATENT_DW_PACK
-// samples, first copies those columns of dz side by side, where every block
-// of rows reads them from L1 (dz's rows, a multiple of 2 KB apart in the
-// classic model, would otherwise fall into the same few sets of the L1
-// cache). Which block goes first leaves every value's sum, and its bits,
-// alone.
+// Adam to the same rows of p, m and v, a block of 4 rows and 64 columns at
+// a time, so that the gradient never leaves the registers. The blocks go
+// along the rows, so that p, m and v are read in order.
 __attribute__((target("avx512f")))
 static void latent_linear_dw_adam512(const float *x, const float *dz, long n, long in, long out, long r0, long r1,
 		float *p, float *m, float *v, latent_adam_hyper h) {
 	latent_adam512 c = latent_adam512_init(h);
-	float pack[LATENT_DW_PACK * 64] __attribute__((aligned(64)));
-	int packed = n <= LATENT_DW_PACK;
-	for (long j = 0; j < out; j += 64) {
-		__mmask16 k[4];
-		for (int q = 0; q < 4; q++) {
-			long left = out - j - 16 * q;
-			k[q] = left >= 16 ? 0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
-		}
-		const float *d = dz + j;
-		long ld = out;
-		if (packed) {
-			for (long b = 0; b < n; b++)
-				for (int q = 0; q < 4; q++)
-					_mm512_store_ps(pack + b * 64 + 16 * q, _mm512_maskz_loadu_ps(k[q], dz + b * out + j + 16 * q));
-			d = pack;
-			ld = 64;
-		}
-		int full = packed || j + 64 <= out;
-		for (long i = r0; i < r1;) {
-			long at = i * out + j;
-			if (r1 - i >= 6 && full) {
-				latent_linear_block6_full(x, d, ld, n, in, out, i, at, k, p, m, v, &c);
-				i += 6;
-			} else if (r1 - i >= 4) {
-				if (full) latent_linear_block4_full(x, d, ld, n, in, out, i, at, k, p, m, v, &c);
-				else latent_linear_block4(x, d, ld, n, in, out, i, at, k, p, m, v, &c);
-				i += 4;
-			} else {
-				if (full) latent_linear_block1_full(x, d, ld, n, in, out, i, at, k, p, m, v, &c);
-				else latent_linear_block1(x, d, ld, n, in, out, i, at, k, p, m, v, &c);
-				i++;
+	for (long i = r0; i < r1; ) {
+		long rows = r1 - i >= 4 ? 4 : 1;
+		for (long j = 0; j < out; j += 64) {
+			__mmask16 k[4];
+			for (int q = 0; q < 4; q++) {
+				long left = out - j - 16 * q;
+				k[q] = left >= 16 ? 0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
 			}
+			int full = j + 64 <= out;
+			if (rows == 4 && full) latent_linear_block4_full(x, dz, n, in, out, i, j, k, p, m, v, &c);
+			else if (rows == 4) latent_linear_block4(x, dz, n, in, out, i, j, k, p, m, v, &c);
+			else if (full) latent_linear_block1_full(x, dz, n, in, out, i, j, k, p, m, v, &c);
+			else latent_linear_block1(x, dz, n, in, out, i, j, k, p, m, v, &c);
 		}
+		i += rows;
 	}
 }
 
