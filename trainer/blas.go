@@ -39,7 +39,8 @@ const gemmGrain = 1 << 18
 
 // gemm computes C = op(A)·op(B) + beta·C with the BLAS that Gorgonia uses
 // (G.WhichBLAS: gonum's pure-Go BLAS by default, OpenBLAS with the openblas
-// build tag), where op(X) is X or Xᵀ. C is m×n, op(A) m×k, op(B) k×n, all
+// build tag), or, for the float32 products that gemmPart hands it, with the
+// trainer's own kernel, where op(X) is X or Xᵀ. C is m×n, op(A) m×k, op(B) k×n, all
 // row-major with leading dimensions lda, ldb and ldc. With gemmSplit, the
 // rows or the columns of C are shared among goroutines; every value of C is
 // still computed by one call, so the result does not depend on the split.
