@@ -227,8 +227,10 @@ static void latent_adam_update(int width, float *p, const float *g, float *m, fl
 	latent_adam_scalar(p, g, m, v, j, n, h);
 }
 
+// latent_tail is the mask of the first min(left, 16) lanes, none where
+// left <= 0.
 static inline __mmask16 latent_tail(long left) {
-	return left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
+	return left >= 16 ? 0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
 }
 
 // latent_bias_relu sets v[j] = v[j] + b[j] where that is > 0 or NaN, else +0.
@@ -921,8 +923,7 @@ static void latent_sgemm_ref(int transB, long m, long n, long k, const float *a,
 #define LATENT_GEMM(R, V) \
 __attribute__((target("avx512f"))) \
 static void latent_gemm##R##_##V(long kb, const float *ap, long lda, const float *pk, float *cp, long ldc, long nj, int first) { \
-	__mmask16 k0 = latent_tail(nj), k1 = latent_tail(nj - 16 > 0 ? nj - 16 : 0); \
-	__mmask16 k2 = latent_tail(nj - 32 > 0 ? nj - 32 : 0), k3 = latent_tail(nj - 48 > 0 ? nj - 48 : 0); \
+	__mmask16 k0 = latent_tail(nj), k1 = latent_tail(nj - 16), k2 = latent_tail(nj - 32), k3 = latent_tail(nj - 48); \
 	LATENT_GEMM_INIT##R \
 	const float *bp = pk; \
 	for (long p = 0; p < kb; p++, bp += 64) { \
@@ -949,8 +950,7 @@ static const latent_gemm_fn latent_gemm1[4] = {latent_gemm1_1, latent_gemm1_2, l
 __attribute__((target("avx512f")))
 static void latent_gemm_pack(int transB, const float *b, long ldb, long p0, long kb, long j0, long nj, float *pk) {
 	if (!transB) {
-		__mmask16 k0 = latent_tail(nj), k1 = latent_tail(nj - 16 > 0 ? nj - 16 : 0);
-		__mmask16 k2 = latent_tail(nj - 32 > 0 ? nj - 32 : 0), k3 = latent_tail(nj - 48 > 0 ? nj - 48 : 0);
+		__mmask16 k0 = latent_tail(nj), k1 = latent_tail(nj - 16), k2 = latent_tail(nj - 32), k3 = latent_tail(nj - 48);
 		for (long p = 0; p < kb; p++) {
 			const float *s = b + (p0 + p) * ldb + j0;
 			float *d = pk + p * 64;
