@@ -180,6 +180,10 @@ type convOp struct {
 	// computed, while it is in cache, and the pooling's own run then
 	// has nothing left to do.
 	pool *maxPoolOp
+	// poolOnly says that nothing reads the output, only the pooling's
+	// (convPoolGradOp takes the gradients from the pooling's): where the
+	// kernel pools in registers, it writes no output.
+	poolOnly bool
 }
 
 func newConvOp(x, w, b *G.Node, k, stride, pad int, act activation, needX bool) (*convOp, error) {
@@ -243,7 +247,11 @@ func convForward[T float](op *convOp, y []T, a [6][]T) {
 			if where != nil {
 				wp = where[lo*C*pohw : hi*C*pohw]
 			}
-			if op.act == actReLU && conv3x3ReLUPool(g, ys, xs, w, b, C, hi-lo, ps, wp) {
+			yk := ys
+			if op.poolOnly {
+				yk = nil // nothing reads y
+			}
+			if op.act == actReLU && conv3x3ReLUPool(g, yk, xs, w, b, C, hi-lo, ps, wp) {
 				return
 			}
 		}
@@ -353,6 +361,22 @@ func (op *convOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error)
 		return nil, err
 	}
 	grads := make(G.Nodes, 3)
+	if pg, ok := grad.Op().(*maxPoolGradOp); ok && op.fusesPoolGrad(pg, x.Dtype()) {
+		// The first layer: its weight and bias gradients from the pooling's
+		// gradient, which the pooling's gradient op then need not spread
+		// out into dz.
+		pg.skip, op.poolOnly = true, true
+		gw := &convPoolGradOp{opBase: newBase("conv+pool-grad-w", w.Shape().Clone(), x, pg.dy), conv: op}
+		if grads[1], err = G.ApplyOp(gw, x, pg.dy); err != nil {
+			return nil, err
+		}
+		db := newBiasGradOp(grads[1], 1, op.C, op.g.K())
+		db.from = gw
+		if grads[2], err = G.ApplyOp(db, grads[1]); err != nil {
+			return nil, err
+		}
+		return grads, nil
+	}
 	if op.needX {
 		gx := &convGradXOp{opBase: newBase("conv-grad-x", x.Shape().Clone(), w, dz), conv: op}
 		if grads[0], err = G.ApplyOp(gx, w, dz); err != nil {
@@ -371,6 +395,59 @@ func (op *convOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error)
 		return nil, err
 	}
 	return grads, nil
+}
+
+// fusesPoolGrad reports whether convPoolGradOp takes this layer's weight
+// and bias gradients from the gradient of the 2×2 pooling after it, pg
+// (with the ReLU's between them), in dtype dt: a 3×3 "same" convolution
+// of one input channel, in float32, on a CPU with AVX-512, whose input
+// gradient the graph does not need (the first layer).
+func (op *convOp) fusesPoolGrad(pg *maxPoolGradOp, dt tensor.Dtype) bool {
+	g := op.g
+	return kernels.Conv3x3PoolGradFits() && dt == tensor.Float32 && pg.relu && op.act == actReLU && pg.pool == op.pool && op.pool.is2x2() &&
+		!op.needX && g.c == 1 && g.k == 3 && g.stride == 1 && g.pad == 1 && g.h%2 == 0 && g.w%2 == 0
+}
+
+// convPoolGradOp is the weight gradient of a Conv2d that convOp.fusesPoolGrad
+// takes, from x and the pooling's gradient dy: kernels.Conv3x3PoolGrad's
+// sums, the goroutines sharing the samples, added up over the samples in
+// order. It sums the bias gradient too (biasGradOp.from). Each sample's
+// dz is written only to the cache, not out to memory for the whole batch
+// (3.2 MB at batch 64 for the conv model's first layer), and the forward
+// pass writes no output (poolOnly). Its bias gradient is biasGrad's, bit
+// for bit, and its weight gradient the sums of the product that convGradW
+// runs with OpenBLAS's SkylakeX kernels (another BLAS rounds that product
+// differently): TestConvPoolGrad.
+type convPoolGradOp struct {
+	opBase
+	conv    *convOp
+	part    any // []float32: [n, 10, C], the samples' sums
+	sums    any // []float32: the bias gradient
+	scratch scratchPool
+}
+
+func (op *convPoolGradOp) Do(in ...G.Value) (G.Value, error) {
+	return do(&op.opBase, in, op, convPoolGrad, func(*convPoolGradOp, []float64, [6][]float64) {
+		panic("trainer: conv+pool-grad-w runs in float32 only (convOp.fusesPoolGrad)")
+	})
+}
+
+func (op *convPoolGradOp) biasSums() any { return op.sums }
+
+func convPoolGrad(op *convPoolGradOp, dw []float32, a [6][]float32) {
+	x, dy := a[0], a[1]
+	g, C := op.conv.g, op.conv.C
+	where := op.conv.pool.where
+	part := scratch[float32](&op.part, g.n*10*C)
+	parts := gemmWorkers(g.n*C*g.h*g.w*9, gemmGrain)
+	op.scratch.grow(parts)
+	parallelParts(g.n, parts, func(wk, lo, hi int) {
+		sc := poolScratch[float32](op.scratch, wk, kernels.Conv3x3PoolGradScratch(C, g.h, g.w))
+		if !kernels.Conv3x3PoolGrad(part[lo*10*C:hi*10*C], x, dy, where, true, lo, hi, C, g.h, g.w, sc) {
+			panic("trainer: kernels.Conv3x3PoolGrad refused a convolution that it fits")
+		}
+	})
+	kernels.Conv3x3PoolGradTotal(dw, scratch[float32](&op.sums, C), part, g.n, C)
 }
 
 // convGradWOp is a Conv2d's weight gradient, dW = Σ_s dZ_s·cols_sᵀ, from x
@@ -926,7 +1003,7 @@ func (op *maxPoolOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, err
 		name += "+relu-grad"
 	}
 	op.train = true
-	back := &maxPoolGradOp{opBase: newBase(name, inputs[0].Shape().Clone(), inputs[0], grad), pool: op, relu: op.relu}
+	back := &maxPoolGradOp{opBase: newBase(name, inputs[0].Shape().Clone(), inputs[0], grad), pool: op, relu: op.relu, dy: grad}
 	dx, err := G.ApplyOp(back, inputs[0], grad)
 	return G.Nodes{dx}, err
 }
@@ -938,6 +1015,10 @@ type maxPoolGradOp struct {
 	opBase
 	pool *maxPoolOp
 	relu bool
+	dy   *G.Node // the pooling's gradient
+	// skip says that the convolution before takes its gradients from dy
+	// (convPoolGradOp): nothing reads this op's output, and it writes none.
+	skip bool
 }
 
 func (op *maxPoolGradOp) Do(in ...G.Value) (G.Value, error) {
@@ -947,6 +1028,9 @@ func (op *maxPoolGradOp) Do(in ...G.Value) (G.Value, error) {
 		return nil, err
 	}
 	out := op.output(dt)
+	if op.skip {
+		return out, nil
+	}
 	where := op.pool.where
 	if !op.pool.is2x2() {
 		where = nil

@@ -201,8 +201,14 @@ func matMul[T float](op *matMulOp, c []T, a [6][]T) {
 type biasGradOp struct {
 	opBase
 	outer, channels, inner int
-	from                   *matMulOp // if set, the op that added up dz already
+	from                   biasSummer // if set, the op that added up dz already
 }
+
+// biasSummer is an op that adds up a bias gradient as it runs, for the
+// biasGradOp that takes its sums ([]T, one a channel).
+type biasSummer interface{ biasSums() any }
+
+func (op *matMulOp) biasSums() any { return op.sums }
 
 func newBiasGradOp(dz *G.Node, outer, channels, inner int) *biasGradOp {
 	if outer*channels*inner != dz.Shape().TotalSize() {
@@ -217,7 +223,7 @@ func (op *biasGradOp) Do(in ...G.Value) (G.Value, error) {
 
 func biasGrad[T float](op *biasGradOp, db []T, a [6][]T) {
 	if op.from != nil {
-		copy(db, op.from.sums.([]T))
+		copy(db, op.from.biasSums().([]T))
 		return
 	}
 	dz := a[0]

@@ -390,3 +390,97 @@ func checkConvPools[T float](t *testing.T) {
 		t.Fatal("the pooling in the convolution's pass differs from the pooling's own")
 	}
 }
+
+// TestConvPoolGrad checks the first layer's fused gradient (convPoolGradOp)
+// against the ops it replaces: the pooling's gradient spread out into dz
+// (maxPoolGrad, with the ReLU's), the weight gradient from dz (convGradW,
+// from the columns the forward pass keeps) and the bias gradient
+// (biasGrad). With OpenBLAS's SkylakeX kernels, whose sums the kernel
+// forms, they must agree bit for bit; with another BLAS, within twice the
+// rounding bound of the sums, n·h·w·2⁻²⁴·Σ|terms| (the bias gradient is
+// ours in either case: bit for bit). The forward pass with
+// the fused gradient writes no output, only the pooled values, which must
+// be the same.
+func TestConvPoolGrad(t *testing.T) {
+	if !kernels.Conv3x3PoolGradFits() {
+		t.Skip("no AVX-512 on this CPU: the trainer takes the first layer's gradients from dz")
+	}
+	rng := rand.New(rand.NewPCG(11, 12))
+	const n, C, side = 6, 16, 28
+	g, err := newConvGeom(tensor.Shape{n, 1, side, side}, 3, 1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pgeom, err := newConvGeom(tensor.Shape{n, C, side, side}, 2, 2, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	random := func(n int, scale float64) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(rng.NormFloat64() * scale)
+		}
+		return v
+	}
+	x, w, b := make([]float32, n*side*side), random(C*9, 0.3), random(C, 0.1)
+	for i := range x {
+		if rng.IntN(3) > 0 {
+			x[i] = rng.Float32()
+		}
+	}
+	dy := random(n*C*pgeom.ohw(), 0.01)
+	var dz []float32 // the unfused run's
+	run := func(fused bool) (dw, db, pooled []float32) {
+		pool := &maxPoolOp{opBase: opBase{shape: tensor.Shape{n, C, pgeom.oh, pgeom.ow}}, g: pgeom, relu: true, train: true}
+		conv := &convOp{g: g, C: C, act: actReLU, pool: pool, poolOnly: fused}
+		conv.keep = !fused && g.K() < C && !conv.directW(tensor.Float32) // as SymDiff sets it
+		y := make([]float32, n*C*g.ohw())
+		convForward(conv, y, [6][]float32{x, w, b})
+		pooled = slices.Clone(pool.outData.([]float32))
+		dw, db = make([]float32, C*9), make([]float32, C)
+		if fused {
+			if slices.ContainsFunc(y, func(v float32) bool { return v != 0 }) {
+				t.Fatal("the forward pass wrote its output, which nothing reads")
+			}
+			op := &convPoolGradOp{conv: conv}
+			convPoolGrad(op, dw, [6][]float32{x, dy})
+			biasGrad(&biasGradOp{outer: 1, channels: C, inner: 9, from: op}, db, [6][]float32{dw})
+			return dw, db, pooled
+		}
+		dz = make([]float32, len(y))
+		maxPoolGrad(pgeom, dz, y, dy, pool.where, true)
+		convGradW(&convGradWOp{conv: conv}, dw, [6][]float32{x, dz})
+		biasGrad(&biasGradOp{outer: n, channels: C, inner: g.ohw()}, db, [6][]float32{dz})
+		return dw, db, pooled
+	}
+	dw, db, pooled := run(true)
+	wantW, wantB, wantPooled := run(false)
+	if !slices.Equal(pooled, wantPooled) {
+		t.Fatal("the pooled values differ without the output")
+	}
+	if !slices.Equal(db, wantB) {
+		t.Fatalf("bias gradient %v, want %v", db, wantB)
+	}
+	if gemmTransBSlow {
+		if !slices.Equal(dw, wantW) {
+			t.Fatalf("with OpenBLAS's SkylakeX kernels, weight gradient %v, want their %v", dw, wantW)
+		}
+		return
+	}
+	for i := range dw {
+		c, k := i/9, i%9
+		var bound float64
+		for s := range n {
+			for p := range g.ohw() {
+				r, col := p/side+k/3-1, p%side+k%3-1
+				if r >= 0 && r < side && col >= 0 && col < side {
+					bound += math.Abs(float64(dz[(s*C+c)*g.ohw()+p]) * float64(x[s*side*side+r*side+col]))
+				}
+			}
+		}
+		tol := 2 * float64(n*g.ohw()) * 0x1p-24 * bound // each sum within the bound of the exact one
+		if d := math.Abs(float64(dw[i]) - float64(wantW[i])); !(d <= tol) {
+			t.Fatalf("dW[%d] = %v, want %v within %g", i, dw[i], wantW[i], tol)
+		}
+	}
+}

@@ -5,6 +5,7 @@ package kernels
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -175,6 +176,16 @@ func TestConv3x3ReLUPool(t *testing.T) {
 				}
 				if where != nil && where[i] != wantWhere[i] {
 					t.Fatalf("%+v: where[%d] = %d, want %d", s, i, where[i], wantWhere[i])
+				}
+			}
+			// Without y, the same pooled values and positions.
+			pooledOnly, whereOnly := make([]float32, pn), slices.Clone(where)
+			if !Conv3x3ReLUPool(nil, x, w, bias, smp, s.cin, s.cout, s.h, s.wd, pooledOnly, whereOnly) {
+				t.Fatalf("%+v: Conv3x3ReLUPool refused a nil y", s)
+			}
+			for i := range pooled {
+				if math.Float32bits(pooledOnly[i]) != math.Float32bits(pooled[i]) || (where != nil && whereOnly[i] != where[i]) {
+					t.Fatalf("%+v: without y, pooled[%d] = %v (where %v), with y %v", s, i, pooledOnly[i], whereOnly, pooled[i])
 				}
 			}
 		}
@@ -410,4 +421,106 @@ func BenchmarkConv3x3(b *testing.B) {
 			b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOPS")
 		})
 	}
+}
+
+// TestConv3x3PoolGrad checks Conv3x3PoolGrad and Conv3x3PoolGradTotal bit
+// for bit against the weight and bias gradients of the dense dz that
+// MaxPool2x2GradGo writes: Conv3x3PoolGradRef's sums and ChannelSumsGo's,
+// added up over the samples from zero. dy has NaN, infinities, ±0 and
+// subnormals among its values.
+func TestConv3x3PoolGrad(t *testing.T) {
+	if !Conv3x3PoolGradFits() {
+		t.Skip("no AVX-512 on this CPU: the trainer takes the first layer's gradients from dz")
+	}
+	rng := rand.New(rand.NewPCG(9, 10))
+	special := []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)), 0, float32(math.Copysign(0, -1)), 1e-41, -3e-39}
+	for _, s := range []struct{ cout, h, wd, n int }{
+		{16, 28, 28, 5}, {20, 6, 8, 3}, {5, 2, 2, 2}, {32, 14, 10, 4}, {1, 4, 30, 1},
+	} {
+		for _, relu := range []bool{true, false} {
+			hw, ohw := s.h*s.wd, s.h/2*s.wd/2
+			x := make([]float32, s.n*hw)
+			for i := range x {
+				if rng.IntN(4) > 0 {
+					x[i] = float32(rng.NormFloat64())
+				}
+			}
+			dy, where := make([]float32, s.n*s.cout*ohw), make([]uint8, s.n*s.cout*ohw)
+			for i := range dy {
+				dy[i] = float32(rng.NormFloat64() * 0.01)
+				if rng.IntN(50) == 0 {
+					dy[i] = special[rng.IntN(len(special))]
+				}
+				where[i] = uint8(rng.IntN(8))
+			}
+			// The dense reference: dz, then the sums.
+			dz := make([]float32, s.n*s.cout*hw)
+			MaxPool2x2GradGo(dz, s.n*s.cout, s.wd, hw, s.h/2, s.wd/2, dy, where, relu)
+			wantW, wantB := make([]float32, s.cout*9), make([]float32, s.cout)
+			Conv3x3PoolGradRef(wantW, x, dz, s.n, s.cout, s.h, s.wd)
+			for smp := range s.n {
+				ChannelSumsGo(wantB, dz[smp*s.cout*hw:(smp+1)*s.cout*hw], hw)
+			}
+
+			part := make([]float32, s.n*10*s.cout)
+			scratch := make([]float32, Conv3x3PoolGradScratch(s.cout, s.h, s.wd))
+			mid := s.n / 2
+			for _, r := range [][2]int{{0, mid}, {mid, s.n}} {
+				if r[1] > r[0] && !Conv3x3PoolGrad(part[r[0]*10*s.cout:], x, dy, where, relu, r[0], r[1], s.cout, s.h, s.wd, scratch) {
+					t.Fatalf("%+v: Conv3x3PoolGrad refused", s)
+				}
+			}
+			gotW, gotB := make([]float32, s.cout*9), make([]float32, s.cout)
+			Conv3x3PoolGradTotal(gotW, gotB, part, s.n, s.cout)
+			for _, c := range []struct {
+				name      string
+				got, want []float32
+			}{{"dw", gotW, wantW}, {"db", gotB, wantB}} {
+				for i, g := range c.got {
+					w := c.want[i]
+					if math.Float32bits(g) != math.Float32bits(w) && !(g != g && w != w) {
+						t.Fatalf("%+v relu %v: %s[%d] = %v, reference %v", s, relu, c.name, i, g, w)
+					}
+				}
+			}
+		}
+	}
+}
+
+// BenchmarkConv3x3PoolGrad times Conv3x3PoolGrad on 64 samples of the conv
+// model's first layer (16 channels of 28×28) on one core, and beside it
+// the dense path that it replaces but for the weight product: the pooling's
+// gradient written out (MaxPool2x2Grad) and the bias sums (ChannelSums).
+func BenchmarkConv3x3PoolGrad(b *testing.B) {
+	if !Conv3x3PoolGradFits() {
+		b.Skip("no AVX-512 on this CPU")
+	}
+	const n, cout, h, wd = 64, 16, 28, 28
+	rng := rand.New(rand.NewPCG(3, 4))
+	x := make([]float32, n*h*wd)
+	for i := range x {
+		x[i] = rng.Float32()
+	}
+	ohw := h / 2 * wd / 2
+	dy, where := make([]float32, n*cout*ohw), make([]uint8, n*cout*ohw)
+	for i := range dy {
+		dy[i] = float32(rng.NormFloat64())
+		where[i] = uint8(rng.IntN(8))
+	}
+	b.Run("fused", func(b *testing.B) {
+		part := make([]float32, n*10*cout)
+		scratch := make([]float32, Conv3x3PoolGradScratch(cout, h, wd))
+		for b.Loop() {
+			Conv3x3PoolGrad(part, x, dy, where, true, 0, n, cout, h, wd, scratch)
+		}
+	})
+	b.Run("dense-dz-and-bias", func(b *testing.B) {
+		dz, db := make([]float32, n*cout*h*wd), make([]float32, cout)
+		for b.Loop() {
+			MaxPool2x2Grad(dz, n*cout, wd, h*wd, h/2, wd/2, dy, where, true)
+			for s := range n {
+				ChannelSums(db, dz[s*cout*h*wd:(s+1)*cout*h*wd], h*wd)
+			}
+		}
+	})
 }

@@ -427,3 +427,26 @@ func Im2ColSameGo[T float](dst, x []T, c, h, w, k, pad, r0, r1 int) {
 		}
 	}
 }
+
+// Conv3x3PoolGradTotal adds up the per-sample sums that Conv3x3PoolGrad
+// wrote into part [n, 10, cout]: dw [cout, 1, 3, 3] becomes the first
+// sample's sums plus each other's in order, as OpenBLAS's product adds
+// them up (beta 0, then 1), and db [cout] the samples' sums added in order
+// from zero, as the bias gradient does.
+func Conv3x3PoolGradTotal(dw, db, part []float32, n, cout int) {
+	dw, db = dw[:9*cout], db[:cout]
+	clear(db)
+	for s := range n {
+		ps := part[s*10*cout : (s+1)*10*cout]
+		for c := range cout {
+			for t := range 9 {
+				if s == 0 {
+					dw[c*9+t] = ps[t*cout+c]
+				} else {
+					dw[c*9+t] += ps[t*cout+c]
+				}
+			}
+			db[c] += ps[9*cout+c]
+		}
+	}
+}

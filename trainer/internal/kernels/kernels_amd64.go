@@ -4,11 +4,11 @@ package kernels
 
 // The kernels in C, for CPUs with AVX-512 (16 values at a time) or AVX2
 // (Adam, 8 at a time), chosen at start from the CPU's features. Every
-// kernel but LinearWeightStep, Conv3x3 and Conv3x3GradW computes its Go
-// reference's arithmetic in the same order, rounded the same way and
-// without fused multiply-adds (the pragma), so it gives the same bits;
-// those three give the bits of LinearWeightStepRef, Conv3x3Ref and
-// Conv3x3GradWRef, in C below.
+// kernel but LinearWeightStep, Conv3x3, Conv3x3GradW, Conv3x3PoolGrad and
+// Sgemm computes its Go reference's arithmetic in the same order, rounded
+// the same way and without fused multiply-adds (the pragma), so it gives
+// the same bits; those give the bits of their scalar references in C
+// below (…Ref).
 //
 // Adam: the per-value update of AdamGo, with its flush of subnormal
 // moments to zero. LinearWeightStep: a Linear layer's weight gradient
@@ -30,7 +30,9 @@ package kernels
 // kernels. Conv3x3GradW: its weight gradient, the output channels the
 // lanes of the registers of sums, each a sum over the samples in order of
 // a sum over a sample's rows and columns in order, the bits of
-// Conv3x3GradWRef.
+// Conv3x3GradWRef. Conv3x3PoolGrad: the first layer's weight and bias
+// gradients from its pooling's gradient, each sample's dz written only to
+// the cache, the bits of Conv3x3PoolGradRef and ChannelSums.
 
 /*
 #cgo LDFLAGS: -lm
@@ -713,12 +715,14 @@ static inline void latent_conv3x3_body(float *y, const float *x, const float *w,
 							}
 						}
 					}
-					float *yr = y + ((s * cout + co + q) * h + r) * wd;
-					_mm512_mask_storeu_ps(yr, k0, acc[q][0][0]);
-					if (NH == 2) _mm512_mask_storeu_ps(yr + 16, k1, acc[q][0][NH - 1]);
-					if (r + 1 < h) {
-						_mm512_mask_storeu_ps(yr + wd, k0, acc[q][1][0]);
-						if (NH == 2) _mm512_mask_storeu_ps(yr + wd + 16, k1, acc[q][1][NH - 1]);
+					if (y) {
+						float *yr = y + ((s * cout + co + q) * h + r) * wd;
+						_mm512_mask_storeu_ps(yr, k0, acc[q][0][0]);
+						if (NH == 2) _mm512_mask_storeu_ps(yr + 16, k1, acc[q][0][NH - 1]);
+						if (r + 1 < h) {
+							_mm512_mask_storeu_ps(yr + wd, k0, acc[q][1][0]);
+							if (NH == 2) _mm512_mask_storeu_ps(yr + wd + 16, k1, acc[q][1][NH - 1]);
+						}
 					}
 					if (!pooled) continue;
 					__m512 hi0 = NH == 2 ? acc[q][0][NH - 1] : zero, hi1 = NH == 2 ? acc[q][1][NH - 1] : zero;
@@ -996,6 +1000,110 @@ static void latent_sgemm(int transB, long m, long n, long k, const float *a, lon
 	}
 }
 
+// latent_conv3x3_pool_grad computes, for samples [s0, s1) of a 3×3 "same"
+// convolution of one input channel followed by a 2×2 max pooling (with
+// relu, of the ReLU between them), each sample's weight- and bias-gradient
+// sums from the pooling's gradient dy and where it recorded its maxima:
+// part [s1−s0, 10, cout], rows 0–8 a sample's sums of dz·x for each of the
+// 9 weights (those of latent_conv3x3_pool_grad_ref), row 9 its sums of dz
+// (latent_channel_sums'). The sample's dz, which latent_maxpool2x2_grad
+// writes, stays in the cache (scratch) rather than going out to memory for
+// a whole batch. Each weight's sum is 16 chains of fused multiply-adds,
+// chain l over the positions p ≡ l (mod 16) in order, the 16 lanes of a
+// register of a product of dz's row with a row of shifted, masked loads of
+// the zero-padded input plane (the im2col column, never written), then
+// added up in adjacent pairs ((c0+c1)+(c2+c3))+…: the sums of OpenBLAS's
+// SkylakeX kernels for the product of dz by the columns (for 100 positions
+// or more). scratch: Conv3x3PoolGradScratch(cout, h, wd) values.
+__attribute__((target("avx512f,avx512bw,avx512vl")))
+static void latent_conv3x3_pool_grad(float *part, const float *x, const float *dy, const uint8_t *where, int relu,
+		long s0, long s1, long cout, long h, long wd, float *scratch) {
+	const long oh = h / 2, ow = wd / 2, ohw = oh * ow, hw = h * wd, R = (hw + 15) / 16;
+	// The plane at xz: a row of zeros above and below, 16 values of slack
+	// at both ends.
+	float *xz = scratch + 16 + wd, *dz = scratch + 2 * wd + hw + 32;
+	for (long i = 0; i < 2 * wd + hw + 32; i++) scratch[i] = 0;
+	// For each row of 16 positions, the lanes whose column has a left
+	// neighbour, and those with a right one (and p < hw).
+	uint16_t *masks = (uint16_t *)(dz + cout * hw);
+	for (long r = 0; r < R; r++) {
+		__mmask16 left = 0, right = 0;
+		for (long l = 0; l < 16 && r * 16 + l < hw; l++) {
+			const long j = (r * 16 + l) % wd;
+			left |= (__mmask16)((j != 0) << l);
+			right |= (__mmask16)((j != wd - 1) << l);
+		}
+		masks[2 * r] = left;
+		masks[2 * r + 1] = right;
+	}
+	for (long s = s0; s < s1; s++) {
+		__builtin_memcpy(xz, x + s * hw, hw * sizeof(float));
+		latent_maxpool2x2_grad(dz, cout, wd, hw, oh, ow, dy + s * cout * ohw, where + s * cout * ohw, relu);
+		float *ps = part + (s - s0) * 10 * cout;
+		for (long c = 0; c < cout; c++) ps[9 * cout + c] = 0;
+		latent_channel_sums(ps + 9 * cout, dz, cout, hw);
+		for (long c = 0; c < cout; c += 2) {
+			const int two = c + 1 < cout;
+			const float *d0 = dz + c * hw, *d1 = two ? d0 + hw : d0;
+			__m512 a[18];
+			_Pragma("GCC unroll 18") for (int t = 0; t < 18; t++) a[t] = _mm512_setzero_ps();
+			for (long r = 0; r < R; r++) {
+				const long p = r * 16;
+				const __mmask16 k = latent_tail(hw - p), left = masks[2 * r], right = masks[2 * r + 1];
+				const __m512 z0 = _mm512_maskz_loadu_ps(k, d0 + p), z1 = _mm512_maskz_loadu_ps(k, d1 + p);
+				_Pragma("GCC unroll 3") for (int ky = 0; ky < 3; ky++) {
+					const float *row = xz + p + (ky - 1) * wd;
+					const __m512 xl = _mm512_maskz_loadu_ps(left, row - 1), xm = _mm512_maskz_loadu_ps(k, row),
+						     xr = _mm512_maskz_loadu_ps(right, row + 1);
+					a[ky * 3] = _mm512_fmadd_ps(z0, xl, a[ky * 3]);
+					a[ky * 3 + 1] = _mm512_fmadd_ps(z0, xm, a[ky * 3 + 1]);
+					a[ky * 3 + 2] = _mm512_fmadd_ps(z0, xr, a[ky * 3 + 2]);
+					a[9 + ky * 3] = _mm512_fmadd_ps(z1, xl, a[9 + ky * 3]);
+					a[9 + ky * 3 + 1] = _mm512_fmadd_ps(z1, xm, a[9 + ky * 3 + 1]);
+					a[9 + ky * 3 + 2] = _mm512_fmadd_ps(z1, xr, a[9 + ky * 3 + 2]);
+				}
+			}
+			_Pragma("GCC unroll 18") for (int t = 0; t < 18; t++) {
+				__m512 v = a[t];
+				v = _mm512_add_ps(v, _mm512_permute_ps(v, 0xB1));        // lanes 2q: v[2q] + v[2q+1]
+				v = _mm512_add_ps(v, _mm512_permute_ps(v, 0x4E));        // lanes 4q: the pairs' pairs
+				v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0xB1)); // lanes 8q
+				v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0x4E)); // lane 0: all 16
+				if (t < 9 || two) ps[(t % 9) * cout + c + t / 9] = _mm512_cvtss_f32(v);
+			}
+		}
+	}
+}
+
+// latent_conv3x3_pool_grad_ref sets dw [cout, 9] to the weight gradient of
+// a 3×3 "same" convolution of one input channel, x [n, h, wd], from its
+// output gradient dz [n, cout, h·wd]: for each sample, each weight's 16
+// chains of fmaf (chain l over the positions p ≡ l mod 16, in order, from
+// +0) added up in adjacent pairs; the first sample's sums, then each
+// other's added.
+static void latent_conv3x3_pool_grad_ref(float *dw, const float *x, const float *dz, long n, long cout, long h, long wd) {
+	const long hw = h * wd;
+	for (long co = 0; co < cout; co++) {
+		for (long t = 0; t < 9; t++) {
+			const long ky = t / 3, kx = t % 3;
+			float total = 0;
+			for (long s = 0; s < n; s++) {
+				float v[16] = {0};
+				for (long p = 0; p < hw; p++) {
+					long iy = p / wd + ky - 1, ix = p % wd + kx - 1;
+					float xv = iy >= 0 && iy < h && ix >= 0 && ix < wd ? x[s * hw + iy * wd + ix] : 0;
+					v[p % 16] = fmaf(dz[(s * cout + co) * hw + p], xv, v[p % 16]);
+				}
+				for (long w = 16; w > 1; w /= 2) {
+					for (long r = 0; r < w / 2; r++) v[r] = v[2 * r] + v[2 * r + 1];
+				}
+				total = s == 0 ? v[0] : total + v[0];
+			}
+			dw[co * 9 + t] = total;
+		}
+	}
+}
+
 */
 import "C"
 
@@ -1265,20 +1373,26 @@ func Conv3x3(y, x, w []float32, n, cin, cout, h, wd int) bool {
 // cout, h/2, wd/2], recording where (nil: not recorded) as MaxPool2x2
 // does; each output row is pooled while it is in registers, and every
 // value of y, pooled and where is the one the three kernels give, bit for
-// bit. h and wd must be even; it reports false, doing nothing, where they
-// are not or where Conv3x3 would.
+// bit. A nil y is not written: the pooled values and where alone. h and
+// wd must be even; it reports false, doing nothing, where they are not or
+// where Conv3x3 would.
 func Conv3x3ReLUPool(y, x, w, bias []float32, n, cin, cout, h, wd int, pooled []float32, where []uint8) bool {
 	if n < 1 || h%2 != 0 || wd%2 != 0 || !conv3x3Fits(cin, cout, h, wd) {
 		return false
 	}
 	np := n * cout * h * wd / 4
-	_, _, _, _, _ = y[n*cout*h*wd-1], x[n*cin*h*wd-1], w[cout*cin*9-1], bias[cout-1], pooled[np-1]
+	_, _, _, _ = x[n*cin*h*wd-1], w[cout*cin*9-1], bias[cout-1], pooled[np-1]
+	var yp *C.float
+	if y != nil {
+		_ = y[n*cout*h*wd-1]
+		yp = (*C.float)(&y[0])
+	}
 	var wp *C.uint8_t
 	if where != nil {
 		_ = where[np-1]
 		wp = (*C.uint8_t)(&where[0])
 	}
-	C.latent_conv3x3((*C.float)(&y[0]), (*C.float)(&x[0]), (*C.float)(&w[0]), C.long(n), C.long(cin), C.long(cout), C.long(h), C.long(wd),
+	C.latent_conv3x3(yp, (*C.float)(&x[0]), (*C.float)(&w[0]), C.long(n), C.long(cin), C.long(cout), C.long(h), C.long(wd),
 		(*C.float)(&bias[0]), (*C.float)(&pooled[0]), wp)
 	return true
 }
@@ -1301,6 +1415,51 @@ func Conv3x3GradW(dw, x, dzT []float32, n, cin, cout, h, wd, ci0, ci1 int, scrat
 	C.latent_conv3x3_grad_w((*C.float)(&dw[0]), (*C.float)(&x[0]), (*C.float)(&dzT[0]), C.long(n), C.long(cin), C.long(cout), C.long(h), C.long(wd),
 		C.long(ci0), C.long(ci1), (*C.float)(&scratch[0]))
 	return true
+}
+
+// Conv3x3PoolGrad computes the gradient sums of samples [s0, s1) of a 3×3
+// "same" convolution of one input channel, x [n, 1, h, wd], followed by a
+// 2×2 max pooling of stride 2 (with relu, with a ReLU between them), from
+// the pooling's gradient dy [n, cout, h/2, wd/2] and where MaxPool2x2
+// recorded its maxima, each sample's output gradient dz (what
+// MaxPool2x2Grad writes) only in scratch: part [s1−s0, 10, cout] gets, for
+// each sample, the 9 weights' sums over the sample's positions of dz·x
+// (those of Conv3x3PoolGradRef, which are OpenBLAS's SkylakeX product's
+// for 100 positions or more) and the sums of dz (ChannelSums').
+// Conv3x3PoolGradTotal adds them up. h and wd are even; scratch is the
+// caller's, at least Conv3x3PoolGradScratch(cout, h, wd) values,
+// overwritten. It reports false, doing nothing, where the CPU lacks
+// AVX-512 (with its byte and 256-bit instructions).
+func Conv3x3PoolGrad(part, x, dy []float32, where []uint8, relu bool, s0, s1, cout, h, wd int, scratch []float32) bool {
+	if !Conv3x3PoolGradFits() || h < 2 || wd < 2 || h%2 != 0 || wd%2 != 0 || cout < 1 || s0 < 0 || s1 <= s0 {
+		return false
+	}
+	ohw := h / 2 * wd / 2
+	_, _, _, _ = part[(s1-s0)*10*cout-1], x[s1*h*wd-1], dy[s1*cout*ohw-1], where[s1*cout*ohw-1]
+	_ = scratch[Conv3x3PoolGradScratch(cout, h, wd)-1]
+	C.latent_conv3x3_pool_grad((*C.float)(&part[0]), (*C.float)(&x[0]), (*C.float)(&dy[0]), (*C.uint8_t)(&where[0]), cBool(relu),
+		C.long(s0), C.long(s1), C.long(cout), C.long(h), C.long(wd), (*C.float)(&scratch[0]))
+	return true
+}
+
+// Conv3x3PoolGradFits reports whether Conv3x3PoolGrad runs on this CPU.
+func Conv3x3PoolGradFits() bool { return Vector && maskedBytes != 0 }
+
+// Conv3x3PoolGradScratch is the size of Conv3x3PoolGrad's scratch: the
+// zero-padded input plane, a sample's dz and two masks for each 16
+// positions.
+func Conv3x3PoolGradScratch(cout, h, wd int) int { return 2*wd + h*wd + 32 + cout*h*wd + (h*wd+15)/16 }
+
+// Conv3x3PoolGradRef is the scalar reference, in C for its fused
+// multiply-adds (fmaf), of the weight gradient that Conv3x3PoolGrad and
+// Conv3x3PoolGradTotal compute, from the dense output gradient dz [n,
+// cout, h·wd] of the convolution of x [n, 1, h, wd]: dw [cout, 1, 3, 3].
+func Conv3x3PoolGradRef(dw, x, dz []float32, n, cout, h, wd int) {
+	if n*cout*h*wd == 0 {
+		return
+	}
+	_, _, _ = dw[cout*9-1], x[n*h*wd-1], dz[n*cout*h*wd-1]
+	C.latent_conv3x3_pool_grad_ref((*C.float)(&dw[0]), (*C.float)(&x[0]), (*C.float)(&dz[0]), C.long(n), C.long(cout), C.long(h), C.long(wd))
 }
 
 // Conv3x3GradWFits reports whether Conv3x3GradW takes cout output

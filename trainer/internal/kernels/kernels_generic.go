@@ -106,3 +106,15 @@ func Sgemm(transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int,
 func SgemmRef(transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
 	panic("kernels: no product kernel in this build")
 }
+
+// Conv3x3PoolGrad reports false, doing nothing, as Conv3x3 does.
+func Conv3x3PoolGrad(part, x, dy []float32, where []uint8, relu bool, s0, s1, cout, h, wd int, scratch []float32) bool {
+	return false
+}
+
+// Conv3x3PoolGradFits is false: there is no fused kernel without cgo.
+func Conv3x3PoolGradFits() bool { return false }
+
+// Conv3x3PoolGradScratch is 0: Conv3x3PoolGrad needs no scratch where it
+// does nothing.
+func Conv3x3PoolGradScratch(cout, h, wd int) int { return 0 }
