@@ -416,6 +416,11 @@ func applyActGrad(act activation, y, grad *G.Node) (*G.Node, error) {
 	if mm, ok := grad.Op().(*matMulOp); ok && act == actReLU && mm.relu {
 		return grad, nil
 	}
+	if rs, ok := grad.Op().(*reshapeOp); ok && act == actReLU {
+		if gx, ok := rs.x.Op().(*convTGradXOp); ok && gx.relu {
+			return grad, nil // a view of gx's output, which passed the ReLU's gradient
+		}
+	}
 	return G.ApplyOp(newActGradOp(act, y, grad), y, grad)
 }
 
@@ -440,13 +445,14 @@ func actBackward[T float](op *actGradOp, dz []T, a [6][]T) { activationGrad(op.a
 type reshapeOp struct {
 	opBase
 	need bool
+	x    *G.Node // the input
 }
 
 func newReshapeOp(x *G.Node, shape tensor.Shape, need bool) (*reshapeOp, error) {
 	if x.Shape().TotalSize() != shape.TotalSize() {
 		return nil, fmt.Errorf("cannot reshape %v to %v", x.Shape(), shape)
 	}
-	return &reshapeOp{opBase: newBase(fmt.Sprintf("reshape%v", shape), shape.Clone(), x), need: need}, nil
+	return &reshapeOp{opBase: newBase(fmt.Sprintf("reshape%v", shape), shape.Clone(), x), need: need, x: x}, nil
 }
 
 func (op *reshapeOp) Do(in ...G.Value) (G.Value, error) {

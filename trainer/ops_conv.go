@@ -666,8 +666,18 @@ func (op *convTOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error
 	}
 	grads := make(G.Nodes, 3)
 	if op.needX {
-		gx := &convTGradXOp{opBase: newBase("convtranspose-grad-x", x.Shape().Clone(), w, dz), conv: op}
-		if grads[0], err = G.ApplyOp(gx, w, dz); err != nil {
+		if rs, ok := x.Op().(*reshapeOp); ok && outputsReLU(rs.x) {
+			// x is a view of a ReLU's output (a Linear layer's, unflattened):
+			// dx and the ReLU's gradient, each sample's while it is in cache
+			// (and applyActGrad adds none). A ConvTranspose2d's own ReLU
+			// gradient is in its gradient gather (convTGradZ).
+			gx := &convTGradXOp{opBase: newBase("convtranspose-grad-x+relu-grad", x.Shape().Clone(), w, dz, x), conv: op, relu: true}
+			grads[0], err = G.ApplyOp(gx, w, dz, x)
+		} else {
+			gx := &convTGradXOp{opBase: newBase("convtranspose-grad-x", x.Shape().Clone(), w, dz), conv: op}
+			grads[0], err = G.ApplyOp(gx, w, dz)
+		}
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -839,18 +849,26 @@ func convTGradW[T float](op *convTOp, dw []T, a [6][]T) {
 type convTGradXOp struct {
 	opBase
 	conv *convTOp
+	// relu: a third input, x itself, the output of a ReLU, whose gradient
+	// the op passes on: dx is +0 where x <= 0 (NaN keeps it, as actGradOp
+	// does).
+	relu bool
 }
 
 func (op *convTGradXOp) Do(in ...G.Value) (G.Value, error) {
-	return do(&op.opBase, in, op.conv, convTGradX[float32], convTGradX[float64])
+	return do(&op.opBase, in, op, convTGradX[float32], convTGradX[float64])
 }
 
-func convTGradX[T float](op *convTOp, dx []T, a [6][]T) {
-	w, dz := a[0], a[1]
+func convTGradX[T float](gx *convTGradXOp, dx []T, a [6][]T) {
+	op, w, dz := gx.conv, a[0], a[1]
 	R, hw := op.R(), op.h*op.w
 	parallelParts(op.n, gemmWorkers(op.n, 1), func(_, lo, hi int) {
 		for s := lo; s < hi; s++ {
-			gemmCall(false, false, op.cin, hw, R, w, R, dz[s*R*hw:], hw, 0, dx[s*op.cin*hw:], hw)
+			ds := dx[s*op.cin*hw : (s+1)*op.cin*hw]
+			gemmCall(false, false, op.cin, hw, R, w, R, dz[s*R*hw:], hw, 0, ds, hw)
+			if gx.relu {
+				reluGrad(ds, a[2][s*op.cin*hw:(s+1)*op.cin*hw], ds)
+			}
 		}
 	})
 }
@@ -903,6 +921,8 @@ func outputsReLU(x *G.Node) bool {
 		return op.act == actReLU
 	case *actOp:
 		return op.act == actReLU
+	case *reshapeOp:
+		return outputsReLU(op.x) // a view of x's values
 	}
 	return false
 }
