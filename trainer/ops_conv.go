@@ -629,14 +629,13 @@ func convTForward[T float](op *convTOp, out []T, a [6][]T) {
 		y := poolScratch[T](op.y, wk, R*hw)
 		for s := lo; s < hi; s++ {
 			gemmCall(true, false, R, hw, op.cin, w, R, x[s*op.cin*hw:], hw, 0, y, hw)
+			if f == 2 {
+				interleave2(out[s*op.C*plane:(s+1)*op.C*plane], y, op.C, op.h, op.w, b, op.act)
+				continue
+			}
 			for c := 0; c < op.C; c++ {
 				dst := out[(s*op.C+c)*plane : (s*op.C+c+1)*plane]
 				bias := b[c]
-				if f == 2 {
-					interleave2(dst, y[c*4*hw:(c+1)*4*hw], op.h, op.w, bias)
-					activateSerial(op.act, dst)
-					continue
-				}
 				for p := 0; p < f; p++ {
 					for q := 0; q < f; q++ {
 						src := y[((c*f+p)*f+q)*hw : ((c*f+p)*f+q+1)*hw]
@@ -729,13 +728,23 @@ func convTGradZ[T float](op *convTOp, dz []T, a [6][]T) {
 	})
 }
 
-// interleave2 is kernels.Interleave2 for T.
-func interleave2[T float](dst, src []T, h, w int, bias T) {
+// interleave2 writes planes output planes of a ConvTranspose2d with kernel
+// and stride 2, each from its four rows of the product in src
+// (kernels.Interleave2Go) with its bias, then the activation act: in one
+// call of kernels.Interleave2 (with the ReLU's) for float32.
+func interleave2[T float](dst, src []T, planes, h, w int, bias []T, act activation) {
 	if d32, ok := any(dst).([]float32); ok {
-		kernels.Interleave2(d32, any(src).([]float32), h, w, float32(bias))
+		kernels.Interleave2(d32, any(src).([]float32), planes, h, w, any(bias).([]float32), act == actReLU)
+		if act == actSigmoid {
+			activateSerial(act, d32)
+		}
 		return
 	}
-	kernels.Interleave2Go(dst, src, h, w, bias)
+	plane := 4 * h * w
+	for c := range planes {
+		kernels.Interleave2Go(dst[c*plane:(c+1)*plane], src[c*plane:(c+1)*plane], h, w, bias[c])
+		activateSerial(act, dst[c*plane:(c+1)*plane])
+	}
 }
 
 // convTGradZ32 is convTGradZ in float32: the same values, bit for bit.
@@ -749,11 +758,10 @@ func convTGradZ32(op *convTOp, dz, y, dy []float32) {
 	act := op.act
 	if f == 2 {
 		kact := [...]kernels.Act{actNone: kernels.ActNone, actReLU: kernels.ActReLU, actSigmoid: kernels.ActSigmoid}[act]
+		// Plane sc = s·C+c of dz, [4, hw] at (s·R + 4c)·hw = sc·plane, and
+		// of y and dy: consecutive planes alike.
 		parallelFor(op.n*op.C, 8, func(lo, hi int) {
-			for sc := lo; sc < hi; sc++ {
-				s, c := sc/op.C, sc%op.C
-				kernels.Deinterleave2(dz[(s*R+c*4)*hw:(s*R+(c+1)*4)*hw], y[sc*plane:(sc+1)*plane], dy[sc*plane:(sc+1)*plane], op.h, op.w, kact)
-			}
+			kernels.Deinterleave2(dz[lo*plane:hi*plane], y[lo*plane:hi*plane], dy[lo*plane:hi*plane], hi-lo, op.h, op.w, kact)
 		})
 		return
 	}

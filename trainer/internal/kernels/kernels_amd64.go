@@ -567,6 +567,81 @@ static void latent_deinterleave2(float *restrict dz, const float *restrict y, co
 	}
 }
 
+// latent_interleave2_avx512 is latent_interleave2 on planes planes (dst's
+// and src's 4·h·w values each), plane c with bias[c], and with relu then
+// BiasReLUScalar's ReLU (bias 0), 16 values of each of two rows of src at
+// a time, interleaved with permutes into 32 of dst's. The same arithmetic,
+// value by value.
+__attribute__((target("avx512f")))
+static void latent_interleave2_avx512(float *dst, const float *src, long planes, long h, long w, const float *bias, int relu) {
+	const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+	const __m512i hi = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+	const __m512 zero = _mm512_setzero_ps();
+	const long hw = h * w, ow = 2 * w;
+	for (long c = 0; c < planes; c++) {
+		const __m512 b = _mm512_set1_ps(bias[c]);
+		for (long p = 0; p < 2; p++) {
+			for (long i = 0; i < h; i++) {
+				float *row = dst + c * 4 * hw + (2 * i + p) * ow;
+				const float *a = src + c * 4 * hw + 2 * p * hw + i * w, *e = a + hw;
+				for (long j = 0; j < w; j += 16) {
+					const long left = w - j;
+					const __mmask16 k = latent_tail(left), klo = latent_tail(2 * left), khi = latent_tail(2 * left - 16);
+					__m512 va = _mm512_add_ps(_mm512_maskz_loadu_ps(k, a + j), b), vb = _mm512_add_ps(_mm512_maskz_loadu_ps(k, e + j), b);
+					if (relu) {
+						va = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(va, zero, _CMP_NLE_UQ), va);
+						vb = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(vb, zero, _CMP_NLE_UQ), vb);
+					}
+					_mm512_mask_storeu_ps(row + 2 * j, klo, _mm512_permutex2var_ps(va, lo, vb));
+					_mm512_mask_storeu_ps(row + 2 * j + 16, khi, _mm512_permutex2var_ps(va, hi, vb));
+				}
+			}
+		}
+	}
+}
+
+// latent_deinterleave2_avx512 is latent_deinterleave2 on planes planes
+// (dz's 4·h·w values a plane, y's and dy's 4·h·w), 16 values of a row of dz
+// at a time: the 32 values of y's and dy's row that they come from, split
+// into their even and odd lanes with permutes. The same arithmetic, value
+// by value.
+__attribute__((target("avx512f")))
+static void latent_deinterleave2_avx512(float *dz, const float *y, const float *dy, long planes, long h, long w, int act) {
+	const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+	const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+	const __m512 zero = _mm512_setzero_ps(), one = _mm512_set1_ps(1), floor = _mm512_set1_ps(0x1p-100f);
+	const __m512i magnitude = _mm512_set1_epi32(0x7fffffff);
+	const long hw = h * w, ow = 2 * w;
+	for (long pl = 0; pl < planes; pl++) {
+		for (long p = 0; p < 2; p++) {
+			for (long i = 0; i < h; i++) {
+				const float *yr = y + pl * 4 * hw + (2 * i + p) * ow, *dr = dy + pl * 4 * hw + (2 * i + p) * ow;
+				float *d0 = dz + pl * 4 * hw + 2 * p * hw + i * w, *d1 = d0 + hw;
+				for (long j = 0; j < w; j += 16) {
+					const long left = w - j;
+					const __mmask16 k = latent_tail(left), klo = latent_tail(2 * left), khi = latent_tail(2 * left - 16);
+					const __m512 y0 = _mm512_maskz_loadu_ps(klo, yr + 2 * j), y1 = _mm512_maskz_loadu_ps(khi, yr + 2 * j + 16);
+					const __m512 g0 = _mm512_maskz_loadu_ps(klo, dr + 2 * j), g1 = _mm512_maskz_loadu_ps(khi, dr + 2 * j + 16);
+					__m512 v[2] = {_mm512_permutex2var_ps(y0, even, y1), _mm512_permutex2var_ps(y0, odd, y1)};
+					__m512 g[2] = {_mm512_permutex2var_ps(g0, even, g1), _mm512_permutex2var_ps(g0, odd, g1)};
+					for (int q = 0; q < 2; q++) {
+						if (act == 1) {
+							g[q] = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v[q], zero, _CMP_NLE_UQ), g[q]);
+						} else if (act == 2) {
+							__m512 s = _mm512_mul_ps(_mm512_mul_ps(g[q], v[q]), _mm512_sub_ps(one, v[q]));
+							__m512 a = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(s), magnitude));
+							__mmask16 flush = _mm512_cmp_ps_mask(a, floor, _CMP_LT_OQ) & _mm512_cmp_ps_mask(s, zero, _CMP_NEQ_UQ);
+							g[q] = _mm512_mask_mov_ps(s, flush, zero);
+						}
+					}
+					_mm512_mask_storeu_ps(d0 + j, k, g[0]);
+					_mm512_mask_storeu_ps(d1 + j, k, g[1]);
+				}
+			}
+		}
+	}
+}
+
 // latent_im2col_same is Im2ColSameGo for planes whose padded size fits
 // LATENT_PAD_MAX: each channel's plane is copied once into a zero-padded
 // one, and each row of columns is then h runs of w values, copied 16 at a
@@ -1315,22 +1390,46 @@ func Transpose(dst, src []float32, rows, cols int) {
 	C.latent_transpose_avx((*C.float)(&dst[0]), (*C.float)(&src[0]), C.long(rows), C.long(cols))
 }
 
-// Interleave2 is Interleave2Go in C: the same bits.
-func Interleave2(dst, src []float32, h, w int, bias float32) {
-	if h*w == 0 {
+// Interleave2 is Interleave2Go on planes consecutive planes (dst's and
+// src's 4·h·w values each), plane c with bias[c], followed, with relu, by
+// BiasReLUScalarGo with bias 0; in C, with AVX-512 where the CPU has it:
+// the same bits.
+func Interleave2(dst, src []float32, planes, h, w int, bias []float32, relu bool) {
+	if planes*h*w == 0 {
 		return
 	}
-	_, _ = dst[4*h*w-1], src[4*h*w-1]
-	C.latent_interleave2((*C.float)(&dst[0]), (*C.float)(&src[0]), C.long(h), C.long(w), C.float(bias))
+	n := planes * 4 * h * w
+	_, _, _ = dst[n-1], src[n-1], bias[planes-1]
+	if Vector {
+		C.latent_interleave2_avx512((*C.float)(&dst[0]), (*C.float)(&src[0]), C.long(planes), C.long(h), C.long(w), (*C.float)(&bias[0]), cBool(relu))
+		return
+	}
+	for p := range planes {
+		o := p * 4 * h * w
+		C.latent_interleave2((*C.float)(&dst[o]), (*C.float)(&src[o]), C.long(h), C.long(w), C.float(bias[p]))
+		if relu {
+			BiasReLUScalar(dst[o:o+4*h*w], 0)
+		}
+	}
 }
 
-// Deinterleave2 is Deinterleave2Go in C: the same bits.
-func Deinterleave2(dz, y, dy []float32, h, w int, act Act) {
-	if h*w == 0 {
+// Deinterleave2 is Deinterleave2Go on planes consecutive planes (dz's,
+// y's and dy's 4·h·w values each), in C, with AVX-512 where the CPU has it:
+// the same bits.
+func Deinterleave2(dz, y, dy []float32, planes, h, w int, act Act) {
+	if planes*h*w == 0 {
 		return
 	}
-	_, _, _ = dz[4*h*w-1], y[4*h*w-1], dy[4*h*w-1]
-	C.latent_deinterleave2((*C.float)(&dz[0]), (*C.float)(&y[0]), (*C.float)(&dy[0]), C.long(h), C.long(w), C.int(act))
+	n := planes * 4 * h * w
+	_, _, _ = dz[n-1], y[n-1], dy[n-1]
+	if Vector {
+		C.latent_deinterleave2_avx512((*C.float)(&dz[0]), (*C.float)(&y[0]), (*C.float)(&dy[0]), C.long(planes), C.long(h), C.long(w), C.int(act))
+		return
+	}
+	for p := range planes {
+		o := p * 4 * h * w
+		C.latent_deinterleave2((*C.float)(&dz[o]), (*C.float)(&y[o]), (*C.float)(&dy[o]), C.long(h), C.long(w), C.int(act))
+	}
 }
 
 // Im2ColSame is Im2ColSameGo in C with AVX-512, the same values; it

@@ -64,11 +64,27 @@ func ChannelSums(d, block []float32, inner int) { ChannelSumsGo(d, block, inner)
 // Transpose is TransposeGo.
 func Transpose(dst, src []float32, rows, cols int) { TransposeGo(dst, src, rows, cols) }
 
-// Interleave2 is Interleave2Go.
-func Interleave2(dst, src []float32, h, w int, bias float32) { Interleave2Go(dst, src, h, w, bias) }
+// Interleave2 is Interleave2Go on planes consecutive planes (dst's and
+// src's 4·h·w values each), plane c with bias[c], followed, with relu, by
+// BiasReLUScalarGo with bias 0.
+func Interleave2(dst, src []float32, planes, h, w int, bias []float32, relu bool) {
+	for p := range planes {
+		o := p * 4 * h * w
+		Interleave2Go(dst[o:], src[o:], h, w, bias[p])
+		if relu {
+			BiasReLUScalarGo(dst[o:o+4*h*w], 0)
+		}
+	}
+}
 
-// Deinterleave2 is Deinterleave2Go.
-func Deinterleave2(dz, y, dy []float32, h, w int, act Act) { Deinterleave2Go(dz, y, dy, h, w, act) }
+// Deinterleave2 is Deinterleave2Go on planes consecutive planes (dz's,
+// y's and dy's 4·h·w values each).
+func Deinterleave2(dz, y, dy []float32, planes, h, w int, act Act) {
+	for p := range planes {
+		o := p * 4 * h * w
+		Deinterleave2Go(dz[o:], y[o:], dy[o:], h, w, act)
+	}
+}
 
 // Im2ColSame reports false, doing nothing: without the C kernel, the
 // caller's own loop (which copies whole runs of a plane) is faster than

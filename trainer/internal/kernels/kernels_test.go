@@ -482,7 +482,7 @@ func TestTranspose(t *testing.T) {
 // model's two ConvTranspose2d layers and odd sizes.
 func TestInterleave2(t *testing.T) {
 	rng := rand.New(rand.NewPCG(2, 7))
-	for _, hw := range [][2]int{{7, 7}, {14, 14}, {1, 1}, {3, 5}} {
+	for _, hw := range [][2]int{{7, 7}, {14, 14}, {1, 1}, {3, 5}, {2, 20}, {3, 33}} {
 		h, w := hw[0], hw[1]
 		n := 4 * h * w
 		src, y, dy := make([]float32, n), make([]float32, n), make([]float32, n)
@@ -492,7 +492,7 @@ func TestInterleave2(t *testing.T) {
 			dy[i] = float32(rng.NormFloat64())
 		}
 		src[0], y[0] = float32(math.NaN()), float32(math.NaN())
-		y[n-1], dy[n/2] = float32(math.Copysign(0, -1)), float32(math.Copysign(0, -1))
+		y[n-1], dy[n/2], dy[h*w] = float32(math.Copysign(0, -1)), float32(math.Copysign(0, -1)), float32(math.Copysign(0, -1))
 		if n > 8 {
 			// A saturated sigmoid: gradients under SigmoidGradFloor, subnormal
 			// and normal, each flushed to +0.
@@ -500,7 +500,7 @@ func TestInterleave2(t *testing.T) {
 			y[5], dy[5] = 1e-16, 1e-16
 		}
 		got, want := make([]float32, n), make([]float32, n)
-		Interleave2(got, src, h, w, 0.25)
+		Interleave2(got, src, 1, h, w, []float32{0.25}, false)
 		Interleave2Go(want, src, h, w, 0.25)
 		for p := range 2 {
 			for q := range 2 {
@@ -515,8 +515,27 @@ func TestInterleave2(t *testing.T) {
 				}
 			}
 		}
+		// Three planes at once, each with its bias, with and without the
+		// ReLU after.
+		for _, relu := range []bool{false, true} {
+			bias := []float32{0.25, -0.5, float32(math.Copysign(0, -1))}
+			src3 := slices.Concat(src, y, dy)
+			got3, want3 := make([]float32, 3*n), make([]float32, 3*n)
+			Interleave2(got3, src3, 3, h, w, bias, relu)
+			for p := range 3 {
+				Interleave2Go(want3[p*n:], src3[p*n:], h, w, bias[p])
+				if relu {
+					BiasReLUScalarGo(want3[p*n:(p+1)*n], 0)
+				}
+			}
+			for i := range got3 {
+				if math.Float32bits(got3[i]) != math.Float32bits(want3[i]) {
+					t.Fatalf("%dx%d, relu %v: Interleave2 of 3 planes gives %v at %d, want %v", h, w, relu, got3[i], i, want3[i])
+				}
+			}
+		}
 		for _, act := range []Act{ActNone, ActReLU, ActSigmoid} {
-			Deinterleave2(got, y, dy, h, w, act)
+			Deinterleave2(got, y, dy, 1, h, w, act)
 			Deinterleave2Go(want, y, dy, h, w, act)
 			for p := range 2 {
 				for q := range 2 {
