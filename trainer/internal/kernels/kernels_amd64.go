@@ -360,7 +360,11 @@ static void latent_maxpool2x2_grad(float *grad, long planes, long w, long hw, lo
 	const long ohw = oh * ow;
 	for (long p = 0; p < planes; p++) {
 		float *g = grad + p * hw;
-		for (long i = 0; i < hw; i++) g[i] = 0;
+		// The windows write all four of their values: only a plane with
+		// an odd row or column left over needs clearing first.
+		if (2 * oh * w != hw || 2 * ow != w) {
+			for (long i = 0; i < hw; i++) g[i] = 0;
+		}
 		for (long oy = 0; oy < oh; oy++) {
 			float *r0 = g + 2 * oy * w, *r1 = r0 + w;
 			for (long ox = 0; ox < ow; ox += 16) {
