@@ -929,8 +929,6 @@ func outputsReLU(x *G.Node) bool {
 		return op.act == actReLU
 	case *actOp:
 		return op.act == actReLU
-	case *reshapeOp:
-		return outputsReLU(op.x) // a view of x's values
 	}
 	return false
 }
