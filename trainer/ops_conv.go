@@ -377,6 +377,28 @@ func (op *convOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error)
 		}
 		return grads, nil
 	}
+	if pg, ok := grad.Op().(*maxPoolGradOp); ok && op.sparsePoolGrad(pg, x.Dtype()) {
+		// A later layer (the 16→32 one): its gradients from the pooling's,
+		// at the positions that get one, a quarter of them; nothing writes
+		// dz, nor the convolution's output.
+		pg.skip, op.poolOnly = true, true
+		if op.needX {
+			gx := &convPoolGradXOp{opBase: newBase("conv+pool-grad-x", x.Shape().Clone(), w, pg.dy), conv: op}
+			if grads[0], err = G.ApplyOp(gx, w, pg.dy); err != nil {
+				return nil, err
+			}
+		}
+		gw := &convPoolGradOp{opBase: newBase("conv+pool-grad-w", w.Shape().Clone(), x, pg.dy), conv: op}
+		if grads[1], err = G.ApplyOp(gw, x, pg.dy); err != nil {
+			return nil, err
+		}
+		db := newBiasGradOp(grads[1], 1, op.C, op.g.K())
+		db.from = gw
+		if grads[2], err = G.ApplyOp(db, grads[1]); err != nil {
+			return nil, err
+		}
+		return grads, nil
+	}
 	if op.needX {
 		gx := &convGradXOp{opBase: newBase("conv-grad-x", x.Shape().Clone(), w, dz), conv: op}
 		if grads[0], err = G.ApplyOp(gx, w, dz); err != nil {
@@ -408,8 +430,23 @@ func (op *convOp) fusesPoolGrad(pg *maxPoolGradOp, dt tensor.Dtype) bool {
 		!op.needX && g.c == 1 && g.k == 3 && g.stride == 1 && g.pad == 1 && g.h%2 == 0 && g.w%2 == 0
 }
 
+// sparsePoolGrad reports whether kernels.Conv3x3PoolGradW and
+// Conv3x3PoolGradX take this layer's gradients from the gradient of the
+// 2×2 pooling after it, pg (with the ReLU's between them), in dtype dt: a
+// 3×3 "same" convolution of a multiple of 16 input channels, in float32,
+// on a CPU with AVX-512. Their values are those of the dense path, bit for
+// bit, while the input and the weights are finite (TestConvPoolGrad).
+func (op *convOp) sparsePoolGrad(pg *maxPoolGradOp, dt tensor.Dtype) bool {
+	g := op.g
+	return kernels.Conv3x3PoolGradSparseFits(g.c, g.h, g.w) && dt == tensor.Float32 && pg.relu && op.act == actReLU &&
+		pg.pool == op.pool && op.pool.is2x2() && g.k == 3 && g.stride == 1 && g.pad == 1
+}
+
 // convPoolGradOp is the weight gradient of a Conv2d that convOp.fusesPoolGrad
-// takes, from x and the pooling's gradient dy: kernels.Conv3x3PoolGrad's
+// or sparsePoolGrad takes, from x and the pooling's gradient dy. For the
+// latter it is kernels.Conv3x3PoolGradW's, the goroutines sharing the
+// output channels, with the bias gradient beside it. For the first layer
+// it is kernels.Conv3x3PoolGrad's
 // sums, the goroutines sharing the samples, added up over the samples in
 // order. It sums the bias gradient too (biasGradOp.from). Each sample's
 // dz is written only to the cache, not out to memory for the whole batch
@@ -438,6 +475,19 @@ func convPoolGrad(op *convPoolGradOp, dw []float32, a [6][]float32) {
 	x, dy := a[0], a[1]
 	g, C := op.conv.g, op.conv.C
 	where := op.conv.pool.where
+	if g.c > 1 {
+		db := scratch[float32](&op.sums, C)
+		// A quarter of the dense product's terms.
+		parts := min(gemmWorkers(g.n*C*g.h*g.w*9*g.c/4, gemmGrain), C)
+		op.scratch.grow(parts)
+		parallelParts(C, parts, func(wk, lo, hi int) {
+			sc := poolScratch[float32](op.scratch, wk, kernels.Conv3x3PoolGradWScratch(g.c, g.h, g.w, hi-lo))
+			if !kernels.Conv3x3PoolGradW(dw, db, x, dy, where, g.n, g.c, C, g.h, g.w, lo, hi, sc) {
+				panic("trainer: kernels.Conv3x3PoolGradW refused a convolution that it fits")
+			}
+		})
+		return
+	}
 	part := scratch[float32](&op.part, g.n*10*C)
 	parts := gemmWorkers(g.n*C*g.h*g.w*9, gemmGrain)
 	op.scratch.grow(parts)
@@ -448,6 +498,35 @@ func convPoolGrad(op *convPoolGradOp, dw []float32, a [6][]float32) {
 		}
 	})
 	kernels.Conv3x3PoolGradTotal(dw, scratch[float32](&op.sums, C), part, g.n, C)
+}
+
+// convPoolGradXOp is the input gradient of a Conv2d that
+// convOp.sparsePoolGrad takes, from its weights and the pooling's gradient
+// dy: kernels.Conv3x3PoolGradX's, the goroutines sharing the samples.
+type convPoolGradXOp struct {
+	opBase
+	conv    *convOp
+	scratch scratchPool
+}
+
+func (op *convPoolGradXOp) Do(in ...G.Value) (G.Value, error) {
+	return do(&op.opBase, in, op, convPoolGradX, func(*convPoolGradXOp, []float64, [6][]float64) {
+		panic("trainer: conv+pool-grad-x runs in float32 only (convOp.sparsePoolGrad)")
+	})
+}
+
+func convPoolGradX(op *convPoolGradXOp, dx []float32, a [6][]float32) {
+	w, dy := a[0], a[1]
+	g, C := op.conv.g, op.conv.C
+	where := op.conv.pool.where
+	parts := gemmWorkers(g.n, 1)
+	op.scratch.grow(parts)
+	parallelParts(g.n, parts, func(wk, lo, hi int) {
+		sc := poolScratch[float32](op.scratch, wk, kernels.Conv3x3PoolGradXScratch(g.c, C, g.h, g.w))
+		if !kernels.Conv3x3PoolGradX(dx, w, dy, where, lo, hi, g.c, C, g.h, g.w, sc) {
+			panic("trainer: kernels.Conv3x3PoolGradX refused a convolution that it fits")
+		}
+	})
 }
 
 // convGradWOp is a Conv2d's weight gradient, dW = Σ_s dZ_s·cols_sᵀ, from x
@@ -600,6 +679,7 @@ type convTOp struct {
 	needX              bool
 	y                  scratchPool
 	order              []int32 // gradZOrder
+	wt                 any     // Wᵀ [C·k·k, Cin], for kernels.Sgemm
 }
 
 func newConvTOp(x, w, b *G.Node, act activation, needX bool) (*convTOp, error) {
@@ -623,12 +703,24 @@ func convTForward[T float](op *convTOp, out []T, a [6][]T) {
 	x, w, b := a[0], a[1], a[2]
 	R, hw, f := op.R(), op.h*op.w, op.f
 	OW, plane := op.w*f, hw*f*f
+	// Y_s = Wᵀ·x_s [R, hw]. On kernels.Sgemm (where ownGemm allows) it
+	// takes Wᵀ, transposed once; its sums are OpenBLAS's SkylakeX ones for
+	// these products (one chain of fused multiply-adds over Cin ≤ 32), at
+	// a third of the time of a BLAS call a sample.
+	var wt []float32
+	if _, ok := any(w).([]float32); ok && ownGemm {
+		wt = scratch[float32](&op.wt, R*op.cin)
+		transpose(wt, any(w).([]float32), op.cin, R)
+	}
 	parts := gemmWorkers(op.n, 1)
 	op.y.grow(parts)
 	parallelParts(op.n, parts, func(wk, lo, hi int) {
 		y := poolScratch[T](op.y, wk, R*hw)
 		for s := lo; s < hi; s++ {
-			gemmCall(true, false, R, hw, op.cin, w, R, x[s*op.cin*hw:], hw, 0, y, hw)
+			xs := x[s*op.cin*hw:]
+			if wt == nil || !kernels.Sgemm(false, R, hw, op.cin, wt, op.cin, any(xs).([]float32), hw, any(y).([]float32), hw) {
+				gemmCall(true, false, R, hw, op.cin, w, R, xs, hw, 0, y, hw)
+			}
 			if f == 2 {
 				interleave2(out[s*op.C*plane:(s+1)*op.C*plane], y, op.C, op.h, op.w, b, op.act)
 				continue

@@ -484,3 +484,75 @@ func TestConvPoolGrad(t *testing.T) {
 		}
 	}
 }
+
+// TestConvSparsePoolGrad checks the gradients that a later convolution
+// (16→32, as in the conv model) takes from its pooling's gradient
+// (convOp.sparsePoolGrad: conv+pool-grad-x and conv+pool-grad-w with the
+// bias's sums) against the ops they replace, which spread the pooling's
+// gradient out into dz first: the same values, bit for bit, and the same
+// pooled output though the forward pass writes no other.
+func TestConvSparsePoolGrad(t *testing.T) {
+	const n, cin, C, side = 5, 16, 32, 14
+	if !kernels.Conv3x3PoolGradSparseFits(cin, side, side) {
+		t.Skip("no AVX-512 on this CPU: the trainer takes the layer's gradients from dz")
+	}
+	rng := rand.New(rand.NewPCG(13, 14))
+	g, err := newConvGeom(tensor.Shape{n, cin, side, side}, 3, 1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pgeom, err := newConvGeom(tensor.Shape{n, C, side, side}, 2, 2, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	random := func(n int, scale float64) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(rng.NormFloat64() * scale)
+		}
+		return v
+	}
+	x, w, b := make([]float32, n*cin*side*side), random(C*cin*9, 0.1), random(C, 0.1)
+	for i := range x {
+		if rng.IntN(3) > 0 { // a ReLU's output: a third zeros
+			x[i] = rng.Float32()
+		}
+	}
+	dy := random(n*C*pgeom.ohw(), 0.01)
+	run := func(sparse bool) (dx, dw, db, pooled []float32) {
+		pool := &maxPoolOp{opBase: opBase{shape: tensor.Shape{n, C, pgeom.oh, pgeom.ow}}, g: pgeom, relu: true, train: true}
+		conv := &convOp{g: g, C: C, act: actReLU, pool: pool, poolOnly: sparse, needX: true}
+		y := make([]float32, n*C*g.ohw())
+		convForward(conv, y, [6][]float32{x, w, b})
+		pooled = slices.Clone(pool.outData.([]float32))
+		dx, dw, db = make([]float32, len(x)), make([]float32, len(w)), make([]float32, C)
+		if sparse {
+			if slices.ContainsFunc(y, func(v float32) bool { return v != 0 }) {
+				t.Fatal("the forward pass wrote its output, which nothing reads")
+			}
+			op := &convPoolGradOp{conv: conv}
+			convPoolGrad(op, dw, [6][]float32{x, dy})
+			biasGrad(&biasGradOp{outer: 1, channels: C, inner: g.K(), from: op}, db, [6][]float32{dw})
+			convPoolGradX(&convPoolGradXOp{conv: conv}, dx, [6][]float32{w, dy})
+			return dx, dw, db, pooled
+		}
+		dz := make([]float32, len(y))
+		maxPoolGrad(pgeom, dz, y, dy, pool.where, true)
+		convGradW(&convGradWOp{conv: conv}, dw, [6][]float32{x, dz})
+		biasGrad(&biasGradOp{outer: n, channels: C, inner: g.ohw()}, db, [6][]float32{dz})
+		convGradX(&convGradXOp{conv: conv}, dx, [6][]float32{w, dz})
+		return dx, dw, db, pooled
+	}
+	dx, dw, db, pooled := run(true)
+	wantX, wantW, wantB, wantPooled := run(false)
+	for _, c := range []struct {
+		name      string
+		got, want []float32
+	}{{"pooled output", pooled, wantPooled}, {"input gradient", dx, wantX}, {"weight gradient", dw, wantW}, {"bias gradient", db, wantB}} {
+		for i := range c.got {
+			if math.Float32bits(c.got[i]) != math.Float32bits(c.want[i]) {
+				t.Fatalf("%s[%d] = %v, without the sparse kernels %v", c.name, i, c.got[i], c.want[i])
+			}
+		}
+	}
+}

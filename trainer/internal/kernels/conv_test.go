@@ -524,3 +524,100 @@ func BenchmarkConv3x3PoolGrad(b *testing.B) {
 		}
 	})
 }
+
+// TestConv3x3PoolGradSparse checks Conv3x3PoolGradW and Conv3x3PoolGradX
+// bit for bit against the dense path they replace: the dz that
+// MaxPool2x2GradGo writes (with the ReLU's gradient), then
+// Conv3x3GradWRef's weight sums, ChannelSumsGo's bias sums and Conv3x3Ref's
+// convolution of dz by the weights flipped, each from +0. x and w are
+// finite, with zeros and -0 among them; dy has NaN, infinities, ±0 and
+// subnormals, and the codes all eight values (the maximum's place, and
+// whether the ReLU passes it). Several splits of the channels and of the
+// samples, as the trainer's goroutines take them, give the same values.
+func TestConv3x3PoolGradSparse(t *testing.T) {
+	if !Conv3x3PoolGradSparseFits(16, 14, 14) {
+		t.Skip("no AVX-512 on this CPU: the trainer takes the layer's gradients from dz")
+	}
+	rng := rand.New(rand.NewPCG(11, 12))
+	special := []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)), 0, float32(math.Copysign(0, -1)), 1e-41, -3e-39}
+	finite := func() float32 {
+		switch rng.IntN(8) {
+		case 0:
+			return 0
+		case 1:
+			return float32(math.Copysign(0, -1))
+		}
+		return float32(rng.NormFloat64())
+	}
+	for _, s := range []struct{ cin, cout, h, wd, n int }{
+		{16, 32, 14, 14, 5}, {32, 3, 6, 8, 3}, {16, 1, 2, 2, 2}, {16, 5, 10, 4, 4}, {16, 2, 28, 18, 2},
+	} {
+		hw, ohw := s.h*s.wd, s.h/2*s.wd/2
+		x, w := make([]float32, s.n*s.cin*hw), make([]float32, s.cout*s.cin*9)
+		for i := range x {
+			x[i] = finite()
+		}
+		for i := range w {
+			w[i] = finite()
+		}
+		dy, where := make([]float32, s.n*s.cout*ohw), make([]uint8, s.n*s.cout*ohw)
+		for i := range dy {
+			dy[i] = float32(rng.NormFloat64() * 0.01)
+			if rng.IntN(40) == 0 {
+				dy[i] = special[rng.IntN(len(special))]
+			}
+			where[i] = uint8(rng.IntN(8))
+		}
+		// The dense reference.
+		dz, dzT := make([]float32, s.n*s.cout*hw), make([]float32, s.n*s.cout*hw)
+		MaxPool2x2GradGo(dz, s.n*s.cout, s.wd, hw, s.h/2, s.wd/2, dy, where, true)
+		for smp := range s.n {
+			TransposeGo(dzT[smp*s.cout*hw:(smp+1)*s.cout*hw], dz[smp*s.cout*hw:(smp+1)*s.cout*hw], s.cout, hw)
+		}
+		wantW, wantB, wantX := make([]float32, len(w)), make([]float32, s.cout), make([]float32, len(x))
+		Conv3x3GradWRef(wantW, x, dzT, s.n, s.cin, s.cout, s.h, s.wd, 0, s.cin)
+		for smp := range s.n {
+			ChannelSumsGo(wantB, dz[smp*s.cout*hw:(smp+1)*s.cout*hw], hw)
+		}
+		flipped := make([]float32, len(w))
+		for co := range s.cout {
+			for ci := range s.cin {
+				for k := range 9 {
+					flipped[(ci*s.cout+co)*9+8-k] = w[(co*s.cin+ci)*9+k]
+				}
+			}
+		}
+		for smp := range s.n {
+			Conv3x3Ref(wantX[smp*s.cin*hw:], dz[smp*s.cout*hw:], flipped, s.cout, s.cin, s.h, s.wd)
+		}
+
+		for _, parts := range []int{1, 2, 3} {
+			gotW, gotB, gotX := make([]float32, len(w)), make([]float32, s.cout), make([]float32, len(x))
+			for p := range parts {
+				if co0, co1 := p*s.cout/parts, (p+1)*s.cout/parts; co1 > co0 {
+					scratch := make([]float32, Conv3x3PoolGradWScratch(s.cin, s.h, s.wd, co1-co0))
+					if !Conv3x3PoolGradW(gotW, gotB, x, dy, where, s.n, s.cin, s.cout, s.h, s.wd, co0, co1, scratch) {
+						t.Fatalf("%+v: Conv3x3PoolGradW refused", s)
+					}
+				}
+				if s0, s1 := p*s.n/parts, (p+1)*s.n/parts; s1 > s0 {
+					scratch := make([]float32, Conv3x3PoolGradXScratch(s.cin, s.cout, s.h, s.wd))
+					if !Conv3x3PoolGradX(gotX, w, dy, where, s0, s1, s.cin, s.cout, s.h, s.wd, scratch) {
+						t.Fatalf("%+v: Conv3x3PoolGradX refused", s)
+					}
+				}
+			}
+			for _, c := range []struct {
+				name      string
+				got, want []float32
+			}{{"dw", gotW, wantW}, {"db", gotB, wantB}, {"dx", gotX, wantX}} {
+				for i, g := range c.got {
+					w := c.want[i]
+					if math.Float32bits(g) != math.Float32bits(w) && !(g != g && w != w) {
+						t.Fatalf("%+v in %d parts: %s[%d] = %v, reference %v", s, parts, c.name, i, g, w)
+					}
+				}
+			}
+		}
+	}
+}

@@ -1183,6 +1183,235 @@ static void latent_conv3x3_pool_grad_ref(float *dw, const float *x, const float 
 	}
 }
 
+
+// latent_tr16x16 transposes the 16×16 matrix in r, a row a register:
+// four rounds of swapping the off-diagonal blocks of 8, 4, 2 and 1.
+__attribute__((target("avx512f"), always_inline))
+static inline void latent_tr16x16(__m512 r[16]) {
+	static const int32_t idx[4][2][16] = {
+		{{0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23}, {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31}},
+		{{0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27}, {4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31}},
+		{{0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29}, {2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31}},
+		{{0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30}, {1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31}},
+	};
+	_Pragma("GCC unroll 4") for (int l = 0; l < 4; l++) {
+		const int b = 8 >> l;
+		const __m512i lo = _mm512_loadu_si512(idx[l][0]), hi = _mm512_loadu_si512(idx[l][1]);
+		_Pragma("GCC unroll 16") for (int i = 0; i < 16; i++) {
+			if (i & b) continue;
+			const __m512 x = r[i], y = r[i + b];
+			r[i] = _mm512_permutex2var_ps(x, lo, y);
+			r[i + b] = _mm512_permutex2var_ps(x, hi, y);
+		}
+	}
+}
+
+// latent_planes_to_last copies 16 planes of h×wd (src, planes hw apart)
+// into a plane padded by one value all round (rows of wd+2) with the 16
+// channels last: dst[q·cs + i] = src[i·hw + p] for the padded index q of
+// position p. The padding is left alone.
+__attribute__((target("avx512f")))
+static void latent_planes_to_last(float *dst, long cs, const float *src, long h, long wd) {
+	const long hw = h * wd, W2 = wd + 2;
+	for (long p0 = 0; p0 < hw; p0 += 16) {
+		const __mmask16 k = latent_tail(hw - p0);
+		__m512 r[16];
+		_Pragma("GCC unroll 16") for (int i = 0; i < 16; i++) r[i] = _mm512_maskz_loadu_ps(k, src + i * hw + p0);
+		latent_tr16x16(r);
+		_Pragma("GCC unroll 16") for (int j = 0; j < 16; j++) {
+			const long p = p0 + j;
+			if (p < hw) _mm512_storeu_ps(dst + (p + 2 * (p / wd) + W2 + 1) * cs, r[j]);
+		}
+	}
+}
+
+// latent_last_to_planes is latent_planes_to_last's way back: dst[i·hw + p]
+// = src[q·cs + i] for the 16 channels.
+__attribute__((target("avx512f")))
+static void latent_last_to_planes(float *dst, const float *src, long cs, long h, long wd) {
+	const long hw = h * wd, W2 = wd + 2;
+	for (long p0 = 0; p0 < hw; p0 += 16) {
+		const __mmask16 k = latent_tail(hw - p0);
+		__m512 r[16];
+		_Pragma("GCC unroll 16") for (int j = 0; j < 16; j++) {
+			const long p = p0 + j;
+			r[j] = p < hw ? _mm512_loadu_ps(src + (p + 2 * (p / wd) + W2 + 1) * cs) : _mm512_setzero_ps();
+		}
+		latent_tr16x16(r);
+		_Pragma("GCC unroll 16") for (int i = 0; i < 16; i++) _mm512_mask_storeu_ps(dst + i * hw + p0, k, r[i]);
+	}
+}
+
+// LATENT_LIST_SLACK is how many entries past the last that
+// latent_pool_list may write: each array of its list holds oh·ow + that.
+#define LATENT_LIST_SLACK 16
+
+// latent_pool_list lists the positions of one plane of a 2×2 max pooling's
+// input gradient (stride 2, h and wd even, after a ReLU) that get a value:
+// each window's first maximum, where where's bit 2 says that the maximum
+// was above zero or NaN; every other position gets +0 (MaxPool2x2GradGo
+// with relu). It lists them in row-major order of the plane: off[i] is the
+// position's index in the plane padded by one value all round (rows of
+// wd+2), lane[i] its lane among Sum4Go's four partial sums (p mod 4, or 0
+// past the last multiple of 4) and val[i] its value, the window's
+// gradient. It returns how many. For rows of up to 8 windows, a pair of
+// rows at a time: lanes 0–7 the windows' maxima in the upper row, lanes
+// 8–15 in the lower, compressed in that order.
+__attribute__((target("avx512f,avx512bw,avx512vl")))
+static long latent_pool_list(const float *dy, const uint8_t *where, long h, long wd, int32_t *off, int32_t *lane, float *val) {
+	const long oh = h / 2, ow = wd / 2, W2 = wd + 2, hw4 = h * wd / 4 * 4;
+	long k = 0;
+	if (ow > 8) {
+		for (long wy = 0; wy < oh; wy++) {
+			for (long a = 0; a < 2; a++) {
+				const long r = 2 * wy + a;
+				for (long px = 0; px < ow; px++) {
+					const int code = where[wy * ow + px];
+					if ((code & 6) != (4 | 2 * a)) continue;
+					const long c = 2 * px + (code & 1), p = r * wd + c;
+					off[k] = (int32_t)((r + 1) * W2 + c + 1);
+					lane[k] = p < hw4 ? (int32_t)(p & 3) : 0;
+					val[k] = dy[wy * ow + px];
+					k++;
+				}
+			}
+		}
+		return k;
+	}
+	const __m512i idx = _mm512_set_epi32(7, 6, 5, 4, 3, 2, 1, 0, 7, 6, 5, 4, 3, 2, 1, 0);
+	const __m512i a = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+	const __m512i want = _mm512_add_epi32(_mm512_set1_epi32(4), _mm512_add_epi32(a, a));
+	const __m512i six = _mm512_set1_epi32(6), one = _mm512_set1_epi32(1), three = _mm512_set1_epi32(3);
+	const __mmask16 kw = (__mmask16)(((1u << ow) - 1) * 0x101u);
+	const __mmask8 kb = (__mmask8)((1u << ow) - 1);
+	// A lane's column without the maximum's place in the window: 2·px;
+	// its row in the upper pair: a.
+	const __m512i col0 = _mm512_add_epi32(idx, idx);
+	for (long wy = 0; wy < oh; wy++) {
+		__m512i c = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(kb, where + wy * ow));
+		c = _mm512_permutexvar_epi32(idx, c);
+		__m512 d = _mm512_permutexvar_ps(idx, _mm512_maskz_loadu_ps(kb, dy + wy * ow));
+		const __mmask16 m = _mm512_mask_cmpeq_epi32_mask(kw, _mm512_and_si512(c, six), want);
+		const __m512i r = _mm512_add_epi32(_mm512_set1_epi32(2 * wy), a);
+		const __m512i col = _mm512_add_epi32(col0, _mm512_and_si512(c, one));
+		const __m512i o = _mm512_add_epi32(_mm512_mullo_epi32(_mm512_add_epi32(r, one), _mm512_set1_epi32(W2)), _mm512_add_epi32(col, one));
+		const __m512i p = _mm512_add_epi32(_mm512_mullo_epi32(r, _mm512_set1_epi32(wd)), col);
+		const __m512i l = _mm512_maskz_and_epi32(_mm512_cmplt_epi32_mask(p, _mm512_set1_epi32(hw4)), p, three);
+		_mm512_storeu_si512(off + k, _mm512_maskz_compress_epi32(m, o));
+		_mm512_storeu_si512(lane + k, _mm512_maskz_compress_epi32(m, l));
+		_mm512_storeu_ps(val + k, _mm512_maskz_compress_ps(m, d));
+		k += __builtin_popcount(m);
+	}
+	return k;
+}
+
+// latent_conv3x3_pool_grad_w computes, for output channels [co0, co1), the
+// weight and bias gradients of a 3×3 "same" convolution x [n, cin, h, wd]
+// → [n, cout, h, wd] followed by a ReLU and a 2×2 max pooling of stride 2,
+// from the pooling's gradient dy [n, cout, h/2, wd/2] and where it
+// recorded its maxima (bit 2: above zero or NaN), without the dense output
+// gradient dz, three quarters of which is zero. dw [cout, cin, 3, 3] gets
+// latent_conv3x3_grad_w_ref's sums of dz and db [cout] ChannelSums' over
+// the samples, bit for bit, for finite x: each sample's sum runs over the
+// positions in row-major order, and the positions whose dz is +0 add
+// exactly nothing (a sum is never -0, and 0·x is ±0 for finite x), so they
+// are skipped. The input channels are the lanes (cin a multiple of 16):
+// the sample's input with its channels last, padded (xt), then for each
+// listed position one fused multiply-add per weight, of its gradient and
+// the 16 channels' values at the weight's offset. scratch: xt, then the
+// totals [co1−co0, 9, cin], then the list.
+__attribute__((target("avx512f,avx512bw,avx512vl")))
+static void latent_conv3x3_pool_grad_w(float *dw, float *db, const float *x, const float *dy, const uint8_t *where,
+		long n, long cin, long cout, long h, long wd, long co0, long co1, float *scratch) {
+	const long W2 = wd + 2, P = (h + 2) * W2, hw = h * wd, ohw = h / 2 * (wd / 2), nco = co1 - co0;
+	float *xt = scratch, *tot = xt + P * cin;
+	int32_t *off = (int32_t *)(tot + nco * 9 * cin), *lane = off + ohw + LATENT_LIST_SLACK;
+	float *val = (float *)(lane + ohw + LATENT_LIST_SLACK);
+	for (long t = 0; t < P * cin; t++) xt[t] = 0;
+	for (long t = 0; t < nco * 9 * cin; t++) tot[t] = 0;
+	for (long co = co0; co < co1; co++) db[co] = 0;
+	long koff[9];
+	for (int t = 0; t < 9; t++) koff[t] = ((t / 3 - 1) * W2 + t % 3 - 1) * cin;
+	for (long s = 0; s < n; s++) {
+		for (long cb = 0; cb < cin; cb += 16) latent_planes_to_last(xt + cb, cin, x + (s * cin + cb) * hw, h, wd);
+		for (long co = co0; co < co1; co++) {
+			const long pc = (s * cout + co) * ohw;
+			const long m = latent_pool_list(dy + pc, where + pc, h, wd, off, lane, val);
+			// The bias's four partial sums in the lanes of b: each value
+			// added to its lane, +0 to the others (which leaves them
+			// alone: a partial sum is never -0).
+			__m128 b = _mm_setzero_ps();
+			for (long cb = 0; cb < cin; cb += 16) {
+				__m512 a[9];
+				_Pragma("GCC unroll 9") for (int t = 0; t < 9; t++) a[t] = _mm512_setzero_ps();
+				for (long i = 0; i < m; i++) {
+					const __m512 d = _mm512_set1_ps(val[i]);
+					if (cb == 0) b = _mm_add_ps(b, _mm_maskz_mov_ps((__mmask8)(1 << lane[i]), _mm512_castps512_ps128(d)));
+					const float *xc = xt + off[i] * cin + cb;
+					_Pragma("GCC unroll 9") for (int t = 0; t < 9; t++) a[t] = _mm512_fmadd_ps(d, _mm512_loadu_ps(xc + koff[t]), a[t]);
+				}
+				float *tc = tot + (co - co0) * 9 * cin + cb;
+				_Pragma("GCC unroll 9") for (int t = 0; t < 9; t++) _mm512_storeu_ps(tc + t * cin, _mm512_add_ps(_mm512_loadu_ps(tc + t * cin), a[t]));
+			}
+			float bs[4];
+			_mm_storeu_ps(bs, b);
+			db[co] += (bs[0] + bs[1]) + (bs[2] + bs[3]);
+		}
+	}
+	for (long co = co0; co < co1; co++) {
+		for (long ci = 0; ci < cin; ci++) {
+			for (int t = 0; t < 9; t++) dw[(co * cin + ci) * 9 + t] = tot[((co - co0) * 9 + t) * cin + ci];
+		}
+	}
+}
+
+// latent_conv3x3_pool_grad_x computes, for samples [s0, s1), the input
+// gradient dx [n, cin, h, wd] of the convolution, ReLU and pooling of
+// latent_conv3x3_pool_grad_w, from w [cout, cin, 3, 3], dy and where:
+// latent_conv3x3's convolution of the dense dz by w flipped, bit for bit,
+// for finite w. Each value of dx is one chain of fused multiply-adds over
+// the output channels in order and, within one, over the positions of dz
+// in row-major order; a position whose dz is +0 adds exactly nothing, so
+// only the listed ones are taken, each adding its gradient times the
+// weights (the 16 input channels of a lane set) to the 9 positions it
+// reaches, in a padded copy of dx with its channels last (dxt), which
+// then goes back to dx. scratch: the weights [cout, 9, cin], dxt, the
+// list.
+__attribute__((target("avx512f,avx512bw,avx512vl")))
+static void latent_conv3x3_pool_grad_x(float *dx, const float *w, const float *dy, const uint8_t *where,
+		long s0, long s1, long cin, long cout, long h, long wd, float *scratch) {
+	const long W2 = wd + 2, P = (h + 2) * W2, hw = h * wd, ohw = h / 2 * (wd / 2);
+	float *wt = scratch, *dxt = wt + cout * 9 * cin;
+	int32_t *off = (int32_t *)(dxt + P * cin), *lane = off + ohw + LATENT_LIST_SLACK;
+	float *val = (float *)(lane + ohw + LATENT_LIST_SLACK);
+	for (long co = 0; co < cout; co++) {
+		for (long ci = 0; ci < cin; ci++) {
+			for (int t = 0; t < 9; t++) wt[(co * 9 + t) * cin + ci] = w[(co * cin + ci) * 9 + t];
+		}
+	}
+	long koff[9];
+	for (int t = 0; t < 9; t++) koff[t] = ((t / 3 - 1) * W2 + t % 3 - 1) * cin;
+	for (long s = s0; s < s1; s++) {
+		for (long t = 0; t < P * cin; t += 16) _mm512_storeu_ps(dxt + t, _mm512_setzero_ps());
+		for (long co = 0; co < cout; co++) {
+			const long pc = (s * cout + co) * ohw;
+			const long m = latent_pool_list(dy + pc, where + pc, h, wd, off, lane, val);
+			for (long cb = 0; cb < cin; cb += 16) {
+				__m512 wv[9];
+				_Pragma("GCC unroll 9") for (int t = 0; t < 9; t++) wv[t] = _mm512_loadu_ps(wt + (co * 9 + t) * cin + cb);
+				for (long i = 0; i < m; i++) {
+					const __m512 d = _mm512_set1_ps(val[i]);
+					float *dp = dxt + off[i] * cin + cb;
+					_Pragma("GCC unroll 9") for (int t = 0; t < 9; t++) {
+						float *at = dp + koff[t];
+						_mm512_storeu_ps(at, _mm512_fmadd_ps(wv[t], d, _mm512_loadu_ps(at)));
+					}
+				}
+			}
+		}
+		for (long cb = 0; cb < cin; cb += 16) latent_last_to_planes(dx + (s * cin + cb) * hw, dxt + cb, cin, h, wd);
+	}
+}
 */
 import "C"
 
@@ -1563,6 +1792,73 @@ func Conv3x3PoolGradRef(dw, x, dz []float32, n, cout, h, wd int) {
 	}
 	_, _, _ = dw[cout*9-1], x[n*h*wd-1], dz[n*cout*h*wd-1]
 	C.latent_conv3x3_pool_grad_ref((*C.float)(&dw[0]), (*C.float)(&x[0]), (*C.float)(&dz[0]), C.long(n), C.long(cout), C.long(h), C.long(wd))
+}
+
+// Conv3x3PoolGradW computes rows [co0, co1) of the weight gradient dw
+// [cout, cin, 3, 3] and of the bias gradient db [cout] of a 3×3 "same"
+// convolution of x [n, cin, h, wd] followed by a ReLU and a 2×2 max
+// pooling of stride 2, from the pooling's gradient dy [n, cout, h/2, wd/2]
+// and where MaxPool2x2 recorded its maxima, without the dense output
+// gradient dz that MaxPool2x2Grad (with relu) would write: dw gets
+// Conv3x3GradWRef's sums of that dz and db ChannelSums' added up over the
+// samples from zero, bit for bit where x is finite (with ±Inf or NaN in
+// x, the dense sums' 0·x terms would make NaN that these leave out).
+// The goroutines may share the output channels. h and wd are even, cin a
+// multiple of 16; scratch is the caller's, at least
+// Conv3x3PoolGradWScratch(cin, h, wd, co1−co0) values, overwritten. It
+// reports false, doing nothing, where the CPU lacks AVX-512.
+func Conv3x3PoolGradW(dw, db, x, dy []float32, where []uint8, n, cin, cout, h, wd, co0, co1 int, scratch []float32) bool {
+	if !Conv3x3PoolGradSparseFits(cin, h, wd) || n < 1 || co0 < 0 || co1 <= co0 || co1 > cout {
+		return false
+	}
+	ohw := h / 2 * wd / 2
+	_, _, _ = dw[cout*cin*9-1], db[cout-1], x[n*cin*h*wd-1]
+	_, _ = dy[n*cout*ohw-1], where[n*cout*ohw-1]
+	_ = scratch[Conv3x3PoolGradWScratch(cin, h, wd, co1-co0)-1]
+	C.latent_conv3x3_pool_grad_w((*C.float)(&dw[0]), (*C.float)(&db[0]), (*C.float)(&x[0]), (*C.float)(&dy[0]), (*C.uint8_t)(&where[0]),
+		C.long(n), C.long(cin), C.long(cout), C.long(h), C.long(wd), C.long(co0), C.long(co1), (*C.float)(&scratch[0]))
+	return true
+}
+
+// Conv3x3PoolGradWScratch is the size of Conv3x3PoolGradW's scratch for
+// nco output channels: a sample's padded input with its channels last,
+// the channels' sums, and a plane's list of positions.
+func Conv3x3PoolGradWScratch(cin, h, wd, nco int) int {
+	return (h+2)*(wd+2)*cin + nco*9*cin + 3*(h/2*(wd/2)+C.LATENT_LIST_SLACK)
+}
+
+// Conv3x3PoolGradX computes samples [s0, s1) of the input gradient dx [n,
+// cin, h, wd] of Conv3x3PoolGradW's convolution, ReLU and pooling, from
+// its weights w [cout, cin, 3, 3], dy and where, without the dense dz:
+// the bits of Conv3x3Ref's convolution of that dz by w flipped (its rows
+// and columns reversed, its channels swapped) where w is finite. h and wd
+// are even, cin a multiple of 16; scratch is the caller's, at least
+// Conv3x3PoolGradXScratch(cin, cout, h, wd) values, overwritten. It
+// reports false, doing nothing, where the CPU lacks AVX-512.
+func Conv3x3PoolGradX(dx, w, dy []float32, where []uint8, s0, s1, cin, cout, h, wd int, scratch []float32) bool {
+	if !Conv3x3PoolGradSparseFits(cin, h, wd) || cout < 1 || s0 < 0 || s1 <= s0 {
+		return false
+	}
+	ohw := h / 2 * wd / 2
+	_, _ = dx[s1*cin*h*wd-1], w[cout*cin*9-1]
+	_, _ = dy[s1*cout*ohw-1], where[s1*cout*ohw-1]
+	_ = scratch[Conv3x3PoolGradXScratch(cin, cout, h, wd)-1]
+	C.latent_conv3x3_pool_grad_x((*C.float)(&dx[0]), (*C.float)(&w[0]), (*C.float)(&dy[0]), (*C.uint8_t)(&where[0]),
+		C.long(s0), C.long(s1), C.long(cin), C.long(cout), C.long(h), C.long(wd), (*C.float)(&scratch[0]))
+	return true
+}
+
+// Conv3x3PoolGradXScratch is the size of Conv3x3PoolGradX's scratch: the
+// weights with their input channels last, a sample's padded dx with its
+// channels last, and a plane's list of positions.
+func Conv3x3PoolGradXScratch(cin, cout, h, wd int) int {
+	return cout*9*cin + (h+2)*(wd+2)*cin + 3*(h/2*(wd/2)+C.LATENT_LIST_SLACK)
+}
+
+// Conv3x3PoolGradSparseFits reports whether Conv3x3PoolGradW and
+// Conv3x3PoolGradX take cin input channels and planes of h×wd on this CPU.
+func Conv3x3PoolGradSparseFits(cin, h, wd int) bool {
+	return Vector && maskedBytes != 0 && cin >= 16 && cin%16 == 0 && h >= 2 && wd >= 2 && h%2 == 0 && wd%2 == 0
 }
 
 // Conv3x3GradWFits reports whether Conv3x3GradW takes cout output

@@ -134,3 +134,25 @@ func Conv3x3PoolGradFits() bool { return false }
 // Conv3x3PoolGradScratch is 0: Conv3x3PoolGrad needs no scratch where it
 // does nothing.
 func Conv3x3PoolGradScratch(cout, h, wd int) int { return 0 }
+
+// Conv3x3PoolGradW reports false, doing nothing, as Conv3x3 does.
+func Conv3x3PoolGradW(dw, db, x, dy []float32, where []uint8, n, cin, cout, h, wd, co0, co1 int, scratch []float32) bool {
+	return false
+}
+
+// Conv3x3PoolGradWScratch is 0: Conv3x3PoolGradW needs no scratch where it
+// does nothing.
+func Conv3x3PoolGradWScratch(cin, h, wd, nco int) int { return 0 }
+
+// Conv3x3PoolGradX reports false, doing nothing, as Conv3x3 does.
+func Conv3x3PoolGradX(dx, w, dy []float32, where []uint8, s0, s1, cin, cout, h, wd int, scratch []float32) bool {
+	return false
+}
+
+// Conv3x3PoolGradXScratch is 0: Conv3x3PoolGradX needs no scratch where it
+// does nothing.
+func Conv3x3PoolGradXScratch(cin, cout, h, wd int) int { return 0 }
+
+// Conv3x3PoolGradSparseFits is false: there are no such kernels without
+// cgo.
+func Conv3x3PoolGradSparseFits(cin, h, wd int) bool { return false }
