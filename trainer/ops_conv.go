@@ -24,6 +24,12 @@ import (
 //	                 A 3×3 "same" convolution in float32 on a CPU with
 //	                 AVX-512 skips the columns: y_s and dx_s come from
 //	                 kernels.Conv3x3, a direct convolution (conv3x3).
+//	                 Followed by a ReLU and a 2×2 max pooling, it takes
+//	                 its gradients from the pooling's, without dZ: the
+//	                 first layer's (one input channel) with
+//	                 kernels.Conv3x3PoolGrad, a later one's (channels a
+//	                 multiple of 16) with kernels.Conv3x3PoolGradW and
+//	                 Conv3x3PoolGradX, from the places that get one.
 //
 //	ConvTranspose2d  (kernel k = stride, no padding: output patches do not
 //	                 overlap) with x_s [Cin, h·w] and W [Cin, C·k·k]:
@@ -361,26 +367,12 @@ func (op *convOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error)
 		return nil, err
 	}
 	grads := make(G.Nodes, 3)
-	if pg, ok := grad.Op().(*maxPoolGradOp); ok && op.fusesPoolGrad(pg, x.Dtype()) {
-		// The first layer: its weight and bias gradients from the pooling's
-		// gradient, which the pooling's gradient op then need not spread
-		// out into dz.
-		pg.skip, op.poolOnly = true, true
-		gw := &convPoolGradOp{opBase: newBase("conv+pool-grad-w", w.Shape().Clone(), x, pg.dy), conv: op}
-		if grads[1], err = G.ApplyOp(gw, x, pg.dy); err != nil {
-			return nil, err
-		}
-		db := newBiasGradOp(grads[1], 1, op.C, op.g.K())
-		db.from = gw
-		if grads[2], err = G.ApplyOp(db, grads[1]); err != nil {
-			return nil, err
-		}
-		return grads, nil
-	}
-	if pg, ok := grad.Op().(*maxPoolGradOp); ok && op.sparsePoolGrad(pg, x.Dtype()) {
-		// A later layer (the 16→32 one): its gradients from the pooling's,
-		// at the positions that get one, a quarter of them; nothing writes
-		// dz, nor the convolution's output.
+	if pg, ok := grad.Op().(*maxPoolGradOp); ok && (op.fusesPoolGrad(pg, x.Dtype()) || op.sparsePoolGrad(pg, x.Dtype())) {
+		// The gradients from the pooling's, which the pooling's gradient op
+		// then need not spread out into dz: the first layer's weight and
+		// bias gradients, or a later layer's (the 16→32 one) three, from
+		// the positions that get one, a quarter of them. The forward pass
+		// writes no output but the pooled one.
 		pg.skip, op.poolOnly = true, true
 		if op.needX {
 			gx := &convPoolGradXOp{opBase: newBase("conv+pool-grad-x", x.Shape().Clone(), w, pg.dy), conv: op}
@@ -704,9 +696,10 @@ func convTForward[T float](op *convTOp, out []T, a [6][]T) {
 	R, hw, f := op.R(), op.h*op.w, op.f
 	OW, plane := op.w*f, hw*f*f
 	// Y_s = Wᵀ·x_s [R, hw]. On kernels.Sgemm (where ownGemm allows) it
-	// takes Wᵀ, transposed once; its sums are OpenBLAS's SkylakeX ones for
-	// these products (one chain of fused multiply-adds over Cin ≤ 32), at
-	// a third of the time of a BLAS call a sample.
+	// takes Wᵀ, transposed once, and skips a BLAS call's packing for each
+	// sample; its sums (one chain of fused multiply-adds over Cin) are
+	// those of OpenBLAS's SkylakeX kernels for the conv model's two layers
+	// (Cin of 32 and 16): an epoch of conv ends with the same weights.
 	var wt []float32
 	if _, ok := any(w).([]float32); ok && ownGemm {
 		wt = scratch[float32](&op.wt, R*op.cin)

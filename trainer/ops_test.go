@@ -405,30 +405,8 @@ func TestConvPoolGrad(t *testing.T) {
 	if !kernels.Conv3x3PoolGradFits() {
 		t.Skip("no AVX-512 on this CPU: the trainer takes the first layer's gradients from dz")
 	}
-	rng := rand.New(rand.NewPCG(11, 12))
 	const n, C, side = 6, 16, 28
-	g, err := newConvGeom(tensor.Shape{n, 1, side, side}, 3, 1, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pgeom, err := newConvGeom(tensor.Shape{n, C, side, side}, 2, 2, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	random := func(n int, scale float64) []float32 {
-		v := make([]float32, n)
-		for i := range v {
-			v[i] = float32(rng.NormFloat64() * scale)
-		}
-		return v
-	}
-	x, w, b := make([]float32, n*side*side), random(C*9, 0.3), random(C, 0.1)
-	for i := range x {
-		if rng.IntN(3) > 0 {
-			x[i] = rng.Float32()
-		}
-	}
-	dy := random(n*C*pgeom.ohw(), 0.01)
+	g, pgeom, x, w, b, dy := poolGradCase(t, 11, n, 1, C, side, 0.3)
 	var dz []float32 // the unfused run's
 	run := func(fused bool) (dw, db, pooled []float32) {
 		pool := &maxPoolOp{opBase: opBase{shape: tensor.Shape{n, C, pgeom.oh, pgeom.ow}}, g: pgeom, relu: true, train: true}
@@ -496,29 +474,7 @@ func TestConvSparsePoolGrad(t *testing.T) {
 	if !kernels.Conv3x3PoolGradSparseFits(cin, side, side) {
 		t.Skip("no AVX-512 on this CPU: the trainer takes the layer's gradients from dz")
 	}
-	rng := rand.New(rand.NewPCG(13, 14))
-	g, err := newConvGeom(tensor.Shape{n, cin, side, side}, 3, 1, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pgeom, err := newConvGeom(tensor.Shape{n, C, side, side}, 2, 2, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	random := func(n int, scale float64) []float32 {
-		v := make([]float32, n)
-		for i := range v {
-			v[i] = float32(rng.NormFloat64() * scale)
-		}
-		return v
-	}
-	x, w, b := make([]float32, n*cin*side*side), random(C*cin*9, 0.1), random(C, 0.1)
-	for i := range x {
-		if rng.IntN(3) > 0 { // a ReLU's output: a third zeros
-			x[i] = rng.Float32()
-		}
-	}
-	dy := random(n*C*pgeom.ohw(), 0.01)
+	g, pgeom, x, w, b, dy := poolGradCase(t, 13, n, cin, C, side, 0.1)
 	run := func(sparse bool) (dx, dw, db, pooled []float32) {
 		pool := &maxPoolOp{opBase: opBase{shape: tensor.Shape{n, C, pgeom.oh, pgeom.ow}}, g: pgeom, relu: true, train: true}
 		conv := &convOp{g: g, C: C, act: actReLU, pool: pool, poolOnly: sparse, needX: true}
@@ -555,4 +511,35 @@ func TestConvSparsePoolGrad(t *testing.T) {
 			}
 		}
 	}
+}
+
+// poolGradCase returns a test case of a 3×3 "same" convolution of n
+// samples of cin channels of side×side to C channels, with a ReLU and a
+// 2×2 pooling after it: the geometries of both, an input like a ReLU's
+// output (a third zeros), weights of the given scale, biases and the
+// pooling's gradient, drawn from seed.
+func poolGradCase(t *testing.T, seed uint64, n, cin, C, side int, scale float64) (g, pgeom convGeom, x, w, b, dy []float32) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, seed+1))
+	var err error
+	if g, err = newConvGeom(tensor.Shape{n, cin, side, side}, 3, 1, 1); err != nil {
+		t.Fatal(err)
+	}
+	if pgeom, err = newConvGeom(tensor.Shape{n, C, side, side}, 2, 2, 0); err != nil {
+		t.Fatal(err)
+	}
+	random := func(n int, scale float64) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(rng.NormFloat64() * scale)
+		}
+		return v
+	}
+	x, w, b = make([]float32, n*cin*side*side), random(C*cin*9, scale), random(C, 0.1)
+	for i := range x {
+		if rng.IntN(3) > 0 {
+			x[i] = rng.Float32()
+		}
+	}
+	return g, pgeom, x, w, b, random(n*C*pgeom.ohw(), 0.01)
 }

@@ -433,7 +433,6 @@ func TestConv3x3PoolGrad(t *testing.T) {
 		t.Skip("no AVX-512 on this CPU: the trainer takes the first layer's gradients from dz")
 	}
 	rng := rand.New(rand.NewPCG(9, 10))
-	special := []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)), 0, float32(math.Copysign(0, -1)), 1e-41, -3e-39}
 	for _, s := range []struct{ cout, h, wd, n int }{
 		{16, 28, 28, 5}, {20, 6, 8, 3}, {5, 2, 2, 2}, {32, 14, 10, 4}, {1, 4, 30, 1},
 	} {
@@ -445,14 +444,7 @@ func TestConv3x3PoolGrad(t *testing.T) {
 					x[i] = float32(rng.NormFloat64())
 				}
 			}
-			dy, where := make([]float32, s.n*s.cout*ohw), make([]uint8, s.n*s.cout*ohw)
-			for i := range dy {
-				dy[i] = float32(rng.NormFloat64() * 0.01)
-				if rng.IntN(50) == 0 {
-					dy[i] = special[rng.IntN(len(special))]
-				}
-				where[i] = uint8(rng.IntN(8))
-			}
+			dy, where := randomPoolGrad(rng, s.n*s.cout*ohw, 50)
 			// The dense reference: dz, then the sums.
 			dz := make([]float32, s.n*s.cout*hw)
 			MaxPool2x2GradGo(dz, s.n*s.cout, s.wd, hw, s.h/2, s.wd/2, dy, where, relu)
@@ -539,7 +531,6 @@ func TestConv3x3PoolGradSparse(t *testing.T) {
 		t.Skip("no AVX-512 on this CPU: the trainer takes the layer's gradients from dz")
 	}
 	rng := rand.New(rand.NewPCG(11, 12))
-	special := []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)), 0, float32(math.Copysign(0, -1)), 1e-41, -3e-39}
 	finite := func() float32 {
 		switch rng.IntN(8) {
 		case 0:
@@ -560,14 +551,7 @@ func TestConv3x3PoolGradSparse(t *testing.T) {
 		for i := range w {
 			w[i] = finite()
 		}
-		dy, where := make([]float32, s.n*s.cout*ohw), make([]uint8, s.n*s.cout*ohw)
-		for i := range dy {
-			dy[i] = float32(rng.NormFloat64() * 0.01)
-			if rng.IntN(40) == 0 {
-				dy[i] = special[rng.IntN(len(special))]
-			}
-			where[i] = uint8(rng.IntN(8))
-		}
+		dy, where := randomPoolGrad(rng, s.n*s.cout*ohw, 40)
 		// The dense reference.
 		dz, dzT := make([]float32, s.n*s.cout*hw), make([]float32, s.n*s.cout*hw)
 		MaxPool2x2GradGo(dz, s.n*s.cout, s.wd, hw, s.h/2, s.wd/2, dy, where, true)
@@ -620,4 +604,21 @@ func TestConv3x3PoolGradSparse(t *testing.T) {
 			}
 		}
 	}
+}
+
+// randomPoolGrad returns a 2×2 pooling's gradient dy and the codes of its
+// windows for n windows: small normal values, about one in every "every"
+// NaN, an infinity, ±0 or a subnormal, and codes of all eight kinds (the
+// maximum's place, and whether the ReLU before passes it).
+func randomPoolGrad(rng *rand.Rand, n, every int) (dy []float32, where []uint8) {
+	special := []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)), 0, float32(math.Copysign(0, -1)), 1e-41, -3e-39}
+	dy, where = make([]float32, n), make([]uint8, n)
+	for i := range dy {
+		dy[i] = float32(rng.NormFloat64() * 0.01)
+		if rng.IntN(every) == 0 {
+			dy[i] = special[rng.IntN(len(special))]
+		}
+		where[i] = uint8(rng.IntN(8))
+	}
+	return dy, where
 }

@@ -7,9 +7,12 @@
 // ConvTranspose2d's output and its gradient (with SigmoidGrad's flush),
 // the transpose of a matrix, a direct 3×3 convolution with its fused
 // bias, ReLU and pooling and its weight gradient (Conv3x3,
-// Conv3x3ReLUPool, Conv3x3GradW: in C only), and a float32 matrix product
-// for the Linear layers' forward pass and input gradient (Sgemm: in C
-// only).
+// Conv3x3ReLUPool, Conv3x3GradW: in C only), the gradients of such a
+// convolution taken from its pooling's gradient (Conv3x3PoolGrad for one
+// input channel, Conv3x3PoolGradW and Conv3x3PoolGradX for 16 or more: in
+// C only, held to the dense path's references), and a float32 matrix
+// product for the Linear layers' forward pass and input gradient (Sgemm:
+// in C only).
 //
 // Each has a Go reference in this file. Where cgo and amd64 are available
 // (kernels_amd64.go), the CPU's AVX-512 or AVX2 instructions run them in C,

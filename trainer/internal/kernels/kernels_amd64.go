@@ -4,8 +4,8 @@ package kernels
 
 // The kernels in C, for CPUs with AVX-512 (16 values at a time) or AVX2
 // (Adam, 8 at a time), chosen at start from the CPU's features. Every
-// kernel but LinearWeightStep, Conv3x3, Conv3x3GradW, Conv3x3PoolGrad and
-// Sgemm computes its Go reference's arithmetic in the same order, rounded
+// kernel but LinearWeightStep, Conv3x3, Conv3x3GradW, the Conv3x3PoolGrad
+// ones and Sgemm computes its Go reference's arithmetic in the same order, rounded
 // the same way and without fused multiply-adds (the pragma), so it gives
 // the same bits; those give the bits of their scalar references in C
 // below (…Ref).
@@ -33,6 +33,11 @@ package kernels
 // Conv3x3GradWRef. Conv3x3PoolGrad: the first layer's weight and bias
 // gradients from its pooling's gradient, each sample's dz written only to
 // the cache, the bits of Conv3x3PoolGradRef and ChannelSums.
+// Conv3x3PoolGradW and Conv3x3PoolGradX: a later layer's weight, bias and
+// input gradients from its pooling's gradient, the input channels the
+// lanes, summing only the places that get a gradient, in the dense sums'
+// order: the bits of Conv3x3GradWRef, ChannelSums and Conv3x3Ref on the
+// dense dz (for finite inputs and weights).
 
 /*
 #cgo LDFLAGS: -lm
