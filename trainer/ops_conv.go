@@ -427,7 +427,7 @@ func (op *convOp) fusesPoolGrad(pg *maxPoolGradOp, dt tensor.Dtype) bool {
 // 2×2 pooling after it, pg (with the ReLU's between them), in dtype dt: a
 // 3×3 "same" convolution of a multiple of 16 input channels, in float32,
 // on a CPU with AVX-512. Their values are those of the dense path, bit for
-// bit, while the input and the weights are finite (TestConvPoolGrad).
+// bit, while the input and the weights are finite (TestConvSparsePoolGrad).
 func (op *convOp) sparsePoolGrad(pg *maxPoolGradOp, dt tensor.Dtype) bool {
 	g := op.g
 	return kernels.Conv3x3PoolGradSparseFits(g.c, g.h, g.w) && dt == tensor.Float32 && pg.relu && op.act == actReLU &&

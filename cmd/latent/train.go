@@ -295,7 +295,7 @@ var (
 	// classic-vae keeps the 20 epochs that classic's recipe had before its
 	// products changed their order of summation (see the README).
 	qualityClassicVAE = map[string]string{"epochs": "20", "shuffle": "true", "schedule": "cosine", "warmup": "500", "lr": "3e-3", "weight-decay": "0.1"}
-	qualityConv       = map[string]string{"epochs": "48", "shuffle": "true", "schedule": "cosine", "warmup": "500", "lr": "5e-3", "weight-decay": "0.01"}
+	qualityConv       = map[string]string{"epochs": "75", "shuffle": "true", "schedule": "cosine", "warmup": "500", "lr": "5e-3", "weight-decay": "0.01"}
 	// conv-vae keeps the 40 epochs that conv's recipe had before its step
 	// got faster: its own step is slower, and 40 took it 10.9 minutes.
 	qualityConvVAE = map[string]string{"epochs": "40", "shuffle": "true", "schedule": "cosine", "warmup": "500", "lr": "5e-3", "weight-decay": "0.01"}
