@@ -22,10 +22,11 @@ import (
 //	                 db     = Σ dZ                              (biasGradOp)
 //
 //	                 A 3×3 "same" convolution in float32 on a CPU with
-//	                 AVX-512 skips the columns: y_s and dx_s come from
-//	                 kernels.Conv3x3, a direct convolution (conv3x3).
-//	                 Followed by a ReLU and a 2×2 max pooling, it takes
-//	                 its gradients from the pooling's, without dZ: the
+//	                 AVX-512, or AVX2 and FMA, skips the columns: y_s and
+//	                 dx_s come from kernels.Conv3x3, a direct convolution
+//	                 (conv3x3). Followed by a ReLU and a 2×2 max pooling,
+//	                 with AVX-512, it takes its gradients from the
+//	                 pooling's, without dZ: the
 //	                 first layer's (one input channel) with
 //	                 kernels.Conv3x3PoolGrad, a later one's (channels a
 //	                 multiple of 16) with kernels.Conv3x3PoolGradW and
@@ -309,12 +310,12 @@ func (op *convOp) directW(dt tensor.Dtype) bool {
 // conv3x3 sets y [n, C, oh, ow] to the convolutions of n samples x [n,
 // Cin, h, w] by w [C, Cin, k, k], without bias, with kernels.Conv3x3, and
 // reports whether it could: float32, a 3×3 kernel with stride 1 and
-// padding 1, and what the kernel takes (AVX-512, rows of at most 30
-// values, C a multiple of 8, or of 4 for rows over 14 values). It sums
-// each value's terms in another order than the matrix product of the
-// im2col columns does (over the input channels, then the kernel's rows and
-// columns, one fused multiply-add a term), so its bits are its own, the
-// same on every CPU with AVX-512.
+// padding 1, and what the kernel takes (AVX-512, or AVX2 and FMA; rows of
+// at most 30 values, C a multiple of 8, or of 4 for rows over 14 values).
+// It sums each value's terms in another order than the matrix product of
+// the im2col columns does (over the input channels, then the kernel's rows
+// and columns, one fused multiply-add a term), so its bits are its own,
+// the same on every CPU that runs it.
 func conv3x3[T float](g convGeom, y, x, w []T, C, n int) bool {
 	y32, ok := any(y).([]float32)
 	if !ok || g.k != 3 || g.stride != 1 || g.pad != 1 {
@@ -636,7 +637,7 @@ func convGradX[T float](op *convGradXOp, dx []T, a [6][]T) {
 	g, C := op.conv.g, op.conv.C
 	K, ohw := g.K(), g.ohw()
 	var flipped []T
-	if _, f32 := any(w).([]float32); f32 && kernels.Vector && g.k == 3 && g.stride == 1 && g.pad == 1 && g.oh == g.h && g.ow == g.w {
+	if _, f32 := any(w).([]float32); f32 && kernels.Products && g.k == 3 && g.stride == 1 && g.pad == 1 && g.oh == g.h && g.ow == g.w {
 		flipped = scratch[T](&op.flipped, len(w))
 		for co := range C {
 			for ci := range g.c {

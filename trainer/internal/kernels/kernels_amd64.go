@@ -195,27 +195,135 @@ static void latent_linear_dw_adam_ref(const float *x, const float *dz, long n, l
 	}
 }
 
+// latent_mask8 is the AVX2 mask of the first min(left, 8) lanes, none
+// where left <= 0.
+__attribute__((target("avx2")))
+static inline __m256i latent_mask8(long left) {
+	int l = left <= 0 ? 0 : left >= 8 ? 8 : (int)left;
+	return _mm256_cmpgt_epi32(_mm256_set1_epi32(l), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+// latent_adam256 holds Adam's scalars of one step in AVX2 registers.
+typedef struct {
+	__m256 ss, ib, eps, b1, b2, c1, c2, tiny, abs, keep;
+} latent_adam256;
+
+__attribute__((target("avx2")))
+static inline latent_adam256 latent_adam256_init(latent_adam_hyper h) {
+	latent_adam256 c;
+	c.ss = _mm256_set1_ps(h.step_size);
+	c.ib = _mm256_set1_ps(h.inv_bc2_sqrt);
+	c.eps = _mm256_set1_ps(h.eps);
+	c.b1 = _mm256_set1_ps(h.b1);
+	c.b2 = _mm256_set1_ps(h.b2);
+	c.c1 = _mm256_set1_ps(1 - h.b1);
+	c.c2 = _mm256_set1_ps(1 - h.b2);
+	c.tiny = _mm256_set1_ps(FLT_MIN);
+	c.abs = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+	c.keep = _mm256_set1_ps(1 - h.wd);
+	return c;
+}
+
+// latent_adam256_step updates the 8 values of p, m and v at the pointers
+// with the gradients gj, or (not full) those in the lanes of k.
+__attribute__((target("avx2"), always_inline))
+static inline void latent_adam256_step(const latent_adam256 *c, float *p, float *m, float *v, __m256 gj, int full, __m256i k) {
+	__m256 m0 = full ? _mm256_loadu_ps(m) : _mm256_maskload_ps(m, k);
+	__m256 v0 = full ? _mm256_loadu_ps(v) : _mm256_maskload_ps(v, k);
+	__m256 p0 = full ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, k);
+	__m256 mj = _mm256_add_ps(_mm256_mul_ps(c->b1, m0), _mm256_mul_ps(c->c1, gj));
+	__m256 vj = _mm256_add_ps(_mm256_mul_ps(c->b2, v0), _mm256_mul_ps(_mm256_mul_ps(c->c2, gj), gj));
+	// Zero where |m| < FLT_MIN or v < FLT_MIN (false for NaN).
+	mj = _mm256_andnot_ps(_mm256_cmp_ps(_mm256_and_ps(mj, c->abs), c->tiny, _CMP_LT_OQ), mj);
+	vj = _mm256_andnot_ps(_mm256_cmp_ps(vj, c->tiny, _CMP_LT_OQ), vj);
+	__m256 denom = _mm256_add_ps(_mm256_mul_ps(_mm256_sqrt_ps(vj), c->ib), c->eps);
+	__m256 pj = _mm256_sub_ps(_mm256_mul_ps(p0, c->keep), _mm256_div_ps(_mm256_mul_ps(c->ss, mj), denom));
+	if (full) {
+		_mm256_storeu_ps(m, mj);
+		_mm256_storeu_ps(v, vj);
+		_mm256_storeu_ps(p, pj);
+	} else {
+		_mm256_maskstore_ps(m, k, mj);
+		_mm256_maskstore_ps(v, k, vj);
+		_mm256_maskstore_ps(p, k, pj);
+	}
+}
+
+// latent_linear_block8 is latent_linear_block4's AVX2 form: a block of R
+// rows (from i) and 16 columns (from j; nj of them, 16 where FULL) of
+// dW = xᵀ·dz, each value summed over the n samples in order with one fused
+// multiply-add a sample, then Adam on the same values of p, m and v.
+#define LATENT_LINEAR_BLOCK8(NAME, R, FULL) \
+__attribute__((target("avx2,fma"))) \
+static void NAME(const float *x, const float *dz, long n, long in, long out, long i, long j, long nj, \
+		float *p, float *m, float *v, const latent_adam256 *c) { \
+	__m256 acc[R][2]; \
+	_Pragma("GCC unroll 6") for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps(); \
+	__m256i k0 = latent_mask8(nj), k1 = latent_mask8(nj - 8); \
+	for (long b = 0; b < n; b++) { \
+		const float *d = dz + b * out + j; \
+		__m256 d0 = FULL ? _mm256_loadu_ps(d) : _mm256_maskload_ps(d, k0); \
+		__m256 d1 = FULL ? _mm256_loadu_ps(d + 8) : _mm256_maskload_ps(d + 8, k1); \
+		_Pragma("GCC unroll 6") for (int r = 0; r < R; r++) { \
+			__m256 xr = _mm256_broadcast_ss(x + b * in + i + r); \
+			acc[r][0] = _mm256_fmadd_ps(xr, d0, acc[r][0]); \
+			acc[r][1] = _mm256_fmadd_ps(xr, d1, acc[r][1]); \
+		} \
+	} \
+	_Pragma("GCC unroll 6") for (int r = 0; r < R; r++) { \
+		long at = (i + r) * out + j; \
+		latent_adam256_step(c, p + at, m + at, v + at, acc[r][0], FULL || nj >= 8, k0); \
+		if (FULL || nj > 8) latent_adam256_step(c, p + at + 8, m + at + 8, v + at + 8, acc[r][1], FULL, k1); \
+	} \
+}
+LATENT_LINEAR_BLOCK8(latent_linear_block8_6_full, 6, 1)
+LATENT_LINEAR_BLOCK8(latent_linear_block8_6, 6, 0)
+LATENT_LINEAR_BLOCK8(latent_linear_block8_1_full, 1, 1)
+LATENT_LINEAR_BLOCK8(latent_linear_block8_1, 1, 0)
+
+// latent_linear_dw_adam256 is latent_linear_dw_adam512 with AVX2 and FMA:
+// blocks of 6 rows (then 1) and 16 columns, along the rows, with the same
+// sums and the same Adam arithmetic, so the same bits.
+static void latent_linear_dw_adam256(const float *x, const float *dz, long n, long in, long out, long r0, long r1,
+		float *p, float *m, float *v, latent_adam_hyper h) {
+	latent_adam256 c = latent_adam256_init(h);
+	for (long i = r0; i < r1; ) {
+		long rows = r1 - i >= 6 ? 6 : 1;
+		for (long j = 0; j < out; j += 16) {
+			long nj = out - j < 16 ? out - j : 16;
+			if (rows == 6 && nj == 16) latent_linear_block8_6_full(x, dz, n, in, out, i, j, nj, p, m, v, &c);
+			else if (rows == 6) latent_linear_block8_6(x, dz, n, in, out, i, j, nj, p, m, v, &c);
+			else if (nj == 16) latent_linear_block8_1_full(x, dz, n, in, out, i, j, nj, p, m, v, &c);
+			else latent_linear_block8_1(x, dz, n, in, out, i, j, nj, p, m, v, &c);
+		}
+		i += rows;
+	}
+}
+
+// latent_linear_width is the vector width of the Linear kernels
+// (latent_sgemm and latent_linear_dw_adam): 16 with AVX-512, 8 with AVX2
+// and FMA, 0 (none) without.
+static int latent_linear_width(void) {
+	__builtin_cpu_init();
+	if (__builtin_cpu_supports("avx512f")) return 16;
+	if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 8;
+	return 0;
+}
+
+static void latent_linear_dw_adam(int width, const float *x, const float *dz, long n, long in, long out, long r0, long r1,
+		float *p, float *m, float *v, latent_adam_hyper h) {
+	if (width == 16) latent_linear_dw_adam512(x, dz, n, in, out, r0, r1, p, m, v, h);
+	else latent_linear_dw_adam256(x, dz, n, in, out, r0, r1, p, m, v, h);
+}
+
 // latent_adam_avx2 updates the values 8 at a time and returns how many it
 // updated.
 __attribute__((target("avx2")))
 static long latent_adam_avx2(float *p, const float *g, float *m, float *v, long n, latent_adam_hyper h) {
-	__m256 ss = _mm256_set1_ps(h.step_size), ib = _mm256_set1_ps(h.inv_bc2_sqrt), eps = _mm256_set1_ps(h.eps);
-	__m256 b1 = _mm256_set1_ps(h.b1), b2 = _mm256_set1_ps(h.b2), c1 = _mm256_set1_ps(1 - h.b1), c2 = _mm256_set1_ps(1 - h.b2);
-	__m256 tiny = _mm256_set1_ps(FLT_MIN), absMask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-	__m256 keep = _mm256_set1_ps(1 - h.wd);
+	latent_adam256 c = latent_adam256_init(h);
+	__m256i all = _mm256_set1_epi32(-1);
 	long j = 0;
-	for (; j + 8 <= n; j += 8) {
-		__m256 gj = _mm256_loadu_ps(g + j);
-		__m256 mj = _mm256_add_ps(_mm256_mul_ps(b1, _mm256_loadu_ps(m + j)), _mm256_mul_ps(c1, gj));
-		__m256 vj = _mm256_add_ps(_mm256_mul_ps(b2, _mm256_loadu_ps(v + j)), _mm256_mul_ps(_mm256_mul_ps(c2, gj), gj));
-		// Zero where |m| < FLT_MIN or v < FLT_MIN (false for NaN).
-		mj = _mm256_andnot_ps(_mm256_cmp_ps(_mm256_and_ps(mj, absMask), tiny, _CMP_LT_OQ), mj);
-		vj = _mm256_andnot_ps(_mm256_cmp_ps(vj, tiny, _CMP_LT_OQ), vj);
-		_mm256_storeu_ps(m + j, mj);
-		_mm256_storeu_ps(v + j, vj);
-		__m256 denom = _mm256_add_ps(_mm256_mul_ps(_mm256_sqrt_ps(vj), ib), eps);
-		_mm256_storeu_ps(p + j, _mm256_sub_ps(_mm256_mul_ps(_mm256_loadu_ps(p + j), keep), _mm256_div_ps(_mm256_mul_ps(ss, mj), denom)));
-	}
+	for (; j + 8 <= n; j += 8) latent_adam256_step(&c, p + j, m + j, v + j, _mm256_loadu_ps(g + j), 1, all);
 	return j;
 }
 
@@ -837,6 +945,141 @@ static void latent_conv3x3(float *y, const float *x, const float *w, long n, lon
 	else latent_conv3x3_body(y, x, w, n, cin, cout, h, wd, bias, pooled, where, 2, 4);
 }
 
+// latent_gomax8 is latent_gomax with AVX2: Go's max of each lane (NaN
+// first, +0 over -0).
+__attribute__((target("avx2")))
+static inline __m256 latent_gomax8(__m256 x, __m256 y) {
+	__m256 m = _mm256_max_ps(x, y);
+	m = _mm256_blendv_ps(m, _mm256_and_ps(x, y), _mm256_cmp_ps(x, y, _CMP_EQ_OQ));
+	return _mm256_blendv_ps(m, _mm256_add_ps(x, y), _mm256_cmp_ps(x, y, _CMP_UNORD_Q));
+}
+
+// latent_pool8 pools the columns of two rows, each two registers (a, b: 16
+// columns), into 8 values: the maxima of the 2×2 windows, Go's max in the
+// order of latent_maxpool2x2, and in codes their places (0–3, row-major,
+// the first maximum), plus 4 where the maximum is above zero or NaN.
+__attribute__((target("avx2"), always_inline))
+static inline __m256 latent_pool8(__m256 a0, __m256 b0, __m256 a1, __m256 b1, __m256i *codes) {
+	__m256 a = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a0, b0, _MM_SHUFFLE(2, 0, 2, 0))), 0xd8));
+	__m256 b = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a0, b0, _MM_SHUFFLE(3, 1, 3, 1))), 0xd8));
+	__m256 c = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a1, b1, _MM_SHUFFLE(2, 0, 2, 0))), 0xd8));
+	__m256 e = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a1, b1, _MM_SHUFFLE(3, 1, 3, 1))), 0xd8));
+	__m256 m0 = latent_gomax8(a, b), m1 = latent_gomax8(c, e), m = latent_gomax8(m0, m1);
+	const __m256i one = _mm256_set1_epi32(1);
+	__m256i s0 = _mm256_and_si256(_mm256_castps_si256(_mm256_cmp_ps(b, a, _CMP_GT_OQ)), one);
+	__m256i s1 = _mm256_add_epi32(_mm256_set1_epi32(2), _mm256_and_si256(_mm256_castps_si256(_mm256_cmp_ps(e, c, _CMP_GT_OQ)), one));
+	__m256i code = _mm256_blendv_epi8(s0, s1, _mm256_castps_si256(_mm256_cmp_ps(m1, m0, _CMP_GT_OQ)));
+	*codes = _mm256_add_epi32(code, _mm256_and_si256(_mm256_castps_si256(_mm256_cmp_ps(m, _mm256_setzero_ps(), _CMP_NLE_UQ)), _mm256_set1_epi32(4)));
+	return m;
+}
+
+// latent_conv3x3_body8 is latent_conv3x3_body with AVX2 and FMA, the same
+// bits: the same padded planes (LATENT_CONV_ROW·NH values a row), each
+// output row 2·NH registers of 8 lanes, blocks of CB output channels × 2
+// rows, every value summed over ci, ky, kx in order, one fused
+// multiply-add a term; then the same bias, ReLU and pooling.
+__attribute__((target("avx2,fma"), always_inline))
+static inline void latent_conv3x3_body8(float *y, const float *x, const float *w, long n, long cin, long cout, long h, long wd,
+	const float *bias, float *pooled, uint8_t *where, const int NH, const int CB) {
+	float pad[LATENT_CONV_MAX], wpk[LATENT_CONV_MAX];
+	const int NV = 2 * NH;
+	const long R = 16 * NH, plane = (h + 2) * R;
+	for (long t = 0; t < cin * plane + 3 * R; t++) pad[t] = 0;
+	for (long co = 0; co < cout; co += CB) {
+		for (long ci = 0; ci < cin; ci++) {
+			for (int t = 0; t < 9; t++) {
+				for (int q = 0; q < CB; q++) wpk[((co / CB * cin + ci) * 9 + t) * CB + q] = w[((co + q) * cin + ci) * 9 + t];
+			}
+		}
+	}
+	__m256i ky8[4], kp8[2];
+	for (int u = 0; u < 4; u++) ky8[u] = latent_mask8(wd - 8 * u);
+	const long ph = h / 2, pw = wd / 2;
+	for (int u = 0; u < 2; u++) kp8[u] = latent_mask8(pw - 8 * u);
+	const __m256 zero = _mm256_setzero_ps();
+	for (long s = 0; s < n; s++) {
+		for (long ci = 0; ci < cin; ci++) {
+			for (long r = 0; r < h; r++) {
+				float *dst = pad + ci * plane + (r + 1) * R + 1;
+				const float *src = x + ((s * cin + ci) * h + r) * wd;
+				for (long c = 0; c < wd; c++) dst[c] = src[c];
+			}
+		}
+		for (long co = 0; co < cout; co += CB) {
+			for (long r = 0; r < h; r += 2) {
+				__m256 acc[2][2][4];
+				_Pragma("GCC unroll 2") for (int q = 0; q < CB; q++) {
+					_Pragma("GCC unroll 2") for (int i = 0; i < 2; i++) {
+						_Pragma("GCC unroll 4") for (int u = 0; u < NV; u++) acc[q][i][u] = zero;
+					}
+				}
+				for (long ci = 0; ci < cin; ci++) {
+					const float *in = pad + ci * plane + r * R;
+					const float *wc = wpk + (co / CB * cin + ci) * 9 * CB;
+					_Pragma("GCC unroll 3") for (int ky = 0; ky < 3; ky++) {
+						_Pragma("GCC unroll 3") for (int kx = 0; kx < 3; kx++) {
+							__m256 wv[2];
+							_Pragma("GCC unroll 2") for (int q = 0; q < CB; q++) wv[q] = _mm256_broadcast_ss(wc + (ky * 3 + kx) * CB + q);
+							_Pragma("GCC unroll 2") for (int i = 0; i < 2; i++) {
+								_Pragma("GCC unroll 4") for (int u = 0; u < NV; u++) {
+									__m256 iv = _mm256_loadu_ps(in + (ky + i) * R + kx + 8 * u);
+									__asm__("" : "+x"(iv)); // one load for the CB channels, not one each
+									_Pragma("GCC unroll 2") for (int q = 0; q < CB; q++) acc[q][i][u] = _mm256_fmadd_ps(wv[q], iv, acc[q][i][u]);
+								}
+							}
+						}
+					}
+				}
+				_Pragma("GCC unroll 2") for (int q = 0; q < CB; q++) {
+					if (bias) {
+						const __m256 bv = _mm256_set1_ps(bias[co + q]);
+						_Pragma("GCC unroll 2") for (int i = 0; i < 2; i++) {
+							_Pragma("GCC unroll 4") for (int u = 0; u < NV; u++) {
+								__m256 v = _mm256_add_ps(acc[q][i][u], bv);
+								acc[q][i][u] = _mm256_and_ps(_mm256_cmp_ps(v, zero, _CMP_NLE_UQ), v);
+							}
+						}
+					}
+					if (y) {
+						float *yr = y + ((s * cout + co + q) * h + r) * wd;
+						_Pragma("GCC unroll 4") for (int u = 0; u < NV; u++) {
+							if (8 * u < wd) _mm256_maskstore_ps(yr + 8 * u, ky8[u], acc[q][0][u]);
+							if (8 * u < wd && r + 1 < h) _mm256_maskstore_ps(yr + wd + 8 * u, ky8[u], acc[q][1][u]);
+						}
+					}
+					if (!pooled) continue;
+					const long at = ((s * cout + co + q) * ph + r / 2) * pw;
+					_Pragma("GCC unroll 2") for (int t = 0; t < NH; t++) {
+						if (8 * t >= pw) break;
+						__m256i codes;
+						__m256 m = latent_pool8(acc[q][0][2 * t], acc[q][0][2 * t + 1], acc[q][1][2 * t], acc[q][1][2 * t + 1], &codes);
+						_mm256_maskstore_ps(pooled + at + 8 * t, kp8[t], m);
+						if (!where) continue;
+						int32_t cv[8];
+						_mm256_storeu_si256((__m256i *)cv, codes);
+						for (long l = 0; l < 8 && 8 * t + l < pw; l++) where[at + 8 * t + l] = (uint8_t)cv[l];
+					}
+				}
+			}
+		}
+	}
+}
+
+// latent_conv3x3_avx2 is latent_conv3x3_body8 for rows of up to 14 values
+// (two registers, blocks of 2 channels) or 30 (four, one channel).
+__attribute__((target("avx2,fma")))
+static void latent_conv3x3_avx2(float *y, const float *x, const float *w, long n, long cin, long cout, long h, long wd,
+	const float *bias, float *pooled, uint8_t *where) {
+	if (wd <= 14) latent_conv3x3_body8(y, x, w, n, cin, cout, h, wd, bias, pooled, where, 1, 2);
+	else latent_conv3x3_body8(y, x, w, n, cin, cout, h, wd, bias, pooled, where, 2, 1);
+}
+
+static void latent_conv3x3_width(int width, float *y, const float *x, const float *w, long n, long cin, long cout, long h, long wd,
+	const float *bias, float *pooled, uint8_t *where) {
+	if (width == 16) latent_conv3x3(y, x, w, n, cin, cout, h, wd, bias, pooled, where);
+	else latent_conv3x3_avx2(y, x, w, n, cin, cout, h, wd, bias, pooled, where);
+}
+
 // latent_conv3x3_grad_w_ref is latent_conv3x3_grad_w's scalar reference:
 // the weight gradient of latent_conv3x3_ref over n samples, for input
 // channels [ci0, ci1) of dw [cout, cin, 3, 3], from x [n, cin, h, wd] and
@@ -1032,6 +1275,8 @@ static const latent_gemm_fn latent_gemm6[4] = {latent_gemm6_1, latent_gemm6_2, l
 static const latent_gemm_fn latent_gemm4[4] = {latent_gemm4_1, latent_gemm4_2, latent_gemm4_3, latent_gemm4_4};
 static const latent_gemm_fn latent_gemm1[4] = {latent_gemm1_1, latent_gemm1_2, latent_gemm1_3, latent_gemm1_4};
 
+static void latent_gemm_pack_t(const float *b, long ldb, long p0, long kb, long j0, long nj, float *pk);
+
 // latent_gemm_pack copies the block of op(B) of rows [p0, p0+kb) and
 // columns [j0, j0+nj) into pk, kb rows of 64 values, the columns past nj
 // zero.
@@ -1049,7 +1294,13 @@ static void latent_gemm_pack(int transB, const float *b, long ldb, long p0, long
 		}
 		return;
 	}
-	// pk[p][jj] = B[j0+jj][p0+p]: 8×8 blocks, then the edges one at a time.
+	latent_gemm_pack_t(b, ldb, p0, kb, j0, nj, pk);
+}
+
+// latent_gemm_pack_t is latent_gemm_pack's transposed case: pk[p][jj] =
+// B[j0+jj][p0+p], in 8×8 blocks, then the edges one at a time.
+__attribute__((target("avx")))
+static void latent_gemm_pack_t(const float *b, long ldb, long p0, long kb, long j0, long nj, float *pk) {
 	long j = 0;
 	for (; j + 8 <= nj; j += 8) {
 		long p = 0;
@@ -1082,6 +1333,106 @@ static void latent_sgemm(int transB, long m, long n, long k, const float *a, lon
 			for (; i < m; i++) latent_gemm1[v](kb, a + i * lda + p0, lda, pk, c + i * ldc + j0, ldc, nj, p0 == 0);
 		}
 	}
+}
+
+// latent_gemm_pack8 is latent_gemm_pack without AVX-512.
+static void latent_gemm_pack8(int transB, const float *b, long ldb, long p0, long kb, long j0, long nj, float *pk) {
+	if (transB) {
+		latent_gemm_pack_t(b, ldb, p0, kb, j0, nj, pk);
+		return;
+	}
+	for (long p = 0; p < kb; p++) {
+		const float *s = b + (p0 + p) * ldb + j0;
+		float *d = pk + p * 64;
+		long j = 0;
+		for (; j < nj; j++) d[j] = s[j];
+		for (; j < 64; j++) d[j] = 0;
+	}
+}
+// latent_gemm8_<R> is latent_gemm<R>_2's AVX2 form: it adds the products
+// of R rows of A (ap, kb values from the block's first) and 16 columns of
+// a panel (pk, kb rows 64 apart) to nj ≤ 16 columns of R rows of C (cp),
+// or sets them to the products where first, with C's R×16 values in 2R
+// registers: the same chains of fused multiply-adds, so the same bits.
+#define LATENT_GEMM8_ROW(r) \
+	{ \
+		__m256 x = _mm256_broadcast_ss(ap + r * lda + p); \
+		c##r##0 = _mm256_fmadd_ps(x, b0, c##r##0); \
+		c##r##1 = _mm256_fmadd_ps(x, b1, c##r##1); \
+	}
+#define LATENT_GEMM8_INIT(r) \
+	__m256 c##r##0, c##r##1; \
+	if (first) { \
+		c##r##0 = c##r##1 = _mm256_setzero_ps(); \
+	} else if (full) { \
+		c##r##0 = _mm256_loadu_ps(cp + r * ldc); \
+		c##r##1 = _mm256_loadu_ps(cp + r * ldc + 8); \
+	} else { \
+		c##r##0 = _mm256_maskload_ps(cp + r * ldc, k0); \
+		c##r##1 = _mm256_maskload_ps(cp + r * ldc + 8, k1); \
+	}
+#define LATENT_GEMM8_STORE(r) \
+	if (full) { \
+		_mm256_storeu_ps(cp + r * ldc, c##r##0); \
+		_mm256_storeu_ps(cp + r * ldc + 8, c##r##1); \
+	} else { \
+		_mm256_maskstore_ps(cp + r * ldc, k0, c##r##0); \
+		_mm256_maskstore_ps(cp + r * ldc + 8, k1, c##r##1); \
+	}
+#define LATENT_GEMM8_R6 LATENT_GEMM8_ROW(0) LATENT_GEMM8_ROW(1) LATENT_GEMM8_ROW(2) LATENT_GEMM8_ROW(3) LATENT_GEMM8_ROW(4) LATENT_GEMM8_ROW(5)
+#define LATENT_GEMM8_R4 LATENT_GEMM8_ROW(0) LATENT_GEMM8_ROW(1) LATENT_GEMM8_ROW(2) LATENT_GEMM8_ROW(3)
+#define LATENT_GEMM8_R1 LATENT_GEMM8_ROW(0)
+#define LATENT_GEMM8_INIT6 LATENT_GEMM8_INIT(0) LATENT_GEMM8_INIT(1) LATENT_GEMM8_INIT(2) LATENT_GEMM8_INIT(3) LATENT_GEMM8_INIT(4) LATENT_GEMM8_INIT(5)
+#define LATENT_GEMM8_INIT4 LATENT_GEMM8_INIT(0) LATENT_GEMM8_INIT(1) LATENT_GEMM8_INIT(2) LATENT_GEMM8_INIT(3)
+#define LATENT_GEMM8_INIT1 LATENT_GEMM8_INIT(0)
+#define LATENT_GEMM8_STORE6 LATENT_GEMM8_STORE(0) LATENT_GEMM8_STORE(1) LATENT_GEMM8_STORE(2) LATENT_GEMM8_STORE(3) LATENT_GEMM8_STORE(4) LATENT_GEMM8_STORE(5)
+#define LATENT_GEMM8_STORE4 LATENT_GEMM8_STORE(0) LATENT_GEMM8_STORE(1) LATENT_GEMM8_STORE(2) LATENT_GEMM8_STORE(3)
+#define LATENT_GEMM8_STORE1 LATENT_GEMM8_STORE(0)
+#define LATENT_GEMM8(R) \
+__attribute__((target("avx2,fma"))) \
+static void latent_gemm8_##R(long kb, const float *ap, long lda, const float *pk, float *cp, long ldc, long nj, int first) { \
+	__m256i k0 = latent_mask8(nj), k1 = latent_mask8(nj - 8); \
+	int full = nj >= 16; \
+	LATENT_GEMM8_INIT##R \
+	const float *bp = pk; \
+	for (long p = 0; p < kb; p++, bp += 64) { \
+		__m256 b0 = _mm256_load_ps(bp), b1 = _mm256_load_ps(bp + 8); \
+		LATENT_GEMM8_R##R \
+	} \
+	LATENT_GEMM8_STORE##R \
+}
+LATENT_GEMM8(6) LATENT_GEMM8(4) LATENT_GEMM8(1)
+
+// latent_sgemm256 is latent_sgemm with AVX2 and FMA: the same panels, each
+// 64 columns wide, taken 16 columns at a time by 6 rows (then 4, then 1):
+// the same sums in the same order, so the same bits.
+__attribute__((target("avx2,fma")))
+static void latent_sgemm256(int transB, long m, long n, long k, const float *a, long lda, const float *b, long ldb, float *c, long ldc) {
+	float pk[LATENT_KC * 64] __attribute__((aligned(64)));
+	if (k == 0) {
+		for (long i = 0; i < m; i++)
+			for (long j = 0; j < n; j++) c[i * ldc + j] = 0;
+		return;
+	}
+	for (long j0 = 0; j0 < n; j0 += 64) {
+		long nj = n - j0 < 64 ? n - j0 : 64;
+		for (long p0 = 0; p0 < k; p0 += LATENT_KC) {
+			long kb = k - p0 < LATENT_KC ? k - p0 : LATENT_KC;
+			latent_gemm_pack8(transB, b, ldb, p0, kb, j0, nj, pk);
+			for (long q = 0; q < nj; q += 16) {
+				const float *pq = pk + q;
+				long i = 0;
+				for (; i + 6 <= m; i += 6) latent_gemm8_6(kb, a + i * lda + p0, lda, pq, c + i * ldc + j0 + q, ldc, nj - q, p0 == 0);
+				for (; i + 4 <= m; i += 4) latent_gemm8_4(kb, a + i * lda + p0, lda, pq, c + i * ldc + j0 + q, ldc, nj - q, p0 == 0);
+				for (; i < m; i++) latent_gemm8_1(kb, a + i * lda + p0, lda, pq, c + i * ldc + j0 + q, ldc, nj - q, p0 == 0);
+			}
+		}
+	}
+}
+
+static void latent_sgemm_width(int width, int transB, long m, long n, long k, const float *a, long lda, const float *b, long ldb, float *c, long ldc) {
+	if (width == 16) latent_sgemm(transB, m, n, k, a, lda, b, ldb, c, ldc);
+	else latent_sgemm256(transB, m, n, k, a, lda, b, ldb, c, ldc);
 }
 
 // latent_conv3x3_pool_grad computes, for samples [s0, s1) of a 3×3 "same"
@@ -1424,9 +1775,31 @@ import "C"
 // AVX-512, 8 with AVX2, else 1.
 var AdamWidth = int(C.latent_adam_width())
 
-// Vector is whether the CPU has AVX-512, which LinearWeightStep and the
-// element-wise kernels need; without it they fall back to Go.
+// Vector is whether the CPU has AVX-512, which the element-wise and
+// convolution kernels need; without it they fall back to Go.
 var Vector = AdamWidth == 16
+
+// fmaWidth is how many values at once the kernels with both an AVX-512
+// and an AVX2 form (Sgemm, LinearWeightStep, Conv3x3 and Conv3x3ReLUPool)
+// take on this CPU: 16 with AVX-512, 8 with AVX2 and FMA, 0 where they do
+// not run. Both forms give the same bits.
+var fmaWidth = int(C.latent_linear_width())
+
+// Products is whether Sgemm and LinearWeightStep run on this CPU: with
+// AVX-512, or with AVX2 and FMA.
+var Products = fmaWidth != 0
+
+// widths are the widths of the kernels with two forms that this CPU runs,
+// for the tests: both where it has AVX-512.
+func widths() []int {
+	switch fmaWidth {
+	case 16:
+		return []int{16, 8}
+	case 8:
+		return []int{8}
+	}
+	return nil
+}
 
 // sigmoidVector is whether the CPU runs the vectorised sigmoid.
 var sigmoidVector = C.latent_sigmoid_vector() != 0
@@ -1451,9 +1824,16 @@ func hyper(s AdamStep) C.latent_adam_hyper {
 // v, with the gradient in registers. Each value of dW is summed over the n
 // samples in order, with one fused multiply-add a sample: the bits of
 // LinearWeightStepRef on every CPU, which may differ from a BLAS's gemm by
-// rounding. It reports false, doing nothing, where the CPU lacks AVX-512.
+// rounding. It reports false, doing nothing, where the CPU lacks both
+// AVX-512 and AVX2 with FMA (Products).
 func LinearWeightStep(x, dz []float32, n, in, out, r0, r1 int, p, m, v []float32, s AdamStep) bool {
-	if !Vector {
+	return linearWeightStepWidth(fmaWidth, x, dz, n, in, out, r0, r1, p, m, v, s)
+}
+
+// linearWeightStepWidth is LinearWeightStep with width values at a time
+// (one of widths).
+func linearWeightStepWidth(width int, x, dz []float32, n, in, out, r0, r1 int, p, m, v []float32, s AdamStep) bool {
+	if width == 0 {
 		return false
 	}
 	if r0 >= r1 || n == 0 || out == 0 {
@@ -1461,7 +1841,7 @@ func LinearWeightStep(x, dz []float32, n, in, out, r0, r1 int, p, m, v []float32
 	}
 	_, _ = x[(n-1)*in+r1-1], dz[n*out-1]
 	_, _, _ = p[in*out-1], m[in*out-1], v[in*out-1]
-	C.latent_linear_dw_adam512((*C.float)(&x[0]), (*C.float)(&dz[0]), C.long(n), C.long(in), C.long(out), C.long(r0), C.long(r1),
+	C.latent_linear_dw_adam(C.int(width), (*C.float)(&x[0]), (*C.float)(&dz[0]), C.long(n), C.long(in), C.long(out), C.long(r0), C.long(r1),
 		(*C.float)(&p[0]), (*C.float)(&m[0]), (*C.float)(&v[0]), hyper(s))
 	return true
 }
@@ -1606,6 +1986,9 @@ func Describe() string {
 	case Vector:
 		return "C with AVX-512 (Adam 16 values at a time, the Linear products and fused weight step, the direct 3×3 convolution, element-wise loops)"
 	case AdamWidth == 8:
+		if Products {
+			return "C with AVX2 and FMA (Adam 8 values at a time, the Linear products and fused weight step, the direct 3×3 convolution); Go for the rest"
+		}
 		return "C with AVX2 (Adam 8 values at a time); Go for the rest"
 	}
 	return "C, one value at a time, for Adam; Go for the rest (no AVX2 or AVX-512 on this CPU)"
@@ -1690,18 +2073,24 @@ func Im2ColSame(dst, x []float32, c, h, w, k, pad, r0, r1 int) bool {
 
 // Conv3x3 sets y [n, cout, h, wd] to the 3×3 convolutions of the n
 // samples x [n, cin, h, wd] by w [cout, cin, 3, 3], with stride 1 and
-// padding 1 and without bias, with AVX-512: the bits of Conv3x3Ref, each
-// value summed over ci, then ky, then kx, from +0, one fused multiply-add a
-// term. It reports false, doing nothing, where the CPU lacks AVX-512, a
-// row is longer than 30 values, cout is not a multiple of 8 (rows of up to
-// 14 values) or 4 (longer rows), or a sample's padded input or the
-// weights would exceed their buffers (16,384 values each).
+// padding 1 and without bias, with AVX-512 or AVX2 and FMA: the bits of
+// Conv3x3Ref on either, each value summed over ci, then ky, then kx, from
+// +0, one fused multiply-add a term. It reports false, doing nothing,
+// where the CPU lacks both, a row is longer than 30 values, cout is not a
+// multiple of 8 (rows of up to 14 values) or 4 (longer rows), or a
+// sample's padded input or the weights would exceed their buffers (16,384
+// values each).
 func Conv3x3(y, x, w []float32, n, cin, cout, h, wd int) bool {
-	if n < 1 || !conv3x3Fits(cin, cout, h, wd) {
+	return conv3x3Width(fmaWidth, y, x, w, n, cin, cout, h, wd)
+}
+
+// conv3x3Width is Conv3x3 with width values at a time (one of widths).
+func conv3x3Width(width int, y, x, w []float32, n, cin, cout, h, wd int) bool {
+	if n < 1 || !conv3x3Fits(width, cin, cout, h, wd) {
 		return false
 	}
 	_, _, _ = y[n*cout*h*wd-1], x[n*cin*h*wd-1], w[cout*cin*9-1]
-	C.latent_conv3x3((*C.float)(&y[0]), (*C.float)(&x[0]), (*C.float)(&w[0]), C.long(n), C.long(cin), C.long(cout), C.long(h), C.long(wd), nil, nil, nil)
+	C.latent_conv3x3_width(C.int(width), (*C.float)(&y[0]), (*C.float)(&x[0]), (*C.float)(&w[0]), C.long(n), C.long(cin), C.long(cout), C.long(h), C.long(wd), nil, nil, nil)
 	return true
 }
 
@@ -1714,7 +2103,13 @@ func Conv3x3(y, x, w []float32, n, cin, cout, h, wd int) bool {
 // wd must be even; it reports false, doing nothing, where they are not or
 // where Conv3x3 would.
 func Conv3x3ReLUPool(y, x, w, bias []float32, n, cin, cout, h, wd int, pooled []float32, where []uint8) bool {
-	if n < 1 || h%2 != 0 || wd%2 != 0 || !conv3x3Fits(cin, cout, h, wd) {
+	return conv3x3ReLUPoolWidth(fmaWidth, y, x, w, bias, n, cin, cout, h, wd, pooled, where)
+}
+
+// conv3x3ReLUPoolWidth is Conv3x3ReLUPool with width values at a time (one
+// of widths).
+func conv3x3ReLUPoolWidth(width int, y, x, w, bias []float32, n, cin, cout, h, wd int, pooled []float32, where []uint8) bool {
+	if n < 1 || h%2 != 0 || wd%2 != 0 || !conv3x3Fits(width, cin, cout, h, wd) {
 		return false
 	}
 	np := n * cout * h * wd / 4
@@ -1729,7 +2124,7 @@ func Conv3x3ReLUPool(y, x, w, bias []float32, n, cin, cout, h, wd int, pooled []
 		_ = where[np-1]
 		wp = (*C.uint8_t)(&where[0])
 	}
-	C.latent_conv3x3(yp, (*C.float)(&x[0]), (*C.float)(&w[0]), C.long(n), C.long(cin), C.long(cout), C.long(h), C.long(wd),
+	C.latent_conv3x3_width(C.int(width), yp, (*C.float)(&x[0]), (*C.float)(&w[0]), C.long(n), C.long(cin), C.long(cout), C.long(h), C.long(wd),
 		(*C.float)(&bias[0]), (*C.float)(&pooled[0]), wp)
 	return true
 }
@@ -1894,13 +2289,15 @@ func conv3x3Block(wd int) int {
 	return 8
 }
 
-// conv3x3Fits reports whether latent_conv3x3 takes these sizes on this CPU.
-func conv3x3Fits(cin, cout, h, wd int) bool {
+// conv3x3Fits reports whether latent_conv3x3 takes these sizes with width
+// values at a time (the AVX2 form's blocks of 2 and 1 channels divide the
+// AVX-512 form's of 8 and 4).
+func conv3x3Fits(width, cin, cout, h, wd int) bool {
 	nh, cb := 1, conv3x3Block(wd)
 	if wd > C.LATENT_CONV_ROW-2 {
 		nh = 2
 	}
-	return Vector && wd >= 1 && wd <= 2*C.LATENT_CONV_ROW-2 && h >= 1 && cin >= 1 && cout >= cb && cout%cb == 0 &&
+	return width != 0 && wd >= 1 && wd <= 2*C.LATENT_CONV_ROW-2 && h >= 1 && cin >= 1 && cout >= cb && cout%cb == 0 &&
 		cin*(h+2)*nh*C.LATENT_CONV_ROW+3*nh*C.LATENT_CONV_ROW <= C.LATENT_CONV_MAX && cout*cin*9 <= C.LATENT_CONV_MAX
 }
 
@@ -1917,19 +2314,26 @@ func Conv3x3Ref(y, x, w []float32, cin, cout, h, wd int) {
 // Sgemm sets c [m, n] (rows ldc apart) to a·op(b): a is [m, k] (rows lda
 // apart), and b is [k, n] (rows ldb apart), or, with transB, [n, k] and
 // transposed. Each value is one chain of fused multiply-adds over k in
-// order, from zero: the bits of SgemmRef on every CPU with AVX-512, which
-// may differ from a BLAS's gemm by rounding. It copies a block of b into a
-// 32 KB panel on the C stack and reads a, b and c only, besides writing c.
-// It reports false, doing nothing, where the CPU lacks AVX-512.
+// order, from zero: the bits of SgemmRef on every CPU with AVX-512 or
+// AVX2 and FMA, which may differ from a BLAS's gemm by rounding. It copies
+// a block of b into a 32 KB panel on the C stack and reads a, b and c
+// only, besides writing c. It reports false, doing nothing, where the CPU
+// lacks both (Products).
 func Sgemm(transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) bool {
-	if !Vector {
+	return sgemmWidth(fmaWidth, transB, m, n, k, a, lda, b, ldb, c, ldc)
+}
+
+// sgemmWidth is Sgemm with width values of a row at a time (one of
+// widths).
+func sgemmWidth(width int, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) bool {
+	if width == 0 {
 		return false
 	}
 	if m == 0 || n == 0 {
 		return true
 	}
 	sgemmCheck(transB, m, n, k, a, lda, b, ldb, c, ldc)
-	C.latent_sgemm(cBool(transB), C.long(m), C.long(n), C.long(k), sgemmPtr(a, k), C.long(lda), sgemmPtr(b, k), C.long(ldb),
+	C.latent_sgemm_width(C.int(width), cBool(transB), C.long(m), C.long(n), C.long(k), sgemmPtr(a, k), C.long(lda), sgemmPtr(b, k), C.long(ldb),
 		(*C.float)(&c[0]), C.long(ldc))
 	return true
 }
