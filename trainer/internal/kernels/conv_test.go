@@ -233,9 +233,15 @@ func testConv3x3ReLUPool(t *testing.T, width int) {
 // (h·wd+n)·2⁻²⁴·Σ|terms|. An infinite input must give the reference's
 // infinities and NaNs.
 func TestConv3x3GradW(t *testing.T) {
-	if !Vector {
-		t.Skip("no AVX-512 on this CPU: the trainer takes the weight gradient with im2col and a product")
+	if !Products {
+		t.Skip("no AVX-512 or AVX2 and FMA on this CPU: the trainer takes the weight gradient with im2col and a product")
 	}
+	for _, width := range widths() {
+		t.Run(fmt.Sprintf("width=%d", width), func(t *testing.T) { testConv3x3GradW(t, width) })
+	}
+}
+
+func testConv3x3GradW(t *testing.T, width int) {
 	rng := rand.New(rand.NewPCG(7, 8))
 	for _, s := range []struct{ cin, cout, h, wd, ci0, ci1 int }{
 		{16, 32, 14, 14, 0, 16}, {16, 32, 14, 14, 4, 12}, {1, 16, 28, 28, 0, 1}, {3, 16, 5, 7, 1, 3},
@@ -269,7 +275,7 @@ func TestConv3x3GradW(t *testing.T) {
 				got[i], want[i] = 7, 7
 			}
 			scratch := make([]float32, Conv3x3GradWScratch(s.ci1-s.ci0, s.cout, s.h, s.wd))
-			if !Conv3x3GradW(got, x, dzT, n, s.cin, s.cout, s.h, s.wd, s.ci0, s.ci1, scratch) {
+			if !conv3x3GradWWidth(width, got, x, dzT, n, s.cin, s.cout, s.h, s.wd, s.ci0, s.ci1, scratch) {
 				t.Fatalf("%+v: Conv3x3GradW refused", s)
 			}
 			Conv3x3GradWRef(want, x, dzT, n, s.cin, s.cout, s.h, s.wd, s.ci0, s.ci1)
@@ -320,7 +326,7 @@ func TestConv3x3GradW(t *testing.T) {
 		}
 	}
 	for _, c := range []struct{ cout, ci0, ci1 int }{{8, 0, 16}, {24, 0, 16}, {32, 4, 4}, {32, 0, 17}, {32, -1, 3}} {
-		if Conv3x3GradW(make([]float32, c.cout*16*9), make([]float32, 16*14*14), make([]float32, c.cout*14*14), 1, 16, c.cout, 14, 14, c.ci0, c.ci1,
+		if conv3x3GradWWidth(width, make([]float32, c.cout*16*9), make([]float32, 16*14*14), make([]float32, c.cout*14*14), 1, 16, c.cout, 14, 14, c.ci0, c.ci1,
 			make([]float32, Conv3x3GradWScratch(16, c.cout, 14, 14))) {
 			t.Errorf("%+v: Conv3x3GradW accepted it", c)
 		}
@@ -335,8 +341,8 @@ func TestConv3x3GradW(t *testing.T) {
 // of a value in one run, as Conv3x3GradW first did, had ten times the
 // error.
 func TestConv3x3GradWAccuracy(t *testing.T) {
-	if !Vector {
-		t.Skip("no AVX-512 on this CPU")
+	if !Products {
+		t.Skip("no AVX-512 or AVX2 and FMA on this CPU")
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	const n, cin, cout, h, wd = 64, 16, 32, 14, 14
@@ -431,30 +437,29 @@ func BenchmarkConv3x3(b *testing.B) {
 				b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOPS")
 			})
 		}
-		if !Vector {
-			continue
-		}
-		b.Run(map[int]string{1: "grad-w-one", 2: "grad-w-two"}[parts], func(b *testing.B) {
-			dw := make([]float32, cout*cin*9)
-			accs := make([][]float32, parts)
-			for p := range parts {
-				accs[p] = make([]float32, Conv3x3GradWScratch(cin/parts, cout, h, wd))
-			}
-			for range b.N {
-				done := make(chan bool, parts)
+		for _, width := range widths() {
+			b.Run(fmt.Sprintf("width=%d/%s", width, map[int]string{1: "grad-w-one", 2: "grad-w-two"}[parts]), func(b *testing.B) {
+				dw := make([]float32, cout*cin*9)
+				accs := make([][]float32, parts)
 				for p := range parts {
-					go func() {
-						lo, hi := p*cin/parts, (p+1)*cin/parts
-						Conv3x3GradW(dw, x, y, n, cin, cout, h, wd, lo, hi, accs[p])
-						done <- true
-					}()
+					accs[p] = make([]float32, Conv3x3GradWScratch(cin/parts, cout, h, wd))
 				}
-				for range parts {
-					<-done
+				for range b.N {
+					done := make(chan bool, parts)
+					for p := range parts {
+						go func() {
+							lo, hi := p*cin/parts, (p+1)*cin/parts
+							conv3x3GradWWidth(width, dw, x, y, n, cin, cout, h, wd, lo, hi, accs[p])
+							done <- true
+						}()
+					}
+					for range parts {
+						<-done
+					}
 				}
-			}
-			b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOPS")
-		})
+				b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOPS")
+			})
+		}
 	}
 }
 

@@ -1191,6 +1191,67 @@ static void latent_conv3x3_grad_w(float *dw, const float *x, const float *dzt, l
 	else latent_conv3x3_grad_w_body(dw, x, dzt, n, cin, cout, h, wd, ci0, ci1, scratch, pad, 1);
 }
 
+// latent_conv3x3_grad_w_avx2 is latent_conv3x3_grad_w with AVX2 and FMA,
+// the same bits: blocks of 8 output channels, the lanes of one register,
+// so a block of one input channel's 9 weights is 9 registers of a sample's
+// sums; each position's term is one fused multiply-add of a row of dzt
+// and a broadcast value of the zero-padded input plane, in the same order.
+// scratch holds acc [ci1−ci0, 9, cout], then pad [ci1−ci0, h+2, wd+2].
+__attribute__((target("avx2,fma")))
+static void latent_conv3x3_grad_w_avx2(float *dw, const float *x, const float *dzt, long n, long cin, long cout, long h, long wd,
+	long ci0, long ci1, float *scratch) {
+	const long W2 = wd + 2, P = (h + 2) * W2, nci = ci1 - ci0;
+	float *acc = scratch, *pad = scratch + nci * 9 * cout;
+	for (long t = 0; t < nci * P; t++) pad[t] = 0;
+	for (long t = 0; t < nci * 9 * cout; t++) acc[t] = 0;
+	for (long s = 0; s < n; s++) {
+		for (long ci = 0; ci < nci; ci++) {
+			for (long r = 0; r < h; r++) {
+				float *dst = pad + ci * P + (r + 1) * W2 + 1;
+				const float *src = x + ((s * cin + ci0 + ci) * h + r) * wd;
+				for (long c = 0; c < wd; c++) dst[c] = src[c];
+			}
+		}
+		const float *ds = dzt + s * h * wd * cout;
+		for (long ci = 0; ci < nci; ci++) {
+			for (long cb = 0; cb < cout; cb += 8) {
+				float *ab = acc + ci * 9 * cout + cb;
+				__m256 a[9];
+				_Pragma("GCC unroll 9") for (int t = 0; t < 9; t++) a[t] = _mm256_setzero_ps();
+				for (long r = 0; r < h; r++) {
+					const float *x0 = pad + ci * P + r * W2;
+					const float *d = ds + r * wd * cout + cb;
+					for (long c = 0; c < wd; c++) {
+						const __m256 dv = _mm256_loadu_ps(d + c * cout);
+						const float *xc = x0 + c;
+						__asm__("" : "+r"(xc)); // broadcasts from memory, as latent_conv3x3_grad_w_body's
+						_Pragma("GCC unroll 3") for (int ky = 0; ky < 3; ky++) {
+							_Pragma("GCC unroll 3") for (int kx = 0; kx < 3; kx++) {
+								a[ky * 3 + kx] = _mm256_fmadd_ps(dv, _mm256_broadcast_ss(xc + ky * W2 + kx), a[ky * 3 + kx]);
+							}
+						}
+					}
+				}
+				_Pragma("GCC unroll 9") for (int t = 0; t < 9; t++) {
+					float *at = ab + t * cout;
+					_mm256_storeu_ps(at, _mm256_add_ps(_mm256_loadu_ps(at), a[t]));
+				}
+			}
+		}
+	}
+	for (long ci = 0; ci < nci; ci++) {
+		for (long t = 0; t < 9; t++) {
+			for (long co = 0; co < cout; co++) dw[(co * cin + ci0 + ci) * 9 + t] = acc[(ci * 9 + t) * cout + co];
+		}
+	}
+}
+
+static void latent_conv3x3_grad_w_width(int width, float *dw, const float *x, const float *dzt, long n, long cin, long cout, long h, long wd,
+	long ci0, long ci1, float *scratch) {
+	if (width == 16) latent_conv3x3_grad_w(dw, x, dzt, n, cin, cout, h, wd, ci0, ci1, scratch);
+	else latent_conv3x3_grad_w_avx2(dw, x, dzt, n, cin, cout, h, wd, ci0, ci1, scratch);
+}
+
 // latent_sgemm: C = A·op(B) for float32, row-major: A m×k (lda), op(B) k×n,
 // B itself k×n (ldb) or, with transB, n×k (ldb); C m×n (ldc), overwritten.
 // Each value of C is one chain of fused multiply-adds over p = 0..k-1 in
@@ -2132,19 +2193,25 @@ func conv3x3ReLUPoolWidth(width int, y, x, w, bias []float32, n, cin, cout, h, w
 // Conv3x3GradW sets input channels [ci0, ci1) of dw [cout, cin, 3, 3] to
 // the weight gradient of Conv3x3 over n samples, from their inputs x [n,
 // cin, h, wd] and their output gradients with the channels last, dzT [n,
-// h·wd, cout] (each sample's dz [cout, h·wd] transposed), with AVX-512:
-// the bits of Conv3x3GradWRef, each value the sum over the samples, in
-// order, of a sample's sum over its rows and columns in order, one fused
-// multiply-add a term. scratch is the caller's, at least
-// Conv3x3GradWScratch(ci1−ci0, cout, h, wd) values, overwritten. It
-// reports false, doing nothing, where the CPU lacks AVX-512 or cout is not
-// a multiple of 16.
+// h·wd, cout] (each sample's dz [cout, h·wd] transposed), with AVX-512 or
+// AVX2 and FMA: the bits of Conv3x3GradWRef on either, each value the sum
+// over the samples, in order, of a sample's sum over its rows and columns
+// in order, one fused multiply-add a term. scratch is the caller's, at
+// least Conv3x3GradWScratch(ci1−ci0, cout, h, wd) values, overwritten. It
+// reports false, doing nothing, where the CPU lacks both or cout is not a
+// multiple of 16.
 func Conv3x3GradW(dw, x, dzT []float32, n, cin, cout, h, wd, ci0, ci1 int, scratch []float32) bool {
-	if !Conv3x3GradWFits(cout) || n < 1 || h < 1 || wd < 1 || ci0 < 0 || ci1 > cin || ci1 <= ci0 {
+	return conv3x3GradWWidth(fmaWidth, dw, x, dzT, n, cin, cout, h, wd, ci0, ci1, scratch)
+}
+
+// conv3x3GradWWidth is Conv3x3GradW with width values at a time (one of
+// widths).
+func conv3x3GradWWidth(width int, dw, x, dzT []float32, n, cin, cout, h, wd, ci0, ci1 int, scratch []float32) bool {
+	if width == 0 || cout < 16 || cout%16 != 0 || n < 1 || h < 1 || wd < 1 || ci0 < 0 || ci1 > cin || ci1 <= ci0 {
 		return false
 	}
 	_, _, _, _ = dw[cout*cin*9-1], x[n*cin*h*wd-1], dzT[n*cout*h*wd-1], scratch[Conv3x3GradWScratch(ci1-ci0, cout, h, wd)-1]
-	C.latent_conv3x3_grad_w((*C.float)(&dw[0]), (*C.float)(&x[0]), (*C.float)(&dzT[0]), C.long(n), C.long(cin), C.long(cout), C.long(h), C.long(wd),
+	C.latent_conv3x3_grad_w_width(C.int(width), (*C.float)(&dw[0]), (*C.float)(&x[0]), (*C.float)(&dzT[0]), C.long(n), C.long(cin), C.long(cout), C.long(h), C.long(wd),
 		C.long(ci0), C.long(ci1), (*C.float)(&scratch[0]))
 	return true
 }
@@ -2263,7 +2330,7 @@ func Conv3x3PoolGradSparseFits(cin, h, wd int) bool {
 
 // Conv3x3GradWFits reports whether Conv3x3GradW takes cout output
 // channels on this CPU.
-func Conv3x3GradWFits(cout int) bool { return Vector && cout >= 16 && cout%16 == 0 }
+func Conv3x3GradWFits(cout int) bool { return Products && cout >= 16 && cout%16 == 0 }
 
 // Conv3x3GradWScratch is the size of Conv3x3GradW's scratch for nci input
 // channels: the sums of their weights, and a sample's padded planes.
