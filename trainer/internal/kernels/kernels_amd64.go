@@ -590,9 +590,65 @@ static long latent_sigmoid_avx512(float *v, long n, float b, const double *table
 	return j;
 }
 
-static int latent_sigmoid_vector(void) {
+// latent_sigmoid4_avx2 is latent_sigmoid_avx512's float64 arithmetic on 4
+// values, x widened to z = -x.
+__attribute__((target("avx2"), always_inline))
+static inline __m128 latent_sigmoid4_avx2(__m128 x, const double *table) {
+	const __m256d nOverLn2 = _mm256_set1_pd(32.0 / 0.6931471805599453);
+	const __m256d ln2OverN = _mm256_set1_pd(0.6931471805599453 / 32.0);
+	const __m256d round = _mm256_set1_pd(0x1.8p52);
+	const __m256d one = _mm256_set1_pd(1), half = _mm256_set1_pd(1.0 / 2), sixth = _mm256_set1_pd(1.0 / 6), c24 = _mm256_set1_pd(1.0 / 24);
+	const __m256d sign = _mm256_castsi256_pd(_mm256_set1_epi64x(INT64_MIN));
+	__m256d z = _mm256_xor_pd(_mm256_cvtps_pd(x), sign); // -x, exactly
+	__m256d kf = _mm256_sub_pd(_mm256_add_pd(_mm256_mul_pd(z, nOverLn2), round), round);
+	__m256d r = _mm256_sub_pd(z, _mm256_mul_pd(kf, ln2OverN));
+	__m128i k = _mm256_cvttpd_epi32(kf);
+	__m256d r2 = _mm256_mul_pd(r, r);
+	__m256d p = _mm256_add_pd(_mm256_add_pd(one, r),
+		_mm256_mul_pd(r2, _mm256_add_pd(_mm256_add_pd(half, _mm256_mul_pd(r, sixth)), _mm256_mul_pd(r2, c24))));
+	__m256d t = _mm256_i32gather_pd(table, _mm_and_si128(k, _mm_set1_epi32(31)), 8);
+	__m256i scaleBits = _mm256_slli_epi64(_mm256_add_epi64(_mm256_cvtepi32_epi64(_mm_srai_epi32(k, 5)), _mm256_set1_epi64x(1023)), 52);
+	__m256d e = _mm256_mul_pd(_mm256_mul_pd(p, t), _mm256_castsi256_pd(scaleBits));
+	__m256d y = _mm256_div_pd(one, _mm256_add_pd(one, e));
+	y = _mm256_blendv_pd(y, _mm256_setzero_pd(), _mm256_cmp_pd(z, _mm256_set1_pd(110), _CMP_GT_OQ));
+	y = _mm256_blendv_pd(y, one, _mm256_cmp_pd(z, _mm256_set1_pd(-110), _CMP_LT_OQ));
+	return _mm256_cvtpd_ps(y);
+}
+
+// latent_sigmoid_avx2 is latent_sigmoid_avx512 with AVX2: the same
+// arithmetic, 4 float64 values at a time, so the same bits.
+__attribute__((target("avx2")))
+static long latent_sigmoid_avx2(float *v, long n, float b, const double *table) {
+	const __m256 bias = _mm256_set1_ps(b);
+	const __m256i expMask = _mm256_set1_epi32(0xff), mantMask = _mm256_set1_epi32(0x7fffff), zero = _mm256_setzero_si256();
+	long j = 0;
+	for (; j + 8 <= n; j += 8) {
+		__m256 x = _mm256_add_ps(_mm256_loadu_ps(v + j), bias);
+		__m256i bits = _mm256_castps_si256(x);
+		__m256i exp = _mm256_and_si256(_mm256_srli_epi32(bits, 23), expMask);
+		__m256i isNaN = _mm256_andnot_si256(_mm256_cmpeq_epi32(_mm256_and_si256(bits, mantMask), zero), _mm256_cmpeq_epi32(exp, expMask));
+		__m256i isTiny = _mm256_cmpeq_epi32(exp, zero);
+		__m256 out = _mm256_set_m128(latent_sigmoid4_avx2(_mm256_extractf128_ps(x, 1), table), latent_sigmoid4_avx2(_mm256_castps256_ps128(x), table));
+		out = _mm256_blendv_ps(out, _mm256_set1_ps(0.5f), _mm256_castsi256_ps(isTiny));
+		out = _mm256_blendv_ps(out, x, _mm256_castsi256_ps(isNaN));
+		_mm256_storeu_ps(v + j, out);
+	}
+	return j;
+}
+
+// latent_sigmoid_width is 16 where latent_sigmoid_avx512 runs, 8 where
+// latent_sigmoid_avx2 does, else 0.
+static int latent_sigmoid_width(void) {
 	__builtin_cpu_init();
-	return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+	if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl")) return 16;
+	if (__builtin_cpu_supports("avx2")) return 8;
+	return 0;
+}
+
+static long latent_sigmoid(int width, float *v, long n, float b, const double *table) {
+	if (width == 16) return latent_sigmoid_avx512(v, n, b, table);
+	if (width == 8) return latent_sigmoid_avx2(v, n, b, table);
+	return 0;
 }
 
 // latent_tr8x8 writes the transpose of the 8×8 block at s (rows ls apart)
@@ -1862,8 +1918,22 @@ func widths() []int {
 	return nil
 }
 
-// sigmoidVector is whether the CPU runs the vectorised sigmoid.
-var sigmoidVector = C.latent_sigmoid_vector() != 0
+// sigmoidWidth is the width of the sigmoid's vector form on this CPU: 16
+// with AVX-512 (and its DQ and VL parts), 8 with AVX2, 0 without; each
+// computes 8 values at a time, 8 or 4 of them in float64 registers.
+var sigmoidWidth = int(C.latent_sigmoid_width())
+
+// sigmoidWidths are the sigmoid's forms on this CPU, for the tests: the
+// vector ones, then Go's loop (0).
+func sigmoidWidths() []int {
+	switch sigmoidWidth {
+	case 16:
+		return []int{16, 8, 0}
+	case 8:
+		return []int{8, 0}
+	}
+	return []int{0}
+}
 
 // Adam applies step s to p with the gradient g and the moments m and v, in
 // place, one value at a time (AdamGo's arithmetic, in C).
@@ -1960,10 +2030,14 @@ func AddRows(s, v []float32, rows, ld int) {
 }
 
 // BiasSigmoid sets v[i] = Sigmoid32(v[i] + b).
-func BiasSigmoid(v []float32, b float32) {
+func BiasSigmoid(v []float32, b float32) { biasSigmoidWidth(sigmoidWidth, v, b) }
+
+// biasSigmoidWidth is BiasSigmoid with the vector form of width (16, 8, or
+// 0 for Go's loop alone).
+func biasSigmoidWidth(width int, v []float32, b float32) {
 	j := 0
-	if sigmoidVector && len(v) >= 8 {
-		j = int(C.latent_sigmoid_avx512((*C.float)(&v[0]), C.long(len(v)), C.float(b), (*C.double)(&exp2Table[0])))
+	if width != 0 && len(v) >= 8 {
+		j = int(C.latent_sigmoid(C.int(width), (*C.float)(&v[0]), C.long(len(v)), C.float(b), (*C.double)(&exp2Table[0])))
 	}
 	for i, x := range v[j:] {
 		v[j+i] = Sigmoid32(x + b)

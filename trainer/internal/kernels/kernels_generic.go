@@ -58,6 +58,11 @@ func AddRows(s, v []float32, rows, ld int) { AddRowsGo(s, v, rows, ld) }
 // BiasSigmoid sets v[i] = Sigmoid32(v[i] + b).
 func BiasSigmoid(v []float32, b float32) { BiasSigmoidGo(v, b) }
 
+// sigmoidWidths are the sigmoid's forms: Go's loop alone here.
+func sigmoidWidths() []int { return []int{0} }
+
+func biasSigmoidWidth(width int, v []float32, b float32) { BiasSigmoidGo(v, b) }
+
 // BiasReLUScalar sets v[j] = max(v[j]+b, 0), with NaN kept and -0 made +0.
 func BiasReLUScalar(v []float32, b float32) { BiasReLUScalarGo(v, b) }
 

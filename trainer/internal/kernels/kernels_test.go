@@ -151,14 +151,16 @@ func TestSigmoidKernelAgrees(t *testing.T) {
 	for bits := uint64(0); bits < 1<<32; bits += 4093 {
 		xs = append(xs, math.Float32frombits(uint32(bits)))
 	}
-	for _, b := range []float32{0, 0.25, -3} {
-		for _, offset := range []int{0, 3} {
-			got := slices.Clone(xs[offset:])
-			BiasSigmoid(got, b)
-			for i, x := range xs[offset:] {
-				want := Sigmoid32(x + b)
-				if math.Float32bits(got[i]) != math.Float32bits(want) {
-					t.Fatalf("b=%v: sigmoid of %v (bits %#x) = %v, sigmoid32 gives %v", b, x, math.Float32bits(x), got[i], want)
+	for _, width := range sigmoidWidths() {
+		for _, b := range []float32{0, 0.25, -3} {
+			for _, offset := range []int{0, 3} {
+				got := slices.Clone(xs[offset:])
+				biasSigmoidWidth(width, got, b)
+				for i, x := range xs[offset:] {
+					want := Sigmoid32(x + b)
+					if math.Float32bits(got[i]) != math.Float32bits(want) {
+						t.Fatalf("width %d, b=%v: sigmoid of %v (bits %#x) = %v, sigmoid32 gives %v", width, b, x, math.Float32bits(x), got[i], want)
+					}
 				}
 			}
 		}
