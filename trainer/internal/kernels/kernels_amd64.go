@@ -203,6 +203,14 @@ static inline __m256i latent_mask8(long left) {
 	return _mm256_cmpgt_epi32(_mm256_set1_epi32(l), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
+// latent_store8 stores v at d, in the lanes of k unless full: a masked
+// store is slow on some CPUs (AMD's), so only the tails take one.
+__attribute__((target("avx2"), always_inline))
+static inline void latent_store8(float *d, __m256i k, __m256 v, int full) {
+	if (full) _mm256_storeu_ps(d, v);
+	else _mm256_maskstore_ps(d, k, v);
+}
+
 // latent_adam256 holds Adam's scalars of one step in AVX2 registers.
 typedef struct {
 	__m256 ss, ib, eps, b1, b2, c1, c2, tiny, abs, keep;
@@ -815,6 +823,162 @@ static void latent_deinterleave2_avx512(float *dz, const float *y, const float *
 	}
 }
 
+// The element-wise kernels' AVX2 forms: the same operations on 8 values
+// at a time, the tails under masks, so the same bits.
+
+__attribute__((target("avx2")))
+static void latent_bias_relu8(float *v, const float *b, long n) {
+	const __m256 zero = _mm256_setzero_ps();
+	for (long j = 0; j < n; j += 8) {
+		const __m256i k = latent_mask8(n - j);
+		__m256 x = _mm256_add_ps(_mm256_maskload_ps(v + j, k), _mm256_maskload_ps(b + j, k));
+		latent_store8(v + j, k, _mm256_and_ps(_mm256_cmp_ps(x, zero, _CMP_NLE_UQ), x), n - j >= 8);
+	}
+}
+
+__attribute__((target("avx2")))
+static void latent_relu_grad8(float *dz, const float *y, const float *dy, long n) {
+	const __m256 zero = _mm256_setzero_ps();
+	for (long j = 0; j < n; j += 8) {
+		const __m256i k = latent_mask8(n - j);
+		__m256 keep = _mm256_cmp_ps(_mm256_maskload_ps(y + j, k), zero, _CMP_NLE_UQ);
+		latent_store8(dz + j, k, _mm256_and_ps(keep, _mm256_maskload_ps(dy + j, k)), n - j >= 8);
+	}
+}
+
+__attribute__((target("avx2")))
+static void latent_add_rows8(float *s, const float *v, long rows, long n, long ld) {
+	for (long j = 0; j < n; j += 8) {
+		const __m256i k = latent_mask8(n - j);
+		__m256 acc = _mm256_maskload_ps(s + j, k);
+		for (long r = 0; r < rows; r++) acc = _mm256_add_ps(acc, _mm256_maskload_ps(v + r * ld + j, k));
+		latent_store8(s + j, k, acc, n - j >= 8);
+	}
+}
+
+__attribute__((target("avx2")))
+static void latent_bias_relu_scalar8(float *v, float b, long n) {
+	const __m256 bv = _mm256_set1_ps(b), zero = _mm256_setzero_ps();
+	for (long j = 0; j < n; j += 8) {
+		const __m256i k = latent_mask8(n - j);
+		__m256 x = _mm256_add_ps(_mm256_maskload_ps(v + j, k), bv);
+		latent_store8(v + j, k, _mm256_and_ps(_mm256_cmp_ps(x, zero, _CMP_NLE_UQ), x), n - j >= 8);
+	}
+}
+
+// latent_maxpool2x2_grad8 is latent_maxpool2x2_grad with AVX2, 8 windows
+// at a time: each window's four gradients selected by its code, and
+// interleaved back into its two rows with unpacks.
+__attribute__((target("avx2")))
+static void latent_maxpool2x2_grad8(float *grad, long planes, long w, long hw, long oh, long ow, const float *dy, const uint8_t *where, int relu) {
+	const __m256i three = _mm256_set1_epi32(3), four = _mm256_set1_epi32(4), zero = _mm256_setzero_si256();
+	const long ohw = oh * ow;
+	for (long p = 0; p < planes; p++) {
+		float *g = grad + p * hw;
+		if (2 * oh * w != hw || 2 * ow != w) {
+			for (long i = 0; i < hw; i++) g[i] = 0;
+		}
+		for (long oy = 0; oy < oh; oy++) {
+			float *r0 = g + 2 * oy * w, *r1 = r0 + w;
+			const float *dp = dy + p * ohw + oy * ow;
+			const uint8_t *wp = where + p * ohw + oy * ow;
+			for (long ox = 0; ox < ow; ox += 8) {
+				const long left = ow - ox;
+				const __m256i k = latent_mask8(left), klo = latent_mask8(2 * left), khi = latent_mask8(2 * left - 8);
+				__m256 d = _mm256_maskload_ps(dp + ox, k);
+				uint8_t cb[8] = {0};
+				for (long l = 0; l < 8 && l < left; l++) cb[l] = wp[ox + l];
+				__m256i c = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)cb));
+				if (relu) d = _mm256_andnot_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(c, four), zero)), d);
+				__m256i pos = _mm256_and_si256(c, three);
+				__m256 a = _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(pos, zero)), d);
+				__m256 b = _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(pos, _mm256_set1_epi32(1))), d);
+				__m256 cc = _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(pos, _mm256_set1_epi32(2))), d);
+				__m256 e = _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(pos, three)), d);
+				// unpacklo/hi interleave within each 128-bit half: lo =
+				// [a0 b0 a1 b1 | a4 b4 a5 b5], hi = [a2 b2 a3 b3 | a6 b6 a7 b7].
+				__m256 l0 = _mm256_unpacklo_ps(a, b), h0 = _mm256_unpackhi_ps(a, b);
+				__m256 l1 = _mm256_unpacklo_ps(cc, e), h1 = _mm256_unpackhi_ps(cc, e);
+				latent_store8(r0 + 2 * ox, klo, _mm256_permute2f128_ps(l0, h0, 0x20), left >= 4);
+				latent_store8(r0 + 2 * ox + 8, khi, _mm256_permute2f128_ps(l0, h0, 0x31), left >= 8);
+				latent_store8(r1 + 2 * ox, klo, _mm256_permute2f128_ps(l1, h1, 0x20), left >= 4);
+				latent_store8(r1 + 2 * ox + 8, khi, _mm256_permute2f128_ps(l1, h1, 0x31), left >= 8);
+			}
+		}
+	}
+}
+
+// latent_interleave2_avx2 is latent_interleave2_avx512 with AVX2: 8 values
+// of each of two rows of src at a time, interleaved with unpacks into 16
+// of dst's.
+__attribute__((target("avx2")))
+static void latent_interleave2_avx2(float *dst, const float *src, long planes, long h, long w, const float *bias, int relu) {
+	const __m256 zero = _mm256_setzero_ps();
+	const long hw = h * w, ow = 2 * w;
+	for (long c = 0; c < planes; c++) {
+		const __m256 b = _mm256_set1_ps(bias[c]);
+		for (long p = 0; p < 2; p++) {
+			for (long i = 0; i < h; i++) {
+				float *row = dst + c * 4 * hw + (2 * i + p) * ow;
+				const float *a = src + c * 4 * hw + 2 * p * hw + i * w, *e = a + hw;
+				for (long j = 0; j < w; j += 8) {
+					const long left = w - j;
+					const __m256i k = latent_mask8(left), klo = latent_mask8(2 * left), khi = latent_mask8(2 * left - 8);
+					__m256 va = _mm256_add_ps(_mm256_maskload_ps(a + j, k), b), vb = _mm256_add_ps(_mm256_maskload_ps(e + j, k), b);
+					if (relu) {
+						va = _mm256_and_ps(_mm256_cmp_ps(va, zero, _CMP_NLE_UQ), va);
+						vb = _mm256_and_ps(_mm256_cmp_ps(vb, zero, _CMP_NLE_UQ), vb);
+					}
+					__m256 lo = _mm256_unpacklo_ps(va, vb), hi = _mm256_unpackhi_ps(va, vb);
+					latent_store8(row + 2 * j, klo, _mm256_permute2f128_ps(lo, hi, 0x20), left >= 4);
+					latent_store8(row + 2 * j + 8, khi, _mm256_permute2f128_ps(lo, hi, 0x31), left >= 8);
+				}
+			}
+		}
+	}
+}
+
+// latent_deinterleave2_avx2 is latent_deinterleave2_avx512 with AVX2: 8
+// values of a row of dz at a time, from the 16 of y's and dy's row that
+// they come from, split into their even and odd lanes with shuffles.
+__attribute__((target("avx2")))
+static void latent_deinterleave2_avx2(float *dz, const float *y, const float *dy, long planes, long h, long w, int act) {
+	const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1), floor = _mm256_set1_ps(0x1p-100f);
+	const __m256 magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+	const long hw = h * w, ow = 2 * w;
+	for (long pl = 0; pl < planes; pl++) {
+		for (long p = 0; p < 2; p++) {
+			for (long i = 0; i < h; i++) {
+				const float *yr = y + pl * 4 * hw + (2 * i + p) * ow, *dr = dy + pl * 4 * hw + (2 * i + p) * ow;
+				float *d0 = dz + pl * 4 * hw + 2 * p * hw + i * w, *d1 = d0 + hw;
+				for (long j = 0; j < w; j += 8) {
+					const long left = w - j;
+					const __m256i k = latent_mask8(left), klo = latent_mask8(2 * left), khi = latent_mask8(2 * left - 8);
+					const __m256 y0 = _mm256_maskload_ps(yr + 2 * j, klo), y1 = _mm256_maskload_ps(yr + 2 * j + 8, khi);
+					const __m256 g0 = _mm256_maskload_ps(dr + 2 * j, klo), g1 = _mm256_maskload_ps(dr + 2 * j + 8, khi);
+					__m256 v[2], g[2];
+					v[0] = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(y0, y1, _MM_SHUFFLE(2, 0, 2, 0))), 0xd8));
+					v[1] = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(y0, y1, _MM_SHUFFLE(3, 1, 3, 1))), 0xd8));
+					g[0] = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(g0, g1, _MM_SHUFFLE(2, 0, 2, 0))), 0xd8));
+					g[1] = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(g0, g1, _MM_SHUFFLE(3, 1, 3, 1))), 0xd8));
+					for (int q = 0; q < 2; q++) {
+						if (act == 1) {
+							g[q] = _mm256_and_ps(_mm256_cmp_ps(v[q], zero, _CMP_NLE_UQ), g[q]);
+						} else if (act == 2) {
+							__m256 s = _mm256_mul_ps(_mm256_mul_ps(g[q], v[q]), _mm256_sub_ps(one, v[q]));
+							__m256 a = _mm256_and_ps(s, magnitude);
+							__m256 flush = _mm256_and_ps(_mm256_cmp_ps(a, floor, _CMP_LT_OQ), _mm256_cmp_ps(s, zero, _CMP_NEQ_UQ));
+							g[q] = _mm256_andnot_ps(flush, s);
+						}
+					}
+					latent_store8(d0 + j, k, g[0], left >= 8);
+					latent_store8(d1 + j, k, g[1], left >= 8);
+				}
+			}
+		}
+	}
+}
+
 // latent_im2col_same is Im2ColSameGo for planes whose padded size fits
 // LATENT_PAD_MAX: each channel's plane is copied once into a zero-padded
 // one, and each row of columns is then h runs of w values, copied 16 at a
@@ -1099,8 +1263,8 @@ static inline void latent_conv3x3_body8(float *y, const float *x, const float *w
 					if (y) {
 						float *yr = y + ((s * cout + co + q) * h + r) * wd;
 						_Pragma("GCC unroll 4") for (int u = 0; u < NV; u++) {
-							if (8 * u < wd) _mm256_maskstore_ps(yr + 8 * u, ky8[u], acc[q][0][u]);
-							if (8 * u < wd && r + 1 < h) _mm256_maskstore_ps(yr + wd + 8 * u, ky8[u], acc[q][1][u]);
+							if (8 * u < wd) latent_store8(yr + 8 * u, ky8[u], acc[q][0][u], 8 * u + 8 <= wd);
+							if (8 * u < wd && r + 1 < h) latent_store8(yr + wd + 8 * u, ky8[u], acc[q][1][u], 8 * u + 8 <= wd);
 						}
 					}
 					if (!pooled) continue;
@@ -1109,7 +1273,7 @@ static inline void latent_conv3x3_body8(float *y, const float *x, const float *w
 						if (8 * t >= pw) break;
 						__m256i codes;
 						__m256 m = latent_pool8(acc[q][0][2 * t], acc[q][0][2 * t + 1], acc[q][1][2 * t], acc[q][1][2 * t + 1], &codes);
-						_mm256_maskstore_ps(pooled + at + 8 * t, kp8[t], m);
+						latent_store8(pooled + at + 8 * t, kp8[t], m, 8 * t + 8 <= pw);
 						if (!where) continue;
 						int32_t cv[8];
 						_mm256_storeu_si256((__m256i *)cv, codes);
@@ -1892,9 +2056,27 @@ import "C"
 // AVX-512, 8 with AVX2, else 1.
 var AdamWidth = int(C.latent_adam_width())
 
-// Vector is whether the CPU has AVX-512, which the element-wise and
-// convolution kernels need; without it they fall back to Go.
+// Vector is whether the CPU has AVX-512, which the sparse convolution
+// gradients and the first layer's pooled gradient need; without it they
+// fall back to other paths.
 var Vector = AdamWidth == 16
+
+// elemWidth is the width of the element-wise kernels' vector form (BiasReLU,
+// ReLUGrad, AddRows, BiasReLUScalar, MaxPool2x2Grad, Interleave2 and
+// Deinterleave2): 16 with AVX-512, 8 with AVX2, 0 for the Go or scalar C
+// loops. Each form gives the same bits. The tests set it to check each.
+var elemWidth = AdamWidth
+
+// elemWidths are the element-wise forms this CPU runs, for the tests.
+func elemWidths() []int {
+	switch elemWidth {
+	case 16:
+		return []int{16, 8, 0}
+	case 8:
+		return []int{8, 0}
+	}
+	return []int{0}
+}
 
 // fmaWidth is how many values at once the kernels with both an AVX-512
 // and an AVX2 form (Sgemm, LinearWeightStep, Conv3x3 and Conv3x3ReLUPool)
@@ -1994,12 +2176,16 @@ func BiasReLU(v, b []float32) {
 	if len(v) == 0 {
 		return
 	}
-	if !Vector {
+	if elemWidth == 0 {
 		BiasReLUGo(v, b)
 		return
 	}
 	_ = b[len(v)-1]
-	C.latent_bias_relu((*C.float)(&v[0]), (*C.float)(&b[0]), C.long(len(v)))
+	if elemWidth == 16 {
+		C.latent_bias_relu((*C.float)(&v[0]), (*C.float)(&b[0]), C.long(len(v)))
+	} else {
+		C.latent_bias_relu8((*C.float)(&v[0]), (*C.float)(&b[0]), C.long(len(v)))
+	}
 }
 
 // ReLUGrad sets dz[j] = dy[j] where y[j] > 0 or is NaN, else +0.
@@ -2007,12 +2193,16 @@ func ReLUGrad(dz, y, dy []float32) {
 	if len(dz) == 0 {
 		return
 	}
-	if !Vector {
+	if elemWidth == 0 {
 		ReLUGradGo(dz, y, dy)
 		return
 	}
 	_, _ = y[len(dz)-1], dy[len(dz)-1]
-	C.latent_relu_grad((*C.float)(&dz[0]), (*C.float)(&y[0]), (*C.float)(&dy[0]), C.long(len(dz)))
+	if elemWidth == 16 {
+		C.latent_relu_grad((*C.float)(&dz[0]), (*C.float)(&y[0]), (*C.float)(&dy[0]), C.long(len(dz)))
+	} else {
+		C.latent_relu_grad8((*C.float)(&dz[0]), (*C.float)(&y[0]), (*C.float)(&dy[0]), C.long(len(dz)))
+	}
 }
 
 // AddRows adds rows rows of v, len(s) values each and ld apart, to s, a row
@@ -2021,12 +2211,16 @@ func AddRows(s, v []float32, rows, ld int) {
 	if len(s) == 0 || rows == 0 {
 		return
 	}
-	if !Vector {
+	if elemWidth == 0 {
 		AddRowsGo(s, v, rows, ld)
 		return
 	}
 	_ = v[(rows-1)*ld+len(s)-1]
-	C.latent_add_rows((*C.float)(&s[0]), (*C.float)(&v[0]), C.long(rows), C.long(len(s)), C.long(ld))
+	if elemWidth == 16 {
+		C.latent_add_rows((*C.float)(&s[0]), (*C.float)(&v[0]), C.long(rows), C.long(len(s)), C.long(ld))
+	} else {
+		C.latent_add_rows8((*C.float)(&s[0]), (*C.float)(&v[0]), C.long(rows), C.long(len(s)), C.long(ld))
+	}
 }
 
 // BiasSigmoid sets v[i] = Sigmoid32(v[i] + b).
@@ -2049,11 +2243,14 @@ func BiasReLUScalar(v []float32, b float32) {
 	if len(v) == 0 {
 		return
 	}
-	if !Vector {
+	switch elemWidth {
+	case 16:
+		C.latent_bias_relu_scalar((*C.float)(&v[0]), C.float(b), C.long(len(v)))
+	case 8:
+		C.latent_bias_relu_scalar8((*C.float)(&v[0]), C.float(b), C.long(len(v)))
+	default:
 		BiasReLUScalarGo(v, b)
-		return
 	}
-	C.latent_bias_relu_scalar((*C.float)(&v[0]), C.float(b), C.long(len(v)))
 }
 
 // ChannelSums is ChannelSumsGo in C, with SSE (8 channels at a time): the
@@ -2081,16 +2278,16 @@ func MaxPool2x2Grad(grad []float32, planes, w, hw, oh, ow int, dy []float32, whe
 	if planes == 0 {
 		return
 	}
-	if !Vector || maskedBytes == 0 {
+	if elemWidth == 0 {
 		MaxPool2x2GradGo(grad, planes, w, hw, oh, ow, dy, where, relu)
 		return
 	}
 	_, _, _ = grad[planes*hw-1], dy[planes*oh*ow-1], where[planes*oh*ow-1]
-	r := C.int(0)
-	if relu {
-		r = 1
+	if elemWidth == 16 && maskedBytes != 0 {
+		C.latent_maxpool2x2_grad((*C.float)(&grad[0]), C.long(planes), C.long(w), C.long(hw), C.long(oh), C.long(ow), (*C.float)(&dy[0]), (*C.uint8_t)(&where[0]), cBool(relu))
+	} else {
+		C.latent_maxpool2x2_grad8((*C.float)(&grad[0]), C.long(planes), C.long(w), C.long(hw), C.long(oh), C.long(ow), (*C.float)(&dy[0]), (*C.uint8_t)(&where[0]), cBool(relu))
 	}
-	C.latent_maxpool2x2_grad((*C.float)(&grad[0]), C.long(planes), C.long(w), C.long(hw), C.long(oh), C.long(ow), (*C.float)(&dy[0]), (*C.uint8_t)(&where[0]), r)
 }
 
 // maskedBytes is whether the CPU has AVX-512's masked byte loads
@@ -2156,8 +2353,12 @@ func Interleave2(dst, src []float32, planes, h, w int, bias []float32, relu bool
 	}
 	n := planes * 4 * h * w
 	_, _, _ = dst[n-1], src[n-1], bias[planes-1]
-	if Vector {
+	switch elemWidth {
+	case 16:
 		C.latent_interleave2_avx512((*C.float)(&dst[0]), (*C.float)(&src[0]), C.long(planes), C.long(h), C.long(w), (*C.float)(&bias[0]), cBool(relu))
+		return
+	case 8:
+		C.latent_interleave2_avx2((*C.float)(&dst[0]), (*C.float)(&src[0]), C.long(planes), C.long(h), C.long(w), (*C.float)(&bias[0]), cBool(relu))
 		return
 	}
 	for p := range planes {
@@ -2178,8 +2379,12 @@ func Deinterleave2(dz, y, dy []float32, planes, h, w int, act Act) {
 	}
 	n := planes * 4 * h * w
 	_, _, _ = dz[n-1], y[n-1], dy[n-1]
-	if Vector {
+	switch elemWidth {
+	case 16:
 		C.latent_deinterleave2_avx512((*C.float)(&dz[0]), (*C.float)(&y[0]), (*C.float)(&dy[0]), C.long(planes), C.long(h), C.long(w), C.int(act))
+		return
+	case 8:
+		C.latent_deinterleave2_avx2((*C.float)(&dz[0]), (*C.float)(&y[0]), (*C.float)(&dy[0]), C.long(planes), C.long(h), C.long(w), C.int(act))
 		return
 	}
 	for p := range planes {

@@ -10,6 +10,13 @@ const AdamWidth = 1
 // Vector is whether the AVX-512 kernels run: never here.
 const Vector = false
 
+// elemWidth is the width of the element-wise kernels' vector form: none
+// here, Go's loops.
+var elemWidth = 0
+
+// elemWidths are the element-wise forms: Go's loops alone here.
+func elemWidths() []int { return []int{0} }
+
 // Products is whether Sgemm and LinearWeightStep run: never here.
 const Products = false
 

@@ -170,7 +170,9 @@ func TestSigmoidKernelAgrees(t *testing.T) {
 // TestElementwiseKernels checks the element-wise loops after a Linear
 // layer's products (in C where the build has them) against the Go loops, bit
 // for bit, on lengths around the vector width and on special values.
-func TestElementwiseKernels(t *testing.T) {
+func TestElementwiseKernels(t *testing.T) { eachElemWidth(t, testElementwiseKernels) }
+
+func testElementwiseKernels(t *testing.T) {
 	specials := []float32{0, float32(math.Copysign(0, -1)), 1e-45, -1e-45, 0x1p-126, -3, 2.5,
 		float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN())}
 	rng := rand.New(rand.NewPCG(5, 6))
@@ -398,7 +400,9 @@ func TestConvKernels(t *testing.T) {
 // TestMaxPool2x2Grad compares MaxPool2x2Grad with MaxPool2x2GradGo bit for
 // bit, with and without the ReLU's gradient, on planes of odd and even
 // sizes, with the positions that MaxPool2x2Go records.
-func TestMaxPool2x2Grad(t *testing.T) {
+func TestMaxPool2x2Grad(t *testing.T) { eachElemWidth(t, testMaxPool2x2Grad) }
+
+func testMaxPool2x2Grad(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 7))
 	for _, shape := range [][2]int{{2, 2}, {4, 6}, {6, 34}, {28, 28}, {14, 14}, {3, 65}, {7, 29}} {
 		h, w := shape[0], shape[1]
@@ -489,7 +493,9 @@ func TestTranspose(t *testing.T) {
 // references bit for bit (NaNs, ±0 and each activation's gradient
 // included), and the references with their definitions, for the conv
 // model's two ConvTranspose2d layers and odd sizes.
-func TestInterleave2(t *testing.T) {
+func TestInterleave2(t *testing.T) { eachElemWidth(t, testInterleave2) }
+
+func testInterleave2(t *testing.T) {
 	rng := rand.New(rand.NewPCG(2, 7))
 	for _, hw := range [][2]int{{7, 7}, {14, 14}, {1, 1}, {3, 5}, {2, 20}, {3, 33}} {
 		h, w := hw[0], hw[1]
@@ -501,6 +507,7 @@ func TestInterleave2(t *testing.T) {
 			dy[i] = float32(rng.NormFloat64())
 		}
 		src[0], y[0] = float32(math.NaN()), float32(math.NaN())
+		y[1], dy[1] = 0.5, 0x1p-98 // a sigmoid gradient of exactly SigmoidGradFloor
 		y[n-1], dy[n/2], dy[h*w] = float32(math.Copysign(0, -1)), float32(math.Copysign(0, -1)), float32(math.Copysign(0, -1))
 		if n > 8 {
 			// A saturated sigmoid: gradients under SigmoidGradFloor, subnormal
@@ -641,5 +648,16 @@ func TestSigmoidGrad(t *testing.T) {
 				t.Errorf("%s SigmoidGrad(%g, %g) = %g, want %g", c.name, tc.dy, tc.y, c.got, c.want)
 			}
 		}
+	}
+}
+
+// eachElemWidth runs f as a subtest for each form of the element-wise
+// kernels that this CPU runs (AVX-512, AVX2, the Go or scalar C loops),
+// elemWidth set to it.
+func eachElemWidth(t *testing.T, f func(t *testing.T)) {
+	defer func(w int) { elemWidth = w }(elemWidth)
+	for _, w := range elemWidths() {
+		elemWidth = w
+		t.Run(fmt.Sprintf("width=%d", w), f)
 	}
 }
