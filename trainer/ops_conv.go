@@ -25,12 +25,12 @@ import (
 //	                 AVX-512, or AVX2 and FMA, skips the columns: y_s and
 //	                 dx_s come from kernels.Conv3x3, a direct convolution
 //	                 (conv3x3). Followed by a ReLU and a 2×2 max pooling,
-//	                 with AVX-512, it takes its gradients from the
-//	                 pooling's, without dZ: the
-//	                 first layer's (one input channel) with
-//	                 kernels.Conv3x3PoolGrad, a later one's (channels a
-//	                 multiple of 16) with kernels.Conv3x3PoolGradW and
-//	                 Conv3x3PoolGradX, from the places that get one.
+//	                 it takes its gradients from the pooling's, without
+//	                 dZ: the first layer's (one input channel) with
+//	                 kernels.Conv3x3PoolGrad, and with AVX-512 a later
+//	                 one's (channels a multiple of 16) with
+//	                 kernels.Conv3x3PoolGradW and Conv3x3PoolGradX, from
+//	                 the places that get one.
 //
 //	ConvTranspose2d  (kernel k = stride, no padding: output patches do not
 //	                 overlap) with x_s [Cin, h·w] and W [Cin, C·k·k]:
@@ -415,8 +415,8 @@ func (op *convOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error)
 // fusesPoolGrad reports whether convPoolGradOp takes this layer's weight
 // and bias gradients from the gradient of the 2×2 pooling after it, pg
 // (with the ReLU's between them), in dtype dt: a 3×3 "same" convolution
-// of one input channel, in float32, on a CPU with AVX-512, whose input
-// gradient the graph does not need (the first layer).
+// of one input channel, in float32, on a CPU with AVX-512, or AVX2 and
+// FMA, whose input gradient the graph does not need (the first layer).
 func (op *convOp) fusesPoolGrad(pg *maxPoolGradOp, dt tensor.Dtype) bool {
 	g := op.g
 	return kernels.Conv3x3PoolGradFits() && dt == tensor.Float32 && pg.relu && op.act == actReLU && pg.pool == op.pool && op.pool.is2x2() &&

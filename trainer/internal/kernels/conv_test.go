@@ -470,8 +470,14 @@ func BenchmarkConv3x3(b *testing.B) {
 // subnormals among its values.
 func TestConv3x3PoolGrad(t *testing.T) {
 	if !Conv3x3PoolGradFits() {
-		t.Skip("no AVX-512 on this CPU: the trainer takes the first layer's gradients from dz")
+		t.Skip("no AVX-512 or AVX2 and FMA on this CPU: the trainer takes the first layer's gradients from dz")
 	}
+	for _, width := range poolGradWidths() {
+		t.Run(fmt.Sprintf("width=%d", width), func(t *testing.T) { testConv3x3PoolGrad(t, width) })
+	}
+}
+
+func testConv3x3PoolGrad(t *testing.T, width int) {
 	rng := rand.New(rand.NewPCG(9, 10))
 	for _, s := range []struct{ cout, h, wd, n int }{
 		{16, 28, 28, 5}, {20, 6, 8, 3}, {5, 2, 2, 2}, {32, 14, 10, 4}, {1, 4, 30, 1},
@@ -498,7 +504,7 @@ func TestConv3x3PoolGrad(t *testing.T) {
 			scratch := make([]float32, Conv3x3PoolGradScratch(s.cout, s.h, s.wd))
 			mid := s.n / 2
 			for _, r := range [][2]int{{0, mid}, {mid, s.n}} {
-				if r[1] > r[0] && !Conv3x3PoolGrad(part[r[0]*10*s.cout:], x, dy, where, relu, r[0], r[1], s.cout, s.h, s.wd, scratch) {
+				if r[1] > r[0] && !conv3x3PoolGradWidth(width, part[r[0]*10*s.cout:], x, dy, where, relu, r[0], r[1], s.cout, s.h, s.wd, scratch) {
 					t.Fatalf("%+v: Conv3x3PoolGrad refused", s)
 				}
 			}
@@ -525,7 +531,7 @@ func TestConv3x3PoolGrad(t *testing.T) {
 // gradient written out (MaxPool2x2Grad) and the bias sums (ChannelSums).
 func BenchmarkConv3x3PoolGrad(b *testing.B) {
 	if !Conv3x3PoolGradFits() {
-		b.Skip("no AVX-512 on this CPU")
+		b.Skip("no AVX-512 or AVX2 and FMA on this CPU")
 	}
 	const n, cout, h, wd = 64, 16, 28, 28
 	rng := rand.New(rand.NewPCG(3, 4))
@@ -539,13 +545,15 @@ func BenchmarkConv3x3PoolGrad(b *testing.B) {
 		dy[i] = float32(rng.NormFloat64())
 		where[i] = uint8(rng.IntN(8))
 	}
-	b.Run("fused", func(b *testing.B) {
-		part := make([]float32, n*10*cout)
-		scratch := make([]float32, Conv3x3PoolGradScratch(cout, h, wd))
-		for b.Loop() {
-			Conv3x3PoolGrad(part, x, dy, where, true, 0, n, cout, h, wd, scratch)
-		}
-	})
+	for _, width := range poolGradWidths() {
+		b.Run(fmt.Sprintf("width=%d/fused", width), func(b *testing.B) {
+			part := make([]float32, n*10*cout)
+			scratch := make([]float32, Conv3x3PoolGradScratch(cout, h, wd))
+			for b.Loop() {
+				conv3x3PoolGradWidth(width, part, x, dy, where, true, 0, n, cout, h, wd, scratch)
+			}
+		})
+	}
 	b.Run("dense-dz-and-bias", func(b *testing.B) {
 		dz, db := make([]float32, n*cout*h*wd), make([]float32, cout)
 		for b.Loop() {

@@ -1791,6 +1791,64 @@ static void latent_conv3x3_pool_grad(float *part, const float *x, const float *d
 	}
 }
 
+// latent_conv3x3_pool_grad_avx2 is latent_conv3x3_pool_grad with AVX2 and
+// FMA, the same bits: each weight's 16 chains are two registers' lanes,
+// lanes 0–7 of each 16 positions in one pass and 8–15 in another, each
+// term a fused multiply-add of dz's 8 values and the same 8 of the
+// weight's im2col column, which the pass reads from xcol (9 columns of
+// 16·R values, made once a sample from a zero-padded copy of the plane);
+// each pass's 8 chains are then added in adjacent pairs, and the two
+// passes' sums added, the order of the 16 lanes' pairs. scratch holds dz
+// [cout, h·wd], pad [(h+2)·(wd+2)] and xcol.
+__attribute__((target("avx2,fma")))
+static void latent_conv3x3_pool_grad_avx2(float *part, const float *x, const float *dy, const uint8_t *where, int relu,
+		long s0, long s1, long cout, long h, long wd, float *scratch) {
+	const long oh = h / 2, ow = wd / 2, ohw = oh * ow, hw = h * wd, R = (hw + 15) / 16, W2 = wd + 2;
+	float *dz = scratch, *pad = dz + cout * hw, *xcol = pad + (h + 2) * W2;
+	for (long i = 0; i < (h + 2) * W2; i++) pad[i] = 0;
+	for (long i = 0; i < 9 * 16 * R; i++) xcol[i] = 0; // the positions past hw stay zero
+	for (long s = s0; s < s1; s++) {
+		for (long r = 0; r < h; r++) {
+			for (long c = 0; c < wd; c++) pad[(r + 1) * W2 + c + 1] = x[s * hw + r * wd + c];
+		}
+		for (int t = 0; t < 9; t++) {
+			const long ky = t / 3, kx = t % 3;
+			for (long r = 0; r < h; r++) {
+				for (long c = 0; c < wd; c++) xcol[t * 16 * R + r * wd + c] = pad[(r + ky) * W2 + c + kx];
+			}
+		}
+		latent_maxpool2x2_grad8(dz, cout, wd, hw, oh, ow, dy + s * cout * ohw, where + s * cout * ohw, relu);
+		float *ps = part + (s - s0) * 10 * cout;
+		for (long c = 0; c < cout; c++) ps[9 * cout + c] = 0;
+		latent_channel_sums(ps + 9 * cout, dz, cout, hw);
+		for (long c = 0; c < cout; c++) {
+			const float *d0 = dz + c * hw;
+			float half[2][9];
+			for (int hf = 0; hf < 2; hf++) {
+				__m256 a[9];
+				_Pragma("GCC unroll 9") for (int t = 0; t < 9; t++) a[t] = _mm256_setzero_ps();
+				for (long r = 0; r < R; r++) {
+					const long p = 16 * r + 8 * hf;
+					const __m256 z = _mm256_maskload_ps(d0 + p, latent_mask8(hw - p));
+					_Pragma("GCC unroll 9") for (int t = 0; t < 9; t++) a[t] = _mm256_fmadd_ps(z, _mm256_loadu_ps(xcol + t * 16 * R + p), a[t]);
+				}
+				for (int t = 0; t < 9; t++) {
+					float l[8];
+					_mm256_storeu_ps(l, a[t]);
+					half[hf][t] = ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+				}
+			}
+			for (int t = 0; t < 9; t++) ps[t * cout + c] = half[0][t] + half[1][t];
+		}
+	}
+}
+
+static void latent_conv3x3_pool_grad_width(int width, float *part, const float *x, const float *dy, const uint8_t *where, int relu,
+		long s0, long s1, long cout, long h, long wd, float *scratch) {
+	if (width == 16) latent_conv3x3_pool_grad(part, x, dy, where, relu, s0, s1, cout, h, wd, scratch);
+	else latent_conv3x3_pool_grad_avx2(part, x, dy, where, relu, s0, s1, cout, h, wd, scratch);
+}
+
 // latent_conv3x3_pool_grad_ref sets dw [cout, 9] to the weight gradient of
 // a 3×3 "same" convolution of one input channel, x [n, h, wd], from its
 // output gradient dz [n, cout, h·wd]: for each sample, each weight's 16
@@ -2506,27 +2564,61 @@ func conv3x3GradWWidth(width int, dw, x, dzT []float32, n, cin, cout, h, wd, ci0
 // for 100 positions or more) and the sums of dz (ChannelSums').
 // Conv3x3PoolGradTotal adds them up. h and wd are even; scratch is the
 // caller's, at least Conv3x3PoolGradScratch(cout, h, wd) values,
-// overwritten. It reports false, doing nothing, where the CPU lacks
-// AVX-512 (with its byte and 256-bit instructions).
+// overwritten. Both forms (AVX-512 with its byte and 256-bit
+// instructions, AVX2 with FMA) give the same bits; it reports false, doing
+// nothing, where the CPU has neither.
 func Conv3x3PoolGrad(part, x, dy []float32, where []uint8, relu bool, s0, s1, cout, h, wd int, scratch []float32) bool {
-	if !Conv3x3PoolGradFits() || h < 2 || wd < 2 || h%2 != 0 || wd%2 != 0 || cout < 1 || s0 < 0 || s1 <= s0 {
+	return conv3x3PoolGradWidth(poolGradWidth(), part, x, dy, where, relu, s0, s1, cout, h, wd, scratch)
+}
+
+// poolGradWidth is the width of Conv3x3PoolGrad's form on this CPU: 16
+// with AVX-512 and its byte instructions, 8 with AVX2 and FMA, else 0.
+func poolGradWidth() int {
+	switch {
+	case Vector && maskedBytes != 0:
+		return 16
+	case Products:
+		return 8
+	}
+	return 0
+}
+
+// poolGradWidths are Conv3x3PoolGrad's forms on this CPU, for the tests.
+func poolGradWidths() []int {
+	switch poolGradWidth() {
+	case 16:
+		return []int{16, 8}
+	case 8:
+		return []int{8}
+	}
+	return nil
+}
+
+// conv3x3PoolGradWidth is Conv3x3PoolGrad in the form of width (one of
+// poolGradWidths).
+func conv3x3PoolGradWidth(width int, part, x, dy []float32, where []uint8, relu bool, s0, s1, cout, h, wd int, scratch []float32) bool {
+	if width == 0 || h < 2 || wd < 2 || h%2 != 0 || wd%2 != 0 || cout < 1 || s0 < 0 || s1 <= s0 {
 		return false
 	}
 	ohw := h / 2 * wd / 2
 	_, _, _, _ = part[(s1-s0)*10*cout-1], x[s1*h*wd-1], dy[s1*cout*ohw-1], where[s1*cout*ohw-1]
 	_ = scratch[Conv3x3PoolGradScratch(cout, h, wd)-1]
-	C.latent_conv3x3_pool_grad((*C.float)(&part[0]), (*C.float)(&x[0]), (*C.float)(&dy[0]), (*C.uint8_t)(&where[0]), cBool(relu),
+	C.latent_conv3x3_pool_grad_width(C.int(width), (*C.float)(&part[0]), (*C.float)(&x[0]), (*C.float)(&dy[0]), (*C.uint8_t)(&where[0]), cBool(relu),
 		C.long(s0), C.long(s1), C.long(cout), C.long(h), C.long(wd), (*C.float)(&scratch[0]))
 	return true
 }
 
 // Conv3x3PoolGradFits reports whether Conv3x3PoolGrad runs on this CPU.
-func Conv3x3PoolGradFits() bool { return Vector && maskedBytes != 0 }
+func Conv3x3PoolGradFits() bool { return poolGradWidth() != 0 }
 
-// Conv3x3PoolGradScratch is the size of Conv3x3PoolGrad's scratch: the
-// zero-padded input plane, a sample's dz and two masks for each 16
-// positions.
-func Conv3x3PoolGradScratch(cout, h, wd int) int { return 2*wd + h*wd + 32 + cout*h*wd + (h*wd+15)/16 }
+// Conv3x3PoolGradScratch is the size of Conv3x3PoolGrad's scratch, for
+// either form: a sample's dz and the zero-padded input plane, and two
+// masks for each 16 positions (AVX-512) or the plane's 9 im2col columns
+// (AVX2).
+func Conv3x3PoolGradScratch(cout, h, wd int) int {
+	r := (h*wd + 15) / 16
+	return cout*h*wd + max(2*wd+h*wd+32+r, (h+2)*(wd+2)+9*16*r)
+}
 
 // Conv3x3PoolGradRef is the scalar reference, in C for its fused
 // multiply-adds (fmaf), of the weight gradient that Conv3x3PoolGrad and
