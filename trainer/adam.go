@@ -95,4 +95,4 @@ func (a *Adam) update(s kernels.AdamStep, i int, p, g []float32, off int) {
 
 // fusedKernel is whether deferredLinear.step uses kernels.LinearWeightStep
 // where the CPU has it (tests turn it off to check the band path).
-var fusedKernel = kernels.Products
+var fusedKernel = kernels.Vector

@@ -100,16 +100,15 @@ func gemmThen[T float](transA, transB bool, m, n, k int, a []T, lda int, b []T, 
 
 // ownGemm is whether gemm runs the float32 products it can on the
 // trainer's own kernel, kernels.Sgemm, instead of the BLAS: those with A
-// not transposed and beta 0, on a CPU with AVX-512 or AVX2 and FMA (see
-// gemmPart).
-var ownGemm = kernels.Products
+// not transposed and beta 0, on a CPU with AVX-512 (see gemmPart).
+var ownGemm = kernels.Vector
 
 // gemmPart is gemmCall, on kernels.Sgemm where ownGemm allows: at batch 64
 // the Linear layers' products (forward, and input gradient with B
 // transposed) run faster on it than on OpenBLAS, which packs both operands
 // for every call. Its sums run in its own order (one chain of fused
-// multiply-adds a value, over k in order) on every CPU with AVX-512 or
-// AVX2 and FMA, whichever kernels the BLAS picked.
+// multiply-adds a value, over k in order) on every CPU with AVX-512,
+// whichever kernels the BLAS picked.
 func gemmPart[T float](transA, transB bool, m, n, k int, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
 	if ownGemm && !transA && beta == 0 {
 		if a32, ok := any(a).([]float32); ok &&

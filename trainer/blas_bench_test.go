@@ -49,7 +49,7 @@ func BenchmarkGemm(b *testing.B) {
 			x[i] = float32(i%7) * 0.1
 		}
 		for _, own := range []bool{false, true} {
-			if own && (!kernels.Products || s.transA) {
+			if own && (!kernels.Vector || s.transA) {
 				continue
 			}
 			which := "blas"

@@ -637,7 +637,7 @@ func convGradX[T float](op *convGradXOp, dx []T, a [6][]T) {
 	g, C := op.conv.g, op.conv.C
 	K, ohw := g.K(), g.ohw()
 	var flipped []T
-	if _, f32 := any(w).([]float32); f32 && kernels.Products && g.k == 3 && g.stride == 1 && g.pad == 1 && g.oh == g.h && g.ow == g.w {
+	if _, f32 := any(w).([]float32); f32 && kernels.DirectConv && g.k == 3 && g.stride == 1 && g.pad == 1 && g.oh == g.h && g.ow == g.w {
 		flipped = scratch[T](&op.flipped, len(w))
 		for co := range C {
 			for ci := range g.c {

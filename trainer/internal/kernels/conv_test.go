@@ -43,7 +43,7 @@ func conv3x3Exact(x, w []float32, cin, cout, h, wd int) (y, mag []float64) {
 // reference against the float64 definition, within the rounding bound of a
 // float32 sum of n terms in any order, (n−1)·2⁻²⁴·Σ|terms|.
 func TestConv3x3(t *testing.T) {
-	if !Products {
+	if !DirectConv {
 		t.Skip("no AVX-512 or AVX2 and FMA on this CPU: the trainer convolves with im2col and a product")
 	}
 	for _, width := range widths() {
@@ -98,7 +98,7 @@ func testConv3x3(t *testing.T, width int) {
 // (its product with the padding's zeros), as im2col's columns do, and
 // that the kernel refuses what it does not handle.
 func TestConv3x3Special(t *testing.T) {
-	if !Products {
+	if !DirectConv {
 		t.Skip("no AVX-512 or AVX2 and FMA on this CPU")
 	}
 	for _, width := range widths() {
@@ -134,7 +134,7 @@ func testConv3x3Special(t *testing.T, width int) {
 // other, bit for bit in y, the pooled values and the codes of where, with
 // ties (the ReLU's zeros, repeated values) and NaNs in the input.
 func TestConv3x3ReLUPool(t *testing.T) {
-	if !Products {
+	if !DirectConv {
 		t.Skip("no AVX-512 or AVX2 and FMA on this CPU")
 	}
 	for _, width := range widths() {
@@ -233,7 +233,7 @@ func testConv3x3ReLUPool(t *testing.T, width int) {
 // (h·wd+n)·2⁻²⁴·Σ|terms|. An infinite input must give the reference's
 // infinities and NaNs.
 func TestConv3x3GradW(t *testing.T) {
-	if !Products {
+	if !DirectConv {
 		t.Skip("no AVX-512 or AVX2 and FMA on this CPU: the trainer takes the weight gradient with im2col and a product")
 	}
 	for _, width := range widths() {
@@ -341,7 +341,7 @@ func testConv3x3GradW(t *testing.T, width int) {
 // of a value in one run, as Conv3x3GradW first did, had ten times the
 // error.
 func TestConv3x3GradWAccuracy(t *testing.T) {
-	if !Products {
+	if !DirectConv {
 		t.Skip("no AVX-512 or AVX2 and FMA on this CPU")
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -404,7 +404,7 @@ func TestConv3x3GradWAccuracy(t *testing.T) {
 // BenchmarkConv3x3 times the 16→32 layer of the conv model on 64 samples of
 // 14×14, on one goroutine and split over two, and prints its GFLOPS.
 func BenchmarkConv3x3(b *testing.B) {
-	if !Products {
+	if !DirectConv {
 		b.Skip("no AVX-512 or AVX2 and FMA")
 	}
 	const n, cin, cout, h, wd = 64, 16, 32, 14, 14

@@ -12,15 +12,9 @@ import (
 // layouts of b and with leading dimensions wider than the rows; and the
 // reference against float64 sums within the error bound of a float32 sum.
 func TestSgemm(t *testing.T) {
-	if !Products {
-		t.Skip("no product kernel: pure-Go build, or a CPU without AVX-512 or AVX2 and FMA")
+	if !Vector {
+		t.Skip("no product kernel: pure-Go build, or a CPU without AVX-512")
 	}
-	for _, width := range widths() {
-		t.Run(fmt.Sprintf("width=%d", width), func(t *testing.T) { testSgemm(t, width) })
-	}
-}
-
-func testSgemm(t *testing.T, width int) {
 	tests := []struct{ m, n, k int }{
 		{64, 256, 784}, // the classic model's first layer, a goroutine's columns
 		{64, 392, 512}, // its last layer's input gradient, a goroutine's columns
@@ -56,8 +50,8 @@ func testSgemm(t *testing.T, width int) {
 				for i := range got {
 					got[i], want[i] = -7, -7 // the gaps between rows keep this
 				}
-				if !sgemmWidth(width, transB, tc.m, tc.n, tc.k, a, lda, b, ldb, got, ldc) {
-					t.Fatalf("%s: no product of width %d", name, width)
+				if !Sgemm(transB, tc.m, tc.n, tc.k, a, lda, b, ldb, got, ldc) {
+					t.Fatalf("%s: no product on a CPU with AVX-512", name)
 				}
 				SgemmRef(transB, tc.m, tc.n, tc.k, a, lda, b, ldb, want, ldc)
 				for i := range got {
@@ -93,15 +87,9 @@ func testSgemm(t *testing.T, width int) {
 // TestSgemmSpecial checks Sgemm's bits against the reference where a and b
 // hold infinities, NaNs, signed zeros and subnormals.
 func TestSgemmSpecial(t *testing.T) {
-	if !Products {
-		t.Skip("no product kernel: pure-Go build, or a CPU without AVX-512 or AVX2 and FMA")
+	if !Vector {
+		t.Skip("no product kernel: pure-Go build, or a CPU without AVX-512")
 	}
-	for _, width := range widths() {
-		t.Run(fmt.Sprintf("width=%d", width), func(t *testing.T) { testSgemmSpecial(t, width) })
-	}
-}
-
-func testSgemmSpecial(t *testing.T, width int) {
 	special := []float32{float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()), float32(math.Copysign(0, -1)), 0, 0x1p-130, 1e30}
 	m, n, k := 9, 70, 140
 	for _, transB := range []bool{false, true} {
@@ -123,7 +111,7 @@ func testSgemmSpecial(t *testing.T, width int) {
 			ldb = k
 		}
 		got, want := make([]float32, m*n), make([]float32, m*n)
-		sgemmWidth(width, transB, m, n, k, a, k, b, ldb, got, n)
+		Sgemm(transB, m, n, k, a, k, b, ldb, got, n)
 		SgemmRef(transB, m, n, k, a, k, b, ldb, want, n)
 		for i := range got {
 			if math.Float32bits(got[i]) != math.Float32bits(want[i]) && !(got[i] != got[i] && want[i] != want[i]) {
@@ -140,57 +128,53 @@ func testSgemmSpecial(t *testing.T, width int) {
 // a goroutine's half (64×256×784), and its last layer's input gradient, a
 // goroutine's half (64×392×512 with b transposed).
 func BenchmarkLinearWeightStep(b *testing.B) {
-	if !Products {
+	if !Vector {
 		b.Skip("no fused kernel")
 	}
-	for _, width := range widths() {
-		for _, tc := range []struct{ n, in, out int }{{64, 784, 512}, {64, 1568, 128}, {64, 128, 1568}} {
-			b.Run(fmt.Sprintf("width=%d/%dx%dx%d", width, tc.n, tc.in, tc.out), func(b *testing.B) {
-				n, in, out := tc.n, tc.in, tc.out
-				x, dz := make([]float32, n*in), make([]float32, n*out)
-				for i := range x {
-					x[i] = float32(math.Sin(float64(i)))
-				}
-				for i := range dz {
-					dz[i] = float32(math.Cos(float64(i))) * 1e-2
-				}
-				p, m, v := make([]float32, in*out), make([]float32, in*out), make([]float32, in*out)
-				s := AdamStep{StepSize: 1e-3, InvBC2Sqrt: 1, B1: 0.9, B2: 0.999, Eps: 1e-8}
-				for i := 0; i < b.N; i++ {
-					linearWeightStepWidth(width, x, dz, n, in, out, 0, in, p, m, v, s)
-				}
-				b.ReportMetric(float64(2*n*in*out)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOPS")
-			})
-		}
+	for _, tc := range []struct{ n, in, out int }{{64, 784, 512}, {64, 1568, 128}, {64, 128, 1568}} {
+		b.Run(fmt.Sprintf("%dx%dx%d", tc.n, tc.in, tc.out), func(b *testing.B) {
+			n, in, out := tc.n, tc.in, tc.out
+			x, dz := make([]float32, n*in), make([]float32, n*out)
+			for i := range x {
+				x[i] = float32(math.Sin(float64(i)))
+			}
+			for i := range dz {
+				dz[i] = float32(math.Cos(float64(i))) * 1e-2
+			}
+			p, m, v := make([]float32, in*out), make([]float32, in*out), make([]float32, in*out)
+			s := AdamStep{StepSize: 1e-3, InvBC2Sqrt: 1, B1: 0.9, B2: 0.999, Eps: 1e-8}
+			for i := 0; i < b.N; i++ {
+				LinearWeightStep(x, dz, n, in, out, 0, in, p, m, v, s)
+			}
+			b.ReportMetric(float64(2*n*in*out)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOPS")
+		})
 	}
 }
 
 func BenchmarkSgemm(b *testing.B) {
-	if !Products {
+	if !Vector {
 		b.Skip("no product kernel")
 	}
-	for _, width := range widths() {
-		for _, tc := range []struct {
-			m, n, k int
-			transB  bool
-		}{{64, 256, 784, false}, {64, 392, 512, true}} {
-			b.Run(fmt.Sprintf("width=%d/%dx%dx%d/transB=%v", width, tc.m, tc.n, tc.k, tc.transB), func(b *testing.B) {
-				a, w, c := make([]float32, tc.m*tc.k), make([]float32, tc.k*tc.n), make([]float32, tc.m*tc.n)
-				for i := range a {
-					a[i] = float32(i%13) * 0.1
-				}
-				for i := range w {
-					w[i] = float32(i%7) * 0.1
-				}
-				ldb := tc.n
-				if tc.transB {
-					ldb = tc.k
-				}
-				for i := 0; i < b.N; i++ {
-					sgemmWidth(width, tc.transB, tc.m, tc.n, tc.k, a, tc.k, w, ldb, c, tc.n)
-				}
-				b.ReportMetric(float64(2*tc.m*tc.n*tc.k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOPS")
-			})
-		}
+	for _, tc := range []struct {
+		m, n, k int
+		transB  bool
+	}{{64, 256, 784, false}, {64, 392, 512, true}} {
+		b.Run(fmt.Sprintf("%dx%dx%d/transB=%v", tc.m, tc.n, tc.k, tc.transB), func(b *testing.B) {
+			a, w, c := make([]float32, tc.m*tc.k), make([]float32, tc.k*tc.n), make([]float32, tc.m*tc.n)
+			for i := range a {
+				a[i] = float32(i%13) * 0.1
+			}
+			for i := range w {
+				w[i] = float32(i%7) * 0.1
+			}
+			ldb := tc.n
+			if tc.transB {
+				ldb = tc.k
+			}
+			for i := 0; i < b.N; i++ {
+				Sgemm(tc.transB, tc.m, tc.n, tc.k, a, tc.k, w, ldb, c, tc.n)
+			}
+			b.ReportMetric(float64(2*tc.m*tc.n*tc.k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOPS")
+		})
 	}
 }

@@ -22,7 +22,8 @@
 // LinearWeightStep, whose sums use one fused multiply-add a sample, in
 // order, and whose reference (LinearWeightStepRef) is scalar C with fmaf,
 // and Sgemm, the same with SgemmRef.
-// The tests compare each kernel with its reference, bit for bit, and the
+// The tests compare each kernel with its reference, bit for bit, in each
+// form the CPU runs (an AVX-512 CPU runs the AVX2 forms too), and the
 // fused gradient with gonum's gemm within the error bound of a float32 sum.
 //
 // Which BLAS the trainer multiplies with (OpenBLAS with the openblas build

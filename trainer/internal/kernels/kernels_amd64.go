@@ -3,12 +3,15 @@
 package kernels
 
 // The kernels in C, for CPUs with AVX-512 (16 values at a time) or AVX2
-// (Adam, 8 at a time), chosen at start from the CPU's features. Every
-// kernel but LinearWeightStep, Conv3x3, Conv3x3GradW, the Conv3x3PoolGrad
-// ones and Sgemm computes its Go reference's arithmetic in the same order, rounded
-// the same way and without fused multiply-adds (the pragma), so it gives
-// the same bits; those give the bits of their scalar references in C
-// below (…Ref).
+// (8 at a time: Adam, the sigmoid, the element-wise loops, and with FMA
+// Conv3x3, Conv3x3ReLUPool, Conv3x3GradW and Conv3x3PoolGrad), chosen at
+// start from the CPU's features. An AVX2 form sums and rounds as its
+// AVX-512 form does, each value in the same order, so the two give the
+// same bits. Every kernel but LinearWeightStep, Conv3x3, Conv3x3GradW,
+// the Conv3x3PoolGrad ones and Sgemm computes its Go reference's
+// arithmetic in the same order, rounded the same way and without fused
+// multiply-adds (the pragma), so it gives the same bits; those give the
+// bits of their scalar references in C below (…Ref).
 //
 // Adam: the per-value update of AdamGo, with its flush of subnormal
 // moments to zero. LinearWeightStep: a Linear layer's weight gradient
@@ -211,127 +214,38 @@ static inline void latent_store8(float *d, __m256i k, __m256 v, int full) {
 	else _mm256_maskstore_ps(d, k, v);
 }
 
-// latent_adam256 holds Adam's scalars of one step in AVX2 registers.
-typedef struct {
-	__m256 ss, ib, eps, b1, b2, c1, c2, tiny, abs, keep;
-} latent_adam256;
-
-__attribute__((target("avx2")))
-static inline latent_adam256 latent_adam256_init(latent_adam_hyper h) {
-	latent_adam256 c;
-	c.ss = _mm256_set1_ps(h.step_size);
-	c.ib = _mm256_set1_ps(h.inv_bc2_sqrt);
-	c.eps = _mm256_set1_ps(h.eps);
-	c.b1 = _mm256_set1_ps(h.b1);
-	c.b2 = _mm256_set1_ps(h.b2);
-	c.c1 = _mm256_set1_ps(1 - h.b1);
-	c.c2 = _mm256_set1_ps(1 - h.b2);
-	c.tiny = _mm256_set1_ps(FLT_MIN);
-	c.abs = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-	c.keep = _mm256_set1_ps(1 - h.wd);
-	return c;
-}
-
-// latent_adam256_step updates the 8 values of p, m and v at the pointers
-// with the gradients gj, or (not full) those in the lanes of k.
-__attribute__((target("avx2"), always_inline))
-static inline void latent_adam256_step(const latent_adam256 *c, float *p, float *m, float *v, __m256 gj, int full, __m256i k) {
-	__m256 m0 = full ? _mm256_loadu_ps(m) : _mm256_maskload_ps(m, k);
-	__m256 v0 = full ? _mm256_loadu_ps(v) : _mm256_maskload_ps(v, k);
-	__m256 p0 = full ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, k);
-	__m256 mj = _mm256_add_ps(_mm256_mul_ps(c->b1, m0), _mm256_mul_ps(c->c1, gj));
-	__m256 vj = _mm256_add_ps(_mm256_mul_ps(c->b2, v0), _mm256_mul_ps(_mm256_mul_ps(c->c2, gj), gj));
-	// Zero where |m| < FLT_MIN or v < FLT_MIN (false for NaN).
-	mj = _mm256_andnot_ps(_mm256_cmp_ps(_mm256_and_ps(mj, c->abs), c->tiny, _CMP_LT_OQ), mj);
-	vj = _mm256_andnot_ps(_mm256_cmp_ps(vj, c->tiny, _CMP_LT_OQ), vj);
-	__m256 denom = _mm256_add_ps(_mm256_mul_ps(_mm256_sqrt_ps(vj), c->ib), c->eps);
-	__m256 pj = _mm256_sub_ps(_mm256_mul_ps(p0, c->keep), _mm256_div_ps(_mm256_mul_ps(c->ss, mj), denom));
-	if (full) {
-		_mm256_storeu_ps(m, mj);
-		_mm256_storeu_ps(v, vj);
-		_mm256_storeu_ps(p, pj);
-	} else {
-		_mm256_maskstore_ps(m, k, mj);
-		_mm256_maskstore_ps(v, k, vj);
-		_mm256_maskstore_ps(p, k, pj);
-	}
-}
-
-// latent_linear_block8 is latent_linear_block4's AVX2 form: a block of R
-// rows (from i) and 16 columns (from j; nj of them, 16 where FULL) of
-// dW = xᵀ·dz, each value summed over the n samples in order with one fused
-// multiply-add a sample, then Adam on the same values of p, m and v.
-#define LATENT_LINEAR_BLOCK8(NAME, R, FULL) \
-__attribute__((target("avx2,fma"))) \
-static void NAME(const float *x, const float *dz, long n, long in, long out, long i, long j, long nj, \
-		float *p, float *m, float *v, const latent_adam256 *c) { \
-	__m256 acc[R][2]; \
-	_Pragma("GCC unroll 6") for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps(); \
-	__m256i k0 = latent_mask8(nj), k1 = latent_mask8(nj - 8); \
-	for (long b = 0; b < n; b++) { \
-		const float *d = dz + b * out + j; \
-		__m256 d0 = FULL ? _mm256_loadu_ps(d) : _mm256_maskload_ps(d, k0); \
-		__m256 d1 = FULL ? _mm256_loadu_ps(d + 8) : _mm256_maskload_ps(d + 8, k1); \
-		_Pragma("GCC unroll 6") for (int r = 0; r < R; r++) { \
-			__m256 xr = _mm256_broadcast_ss(x + b * in + i + r); \
-			acc[r][0] = _mm256_fmadd_ps(xr, d0, acc[r][0]); \
-			acc[r][1] = _mm256_fmadd_ps(xr, d1, acc[r][1]); \
-		} \
-	} \
-	_Pragma("GCC unroll 6") for (int r = 0; r < R; r++) { \
-		long at = (i + r) * out + j; \
-		latent_adam256_step(c, p + at, m + at, v + at, acc[r][0], FULL || nj >= 8, k0); \
-		if (FULL || nj > 8) latent_adam256_step(c, p + at + 8, m + at + 8, v + at + 8, acc[r][1], FULL, k1); \
-	} \
-}
-LATENT_LINEAR_BLOCK8(latent_linear_block8_6_full, 6, 1)
-LATENT_LINEAR_BLOCK8(latent_linear_block8_6, 6, 0)
-LATENT_LINEAR_BLOCK8(latent_linear_block8_1_full, 1, 1)
-LATENT_LINEAR_BLOCK8(latent_linear_block8_1, 1, 0)
-
-// latent_linear_dw_adam256 is latent_linear_dw_adam512 with AVX2 and FMA:
-// blocks of 6 rows (then 1) and 16 columns, along the rows, with the same
-// sums and the same Adam arithmetic, so the same bits.
-static void latent_linear_dw_adam256(const float *x, const float *dz, long n, long in, long out, long r0, long r1,
-		float *p, float *m, float *v, latent_adam_hyper h) {
-	latent_adam256 c = latent_adam256_init(h);
-	for (long i = r0; i < r1; ) {
-		long rows = r1 - i >= 6 ? 6 : 1;
-		for (long j = 0; j < out; j += 16) {
-			long nj = out - j < 16 ? out - j : 16;
-			if (rows == 6 && nj == 16) latent_linear_block8_6_full(x, dz, n, in, out, i, j, nj, p, m, v, &c);
-			else if (rows == 6) latent_linear_block8_6(x, dz, n, in, out, i, j, nj, p, m, v, &c);
-			else if (nj == 16) latent_linear_block8_1_full(x, dz, n, in, out, i, j, nj, p, m, v, &c);
-			else latent_linear_block8_1(x, dz, n, in, out, i, j, nj, p, m, v, &c);
-		}
-		i += rows;
-	}
-}
-
-// latent_linear_width is the vector width of the Linear kernels
-// (latent_sgemm and latent_linear_dw_adam): 16 with AVX-512, 8 with AVX2
-// and FMA, 0 (none) without.
-static int latent_linear_width(void) {
+// latent_fma_width is the vector width of the kernels with an AVX-512
+// and an AVX2 form (the direct 3×3 convolution, its weight gradient and
+// the first layer's pooled gradient): 16 with AVX-512, 8 with AVX2 and
+// FMA, 0 (none) without.
+static int latent_fma_width(void) {
 	__builtin_cpu_init();
 	if (__builtin_cpu_supports("avx512f")) return 16;
 	if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 8;
 	return 0;
 }
 
-static void latent_linear_dw_adam(int width, const float *x, const float *dz, long n, long in, long out, long r0, long r1,
-		float *p, float *m, float *v, latent_adam_hyper h) {
-	if (width == 16) latent_linear_dw_adam512(x, dz, n, in, out, r0, r1, p, m, v, h);
-	else latent_linear_dw_adam256(x, dz, n, in, out, r0, r1, p, m, v, h);
-}
-
 // latent_adam_avx2 updates the values 8 at a time and returns how many it
 // updated.
 __attribute__((target("avx2")))
 static long latent_adam_avx2(float *p, const float *g, float *m, float *v, long n, latent_adam_hyper h) {
-	latent_adam256 c = latent_adam256_init(h);
-	__m256i all = _mm256_set1_epi32(-1);
+	__m256 ss = _mm256_set1_ps(h.step_size), ib = _mm256_set1_ps(h.inv_bc2_sqrt), eps = _mm256_set1_ps(h.eps);
+	__m256 b1 = _mm256_set1_ps(h.b1), b2 = _mm256_set1_ps(h.b2), c1 = _mm256_set1_ps(1 - h.b1), c2 = _mm256_set1_ps(1 - h.b2);
+	__m256 tiny = _mm256_set1_ps(FLT_MIN), absMask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+	__m256 keep = _mm256_set1_ps(1 - h.wd);
 	long j = 0;
-	for (; j + 8 <= n; j += 8) latent_adam256_step(&c, p + j, m + j, v + j, _mm256_loadu_ps(g + j), 1, all);
+	for (; j + 8 <= n; j += 8) {
+		__m256 gj = _mm256_loadu_ps(g + j);
+		__m256 mj = _mm256_add_ps(_mm256_mul_ps(b1, _mm256_loadu_ps(m + j)), _mm256_mul_ps(c1, gj));
+		__m256 vj = _mm256_add_ps(_mm256_mul_ps(b2, _mm256_loadu_ps(v + j)), _mm256_mul_ps(_mm256_mul_ps(c2, gj), gj));
+		// Zero where |m| < FLT_MIN or v < FLT_MIN (false for NaN).
+		mj = _mm256_andnot_ps(_mm256_cmp_ps(_mm256_and_ps(mj, absMask), tiny, _CMP_LT_OQ), mj);
+		vj = _mm256_andnot_ps(_mm256_cmp_ps(vj, tiny, _CMP_LT_OQ), vj);
+		_mm256_storeu_ps(m + j, mj);
+		_mm256_storeu_ps(v + j, vj);
+		__m256 denom = _mm256_add_ps(_mm256_mul_ps(_mm256_sqrt_ps(vj), ib), eps);
+		_mm256_storeu_ps(p + j, _mm256_sub_ps(_mm256_mul_ps(_mm256_loadu_ps(p + j), keep), _mm256_div_ps(_mm256_mul_ps(ss, mj), denom)));
+	}
 	return j;
 }
 
@@ -1556,8 +1470,6 @@ static const latent_gemm_fn latent_gemm6[4] = {latent_gemm6_1, latent_gemm6_2, l
 static const latent_gemm_fn latent_gemm4[4] = {latent_gemm4_1, latent_gemm4_2, latent_gemm4_3, latent_gemm4_4};
 static const latent_gemm_fn latent_gemm1[4] = {latent_gemm1_1, latent_gemm1_2, latent_gemm1_3, latent_gemm1_4};
 
-static void latent_gemm_pack_t(const float *b, long ldb, long p0, long kb, long j0, long nj, float *pk);
-
 // latent_gemm_pack copies the block of op(B) of rows [p0, p0+kb) and
 // columns [j0, j0+nj) into pk, kb rows of 64 values, the columns past nj
 // zero.
@@ -1575,13 +1487,7 @@ static void latent_gemm_pack(int transB, const float *b, long ldb, long p0, long
 		}
 		return;
 	}
-	latent_gemm_pack_t(b, ldb, p0, kb, j0, nj, pk);
-}
-
-// latent_gemm_pack_t is latent_gemm_pack's transposed case: pk[p][jj] =
-// B[j0+jj][p0+p], in 8×8 blocks, then the edges one at a time.
-__attribute__((target("avx")))
-static void latent_gemm_pack_t(const float *b, long ldb, long p0, long kb, long j0, long nj, float *pk) {
+	// pk[p][jj] = B[j0+jj][p0+p]: 8×8 blocks, then the edges one at a time.
 	long j = 0;
 	for (; j + 8 <= nj; j += 8) {
 		long p = 0;
@@ -1614,106 +1520,6 @@ static void latent_sgemm(int transB, long m, long n, long k, const float *a, lon
 			for (; i < m; i++) latent_gemm1[v](kb, a + i * lda + p0, lda, pk, c + i * ldc + j0, ldc, nj, p0 == 0);
 		}
 	}
-}
-
-// latent_gemm_pack8 is latent_gemm_pack without AVX-512.
-static void latent_gemm_pack8(int transB, const float *b, long ldb, long p0, long kb, long j0, long nj, float *pk) {
-	if (transB) {
-		latent_gemm_pack_t(b, ldb, p0, kb, j0, nj, pk);
-		return;
-	}
-	for (long p = 0; p < kb; p++) {
-		const float *s = b + (p0 + p) * ldb + j0;
-		float *d = pk + p * 64;
-		long j = 0;
-		for (; j < nj; j++) d[j] = s[j];
-		for (; j < 64; j++) d[j] = 0;
-	}
-}
-// latent_gemm8_<R> is latent_gemm<R>_2's AVX2 form: it adds the products
-// of R rows of A (ap, kb values from the block's first) and 16 columns of
-// a panel (pk, kb rows 64 apart) to nj ≤ 16 columns of R rows of C (cp),
-// or sets them to the products where first, with C's R×16 values in 2R
-// registers: the same chains of fused multiply-adds, so the same bits.
-#define LATENT_GEMM8_ROW(r) \
-	{ \
-		__m256 x = _mm256_broadcast_ss(ap + r * lda + p); \
-		c##r##0 = _mm256_fmadd_ps(x, b0, c##r##0); \
-		c##r##1 = _mm256_fmadd_ps(x, b1, c##r##1); \
-	}
-#define LATENT_GEMM8_INIT(r) \
-	__m256 c##r##0, c##r##1; \
-	if (first) { \
-		c##r##0 = c##r##1 = _mm256_setzero_ps(); \
-	} else if (full) { \
-		c##r##0 = _mm256_loadu_ps(cp + r * ldc); \
-		c##r##1 = _mm256_loadu_ps(cp + r * ldc + 8); \
-	} else { \
-		c##r##0 = _mm256_maskload_ps(cp + r * ldc, k0); \
-		c##r##1 = _mm256_maskload_ps(cp + r * ldc + 8, k1); \
-	}
-#define LATENT_GEMM8_STORE(r) \
-	if (full) { \
-		_mm256_storeu_ps(cp + r * ldc, c##r##0); \
-		_mm256_storeu_ps(cp + r * ldc + 8, c##r##1); \
-	} else { \
-		_mm256_maskstore_ps(cp + r * ldc, k0, c##r##0); \
-		_mm256_maskstore_ps(cp + r * ldc + 8, k1, c##r##1); \
-	}
-#define LATENT_GEMM8_R6 LATENT_GEMM8_ROW(0) LATENT_GEMM8_ROW(1) LATENT_GEMM8_ROW(2) LATENT_GEMM8_ROW(3) LATENT_GEMM8_ROW(4) LATENT_GEMM8_ROW(5)
-#define LATENT_GEMM8_R4 LATENT_GEMM8_ROW(0) LATENT_GEMM8_ROW(1) LATENT_GEMM8_ROW(2) LATENT_GEMM8_ROW(3)
-#define LATENT_GEMM8_R1 LATENT_GEMM8_ROW(0)
-#define LATENT_GEMM8_INIT6 LATENT_GEMM8_INIT(0) LATENT_GEMM8_INIT(1) LATENT_GEMM8_INIT(2) LATENT_GEMM8_INIT(3) LATENT_GEMM8_INIT(4) LATENT_GEMM8_INIT(5)
-#define LATENT_GEMM8_INIT4 LATENT_GEMM8_INIT(0) LATENT_GEMM8_INIT(1) LATENT_GEMM8_INIT(2) LATENT_GEMM8_INIT(3)
-#define LATENT_GEMM8_INIT1 LATENT_GEMM8_INIT(0)
-#define LATENT_GEMM8_STORE6 LATENT_GEMM8_STORE(0) LATENT_GEMM8_STORE(1) LATENT_GEMM8_STORE(2) LATENT_GEMM8_STORE(3) LATENT_GEMM8_STORE(4) LATENT_GEMM8_STORE(5)
-#define LATENT_GEMM8_STORE4 LATENT_GEMM8_STORE(0) LATENT_GEMM8_STORE(1) LATENT_GEMM8_STORE(2) LATENT_GEMM8_STORE(3)
-#define LATENT_GEMM8_STORE1 LATENT_GEMM8_STORE(0)
-#define LATENT_GEMM8(R) \
-__attribute__((target("avx2,fma"))) \
-static void latent_gemm8_##R(long kb, const float *ap, long lda, const float *pk, float *cp, long ldc, long nj, int first) { \
-	__m256i k0 = latent_mask8(nj), k1 = latent_mask8(nj - 8); \
-	int full = nj >= 16; \
-	LATENT_GEMM8_INIT##R \
-	const float *bp = pk; \
-	for (long p = 0; p < kb; p++, bp += 64) { \
-		__m256 b0 = _mm256_load_ps(bp), b1 = _mm256_load_ps(bp + 8); \
-		LATENT_GEMM8_R##R \
-	} \
-	LATENT_GEMM8_STORE##R \
-}
-LATENT_GEMM8(6) LATENT_GEMM8(4) LATENT_GEMM8(1)
-
-// latent_sgemm256 is latent_sgemm with AVX2 and FMA: the same panels, each
-// 64 columns wide, taken 16 columns at a time by 6 rows (then 4, then 1):
-// the same sums in the same order, so the same bits.
-__attribute__((target("avx2,fma")))
-static void latent_sgemm256(int transB, long m, long n, long k, const float *a, long lda, const float *b, long ldb, float *c, long ldc) {
-	float pk[LATENT_KC * 64] __attribute__((aligned(64)));
-	if (k == 0) {
-		for (long i = 0; i < m; i++)
-			for (long j = 0; j < n; j++) c[i * ldc + j] = 0;
-		return;
-	}
-	for (long j0 = 0; j0 < n; j0 += 64) {
-		long nj = n - j0 < 64 ? n - j0 : 64;
-		for (long p0 = 0; p0 < k; p0 += LATENT_KC) {
-			long kb = k - p0 < LATENT_KC ? k - p0 : LATENT_KC;
-			latent_gemm_pack8(transB, b, ldb, p0, kb, j0, nj, pk);
-			for (long q = 0; q < nj; q += 16) {
-				const float *pq = pk + q;
-				long i = 0;
-				for (; i + 6 <= m; i += 6) latent_gemm8_6(kb, a + i * lda + p0, lda, pq, c + i * ldc + j0 + q, ldc, nj - q, p0 == 0);
-				for (; i + 4 <= m; i += 4) latent_gemm8_4(kb, a + i * lda + p0, lda, pq, c + i * ldc + j0 + q, ldc, nj - q, p0 == 0);
-				for (; i < m; i++) latent_gemm8_1(kb, a + i * lda + p0, lda, pq, c + i * ldc + j0 + q, ldc, nj - q, p0 == 0);
-			}
-		}
-	}
-}
-
-static void latent_sgemm_width(int width, int transB, long m, long n, long k, const float *a, long lda, const float *b, long ldb, float *c, long ldc) {
-	if (width == 16) latent_sgemm(transB, m, n, k, a, lda, b, ldb, c, ldc);
-	else latent_sgemm256(transB, m, n, k, a, lda, b, ldb, c, ldc);
 }
 
 // latent_conv3x3_pool_grad computes, for samples [s0, s1) of a 3×3 "same"
@@ -2137,14 +1943,14 @@ func elemWidths() []int {
 }
 
 // fmaWidth is how many values at once the kernels with both an AVX-512
-// and an AVX2 form (Sgemm, LinearWeightStep, Conv3x3 and Conv3x3ReLUPool)
-// take on this CPU: 16 with AVX-512, 8 with AVX2 and FMA, 0 where they do
-// not run. Both forms give the same bits.
-var fmaWidth = int(C.latent_linear_width())
+// and an AVX2 form (Conv3x3, Conv3x3ReLUPool, Conv3x3GradW and
+// Conv3x3PoolGrad) take on this CPU: 16 with AVX-512, 8 with AVX2 and FMA,
+// 0 where they do not run. Both forms give the same bits.
+var fmaWidth = int(C.latent_fma_width())
 
-// Products is whether Sgemm and LinearWeightStep run on this CPU: with
-// AVX-512, or with AVX2 and FMA.
-var Products = fmaWidth != 0
+// DirectConv is whether the direct 3×3 convolution kernels run on this
+// CPU: with AVX-512, or with AVX2 and FMA.
+var DirectConv = fmaWidth != 0
 
 // widths are the widths of the kernels with two forms that this CPU runs,
 // for the tests: both where it has AVX-512.
@@ -2195,16 +2001,9 @@ func hyper(s AdamStep) C.latent_adam_hyper {
 // v, with the gradient in registers. Each value of dW is summed over the n
 // samples in order, with one fused multiply-add a sample: the bits of
 // LinearWeightStepRef on every CPU, which may differ from a BLAS's gemm by
-// rounding. It reports false, doing nothing, where the CPU lacks both
-// AVX-512 and AVX2 with FMA (Products).
+// rounding. It reports false, doing nothing, where the CPU lacks AVX-512.
 func LinearWeightStep(x, dz []float32, n, in, out, r0, r1 int, p, m, v []float32, s AdamStep) bool {
-	return linearWeightStepWidth(fmaWidth, x, dz, n, in, out, r0, r1, p, m, v, s)
-}
-
-// linearWeightStepWidth is LinearWeightStep with width values at a time
-// (one of widths).
-func linearWeightStepWidth(width int, x, dz []float32, n, in, out, r0, r1 int, p, m, v []float32, s AdamStep) bool {
-	if width == 0 {
+	if !Vector {
 		return false
 	}
 	if r0 >= r1 || n == 0 || out == 0 {
@@ -2212,7 +2011,7 @@ func linearWeightStepWidth(width int, x, dz []float32, n, in, out, r0, r1 int, p
 	}
 	_, _ = x[(n-1)*in+r1-1], dz[n*out-1]
 	_, _, _ = p[in*out-1], m[in*out-1], v[in*out-1]
-	C.latent_linear_dw_adam(C.int(width), (*C.float)(&x[0]), (*C.float)(&dz[0]), C.long(n), C.long(in), C.long(out), C.long(r0), C.long(r1),
+	C.latent_linear_dw_adam512((*C.float)(&x[0]), (*C.float)(&dz[0]), C.long(n), C.long(in), C.long(out), C.long(r0), C.long(r1),
 		(*C.float)(&p[0]), (*C.float)(&m[0]), (*C.float)(&v[0]), hyper(s))
 	return true
 }
@@ -2376,8 +2175,8 @@ func Describe() string {
 	case Vector:
 		return "C with AVX-512 (Adam 16 values at a time, the Linear products and fused weight step, the direct 3×3 convolution, element-wise loops)"
 	case AdamWidth == 8:
-		if Products {
-			return "C with AVX2 and FMA (Adam 8 values at a time, the Linear products and fused weight step, the direct 3×3 convolution); Go for the rest"
+		if DirectConv {
+			return "C with AVX2 and FMA (Adam 8 values at a time, the direct 3×3 convolution, its gradients and the element-wise loops); OpenBLAS or gonum for the Linear products"
 		}
 		return "C with AVX2 (Adam 8 values at a time); Go for the rest"
 	}
@@ -2577,7 +2376,7 @@ func poolGradWidth() int {
 	switch {
 	case Vector && maskedBytes != 0:
 		return 16
-	case Products:
+	case DirectConv:
 		return 8
 	}
 	return 0
@@ -2701,7 +2500,7 @@ func Conv3x3PoolGradSparseFits(cin, h, wd int) bool {
 
 // Conv3x3GradWFits reports whether Conv3x3GradW takes cout output
 // channels on this CPU.
-func Conv3x3GradWFits(cout int) bool { return Products && cout >= 16 && cout%16 == 0 }
+func Conv3x3GradWFits(cout int) bool { return DirectConv && cout >= 16 && cout%16 == 0 }
 
 // Conv3x3GradWScratch is the size of Conv3x3GradW's scratch for nci input
 // channels: the sums of their weights, and a sample's padded planes.
@@ -2752,26 +2551,19 @@ func Conv3x3Ref(y, x, w []float32, cin, cout, h, wd int) {
 // Sgemm sets c [m, n] (rows ldc apart) to a·op(b): a is [m, k] (rows lda
 // apart), and b is [k, n] (rows ldb apart), or, with transB, [n, k] and
 // transposed. Each value is one chain of fused multiply-adds over k in
-// order, from zero: the bits of SgemmRef on every CPU with AVX-512 or
-// AVX2 and FMA, which may differ from a BLAS's gemm by rounding. It copies
-// a block of b into a 32 KB panel on the C stack and reads a, b and c
-// only, besides writing c. It reports false, doing nothing, where the CPU
-// lacks both (Products).
+// order, from zero: the bits of SgemmRef on every CPU with AVX-512, which
+// may differ from a BLAS's gemm by rounding. It copies a block of b into a
+// 32 KB panel on the C stack and reads a, b and c only, besides writing c.
+// It reports false, doing nothing, where the CPU lacks AVX-512.
 func Sgemm(transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) bool {
-	return sgemmWidth(fmaWidth, transB, m, n, k, a, lda, b, ldb, c, ldc)
-}
-
-// sgemmWidth is Sgemm with width values of a row at a time (one of
-// widths).
-func sgemmWidth(width int, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) bool {
-	if width == 0 {
+	if !Vector {
 		return false
 	}
 	if m == 0 || n == 0 {
 		return true
 	}
 	sgemmCheck(transB, m, n, k, a, lda, b, ldb, c, ldc)
-	C.latent_sgemm_width(C.int(width), cBool(transB), C.long(m), C.long(n), C.long(k), sgemmPtr(a, k), C.long(lda), sgemmPtr(b, k), C.long(ldb),
+	C.latent_sgemm(cBool(transB), C.long(m), C.long(n), C.long(k), sgemmPtr(a, k), C.long(lda), sgemmPtr(b, k), C.long(ldb),
 		(*C.float)(&c[0]), C.long(ldc))
 	return true
 }

@@ -17,26 +17,9 @@ var elemWidth = 0
 // elemWidths are the element-wise forms: Go's loops alone here.
 func elemWidths() []int { return []int{0} }
 
-// Products is whether Sgemm and LinearWeightStep run: never here.
-const Products = false
-
-// widths are the widths of the kernels with an AVX-512 and an AVX2 form:
-// none here.
-func widths() []int { return nil }
-
-func linearWeightStepWidth(width int, x, dz []float32, n, in, out, r0, r1 int, p, m, v []float32, s AdamStep) bool {
-	return false
-}
-
-func conv3x3Width(width int, y, x, w []float32, n, cin, cout, h, wd int) bool { return false }
-
-func conv3x3ReLUPoolWidth(width int, y, x, w, bias []float32, n, cin, cout, h, wd int, pooled []float32, where []uint8) bool {
-	return false
-}
-
-func sgemmWidth(width int, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) bool {
-	return false
-}
+// DirectConv is whether the direct 3×3 convolution kernels run: never
+// here.
+const DirectConv = false
 
 // Adam applies step s to p with the gradient g and the moments m and v.
 func Adam(p, g, m, v []float32, s AdamStep) { AdamGo(p, g, m, v, s) }
