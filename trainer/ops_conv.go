@@ -27,10 +27,9 @@ import (
 //	                 (conv3x3). Followed by a ReLU and a 2×2 max pooling,
 //	                 it takes its gradients from the pooling's, without
 //	                 dZ: the first layer's (one input channel) with
-//	                 kernels.Conv3x3PoolGrad, and with AVX-512 a later
-//	                 one's (channels a multiple of 16) with
-//	                 kernels.Conv3x3PoolGradW and Conv3x3PoolGradX, from
-//	                 the places that get one.
+//	                 kernels.Conv3x3PoolGrad, a later one's (channels a
+//	                 multiple of 16) with kernels.Conv3x3PoolGradW and
+//	                 Conv3x3PoolGradX, from the places that get one.
 //
 //	ConvTranspose2d  (kernel k = stride, no padding: output patches do not
 //	                 overlap) with x_s [Cin, h·w] and W [Cin, C·k·k]:
@@ -427,7 +426,8 @@ func (op *convOp) fusesPoolGrad(pg *maxPoolGradOp, dt tensor.Dtype) bool {
 // Conv3x3PoolGradX take this layer's gradients from the gradient of the
 // 2×2 pooling after it, pg (with the ReLU's between them), in dtype dt: a
 // 3×3 "same" convolution of a multiple of 16 input channels, in float32,
-// on a CPU with AVX-512. Their values are those of the dense path, bit for
+// on a CPU with AVX-512, or AVX2 and FMA. Their values are those of the
+// dense path, bit for
 // bit, while the input and the weights are finite (TestConvSparsePoolGrad).
 func (op *convOp) sparsePoolGrad(pg *maxPoolGradOp, dt tensor.Dtype) bool {
 	g := op.g

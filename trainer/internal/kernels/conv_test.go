@@ -576,8 +576,14 @@ func BenchmarkConv3x3PoolGrad(b *testing.B) {
 // samples, as the trainer's goroutines take them, give the same values.
 func TestConv3x3PoolGradSparse(t *testing.T) {
 	if !Conv3x3PoolGradSparseFits(16, 14, 14) {
-		t.Skip("no AVX-512 on this CPU: the trainer takes the layer's gradients from dz")
+		t.Skip("no AVX-512 or AVX2 and FMA on this CPU: the trainer takes the layer's gradients from dz")
 	}
+	for _, width := range poolGradWidths() {
+		t.Run(fmt.Sprintf("width=%d", width), func(t *testing.T) { testConv3x3PoolGradSparse(t, width) })
+	}
+}
+
+func testConv3x3PoolGradSparse(t *testing.T, width int) {
 	rng := rand.New(rand.NewPCG(11, 12))
 	finite := func() float32 {
 		switch rng.IntN(8) {
@@ -628,13 +634,13 @@ func TestConv3x3PoolGradSparse(t *testing.T) {
 			for p := range parts {
 				if co0, co1 := p*s.cout/parts, (p+1)*s.cout/parts; co1 > co0 {
 					scratch := make([]float32, Conv3x3PoolGradWScratch(s.cin, s.h, s.wd, co1-co0))
-					if !Conv3x3PoolGradW(gotW, gotB, x, dy, where, s.n, s.cin, s.cout, s.h, s.wd, co0, co1, scratch) {
+					if !conv3x3PoolGradWWidth(width, gotW, gotB, x, dy, where, s.n, s.cin, s.cout, s.h, s.wd, co0, co1, scratch) {
 						t.Fatalf("%+v: Conv3x3PoolGradW refused", s)
 					}
 				}
 				if s0, s1 := p*s.n/parts, (p+1)*s.n/parts; s1 > s0 {
 					scratch := make([]float32, Conv3x3PoolGradXScratch(s.cin, s.cout, s.h, s.wd))
-					if !Conv3x3PoolGradX(gotX, w, dy, where, s0, s1, s.cin, s.cout, s.h, s.wd, scratch) {
+					if !conv3x3PoolGradXWidth(width, gotX, w, dy, where, s0, s1, s.cin, s.cout, s.h, s.wd, scratch) {
 						t.Fatalf("%+v: Conv3x3PoolGradX refused", s)
 					}
 				}

@@ -4,9 +4,9 @@ package kernels
 
 // The kernels in C, for CPUs with AVX-512 (16 values at a time) or AVX2
 // (8 at a time: Adam, the sigmoid, the element-wise loops, and with FMA
-// Conv3x3, Conv3x3ReLUPool, Conv3x3GradW and Conv3x3PoolGrad), chosen at
-// start from the CPU's features. An AVX2 form sums and rounds as its
-// AVX-512 form does, each value in the same order, so the two give the
+// Conv3x3, Conv3x3ReLUPool, Conv3x3GradW and the Conv3x3PoolGrad ones),
+// chosen at start from the CPU's features. An AVX2 form sums and rounds as
+// its AVX-512 form does, each value in the same order, so the two give the
 // same bits. Every kernel but LinearWeightStep, Conv3x3, Conv3x3GradW,
 // the Conv3x3PoolGrad ones and Sgemm computes its Go reference's
 // arithmetic in the same order, rounded the same way and without fused
@@ -1913,6 +1913,142 @@ static void latent_conv3x3_pool_grad_x(float *dx, const float *w, const float *d
 		for (long cb = 0; cb < cin; cb += 16) latent_last_to_planes(dx + (s * cin + cb) * hw, dxt + cb, cin, h, wd);
 	}
 }
+
+// latent_pool_list_c is latent_pool_list without AVX-512: the same list,
+// a window at a time, each written and counted only where it gets a
+// value (no branch on the code, which would be mispredicted half the
+// time). It may write one entry past the last.
+static long latent_pool_list_c(const float *dy, const uint8_t *where, long h, long wd, int32_t *off, int32_t *lane, float *val) {
+	const long oh = h / 2, ow = wd / 2, W2 = wd + 2, hw4 = h * wd / 4 * 4;
+	long k = 0;
+	for (long wy = 0; wy < oh; wy++) {
+		for (long a = 0; a < 2; a++) {
+			const long r = 2 * wy + a;
+			for (long px = 0; px < ow; px++) {
+				const int code = where[wy * ow + px];
+				const long c = 2 * px + (code & 1), p = r * wd + c;
+				off[k] = (int32_t)((r + 1) * W2 + c + 1);
+				lane[k] = p < hw4 ? (int32_t)(p & 3) : 0;
+				val[k] = dy[wy * ow + px];
+				k += (code & 6) == (4 | 2 * a);
+			}
+		}
+	}
+	return k;
+}
+
+// latent_planes_last_c copies the channels [0, c) of x [c, h, wd] into
+// xt, a plane padded by one value all round (rows of wd+2) with the c
+// channels last (latent_planes_to_last's layout), or back with back.
+static void latent_planes_last_c(float *xt, float *x, long c, long h, long wd, int back) {
+	const long hw = h * wd, W2 = wd + 2;
+	for (long p = 0; p < hw; p++) {
+		float *q = xt + (p + 2 * (p / wd) + W2 + 1) * c;
+		if (back) {
+			for (long i = 0; i < c; i++) x[i * hw + p] = q[i];
+		} else {
+			for (long i = 0; i < c; i++) q[i] = x[i * hw + p];
+		}
+	}
+}
+
+// latent_conv3x3_pool_grad_w_avx2 is latent_conv3x3_pool_grad_w with AVX2
+// and FMA, the same bits: blocks of 8 input channels, each listed place
+// one fused multiply-add per weight, in the same order.
+__attribute__((target("avx2,fma")))
+static void latent_conv3x3_pool_grad_w_avx2(float *dw, float *db, const float *x, const float *dy, const uint8_t *where,
+		long n, long cin, long cout, long h, long wd, long co0, long co1, float *scratch) {
+	const long W2 = wd + 2, P = (h + 2) * W2, hw = h * wd, ohw = h / 2 * (wd / 2), nco = co1 - co0;
+	float *xt = scratch, *tot = xt + P * cin;
+	int32_t *off = (int32_t *)(tot + nco * 9 * cin), *lane = off + ohw + LATENT_LIST_SLACK;
+	float *val = (float *)(lane + ohw + LATENT_LIST_SLACK);
+	for (long t = 0; t < P * cin; t++) xt[t] = 0;
+	for (long t = 0; t < nco * 9 * cin; t++) tot[t] = 0;
+	for (long co = co0; co < co1; co++) db[co] = 0;
+	long koff[9];
+	for (int t = 0; t < 9; t++) koff[t] = ((t / 3 - 1) * W2 + t % 3 - 1) * cin;
+	__m128 lanes[4];
+	for (int l = 0; l < 4; l++) lanes[l] = _mm_castsi128_ps(_mm_cmpeq_epi32(_mm_setr_epi32(0, 1, 2, 3), _mm_set1_epi32(l)));
+	for (long s = 0; s < n; s++) {
+		latent_planes_last_c(xt, (float *)(x + s * cin * hw), cin, h, wd, 0);
+		for (long co = co0; co < co1; co++) {
+			const long pc = (s * cout + co) * ohw;
+			const long m = latent_pool_list_c(dy + pc, where + pc, h, wd, off, lane, val);
+			__m128 b = _mm_setzero_ps();
+			for (long cb = 0; cb < cin; cb += 8) {
+				__m256 a[9];
+				_Pragma("GCC unroll 9") for (int t = 0; t < 9; t++) a[t] = _mm256_setzero_ps();
+				for (long i = 0; i < m; i++) {
+					const __m256 d = _mm256_broadcast_ss(val + i);
+					if (cb == 0) b = _mm_add_ps(b, _mm_and_ps(_mm256_castps256_ps128(d), lanes[lane[i]]));
+					const float *xc = xt + off[i] * cin + cb;
+					_Pragma("GCC unroll 9") for (int t = 0; t < 9; t++) a[t] = _mm256_fmadd_ps(d, _mm256_loadu_ps(xc + koff[t]), a[t]);
+				}
+				float *tc = tot + (co - co0) * 9 * cin + cb;
+				_Pragma("GCC unroll 9") for (int t = 0; t < 9; t++) _mm256_storeu_ps(tc + t * cin, _mm256_add_ps(_mm256_loadu_ps(tc + t * cin), a[t]));
+			}
+			float bs[4];
+			_mm_storeu_ps(bs, b);
+			db[co] += (bs[0] + bs[1]) + (bs[2] + bs[3]);
+		}
+	}
+	for (long co = co0; co < co1; co++) {
+		for (long ci = 0; ci < cin; ci++) {
+			for (int t = 0; t < 9; t++) dw[(co * cin + ci) * 9 + t] = tot[((co - co0) * 9 + t) * cin + ci];
+		}
+	}
+}
+
+// latent_conv3x3_pool_grad_x_avx2 is latent_conv3x3_pool_grad_x with AVX2
+// and FMA, the same bits: blocks of 8 input channels, each listed place's
+// 9 neighbours updated in the same order.
+__attribute__((target("avx2,fma")))
+static void latent_conv3x3_pool_grad_x_avx2(float *dx, const float *w, const float *dy, const uint8_t *where,
+		long s0, long s1, long cin, long cout, long h, long wd, float *scratch) {
+	const long W2 = wd + 2, P = (h + 2) * W2, hw = h * wd, ohw = h / 2 * (wd / 2);
+	float *wt = scratch, *dxt = wt + cout * 9 * cin;
+	int32_t *off = (int32_t *)(dxt + P * cin), *lane = off + ohw + LATENT_LIST_SLACK;
+	float *val = (float *)(lane + ohw + LATENT_LIST_SLACK);
+	for (long co = 0; co < cout; co++) {
+		for (long ci = 0; ci < cin; ci++) {
+			for (int t = 0; t < 9; t++) wt[(co * 9 + t) * cin + ci] = w[(co * cin + ci) * 9 + t];
+		}
+	}
+	long koff[9];
+	for (int t = 0; t < 9; t++) koff[t] = ((t / 3 - 1) * W2 + t % 3 - 1) * cin;
+	for (long s = s0; s < s1; s++) {
+		for (long t = 0; t < P * cin; t++) dxt[t] = 0;
+		for (long co = 0; co < cout; co++) {
+			const long pc = (s * cout + co) * ohw;
+			const long m = latent_pool_list_c(dy + pc, where + pc, h, wd, off, lane, val);
+			for (long cb = 0; cb < cin; cb += 8) {
+				__m256 wv[9];
+				_Pragma("GCC unroll 9") for (int t = 0; t < 9; t++) wv[t] = _mm256_loadu_ps(wt + (co * 9 + t) * cin + cb);
+				for (long i = 0; i < m; i++) {
+					const __m256 d = _mm256_broadcast_ss(val + i);
+					float *dp = dxt + off[i] * cin + cb;
+					_Pragma("GCC unroll 9") for (int t = 0; t < 9; t++) {
+						float *at = dp + koff[t];
+						_mm256_storeu_ps(at, _mm256_fmadd_ps(wv[t], d, _mm256_loadu_ps(at)));
+					}
+				}
+			}
+		}
+		latent_planes_last_c(dxt, dx + s * cin * hw, cin, h, wd, 1);
+	}
+}
+
+static void latent_conv3x3_pool_grad_w_width(int width, float *dw, float *db, const float *x, const float *dy, const uint8_t *where,
+		long n, long cin, long cout, long h, long wd, long co0, long co1, float *scratch) {
+	if (width == 16) latent_conv3x3_pool_grad_w(dw, db, x, dy, where, n, cin, cout, h, wd, co0, co1, scratch);
+	else latent_conv3x3_pool_grad_w_avx2(dw, db, x, dy, where, n, cin, cout, h, wd, co0, co1, scratch);
+}
+
+static void latent_conv3x3_pool_grad_x_width(int width, float *dx, const float *w, const float *dy, const uint8_t *where,
+		long s0, long s1, long cin, long cout, long h, long wd, float *scratch) {
+	if (width == 16) latent_conv3x3_pool_grad_x(dx, w, dy, where, s0, s1, cin, cout, h, wd, scratch);
+	else latent_conv3x3_pool_grad_x_avx2(dx, w, dy, where, s0, s1, cin, cout, h, wd, scratch);
+}
 */
 import "C"
 
@@ -1943,8 +2079,8 @@ func elemWidths() []int {
 }
 
 // fmaWidth is how many values at once the kernels with both an AVX-512
-// and an AVX2 form (Conv3x3, Conv3x3ReLUPool, Conv3x3GradW and
-// Conv3x3PoolGrad) take on this CPU: 16 with AVX-512, 8 with AVX2 and FMA,
+// and an AVX2 form (Conv3x3, Conv3x3ReLUPool, Conv3x3GradW and the
+// Conv3x3PoolGrad ones) take on this CPU: 16 with AVX-512, 8 with AVX2 and FMA,
 // 0 where they do not run. Both forms give the same bits.
 var fmaWidth = int(C.latent_fma_width())
 
@@ -2442,17 +2578,29 @@ func Conv3x3PoolGradRef(dw, x, dz []float32, n, cout, h, wd int) {
 // x, the dense sums' 0·x terms would make NaN that these leave out).
 // The goroutines may share the output channels. h and wd are even, cin a
 // multiple of 16; scratch is the caller's, at least
-// Conv3x3PoolGradWScratch(cin, h, wd, co1−co0) values, overwritten. It
-// reports false, doing nothing, where the CPU lacks AVX-512.
+// Conv3x3PoolGradWScratch(cin, h, wd, co1−co0) values, overwritten. Its
+// AVX-512 and AVX2 forms give the same bits; it reports false, doing
+// nothing, where the CPU has neither.
 func Conv3x3PoolGradW(dw, db, x, dy []float32, where []uint8, n, cin, cout, h, wd, co0, co1 int, scratch []float32) bool {
-	if !Conv3x3PoolGradSparseFits(cin, h, wd) || n < 1 || co0 < 0 || co1 <= co0 || co1 > cout {
+	return conv3x3PoolGradWWidth(sparseWidth(), dw, db, x, dy, where, n, cin, cout, h, wd, co0, co1, scratch)
+}
+
+// sparseWidth is the width of Conv3x3PoolGradW's and Conv3x3PoolGradX's
+// form on this CPU: 16 with AVX-512 and its byte instructions, 8 with
+// AVX2 and FMA, else 0.
+func sparseWidth() int { return poolGradWidth() }
+
+// conv3x3PoolGradWWidth is Conv3x3PoolGradW in the form of width (one of
+// poolGradWidths).
+func conv3x3PoolGradWWidth(width int, dw, db, x, dy []float32, where []uint8, n, cin, cout, h, wd, co0, co1 int, scratch []float32) bool {
+	if !sparseFits(width, cin, h, wd) || n < 1 || co0 < 0 || co1 <= co0 || co1 > cout {
 		return false
 	}
 	ohw := h / 2 * wd / 2
 	_, _, _ = dw[cout*cin*9-1], db[cout-1], x[n*cin*h*wd-1]
 	_, _ = dy[n*cout*ohw-1], where[n*cout*ohw-1]
 	_ = scratch[Conv3x3PoolGradWScratch(cin, h, wd, co1-co0)-1]
-	C.latent_conv3x3_pool_grad_w((*C.float)(&dw[0]), (*C.float)(&db[0]), (*C.float)(&x[0]), (*C.float)(&dy[0]), (*C.uint8_t)(&where[0]),
+	C.latent_conv3x3_pool_grad_w_width(C.int(width), (*C.float)(&dw[0]), (*C.float)(&db[0]), (*C.float)(&x[0]), (*C.float)(&dy[0]), (*C.uint8_t)(&where[0]),
 		C.long(n), C.long(cin), C.long(cout), C.long(h), C.long(wd), C.long(co0), C.long(co1), (*C.float)(&scratch[0]))
 	return true
 }
@@ -2470,17 +2618,24 @@ func Conv3x3PoolGradWScratch(cin, h, wd, nco int) int {
 // the bits of Conv3x3Ref's convolution of that dz by w flipped (its rows
 // and columns reversed, its channels swapped) where w is finite. h and wd
 // are even, cin a multiple of 16; scratch is the caller's, at least
-// Conv3x3PoolGradXScratch(cin, cout, h, wd) values, overwritten. It
-// reports false, doing nothing, where the CPU lacks AVX-512.
+// Conv3x3PoolGradXScratch(cin, cout, h, wd) values, overwritten. Its
+// AVX-512 and AVX2 forms give the same bits; it reports false, doing
+// nothing, where the CPU has neither.
 func Conv3x3PoolGradX(dx, w, dy []float32, where []uint8, s0, s1, cin, cout, h, wd int, scratch []float32) bool {
-	if !Conv3x3PoolGradSparseFits(cin, h, wd) || cout < 1 || s0 < 0 || s1 <= s0 {
+	return conv3x3PoolGradXWidth(sparseWidth(), dx, w, dy, where, s0, s1, cin, cout, h, wd, scratch)
+}
+
+// conv3x3PoolGradXWidth is Conv3x3PoolGradX in the form of width (one of
+// poolGradWidths).
+func conv3x3PoolGradXWidth(width int, dx, w, dy []float32, where []uint8, s0, s1, cin, cout, h, wd int, scratch []float32) bool {
+	if !sparseFits(width, cin, h, wd) || cout < 1 || s0 < 0 || s1 <= s0 {
 		return false
 	}
 	ohw := h / 2 * wd / 2
 	_, _ = dx[s1*cin*h*wd-1], w[cout*cin*9-1]
 	_, _ = dy[s1*cout*ohw-1], where[s1*cout*ohw-1]
 	_ = scratch[Conv3x3PoolGradXScratch(cin, cout, h, wd)-1]
-	C.latent_conv3x3_pool_grad_x((*C.float)(&dx[0]), (*C.float)(&w[0]), (*C.float)(&dy[0]), (*C.uint8_t)(&where[0]),
+	C.latent_conv3x3_pool_grad_x_width(C.int(width), (*C.float)(&dx[0]), (*C.float)(&w[0]), (*C.float)(&dy[0]), (*C.uint8_t)(&where[0]),
 		C.long(s0), C.long(s1), C.long(cin), C.long(cout), C.long(h), C.long(wd), (*C.float)(&scratch[0]))
 	return true
 }
@@ -2494,8 +2649,11 @@ func Conv3x3PoolGradXScratch(cin, cout, h, wd int) int {
 
 // Conv3x3PoolGradSparseFits reports whether Conv3x3PoolGradW and
 // Conv3x3PoolGradX take cin input channels and planes of h×wd on this CPU.
-func Conv3x3PoolGradSparseFits(cin, h, wd int) bool {
-	return Vector && maskedBytes != 0 && cin >= 16 && cin%16 == 0 && h >= 2 && wd >= 2 && h%2 == 0 && wd%2 == 0
+func Conv3x3PoolGradSparseFits(cin, h, wd int) bool { return sparseFits(sparseWidth(), cin, h, wd) }
+
+// sparseFits is Conv3x3PoolGradSparseFits for the form of width.
+func sparseFits(width, cin, h, wd int) bool {
+	return width != 0 && cin >= 16 && cin%16 == 0 && h >= 2 && wd >= 2 && h%2 == 0 && wd%2 == 0
 }
 
 // Conv3x3GradWFits reports whether Conv3x3GradW takes cout output

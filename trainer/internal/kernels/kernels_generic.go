@@ -51,6 +51,7 @@ func BiasSigmoid(v []float32, b float32) { BiasSigmoidGo(v, b) }
 // sigmoidWidths are the sigmoid's forms: Go's loop alone here.
 func sigmoidWidths() []int { return []int{0} }
 
+// biasSigmoidWidth is BiasSigmoid: Go's loop, whatever the width.
 func biasSigmoidWidth(width int, v []float32, b float32) { BiasSigmoidGo(v, b) }
 
 // BiasReLUScalar sets v[j] = max(v[j]+b, 0), with NaN kept and -0 made +0.
