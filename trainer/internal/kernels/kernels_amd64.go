@@ -1806,6 +1806,27 @@ static long latent_pool_list(const float *dy, const uint8_t *where, long h, long
 	return k;
 }
 
+// latent_sparse_w_out copies the totals [co1−co0, 9, cin] of the sparse
+// weight gradients (both forms) to rows [co0, co1) of dw [cout, cin, 3, 3].
+static void latent_sparse_w_out(float *dw, const float *tot, long cin, long co0, long co1) {
+	for (long co = co0; co < co1; co++) {
+		for (long ci = 0; ci < cin; ci++) {
+			for (int t = 0; t < 9; t++) dw[(co * cin + ci) * 9 + t] = tot[((co - co0) * 9 + t) * cin + ci];
+		}
+	}
+}
+
+// latent_weights_last sets wt [cout, 9, cin] to the weights w [cout, cin,
+// 3, 3] with their input channels last, for the sparse input gradients
+// (both forms).
+static void latent_weights_last(float *wt, const float *w, long cin, long cout) {
+	for (long co = 0; co < cout; co++) {
+		for (long ci = 0; ci < cin; ci++) {
+			for (int t = 0; t < 9; t++) wt[(co * 9 + t) * cin + ci] = w[(co * cin + ci) * 9 + t];
+		}
+	}
+}
+
 // latent_conv3x3_pool_grad_w computes, for output channels [co0, co1), the
 // weight and bias gradients of a 3×3 "same" convolution x [n, cin, h, wd]
 // → [n, cout, h, wd] followed by a ReLU and a 2×2 max pooling of stride 2,
@@ -1859,11 +1880,7 @@ static void latent_conv3x3_pool_grad_w(float *dw, float *db, const float *x, con
 			db[co] += (bs[0] + bs[1]) + (bs[2] + bs[3]);
 		}
 	}
-	for (long co = co0; co < co1; co++) {
-		for (long ci = 0; ci < cin; ci++) {
-			for (int t = 0; t < 9; t++) dw[(co * cin + ci) * 9 + t] = tot[((co - co0) * 9 + t) * cin + ci];
-		}
-	}
+	latent_sparse_w_out(dw, tot, cin, co0, co1);
 }
 
 // latent_conv3x3_pool_grad_x computes, for samples [s0, s1), the input
@@ -1885,11 +1902,7 @@ static void latent_conv3x3_pool_grad_x(float *dx, const float *w, const float *d
 	float *wt = scratch, *dxt = wt + cout * 9 * cin;
 	int32_t *off = (int32_t *)(dxt + P * cin), *lane = off + ohw + LATENT_LIST_SLACK;
 	float *val = (float *)(lane + ohw + LATENT_LIST_SLACK);
-	for (long co = 0; co < cout; co++) {
-		for (long ci = 0; ci < cin; ci++) {
-			for (int t = 0; t < 9; t++) wt[(co * 9 + t) * cin + ci] = w[(co * cin + ci) * 9 + t];
-		}
-	}
+	latent_weights_last(wt, w, cin, cout);
 	long koff[9];
 	for (int t = 0; t < 9; t++) koff[t] = ((t / 3 - 1) * W2 + t % 3 - 1) * cin;
 	for (long s = s0; s < s1; s++) {
@@ -1992,11 +2005,7 @@ static void latent_conv3x3_pool_grad_w_avx2(float *dw, float *db, const float *x
 			db[co] += (bs[0] + bs[1]) + (bs[2] + bs[3]);
 		}
 	}
-	for (long co = co0; co < co1; co++) {
-		for (long ci = 0; ci < cin; ci++) {
-			for (int t = 0; t < 9; t++) dw[(co * cin + ci) * 9 + t] = tot[((co - co0) * 9 + t) * cin + ci];
-		}
-	}
+	latent_sparse_w_out(dw, tot, cin, co0, co1);
 }
 
 // latent_conv3x3_pool_grad_x_avx2 is latent_conv3x3_pool_grad_x with AVX2
@@ -2009,11 +2018,7 @@ static void latent_conv3x3_pool_grad_x_avx2(float *dx, const float *w, const flo
 	float *wt = scratch, *dxt = wt + cout * 9 * cin;
 	int32_t *off = (int32_t *)(dxt + P * cin), *lane = off + ohw + LATENT_LIST_SLACK;
 	float *val = (float *)(lane + ohw + LATENT_LIST_SLACK);
-	for (long co = 0; co < cout; co++) {
-		for (long ci = 0; ci < cin; ci++) {
-			for (int t = 0; t < 9; t++) wt[(co * 9 + t) * cin + ci] = w[(co * cin + ci) * 9 + t];
-		}
-	}
+	latent_weights_last(wt, w, cin, cout);
 	long koff[9];
 	for (int t = 0; t < 9; t++) koff[t] = ((t / 3 - 1) * W2 + t % 3 - 1) * cin;
 	for (long s = s0; s < s1; s++) {
