@@ -214,6 +214,30 @@ static inline void latent_store8(float *d, __m256i k, __m256 v, int full) {
 	else _mm256_maskstore_ps(d, k, v);
 }
 
+// latent_even8 is the even lanes of the 16 values a, b (a's first), and
+// latent_odd8 the odd ones: a row of pairs split in two.
+__attribute__((target("avx2"), always_inline))
+static inline __m256 latent_even8(__m256 a, __m256 b) {
+	return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0))), 0xd8));
+}
+
+__attribute__((target("avx2"), always_inline))
+static inline __m256 latent_odd8(__m256 a, __m256 b) {
+	return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1))), 0xd8));
+}
+
+// latent_interleave8 is latent_even8's and latent_odd8's way back: the 16
+// values e0 o0 e1 o1 … of the 8 even values e and the 8 odd o, the first
+// 8 in *lo and the next in *hi.
+__attribute__((target("avx2"), always_inline))
+static inline void latent_interleave8(__m256 e, __m256 o, __m256 *lo, __m256 *hi) {
+	// unpacklo/hi interleave within each 128-bit half: [e0 o0 e1 o1 | e4
+	// o4 e5 o5] and [e2 o2 e3 o3 | e6 o6 e7 o7].
+	const __m256 l = _mm256_unpacklo_ps(e, o), h = _mm256_unpackhi_ps(e, o);
+	*lo = _mm256_permute2f128_ps(l, h, 0x20);
+	*hi = _mm256_permute2f128_ps(l, h, 0x31);
+}
+
 // latent_fma_width is the vector width of the kernels with an AVX-512
 // and an AVX2 form (the direct 3×3 convolution, its weight gradient and
 // the first layer's pooled gradient): 16 with AVX-512, 8 with AVX2 and
@@ -809,14 +833,13 @@ static void latent_maxpool2x2_grad8(float *grad, long planes, long w, long hw, l
 				__m256 b = _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(pos, _mm256_set1_epi32(1))), d);
 				__m256 cc = _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(pos, _mm256_set1_epi32(2))), d);
 				__m256 e = _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(pos, three)), d);
-				// unpacklo/hi interleave within each 128-bit half: lo =
-				// [a0 b0 a1 b1 | a4 b4 a5 b5], hi = [a2 b2 a3 b3 | a6 b6 a7 b7].
-				__m256 l0 = _mm256_unpacklo_ps(a, b), h0 = _mm256_unpackhi_ps(a, b);
-				__m256 l1 = _mm256_unpacklo_ps(cc, e), h1 = _mm256_unpackhi_ps(cc, e);
-				latent_store8(r0 + 2 * ox, klo, _mm256_permute2f128_ps(l0, h0, 0x20), left >= 4);
-				latent_store8(r0 + 2 * ox + 8, khi, _mm256_permute2f128_ps(l0, h0, 0x31), left >= 8);
-				latent_store8(r1 + 2 * ox, klo, _mm256_permute2f128_ps(l1, h1, 0x20), left >= 4);
-				latent_store8(r1 + 2 * ox + 8, khi, _mm256_permute2f128_ps(l1, h1, 0x31), left >= 8);
+				__m256 lo, hi;
+				latent_interleave8(a, b, &lo, &hi);
+				latent_store8(r0 + 2 * ox, klo, lo, left >= 4);
+				latent_store8(r0 + 2 * ox + 8, khi, hi, left >= 8);
+				latent_interleave8(cc, e, &lo, &hi);
+				latent_store8(r1 + 2 * ox, klo, lo, left >= 4);
+				latent_store8(r1 + 2 * ox + 8, khi, hi, left >= 8);
 			}
 		}
 	}
@@ -843,9 +866,10 @@ static void latent_interleave2_avx2(float *dst, const float *src, long planes, l
 						va = _mm256_and_ps(_mm256_cmp_ps(va, zero, _CMP_NLE_UQ), va);
 						vb = _mm256_and_ps(_mm256_cmp_ps(vb, zero, _CMP_NLE_UQ), vb);
 					}
-					__m256 lo = _mm256_unpacklo_ps(va, vb), hi = _mm256_unpackhi_ps(va, vb);
-					latent_store8(row + 2 * j, klo, _mm256_permute2f128_ps(lo, hi, 0x20), left >= 4);
-					latent_store8(row + 2 * j + 8, khi, _mm256_permute2f128_ps(lo, hi, 0x31), left >= 8);
+					__m256 lo, hi;
+					latent_interleave8(va, vb, &lo, &hi);
+					latent_store8(row + 2 * j, klo, lo, left >= 4);
+					latent_store8(row + 2 * j + 8, khi, hi, left >= 8);
 				}
 			}
 		}
@@ -870,11 +894,7 @@ static void latent_deinterleave2_avx2(float *dz, const float *y, const float *dy
 					const __m256i k = latent_mask8(left), klo = latent_mask8(2 * left), khi = latent_mask8(2 * left - 8);
 					const __m256 y0 = _mm256_maskload_ps(yr + 2 * j, klo), y1 = _mm256_maskload_ps(yr + 2 * j + 8, khi);
 					const __m256 g0 = _mm256_maskload_ps(dr + 2 * j, klo), g1 = _mm256_maskload_ps(dr + 2 * j + 8, khi);
-					__m256 v[2], g[2];
-					v[0] = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(y0, y1, _MM_SHUFFLE(2, 0, 2, 0))), 0xd8));
-					v[1] = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(y0, y1, _MM_SHUFFLE(3, 1, 3, 1))), 0xd8));
-					g[0] = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(g0, g1, _MM_SHUFFLE(2, 0, 2, 0))), 0xd8));
-					g[1] = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(g0, g1, _MM_SHUFFLE(3, 1, 3, 1))), 0xd8));
+					__m256 v[2] = {latent_even8(y0, y1), latent_odd8(y0, y1)}, g[2] = {latent_even8(g0, g1), latent_odd8(g0, g1)};
 					for (int q = 0; q < 2; q++) {
 						if (act == 1) {
 							g[q] = _mm256_and_ps(_mm256_cmp_ps(v[q], zero, _CMP_NLE_UQ), g[q]);
@@ -1094,10 +1114,7 @@ static inline __m256 latent_gomax8(__m256 x, __m256 y) {
 // the first maximum), plus 4 where the maximum is above zero or NaN.
 __attribute__((target("avx2"), always_inline))
 static inline __m256 latent_pool8(__m256 a0, __m256 b0, __m256 a1, __m256 b1, __m256i *codes) {
-	__m256 a = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a0, b0, _MM_SHUFFLE(2, 0, 2, 0))), 0xd8));
-	__m256 b = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a0, b0, _MM_SHUFFLE(3, 1, 3, 1))), 0xd8));
-	__m256 c = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a1, b1, _MM_SHUFFLE(2, 0, 2, 0))), 0xd8));
-	__m256 e = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a1, b1, _MM_SHUFFLE(3, 1, 3, 1))), 0xd8));
+	__m256 a = latent_even8(a0, b0), b = latent_odd8(a0, b0), c = latent_even8(a1, b1), e = latent_odd8(a1, b1);
 	__m256 m0 = latent_gomax8(a, b), m1 = latent_gomax8(c, e), m = latent_gomax8(m0, m1);
 	const __m256i one = _mm256_set1_epi32(1);
 	__m256i s0 = _mm256_and_si256(_mm256_castps_si256(_mm256_cmp_ps(b, a, _CMP_GT_OQ)), one);
@@ -1747,6 +1764,30 @@ static void latent_last_to_planes(float *dst, const float *src, long cs, long h,
 // latent_pool_list may write: each array of its list holds oh·ow + that.
 #define LATENT_LIST_SLACK 16
 
+// latent_pool_list_c is latent_pool_list's list without AVX-512, and its
+// list for rows of more than 8 windows with it: a window at a time, each
+// written and counted only where it gets a value (no branch on the code,
+// which would be mispredicted half the time). It may write one entry past
+// the last.
+static long latent_pool_list_c(const float *dy, const uint8_t *where, long h, long wd, int32_t *off, int32_t *lane, float *val) {
+	const long oh = h / 2, ow = wd / 2, W2 = wd + 2, hw4 = h * wd / 4 * 4;
+	long k = 0;
+	for (long wy = 0; wy < oh; wy++) {
+		for (long a = 0; a < 2; a++) {
+			const long r = 2 * wy + a;
+			for (long px = 0; px < ow; px++) {
+				const int code = where[wy * ow + px];
+				const long c = 2 * px + (code & 1), p = r * wd + c;
+				off[k] = (int32_t)((r + 1) * W2 + c + 1);
+				lane[k] = p < hw4 ? (int32_t)(p & 3) : 0;
+				val[k] = dy[wy * ow + px];
+				k += (code & 6) == (4 | 2 * a);
+			}
+		}
+	}
+	return k;
+}
+
 // latent_pool_list lists the positions of one plane of a 2×2 max pooling's
 // input gradient (stride 2, h and wd even, after a ReLU) that get a value:
 // each window's first maximum, where where's bit 2 says that the maximum
@@ -1761,24 +1802,8 @@ static void latent_last_to_planes(float *dst, const float *src, long cs, long h,
 __attribute__((target("avx512f,avx512bw,avx512vl")))
 static long latent_pool_list(const float *dy, const uint8_t *where, long h, long wd, int32_t *off, int32_t *lane, float *val) {
 	const long oh = h / 2, ow = wd / 2, W2 = wd + 2, hw4 = h * wd / 4 * 4;
+	if (ow > 8) return latent_pool_list_c(dy, where, h, wd, off, lane, val);
 	long k = 0;
-	if (ow > 8) {
-		for (long wy = 0; wy < oh; wy++) {
-			for (long a = 0; a < 2; a++) {
-				const long r = 2 * wy + a;
-				for (long px = 0; px < ow; px++) {
-					const int code = where[wy * ow + px];
-					if ((code & 6) != (4 | 2 * a)) continue;
-					const long c = 2 * px + (code & 1), p = r * wd + c;
-					off[k] = (int32_t)((r + 1) * W2 + c + 1);
-					lane[k] = p < hw4 ? (int32_t)(p & 3) : 0;
-					val[k] = dy[wy * ow + px];
-					k++;
-				}
-			}
-		}
-		return k;
-	}
 	const __m512i idx = _mm512_set_epi32(7, 6, 5, 4, 3, 2, 1, 0, 7, 6, 5, 4, 3, 2, 1, 0);
 	const __m512i a = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
 	const __m512i want = _mm512_add_epi32(_mm512_set1_epi32(4), _mm512_add_epi32(a, a));
@@ -1927,41 +1952,24 @@ static void latent_conv3x3_pool_grad_x(float *dx, const float *w, const float *d
 	}
 }
 
-// latent_pool_list_c is latent_pool_list without AVX-512: the same list,
-// a window at a time, each written and counted only where it gets a
-// value (no branch on the code, which would be mispredicted half the
-// time). It may write one entry past the last.
-static long latent_pool_list_c(const float *dy, const uint8_t *where, long h, long wd, int32_t *off, int32_t *lane, float *val) {
-	const long oh = h / 2, ow = wd / 2, W2 = wd + 2, hw4 = h * wd / 4 * 4;
-	long k = 0;
-	for (long wy = 0; wy < oh; wy++) {
-		for (long a = 0; a < 2; a++) {
-			const long r = 2 * wy + a;
-			for (long px = 0; px < ow; px++) {
-				const int code = where[wy * ow + px];
-				const long c = 2 * px + (code & 1), p = r * wd + c;
-				off[k] = (int32_t)((r + 1) * W2 + c + 1);
-				lane[k] = p < hw4 ? (int32_t)(p & 3) : 0;
-				val[k] = dy[wy * ow + px];
-				k += (code & 6) == (4 | 2 * a);
-			}
-		}
-	}
-	return k;
-}
-
-// latent_planes_last_c copies the channels [0, c) of x [c, h, wd] into
-// xt, a plane padded by one value all round (rows of wd+2) with the c
-// channels last (latent_planes_to_last's layout), or back with back.
-static void latent_planes_last_c(float *xt, float *x, long c, long h, long wd, int back) {
+// latent_planes_to_last_c is latent_planes_to_last without AVX-512, for
+// c channels: xt, a plane padded by one value all round (rows of wd+2)
+// with the channels last, gets the planes of x [c, h, wd]. The padding is
+// left alone.
+static void latent_planes_to_last_c(float *xt, const float *x, long c, long h, long wd) {
 	const long hw = h * wd, W2 = wd + 2;
 	for (long p = 0; p < hw; p++) {
 		float *q = xt + (p + 2 * (p / wd) + W2 + 1) * c;
-		if (back) {
-			for (long i = 0; i < c; i++) x[i * hw + p] = q[i];
-		} else {
-			for (long i = 0; i < c; i++) q[i] = x[i * hw + p];
-		}
+		for (long i = 0; i < c; i++) q[i] = x[i * hw + p];
+	}
+}
+
+// latent_last_to_planes_c is latent_planes_to_last_c's way back.
+static void latent_last_to_planes_c(float *x, const float *xt, long c, long h, long wd) {
+	const long hw = h * wd, W2 = wd + 2;
+	for (long p = 0; p < hw; p++) {
+		const float *q = xt + (p + 2 * (p / wd) + W2 + 1) * c;
+		for (long i = 0; i < c; i++) x[i * hw + p] = q[i];
 	}
 }
 
@@ -1983,7 +1991,7 @@ static void latent_conv3x3_pool_grad_w_avx2(float *dw, float *db, const float *x
 	__m128 lanes[4];
 	for (int l = 0; l < 4; l++) lanes[l] = _mm_castsi128_ps(_mm_cmpeq_epi32(_mm_setr_epi32(0, 1, 2, 3), _mm_set1_epi32(l)));
 	for (long s = 0; s < n; s++) {
-		latent_planes_last_c(xt, (float *)(x + s * cin * hw), cin, h, wd, 0);
+		latent_planes_to_last_c(xt, x + s * cin * hw, cin, h, wd);
 		for (long co = co0; co < co1; co++) {
 			const long pc = (s * cout + co) * ohw;
 			const long m = latent_pool_list_c(dy + pc, where + pc, h, wd, off, lane, val);
@@ -2039,7 +2047,7 @@ static void latent_conv3x3_pool_grad_x_avx2(float *dx, const float *w, const flo
 				}
 			}
 		}
-		latent_planes_last_c(dxt, dx + s * cin * hw, cin, h, wd, 1);
+		latent_last_to_planes_c(dx + s * cin * hw, dxt, cin, h, wd);
 	}
 }
 
