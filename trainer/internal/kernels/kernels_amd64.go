@@ -206,12 +206,30 @@ static inline __m256i latent_mask8(long left) {
 	return _mm256_cmpgt_epi32(_mm256_set1_epi32(l), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-// latent_store8 stores v at d, in the lanes of k unless full: a masked
-// store is slow on some CPUs (AMD's), so only the tails take one.
+// latent_store8 stores v at d, in the lanes of k unless full; k is a
+// latent_mask8, its lanes a prefix. A masked store is slow on some CPUs
+// (AMD's), so the tails are stored in pieces of 4, 2 and 1 instead.
 __attribute__((target("avx2"), always_inline))
 static inline void latent_store8(float *d, __m256i k, __m256 v, int full) {
-	if (full) _mm256_storeu_ps(d, v);
-	else _mm256_maskstore_ps(d, k, v);
+	int n = full ? 8 : __builtin_popcount(_mm256_movemask_ps(_mm256_castsi256_ps(k)));
+	if (n == 8) {
+		_mm256_storeu_ps(d, v);
+		return;
+	}
+	__m128 q = _mm256_castps256_ps128(v);
+	if (n >= 4) {
+		_mm_storeu_ps(d, q);
+		q = _mm256_extractf128_ps(v, 1);
+		d += 4;
+		n -= 4;
+	}
+	if (n >= 2) {
+		_mm_storel_pi((__m64 *)d, q);
+		q = _mm_movehl_ps(q, q);
+		d += 2;
+		n -= 2;
+	}
+	if (n) _mm_store_ss(d, q);
 }
 
 // latent_even8 is the even lanes of the 16 values a, b (a's first), and
@@ -824,9 +842,13 @@ static void latent_maxpool2x2_grad8(float *grad, long planes, long w, long hw, l
 				const long left = ow - ox;
 				const __m256i k = latent_mask8(left), klo = latent_mask8(2 * left), khi = latent_mask8(2 * left - 8);
 				__m256 d = _mm256_maskload_ps(dp + ox, k);
-				uint8_t cb[8] = {0};
-				for (long l = 0; l < 8 && l < left; l++) cb[l] = wp[ox + l];
-				__m256i c = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)cb));
+				// The codes gathered in a register: bytes stored one at a
+				// time and loaded as 8 stall the load (no forwarding).
+				uint64_t cb = 0;
+				if (left >= 8) __builtin_memcpy(&cb, wp + ox, 8);
+				else
+					for (long l = 0; l < left; l++) cb |= (uint64_t)wp[ox + l] << (8 * l);
+				__m256i c = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)cb));
 				if (relu) d = _mm256_andnot_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(c, four), zero)), d);
 				__m256i pos = _mm256_and_si256(c, three);
 				__m256 a = _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(pos, zero)), d);
@@ -1631,14 +1653,13 @@ static void latent_conv3x3_pool_grad_avx2(float *part, const float *x, const flo
 	for (long i = 0; i < (h + 2) * W2; i++) pad[i] = 0;
 	for (long i = 0; i < 9 * 16 * R; i++) xcol[i] = 0; // the positions past hw stay zero
 	for (long s = s0; s < s1; s++) {
-		for (long r = 0; r < h; r++) {
-			for (long c = 0; c < wd; c++) pad[(r + 1) * W2 + c + 1] = x[s * hw + r * wd + c];
-		}
+		// Row copies: as element loops, which the compiler cannot prove
+		// apart (pad and xcol share scratch), they ran one float a store
+		// and took half the kernel's time.
+		for (long r = 0; r < h; r++) __builtin_memcpy(pad + (r + 1) * W2 + 1, x + s * hw + r * wd, wd * sizeof(float));
 		for (int t = 0; t < 9; t++) {
 			const long ky = t / 3, kx = t % 3;
-			for (long r = 0; r < h; r++) {
-				for (long c = 0; c < wd; c++) xcol[t * 16 * R + r * wd + c] = pad[(r + ky) * W2 + c + kx];
-			}
+			for (long r = 0; r < h; r++) __builtin_memcpy(xcol + t * 16 * R + r * wd, pad + (r + ky) * W2 + kx, wd * sizeof(float));
 		}
 		latent_maxpool2x2_grad8(dz, cout, wd, hw, oh, ow, dy + s * cout * ohw, where + s * cout * ohw, relu);
 		float *ps = part + (s - s0) * 10 * cout;
