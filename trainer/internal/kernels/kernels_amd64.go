@@ -1782,11 +1782,11 @@ static void latent_last_to_planes(float *dst, const float *src, long cs, long h,
 }
 
 // LATENT_LIST_SLACK is how many entries past the last that
-// latent_pool_list may write: each array of its list holds oh·ow + that.
+// latent_pool_list (or latent_pool_list8) may write: each array of its list holds oh·ow + that.
 #define LATENT_LIST_SLACK 16
 
-// latent_pool_list_c is latent_pool_list's list without AVX-512, and its
-// list for rows of more than 8 windows with it: a window at a time, each
+// latent_pool_list_c is latent_pool_list's list for rows of more than 8
+// windows, with AVX-512 or AVX2 (latent_pool_list8): a window at a time, each
 // written and counted only where it gets a value (no branch on the code,
 // which would be mispredicted half the time). It may write one entry past
 // the last.
@@ -1804,6 +1804,56 @@ static long latent_pool_list_c(const float *dy, const uint8_t *where, long h, lo
 				val[k] = dy[wy * ow + px];
 				k += (code & 6) == (4 | 2 * a);
 			}
+		}
+	}
+	return k;
+}
+
+// latent_pack8 holds, for each set of 8 lanes (bit l: lane l), the indices
+// of its lanes in order, a nibble each from the lowest: the permutation
+// that packs those lanes to the front of a register (latent_pool_list8).
+static uint32_t latent_pack8[256];
+
+static void latent_pack8_init(void) {
+	for (int m = 0; m < 256; m++) {
+		uint32_t v = 0;
+		for (int l = 0, k = 0; l < 8; l++) {
+			if (m >> l & 1) v |= (uint32_t)l << (4 * k++);
+		}
+		latent_pack8[m] = v;
+	}
+}
+
+// latent_pool_list8 is latent_pool_list_c with AVX2 for rows of up to 8
+// windows, the same list: a row of windows at a time, the windows that
+// give the row a value packed to the front by latent_pack8's permutation
+// of their lanes. It may write 8 entries past the last.
+__attribute__((target("avx2")))
+static long latent_pool_list8(const float *dy, const uint8_t *where, long h, long wd, int32_t *off, int32_t *lane, float *val) {
+	const long oh = h / 2, ow = wd / 2, W2 = wd + 2, hw4 = h * wd / 4 * 4;
+	if (ow > 8) return latent_pool_list_c(dy, where, h, wd, off, lane, val);
+	const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), shifts = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
+	const __m256i one = _mm256_set1_epi32(1), three = _mm256_set1_epi32(3), six = _mm256_set1_epi32(6), seven = _mm256_set1_epi32(7);
+	const __m256i kw = latent_mask8(ow), limit = _mm256_set1_epi32((int)hw4), col0 = _mm256_add_epi32(idx, idx);
+	long k = 0;
+	for (long wy = 0; wy < oh; wy++) {
+		uint64_t cb = 0;
+		for (long l = 0; l < ow; l++) cb |= (uint64_t)where[wy * ow + l] << (8 * l);
+		const __m256i code = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)cb));
+		const __m256 d = _mm256_maskload_ps(dy + wy * ow, kw);
+		const __m256i col = _mm256_add_epi32(col0, _mm256_and_si256(code, one)), rank = _mm256_and_si256(code, six);
+		for (long a = 0; a < 2; a++) {
+			const long r = 2 * wy + a;
+			const __m256i p = _mm256_add_epi32(_mm256_set1_epi32((int)(r * wd)), col);
+			const __m256i o = _mm256_add_epi32(_mm256_set1_epi32((int)((r + 1) * W2 + 1)), col);
+			const __m256i ln = _mm256_and_si256(_mm256_and_si256(p, three), _mm256_cmpgt_epi32(limit, p));
+			const __m256i sel = _mm256_and_si256(_mm256_cmpeq_epi32(rank, _mm256_set1_epi32((int)(4 | 2 * a))), kw);
+			const int m = _mm256_movemask_ps(_mm256_castsi256_ps(sel));
+			const __m256i perm = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)latent_pack8[m]), shifts), seven);
+			_mm256_storeu_si256((__m256i *)(off + k), _mm256_permutevar8x32_epi32(o, perm));
+			_mm256_storeu_si256((__m256i *)(lane + k), _mm256_permutevar8x32_epi32(ln, perm));
+			_mm256_storeu_ps(val + k, _mm256_permutevar8x32_ps(d, perm));
+			k += __builtin_popcount(m);
 		}
 	}
 	return k;
@@ -1895,8 +1945,8 @@ static void latent_conv3x3_pool_grad_w(float *dw, float *db, const float *x, con
 	float *xt = scratch, *tot = xt + P * cin;
 	int32_t *off = (int32_t *)(tot + nco * 9 * cin), *lane = off + ohw + LATENT_LIST_SLACK;
 	float *val = (float *)(lane + ohw + LATENT_LIST_SLACK);
-	for (long t = 0; t < P * cin; t++) xt[t] = 0;
-	for (long t = 0; t < nco * 9 * cin; t++) tot[t] = 0;
+	__builtin_memset(xt, 0, P * cin * sizeof(float));
+	__builtin_memset(tot, 0, nco * 9 * cin * sizeof(float));
 	for (long co = co0; co < co1; co++) db[co] = 0;
 	long koff[9];
 	for (int t = 0; t < 9; t++) koff[t] = ((t / 3 - 1) * W2 + t % 3 - 1) * cin;
@@ -1973,24 +2023,47 @@ static void latent_conv3x3_pool_grad_x(float *dx, const float *w, const float *d
 	}
 }
 
-// latent_planes_to_last_c is latent_planes_to_last without AVX-512, for
-// c channels: xt, a plane padded by one value all round (rows of wd+2)
-// with the channels last, gets the planes of x [c, h, wd]. The padding is
-// left alone.
-static void latent_planes_to_last_c(float *xt, const float *x, long c, long h, long wd) {
+// latent_planes_to_last8 is latent_planes_to_last without AVX-512, for c
+// channels, a multiple of 8: xt, a plane padded by one value all round
+// (rows of wd+2) with the channels last, gets the planes of x [c, h, wd].
+// The padding is left alone. Blocks of 8 channels by 8 places of a row,
+// transposed in registers; a row's last block ends at its end, taking
+// some places twice, where wd is not a multiple of 8 (wd < 8: one place at
+// a time).
+__attribute__((target("avx2")))
+static void latent_planes_to_last8(float *xt, const float *x, long c, long h, long wd) {
 	const long hw = h * wd, W2 = wd + 2;
-	for (long p = 0; p < hw; p++) {
-		float *q = xt + (p + 2 * (p / wd) + W2 + 1) * c;
-		for (long i = 0; i < c; i++) q[i] = x[i * hw + p];
+	for (long y = 0; y < h; y++) {
+		for (long j = 0; j < wd; j += 8) {
+			const long j0 = wd < 8 ? j : j + 8 <= wd ? j : wd - 8, nj = wd < 8 ? wd : 8;
+			float *q = xt + ((y + 1) * W2 + j0 + 1) * c;
+			const float *src = x + y * wd + j0;
+			for (long cb = 0; cb < c; cb += 8) {
+				if (nj == 8) latent_tr8x8(src + cb * hw, hw, q + cb, c);
+				else
+					for (long i = 0; i < 8; i++)
+						for (long l = 0; l < nj; l++) q[l * c + cb + i] = src[(cb + i) * hw + l];
+			}
+		}
 	}
 }
 
-// latent_last_to_planes_c is latent_planes_to_last_c's way back.
-static void latent_last_to_planes_c(float *x, const float *xt, long c, long h, long wd) {
+// latent_last_to_planes8 is latent_planes_to_last8's way back.
+__attribute__((target("avx2")))
+static void latent_last_to_planes8(float *x, const float *xt, long c, long h, long wd) {
 	const long hw = h * wd, W2 = wd + 2;
-	for (long p = 0; p < hw; p++) {
-		const float *q = xt + (p + 2 * (p / wd) + W2 + 1) * c;
-		for (long i = 0; i < c; i++) x[i * hw + p] = q[i];
+	for (long y = 0; y < h; y++) {
+		for (long j = 0; j < wd; j += 8) {
+			const long j0 = wd < 8 ? j : j + 8 <= wd ? j : wd - 8, nj = wd < 8 ? wd : 8;
+			const float *q = xt + ((y + 1) * W2 + j0 + 1) * c;
+			float *dst = x + y * wd + j0;
+			for (long cb = 0; cb < c; cb += 8) {
+				if (nj == 8) latent_tr8x8(q + cb, c, dst + cb * hw, hw);
+				else
+					for (long i = 0; i < 8; i++)
+						for (long l = 0; l < nj; l++) dst[(cb + i) * hw + l] = q[l * c + cb + i];
+			}
+		}
 	}
 }
 
@@ -2004,18 +2077,18 @@ static void latent_conv3x3_pool_grad_w_avx2(float *dw, float *db, const float *x
 	float *xt = scratch, *tot = xt + P * cin;
 	int32_t *off = (int32_t *)(tot + nco * 9 * cin), *lane = off + ohw + LATENT_LIST_SLACK;
 	float *val = (float *)(lane + ohw + LATENT_LIST_SLACK);
-	for (long t = 0; t < P * cin; t++) xt[t] = 0;
-	for (long t = 0; t < nco * 9 * cin; t++) tot[t] = 0;
+	__builtin_memset(xt, 0, P * cin * sizeof(float));
+	__builtin_memset(tot, 0, nco * 9 * cin * sizeof(float));
 	for (long co = co0; co < co1; co++) db[co] = 0;
 	long koff[9];
 	for (int t = 0; t < 9; t++) koff[t] = ((t / 3 - 1) * W2 + t % 3 - 1) * cin;
 	__m128 lanes[4];
 	for (int l = 0; l < 4; l++) lanes[l] = _mm_castsi128_ps(_mm_cmpeq_epi32(_mm_setr_epi32(0, 1, 2, 3), _mm_set1_epi32(l)));
 	for (long s = 0; s < n; s++) {
-		latent_planes_to_last_c(xt, x + s * cin * hw, cin, h, wd);
+		latent_planes_to_last8(xt, x + s * cin * hw, cin, h, wd);
 		for (long co = co0; co < co1; co++) {
 			const long pc = (s * cout + co) * ohw;
-			const long m = latent_pool_list_c(dy + pc, where + pc, h, wd, off, lane, val);
+			const long m = latent_pool_list8(dy + pc, where + pc, h, wd, off, lane, val);
 			__m128 b = _mm_setzero_ps();
 			for (long cb = 0; cb < cin; cb += 8) {
 				__m256 a[9];
@@ -2051,10 +2124,10 @@ static void latent_conv3x3_pool_grad_x_avx2(float *dx, const float *w, const flo
 	long koff[9];
 	for (int t = 0; t < 9; t++) koff[t] = ((t / 3 - 1) * W2 + t % 3 - 1) * cin;
 	for (long s = s0; s < s1; s++) {
-		for (long t = 0; t < P * cin; t++) dxt[t] = 0;
+		__builtin_memset(dxt, 0, P * cin * sizeof(float));
 		for (long co = 0; co < cout; co++) {
 			const long pc = (s * cout + co) * ohw;
-			const long m = latent_pool_list_c(dy + pc, where + pc, h, wd, off, lane, val);
+			const long m = latent_pool_list8(dy + pc, where + pc, h, wd, off, lane, val);
 			for (long cb = 0; cb < cin; cb += 8) {
 				__m256 wv[9];
 				_Pragma("GCC unroll 9") for (int t = 0; t < 9; t++) wv[t] = _mm256_loadu_ps(wt + (co * 9 + t) * cin + cb);
@@ -2068,7 +2141,7 @@ static void latent_conv3x3_pool_grad_x_avx2(float *dx, const float *w, const flo
 				}
 			}
 		}
-		latent_last_to_planes_c(dx + s * cin * hw, dxt, cin, h, wd);
+		latent_last_to_planes8(dx + s * cin * hw, dxt, cin, h, wd);
 	}
 }
 
@@ -2117,6 +2190,8 @@ func elemWidths() []int {
 // Conv3x3PoolGrad ones) take on this CPU: 16 with AVX-512, 8 with AVX2 and FMA,
 // 0 where they do not run. Both forms give the same bits.
 var fmaWidth = int(C.latent_fma_width())
+
+func init() { C.latent_pack8_init() }
 
 // DirectConv is whether the direct 3×3 convolution kernels run on this
 // CPU: with AVX-512, or with AVX2 and FMA.
