@@ -565,6 +565,47 @@ func BenchmarkConv3x3PoolGrad(b *testing.B) {
 	})
 }
 
+// BenchmarkConv3x3PoolGradSparse times Conv3x3PoolGradW and
+// Conv3x3PoolGradX on 64 samples of the conv model's 16→32 layer (14×14),
+// on one core, in each form the CPU has. Half the windows get a gradient,
+// as the ReLU passes about half of them in training.
+func BenchmarkConv3x3PoolGradSparse(b *testing.B) {
+	const n, cin, cout, h, wd = 64, 16, 32, 14, 14
+	if !Conv3x3PoolGradSparseFits(cin, h, wd) {
+		b.Skip("no AVX-512 or AVX2 and FMA on this CPU")
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	x, w := make([]float32, n*cin*h*wd), make([]float32, cout*cin*9)
+	for i := range x {
+		x[i] = rng.Float32()
+	}
+	for i := range w {
+		w[i] = float32(rng.NormFloat64())
+	}
+	ohw := h / 2 * wd / 2
+	dy, where := make([]float32, n*cout*ohw), make([]uint8, n*cout*ohw)
+	for i := range dy {
+		dy[i] = float32(rng.NormFloat64())
+		where[i] = uint8(rng.IntN(8))
+	}
+	for _, width := range poolGradWidths() {
+		b.Run(fmt.Sprintf("width=%d/w", width), func(b *testing.B) {
+			dw, db := make([]float32, cout*cin*9), make([]float32, cout)
+			scratch := make([]float32, Conv3x3PoolGradWScratch(cin, h, wd, cout))
+			for b.Loop() {
+				conv3x3PoolGradWWidth(width, dw, db, x, dy, where, n, cin, cout, h, wd, 0, cout, scratch)
+			}
+		})
+		b.Run(fmt.Sprintf("width=%d/x", width), func(b *testing.B) {
+			dx := make([]float32, n*cin*h*wd)
+			scratch := make([]float32, Conv3x3PoolGradXScratch(cin, cout, h, wd))
+			for b.Loop() {
+				conv3x3PoolGradXWidth(width, dx, w, dy, where, 0, n, cin, cout, h, wd, scratch)
+			}
+		})
+	}
+}
+
 // TestConv3x3PoolGradSparse checks Conv3x3PoolGradW and Conv3x3PoolGradX
 // bit for bit against the dense path they replace: the dz that
 // MaxPool2x2GradGo writes (with the ReLU's gradient), then

@@ -844,9 +844,14 @@ static void latent_maxpool2x2_grad8(float *grad, long planes, long w, long hw, l
 				__m256 d = _mm256_maskload_ps(dp + ox, k);
 				// The codes gathered in a register: bytes stored one at a
 				// time and loaded as 8 stall the load (no forwarding).
+				// A row's last codes, where it has 8 or more, as the
+				// 8 bytes that end it, shifted down.
 				uint64_t cb = 0;
 				if (left >= 8) __builtin_memcpy(&cb, wp + ox, 8);
-				else
+				else if (ow >= 8) {
+					__builtin_memcpy(&cb, wp + ow - 8, 8);
+					cb >>= 8 * (8 - left);
+				} else
 					for (long l = 0; l < left; l++) cb |= (uint64_t)wp[ox + l] << (8 * l);
 				__m256i c = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)cb));
 				if (relu) d = _mm256_andnot_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(c, four), zero)), d);
@@ -1671,15 +1676,20 @@ static void latent_conv3x3_pool_grad_avx2(float *part, const float *x, const flo
 			for (int hf = 0; hf < 2; hf++) {
 				__m256 a[9];
 				_Pragma("GCC unroll 9") for (int t = 0; t < 9; t++) a[t] = _mm256_setzero_ps();
+				// Whole registers of dz but for the last, which may run
+				// past the plane.
+				const long full = (hw - 8 * hf) / 16;
 				for (long r = 0; r < R; r++) {
 					const long p = 16 * r + 8 * hf;
-					const __m256 z = _mm256_maskload_ps(d0 + p, latent_mask8(hw - p));
+					const __m256 z = r < full ? _mm256_loadu_ps(d0 + p) : _mm256_maskload_ps(d0 + p, latent_mask8(hw - p));
 					_Pragma("GCC unroll 9") for (int t = 0; t < 9; t++) a[t] = _mm256_fmadd_ps(z, _mm256_loadu_ps(xcol + t * 16 * R + p), a[t]);
 				}
-				for (int t = 0; t < 9; t++) {
-					float l[8];
-					_mm256_storeu_ps(l, a[t]);
-					half[hf][t] = ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+				// ((l0+l1)+(l2+l3))+((l4+l5)+(l6+l7)) in registers: a
+				// copy through memory kept the sums there all the loop.
+				_Pragma("GCC unroll 9") for (int t = 0; t < 9; t++) {
+					__m256 v = _mm256_add_ps(a[t], _mm256_permute_ps(a[t], 0xB1)); // lanes 2q: l[2q] + l[2q+1]
+					v = _mm256_add_ps(v, _mm256_permute_ps(v, 0x4E));             // lanes 0 and 4: the pairs' pairs
+					half[hf][t] = _mm_cvtss_f32(_mm_add_ss(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1)));
 				}
 			}
 			for (int t = 0; t < 9; t++) ps[t * cout + c] = half[0][t] + half[1][t];
