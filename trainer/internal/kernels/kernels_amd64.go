@@ -1847,8 +1847,17 @@ static long latent_pool_list8(const float *dy, const uint8_t *where, long h, lon
 	const __m256i kw = latent_mask8(ow), limit = _mm256_set1_epi32((int)hw4), col0 = _mm256_add_epi32(idx, idx);
 	long k = 0;
 	for (long wy = 0; wy < oh; wy++) {
+		// The row's codes in the low bytes of cb: 8 bytes from the
+		// row's start, or ending at its end, where the plane has them.
 		uint64_t cb = 0;
-		for (long l = 0; l < ow; l++) cb |= (uint64_t)where[wy * ow + l] << (8 * l);
+		if (wy * ow + 8 <= oh * ow) {
+			__builtin_memcpy(&cb, where + wy * ow, 8);
+			cb &= ow == 8 ? ~0ull : (1ull << (8 * ow)) - 1;
+		} else if (wy * ow + ow >= 8) {
+			__builtin_memcpy(&cb, where + wy * ow + ow - 8, 8);
+			cb >>= 8 * (8 - ow);
+		} else
+			for (long l = 0; l < ow; l++) cb |= (uint64_t)where[wy * ow + l] << (8 * l);
 		const __m256i code = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)cb));
 		const __m256 d = _mm256_maskload_ps(dy + wy * ow, kw);
 		const __m256i col = _mm256_add_epi32(col0, _mm256_and_si256(code, one)), rank = _mm256_and_si256(code, six);
@@ -2100,12 +2109,12 @@ static void latent_conv3x3_pool_grad_w_avx2(float *dw, float *db, const float *x
 			const long pc = (s * cout + co) * ohw;
 			const long m = latent_pool_list8(dy + pc, where + pc, h, wd, off, lane, val);
 			__m128 b = _mm_setzero_ps();
+			for (long i = 0; i < m; i++) b = _mm_add_ps(b, _mm_and_ps(_mm_set1_ps(val[i]), lanes[lane[i]]));
 			for (long cb = 0; cb < cin; cb += 8) {
 				__m256 a[9];
 				_Pragma("GCC unroll 9") for (int t = 0; t < 9; t++) a[t] = _mm256_setzero_ps();
 				for (long i = 0; i < m; i++) {
 					const __m256 d = _mm256_broadcast_ss(val + i);
-					if (cb == 0) b = _mm_add_ps(b, _mm_and_ps(_mm256_castps256_ps128(d), lanes[lane[i]]));
 					const float *xc = xt + off[i] * cin + cb;
 					_Pragma("GCC unroll 9") for (int t = 0; t < 9; t++) a[t] = _mm256_fmadd_ps(d, _mm256_loadu_ps(xc + koff[t]), a[t]);
 				}
