@@ -2130,8 +2130,13 @@ static void latent_conv3x3_pool_grad_w_avx2(float *dw, float *db, const float *x
 }
 
 // latent_conv3x3_pool_grad_x_avx2 is latent_conv3x3_pool_grad_x with AVX2
-// and FMA, the same bits: blocks of 8 input channels, each listed place's
-// 9 neighbours updated in the same order.
+// and FMA, the same bits: blocks of 16 input channels, two registers,
+// whose updates are independent of each other and so overlap; the list
+// taken three times, once for each row of taps from the last (ky = 2)
+// to the first, each place updating its 3 neighbours in that row of dx.
+// A value of dx still gets its terms in the order of the places: from
+// the row of places above it (ky = 2) first, and within a row in the
+// list's order.
 __attribute__((target("avx2,fma")))
 static void latent_conv3x3_pool_grad_x_avx2(float *dx, const float *w, const float *dy, const uint8_t *where,
 		long s0, long s1, long cin, long cout, long h, long wd, float *scratch) {
@@ -2147,15 +2152,22 @@ static void latent_conv3x3_pool_grad_x_avx2(float *dx, const float *w, const flo
 		for (long co = 0; co < cout; co++) {
 			const long pc = (s * cout + co) * ohw;
 			const long m = latent_pool_list8(dy + pc, where + pc, h, wd, off, lane, val);
-			for (long cb = 0; cb < cin; cb += 8) {
-				__m256 wv[9];
-				_Pragma("GCC unroll 9") for (int t = 0; t < 9; t++) wv[t] = _mm256_loadu_ps(wt + (co * 9 + t) * cin + cb);
-				for (long i = 0; i < m; i++) {
-					const __m256 d = _mm256_broadcast_ss(val + i);
-					float *dp = dxt + off[i] * cin + cb;
-					_Pragma("GCC unroll 9") for (int t = 0; t < 9; t++) {
-						float *at = dp + koff[t];
-						_mm256_storeu_ps(at, _mm256_fmadd_ps(wv[t], d, _mm256_loadu_ps(at)));
+			for (long cb = 0; cb < cin; cb += 16) {
+				for (int ky = 2; ky >= 0; ky--) {
+					__m256 wv[3][2];
+					_Pragma("GCC unroll 3") for (int kx = 0; kx < 3; kx++) {
+						wv[kx][0] = _mm256_loadu_ps(wt + (co * 9 + ky * 3 + kx) * cin + cb);
+						wv[kx][1] = _mm256_loadu_ps(wt + (co * 9 + ky * 3 + kx) * cin + cb + 8);
+					}
+					for (long i = 0; i < m; i++) {
+						const __m256 d = _mm256_broadcast_ss(val + i);
+						float *dp = dxt + off[i] * cin + cb;
+						_Pragma("GCC unroll 3") for (int kx = 0; kx < 3; kx++) {
+							float *at = dp + koff[ky * 3 + kx];
+							const __m256 a0 = _mm256_loadu_ps(at), a1 = _mm256_loadu_ps(at + 8);
+							_mm256_storeu_ps(at, _mm256_fmadd_ps(wv[kx][0], d, a0));
+							_mm256_storeu_ps(at + 8, _mm256_fmadd_ps(wv[kx][1], d, a1));
+						}
 					}
 				}
 			}
