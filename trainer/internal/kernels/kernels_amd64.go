@@ -1126,29 +1126,50 @@ static void latent_conv3x3(float *y, const float *x, const float *w, long n, lon
 	else latent_conv3x3_body(y, x, w, n, cin, cout, h, wd, bias, pooled, where, 2, 4);
 }
 
-// latent_gomax8 is latent_gomax with AVX2: Go's max of each lane (NaN
-// first, +0 over -0).
-__attribute__((target("avx2")))
-static inline __m256 latent_gomax8(__m256 x, __m256 y) {
-	__m256 m = _mm256_max_ps(x, y);
-	m = _mm256_blendv_ps(m, _mm256_and_ps(x, y), _mm256_cmp_ps(x, y, _CMP_EQ_OQ));
-	return _mm256_blendv_ps(m, _mm256_add_ps(x, y), _mm256_cmp_ps(x, y, _CMP_UNORD_Q));
+// latent_relumax8 is Go's max of each lane (NaN first) for the outputs of
+// a ReLU, which are +0, above it or NaN: with no -0 among them, the
+// maximum needs no care for signed zeros.
+__attribute__((target("avx2"), always_inline))
+static inline __m256 latent_relumax8(__m256 x, __m256 y) {
+	return _mm256_blendv_ps(_mm256_max_ps(x, y), _mm256_add_ps(x, y), _mm256_cmp_ps(x, y, _CMP_UNORD_Q));
 }
 
-// latent_pool8 pools the columns of two rows, each two registers (a, b: 16
-// columns), into 8 values: the maxima of the 2×2 windows, Go's max in the
-// order of latent_maxpool2x2, and in codes their places (0–3, row-major,
-// the first maximum), plus 4 where the maximum is above zero or NaN.
+// latent_pool8 pools the columns of two rows of a ReLU's outputs, each two
+// registers (a, b: 16 columns), into 8 values: the maxima of the 2×2
+// windows, Go's max in the order of latent_maxpool2x2, and in codes their
+// places (0–3, row-major, the first maximum), plus 4 where the maximum is
+// above zero or NaN. The windows are split into even and odd columns
+// within each 128-bit half (lanes 0–1 of a, 0–1 of b | 2–3 of a, 2–3 of
+// b), and put in order once, at the end.
 __attribute__((target("avx2"), always_inline))
 static inline __m256 latent_pool8(__m256 a0, __m256 b0, __m256 a1, __m256 b1, __m256i *codes) {
-	__m256 a = latent_even8(a0, b0), b = latent_odd8(a0, b0), c = latent_even8(a1, b1), e = latent_odd8(a1, b1);
-	__m256 m0 = latent_gomax8(a, b), m1 = latent_gomax8(c, e), m = latent_gomax8(m0, m1);
+	const __m256 a = _mm256_shuffle_ps(a0, b0, _MM_SHUFFLE(2, 0, 2, 0)), b = _mm256_shuffle_ps(a0, b0, _MM_SHUFFLE(3, 1, 3, 1));
+	const __m256 c = _mm256_shuffle_ps(a1, b1, _MM_SHUFFLE(2, 0, 2, 0)), e = _mm256_shuffle_ps(a1, b1, _MM_SHUFFLE(3, 1, 3, 1));
+	const __m256 m0 = latent_relumax8(a, b), m1 = latent_relumax8(c, e), m = latent_relumax8(m0, m1);
 	const __m256i one = _mm256_set1_epi32(1);
 	__m256i s0 = _mm256_and_si256(_mm256_castps_si256(_mm256_cmp_ps(b, a, _CMP_GT_OQ)), one);
 	__m256i s1 = _mm256_add_epi32(_mm256_set1_epi32(2), _mm256_and_si256(_mm256_castps_si256(_mm256_cmp_ps(e, c, _CMP_GT_OQ)), one));
 	__m256i code = _mm256_blendv_epi8(s0, s1, _mm256_castps_si256(_mm256_cmp_ps(m1, m0, _CMP_GT_OQ)));
-	*codes = _mm256_add_epi32(code, _mm256_and_si256(_mm256_castps_si256(_mm256_cmp_ps(m, _mm256_setzero_ps(), _CMP_NLE_UQ)), _mm256_set1_epi32(4)));
-	return m;
+	code = _mm256_add_epi32(code, _mm256_and_si256(_mm256_castps_si256(_mm256_cmp_ps(m, _mm256_setzero_ps(), _CMP_NLE_UQ)), _mm256_set1_epi32(4)));
+	*codes = _mm256_permute4x64_epi64(code, 0xd8);
+	return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(m), 0xd8));
+}
+
+// latent_store_codes8 stores the low bytes of codes' first n lanes (all 8
+// where n ≥ 8) at d: packed in a register, where a copy through memory
+// and a byte at a time took a sixth of the first layer's convolution.
+__attribute__((target("avx2"), always_inline))
+static inline void latent_store_codes8(uint8_t *d, __m256i codes, long n) {
+	const __m256i pick = _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+		0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+	const __m256i b = _mm256_shuffle_epi8(codes, pick);
+	const uint64_t v = (uint64_t)(uint32_t)_mm_cvtsi128_si32(_mm256_castsi256_si128(b)) |
+		(uint64_t)(uint32_t)_mm_cvtsi128_si32(_mm256_extracti128_si256(b, 1)) << 32;
+	if (n >= 8) {
+		__builtin_memcpy(d, &v, 8);
+		return;
+	}
+	for (long l = 0; l < n; l++) d[l] = (uint8_t)(v >> (8 * l));
 }
 
 // latent_conv3x3_body8 is latent_conv3x3_body with AVX2 and FMA, the same
@@ -1232,10 +1253,7 @@ static inline void latent_conv3x3_body8(float *y, const float *x, const float *w
 						__m256i codes;
 						__m256 m = latent_pool8(acc[q][0][2 * t], acc[q][0][2 * t + 1], acc[q][1][2 * t], acc[q][1][2 * t + 1], &codes);
 						latent_store8(pooled + at + 8 * t, kp8[t], m, 8 * t + 8 <= pw);
-						if (!where) continue;
-						int32_t cv[8];
-						_mm256_storeu_si256((__m256i *)cv, codes);
-						for (long l = 0; l < 8 && 8 * t + l < pw; l++) where[at + 8 * t + l] = (uint8_t)cv[l];
+						if (where) latent_store_codes8(where + at + 8 * t, codes, pw - 8 * t);
 					}
 				}
 			}
@@ -1245,11 +1263,24 @@ static inline void latent_conv3x3_body8(float *y, const float *x, const float *w
 
 // latent_conv3x3_avx2 is latent_conv3x3_body8 for rows of up to 14 values
 // (two registers, blocks of 2 channels) or 30 (four, one channel).
-__attribute__((target("avx2,fma")))
+__attribute__((target("avx2,fma"), noinline))
+static void latent_conv3x3_avx2_14(float *y, const float *x, const float *w, long n, long cin, long cout, long h, long wd,
+	const float *bias, float *pooled, uint8_t *where) {
+	latent_conv3x3_body8(y, x, w, n, cin, cout, h, wd, bias, pooled, where, 1, 2);
+}
+
+__attribute__((target("avx2,fma"), noinline))
+static void latent_conv3x3_avx2_30(float *y, const float *x, const float *w, long n, long cin, long cout, long h, long wd,
+	const float *bias, float *pooled, uint8_t *where) {
+	latent_conv3x3_body8(y, x, w, n, cin, cout, h, wd, bias, pooled, where, 2, 1);
+}
+
+// Each form a function of its own, so that the compiler allocates each
+// one's registers alone.
 static void latent_conv3x3_avx2(float *y, const float *x, const float *w, long n, long cin, long cout, long h, long wd,
 	const float *bias, float *pooled, uint8_t *where) {
-	if (wd <= 14) latent_conv3x3_body8(y, x, w, n, cin, cout, h, wd, bias, pooled, where, 1, 2);
-	else latent_conv3x3_body8(y, x, w, n, cin, cout, h, wd, bias, pooled, where, 2, 1);
+	if (wd <= 14) latent_conv3x3_avx2_14(y, x, w, n, cin, cout, h, wd, bias, pooled, where);
+	else latent_conv3x3_avx2_30(y, x, w, n, cin, cout, h, wd, bias, pooled, where);
 }
 
 static void latent_conv3x3_width(int width, float *y, const float *x, const float *w, long n, long cin, long cout, long h, long wd,
