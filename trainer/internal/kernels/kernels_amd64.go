@@ -232,6 +232,18 @@ static inline void latent_store8(float *d, __m256i k, __m256 v, int full) {
 	if (n) _mm_store_ss(d, q);
 }
 
+// latent_copy8 copies n values from s to d, which do not overlap, 8 at a
+// time, the tail in pieces (latent_store8).
+__attribute__((target("avx2"), always_inline))
+static inline void latent_copy8(float *d, const float *s, long n) {
+	long i = 0;
+	for (; i + 8 <= n; i += 8) _mm256_storeu_ps(d + i, _mm256_loadu_ps(s + i));
+	if (i < n) {
+		const __m256i k = latent_mask8(n - i);
+		latent_store8(d + i, k, _mm256_maskload_ps(s + i, k), 0);
+	}
+}
+
 // latent_even8 is the even lanes of the 16 values a, b (a's first), and
 // latent_odd8 the odd ones: a row of pairs split in two.
 __attribute__((target("avx2"), always_inline))
@@ -1689,13 +1701,14 @@ static void latent_conv3x3_pool_grad_avx2(float *part, const float *x, const flo
 	for (long i = 0; i < (h + 2) * W2; i++) pad[i] = 0;
 	for (long i = 0; i < 9 * 16 * R; i++) xcol[i] = 0; // the positions past hw stay zero
 	for (long s = s0; s < s1; s++) {
-		// Row copies: as element loops, which the compiler cannot prove
-		// apart (pad and xcol share scratch), they ran one float a store
-		// and took half the kernel's time.
-		for (long r = 0; r < h; r++) __builtin_memcpy(pad + (r + 1) * W2 + 1, x + s * hw + r * wd, wd * sizeof(float));
+		// Row copies in registers: as element loops, which the compiler
+		// cannot prove apart (pad and xcol share scratch), they ran one
+		// float a store and took half the kernel's time; as memcpy, a
+		// call a row.
+		for (long r = 0; r < h; r++) latent_copy8(pad + (r + 1) * W2 + 1, x + s * hw + r * wd, wd);
 		for (int t = 0; t < 9; t++) {
 			const long ky = t / 3, kx = t % 3;
-			for (long r = 0; r < h; r++) __builtin_memcpy(xcol + t * 16 * R + r * wd, pad + (r + ky) * W2 + kx, wd * sizeof(float));
+			for (long r = 0; r < h; r++) latent_copy8(xcol + t * 16 * R + r * wd, pad + (r + ky) * W2 + kx, wd);
 		}
 		latent_maxpool2x2_grad8(dz, cout, wd, hw, oh, ow, dy + s * cout * ohw, where + s * cout * ohw, relu);
 		float *ps = part + (s - s0) * 10 * cout;
