@@ -2131,8 +2131,10 @@ static void latent_last_to_planes8(float *x, const float *xt, long c, long h, lo
 }
 
 // latent_conv3x3_pool_grad_w_avx2 is latent_conv3x3_pool_grad_w with AVX2
-// and FMA, the same bits: blocks of 8 input channels, each listed place
-// one fused multiply-add per weight, in the same order.
+// and FMA, the same bits: blocks of 16 input channels, two registers, the
+// list taken twice, for the first six taps (12 sums in flight) and then
+// the last three; each listed place one fused multiply-add per weight, in
+// the same order.
 __attribute__((target("avx2,fma")))
 static void latent_conv3x3_pool_grad_w_avx2(float *dw, float *db, const float *x, const float *dy, const uint8_t *where,
 		long n, long cin, long cout, long h, long wd, long co0, long co1, float *scratch) {
@@ -2154,16 +2156,38 @@ static void latent_conv3x3_pool_grad_w_avx2(float *dw, float *db, const float *x
 			const long m = latent_pool_list8(dy + pc, where + pc, h, wd, off, lane, val);
 			__m128 b = _mm_setzero_ps();
 			for (long i = 0; i < m; i++) b = _mm_add_ps(b, _mm_and_ps(_mm_set1_ps(val[i]), lanes[lane[i]]));
-			for (long cb = 0; cb < cin; cb += 8) {
-				__m256 a[9];
-				_Pragma("GCC unroll 9") for (int t = 0; t < 9; t++) a[t] = _mm256_setzero_ps();
+			for (long cb = 0; cb < cin; cb += 16) {
+				float *tc = tot + (co - co0) * 9 * cin + cb;
+				// Taps 0–5 (the first two rows), both registers of 16
+				// input channels: 12 sums in flight.
+				__m256 a[6][2];
+				_Pragma("GCC unroll 6") for (int t = 0; t < 6; t++) a[t][0] = a[t][1] = _mm256_setzero_ps();
 				for (long i = 0; i < m; i++) {
 					const __m256 d = _mm256_broadcast_ss(val + i);
 					const float *xc = xt + off[i] * cin + cb;
-					_Pragma("GCC unroll 9") for (int t = 0; t < 9; t++) a[t] = _mm256_fmadd_ps(d, _mm256_loadu_ps(xc + koff[t]), a[t]);
+					_Pragma("GCC unroll 6") for (int t = 0; t < 6; t++) {
+						a[t][0] = _mm256_fmadd_ps(d, _mm256_loadu_ps(xc + koff[t]), a[t][0]);
+						a[t][1] = _mm256_fmadd_ps(d, _mm256_loadu_ps(xc + koff[t] + 8), a[t][1]);
+					}
 				}
-				float *tc = tot + (co - co0) * 9 * cin + cb;
-				_Pragma("GCC unroll 9") for (int t = 0; t < 9; t++) _mm256_storeu_ps(tc + t * cin, _mm256_add_ps(_mm256_loadu_ps(tc + t * cin), a[t]));
+				_Pragma("GCC unroll 6") for (int t = 0; t < 6; t++) {
+					_mm256_storeu_ps(tc + t * cin, _mm256_add_ps(_mm256_loadu_ps(tc + t * cin), a[t][0]));
+					_mm256_storeu_ps(tc + t * cin + 8, _mm256_add_ps(_mm256_loadu_ps(tc + t * cin + 8), a[t][1]));
+				}
+				// Taps 6–8.
+				_Pragma("GCC unroll 3") for (int t = 0; t < 3; t++) a[t][0] = a[t][1] = _mm256_setzero_ps();
+				for (long i = 0; i < m; i++) {
+					const __m256 d = _mm256_broadcast_ss(val + i);
+					const float *xc = xt + off[i] * cin + cb;
+					_Pragma("GCC unroll 3") for (int t = 0; t < 3; t++) {
+						a[t][0] = _mm256_fmadd_ps(d, _mm256_loadu_ps(xc + koff[6 + t]), a[t][0]);
+						a[t][1] = _mm256_fmadd_ps(d, _mm256_loadu_ps(xc + koff[6 + t] + 8), a[t][1]);
+					}
+				}
+				_Pragma("GCC unroll 3") for (int t = 0; t < 3; t++) {
+					_mm256_storeu_ps(tc + (6 + t) * cin, _mm256_add_ps(_mm256_loadu_ps(tc + (6 + t) * cin), a[t][0]));
+					_mm256_storeu_ps(tc + (6 + t) * cin + 8, _mm256_add_ps(_mm256_loadu_ps(tc + (6 + t) * cin + 8), a[t][1]));
+				}
 			}
 			float bs[4];
 			_mm_storeu_ps(bs, b);
