@@ -539,12 +539,7 @@ func BenchmarkConv3x3PoolGrad(b *testing.B) {
 	for i := range x {
 		x[i] = rng.Float32()
 	}
-	ohw := h / 2 * wd / 2
-	dy, where := make([]float32, n*cout*ohw), make([]uint8, n*cout*ohw)
-	for i := range dy {
-		dy[i] = float32(rng.NormFloat64())
-		where[i] = uint8(rng.IntN(8))
-	}
+	dy, where := benchPoolGrad(rng, n*cout*(h/2)*(wd/2))
 	for _, width := range poolGradWidths() {
 		b.Run(fmt.Sprintf("width=%d/fused", width), func(b *testing.B) {
 			part := make([]float32, n*10*cout)
@@ -565,6 +560,17 @@ func BenchmarkConv3x3PoolGrad(b *testing.B) {
 	})
 }
 
+// benchPoolGrad returns a pooling's gradient for n windows, normal, and
+// their codes, uniform over all eight (half of them above zero).
+func benchPoolGrad(rng *rand.Rand, n int) ([]float32, []uint8) {
+	dy, where := make([]float32, n), make([]uint8, n)
+	for i := range dy {
+		dy[i] = float32(rng.NormFloat64())
+		where[i] = uint8(rng.IntN(8))
+	}
+	return dy, where
+}
+
 // BenchmarkConv3x3PoolGradSparse times Conv3x3PoolGradW and
 // Conv3x3PoolGradX on 64 samples of the conv model's 16→32 layer (14×14),
 // on one core, in each form the CPU has. Half the windows get a gradient,
@@ -582,12 +588,7 @@ func BenchmarkConv3x3PoolGradSparse(b *testing.B) {
 	for i := range w {
 		w[i] = float32(rng.NormFloat64())
 	}
-	ohw := h / 2 * wd / 2
-	dy, where := make([]float32, n*cout*ohw), make([]uint8, n*cout*ohw)
-	for i := range dy {
-		dy[i] = float32(rng.NormFloat64())
-		where[i] = uint8(rng.IntN(8))
-	}
+	dy, where := benchPoolGrad(rng, n*cout*(h/2)*(wd/2))
 	for _, width := range poolGradWidths() {
 		b.Run(fmt.Sprintf("width=%d/w", width), func(b *testing.B) {
 			dw, db := make([]float32, cout*cin*9), make([]float32, cout)
