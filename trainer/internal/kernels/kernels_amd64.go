@@ -834,6 +834,25 @@ static void latent_bias_relu_scalar8(float *v, float b, long n) {
 	}
 }
 
+// latent_codes8 returns the min(n, 8) pooling codes at p in its low bytes,
+// zero above, reading only [lo, hi), which holds them: 8 bytes from p, or
+// the 8 that end at p+n, where [lo, hi) has them, else a byte at a time.
+// (Bytes stored one at a time and read back as 8 stall the read.)
+static inline uint64_t latent_codes8(const uint8_t *p, long n, const uint8_t *lo, const uint8_t *hi) {
+	uint64_t v = 0;
+	if (n >= 8) n = 8;
+	if (hi - p >= 8) {
+		__builtin_memcpy(&v, p, 8);
+		return n == 8 ? v : v & ((1ull << (8 * n)) - 1);
+	}
+	if (p + n - lo >= 8) {
+		__builtin_memcpy(&v, p + n - 8, 8);
+		return v >> (8 * (8 - n));
+	}
+	for (long l = 0; l < n; l++) v |= (uint64_t)p[l] << (8 * l);
+	return v;
+}
+
 // latent_maxpool2x2_grad8 is latent_maxpool2x2_grad with AVX2, 8 windows
 // at a time: each window's four gradients selected by its code, and
 // interleaved back into its two rows with unpacks.
@@ -856,16 +875,7 @@ static void latent_maxpool2x2_grad8(float *grad, long planes, long w, long hw, l
 				__m256 d = _mm256_maskload_ps(dp + ox, k);
 				// The codes gathered in a register: bytes stored one at a
 				// time and loaded as 8 stall the load (no forwarding).
-				// A row's last codes, where it has 8 or more, as the
-				// 8 bytes that end it, shifted down.
-				uint64_t cb = 0;
-				if (left >= 8) __builtin_memcpy(&cb, wp + ox, 8);
-				else if (ow >= 8) {
-					__builtin_memcpy(&cb, wp + ow - 8, 8);
-					cb >>= 8 * (8 - left);
-				} else
-					for (long l = 0; l < left; l++) cb |= (uint64_t)wp[ox + l] << (8 * l);
-				__m256i c = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)cb));
+				__m256i c = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)latent_codes8(wp + ox, left, wp, wp + ow)));
 				if (relu) d = _mm256_andnot_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(c, four), zero)), d);
 				__m256i pos = _mm256_and_si256(c, three);
 				__m256 a = _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(pos, zero)), d);
@@ -1839,6 +1849,95 @@ static void latent_last_to_planes(float *dst, const float *src, long cs, long h,
 // latent_pool_list (or latent_pool_list8) may write: each array of its list holds oh·ow + that.
 #define LATENT_LIST_SLACK 16
 
+// latent_weights_last sets wt [cout, 9, cin] to the weights w [cout, cin,
+// 3, 3] with their input channels last, for the sparse input gradients
+// (both forms).
+static void latent_weights_last(float *wt, const float *w, long cin, long cout) {
+	for (long co = 0; co < cout; co++) {
+		for (long ci = 0; ci < cin; ci++) {
+			for (int t = 0; t < 9; t++) wt[(co * 9 + t) * cin + ci] = w[(co * cin + ci) * 9 + t];
+		}
+	}
+}
+
+// latent_list is a plane's list of places (latent_pool_list): off, lane
+// and val, each oh·ow + LATENT_LIST_SLACK entries.
+typedef struct {
+	int32_t *off, *lane;
+	float *val;
+} latent_list;
+
+// latent_list_at lays a list for ohw windows out in scratch from at.
+static inline latent_list latent_list_at(void *at, long ohw) {
+	latent_list l;
+	l.off = (int32_t *)at;
+	l.lane = l.off + ohw + LATENT_LIST_SLACK;
+	l.val = (float *)(l.lane + ohw + LATENT_LIST_SLACK);
+	return l;
+}
+
+// latent_tap_offsets sets koff[t] to the offset of tap t from its centre
+// in a plane padded by one value all round (rows of W2) with c channels
+// a place, last.
+static inline void latent_tap_offsets(long koff[9], long W2, long c) {
+	for (int t = 0; t < 9; t++) koff[t] = ((t / 3 - 1) * W2 + t % 3 - 1) * c;
+}
+
+// latent_sparse_w is the scratch of latent_conv3x3_pool_grad_w (either
+// form; Conv3x3PoolGradWScratch values) laid out: a sample's padded plane
+// with its cin channels last (xt), the totals [co1−co0, 9, cin] (tot),
+// then the list; and the taps' offsets in xt.
+typedef struct {
+	float *xt, *tot;
+	latent_list list;
+	long koff[9];
+} latent_sparse_w;
+
+// latent_sparse_w_start lays out scratch and clears xt (its padding stays
+// zero), tot and db's channels [co0, co1).
+static inline latent_sparse_w latent_sparse_w_start(float *scratch, float *db, long cin, long h, long wd, long co0, long co1) {
+	const long W2 = wd + 2, P = (h + 2) * W2, nco = co1 - co0;
+	latent_sparse_w g;
+	g.xt = scratch;
+	g.tot = g.xt + P * cin;
+	g.list = latent_list_at(g.tot + nco * 9 * cin, h / 2 * (wd / 2));
+	latent_tap_offsets(g.koff, W2, cin);
+	__builtin_memset(g.xt, 0, P * cin * sizeof(float));
+	__builtin_memset(g.tot, 0, nco * 9 * cin * sizeof(float));
+	for (long co = co0; co < co1; co++) db[co] = 0;
+	return g;
+}
+
+// latent_sparse_x is the scratch of latent_conv3x3_pool_grad_x (either
+// form; Conv3x3PoolGradXScratch values) laid out: the weights [cout, 9,
+// cin] (wt), the padded dx with its channels last (dxt), then the list;
+// and the taps' offsets in dxt.
+typedef struct {
+	float *wt, *dxt;
+	latent_list list;
+	long koff[9];
+} latent_sparse_x;
+
+// latent_sparse_x_start lays out scratch and sets wt from w [cout, cin, 3,
+// 3].
+static inline latent_sparse_x latent_sparse_x_start(float *scratch, const float *w, long cin, long cout, long h, long wd) {
+	const long W2 = wd + 2, P = (h + 2) * W2;
+	latent_sparse_x g;
+	g.wt = scratch;
+	g.dxt = g.wt + cout * 9 * cin;
+	g.list = latent_list_at(g.dxt + P * cin, h / 2 * (wd / 2));
+	latent_tap_offsets(g.koff, W2, cin);
+	latent_weights_last(g.wt, w, cin, cout);
+	return g;
+}
+
+// latent_sum4 is (b0+b1)+(b2+b3), Sum4Go's four partial sums added up.
+static inline float latent_sum4(__m128 b) {
+	float bs[4];
+	_mm_storeu_ps(bs, b);
+	return (bs[0] + bs[1]) + (bs[2] + bs[3]);
+}
+
 // latent_pool_list_c is latent_pool_list's list for rows of more than 8
 // windows, with AVX-512 or AVX2 (latent_pool_list8): a window at a time, each
 // written and counted only where it gets a value (no branch on the code,
@@ -1891,17 +1990,7 @@ static long latent_pool_list8(const float *dy, const uint8_t *where, long h, lon
 	const __m256i kw = latent_mask8(ow), limit = _mm256_set1_epi32((int)hw4), col0 = _mm256_add_epi32(idx, idx);
 	long k = 0;
 	for (long wy = 0; wy < oh; wy++) {
-		// The row's codes in the low bytes of cb: 8 bytes from the
-		// row's start, or ending at its end, where the plane has them.
-		uint64_t cb = 0;
-		if (wy * ow + 8 <= oh * ow) {
-			__builtin_memcpy(&cb, where + wy * ow, 8);
-			cb &= ow == 8 ? ~0ull : (1ull << (8 * ow)) - 1;
-		} else if (wy * ow + ow >= 8) {
-			__builtin_memcpy(&cb, where + wy * ow + ow - 8, 8);
-			cb >>= 8 * (8 - ow);
-		} else
-			for (long l = 0; l < ow; l++) cb |= (uint64_t)where[wy * ow + l] << (8 * l);
+		const uint64_t cb = latent_codes8(where + wy * ow, ow, where, where + oh * ow);
 		const __m256i code = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)cb));
 		const __m256 d = _mm256_maskload_ps(dy + wy * ow, kw);
 		const __m256i col = _mm256_add_epi32(col0, _mm256_and_si256(code, one)), rank = _mm256_and_si256(code, six);
@@ -1975,17 +2064,6 @@ static void latent_sparse_w_out(float *dw, const float *tot, long cin, long co0,
 	}
 }
 
-// latent_weights_last sets wt [cout, 9, cin] to the weights w [cout, cin,
-// 3, 3] with their input channels last, for the sparse input gradients
-// (both forms).
-static void latent_weights_last(float *wt, const float *w, long cin, long cout) {
-	for (long co = 0; co < cout; co++) {
-		for (long ci = 0; ci < cin; ci++) {
-			for (int t = 0; t < 9; t++) wt[(co * 9 + t) * cin + ci] = w[(co * cin + ci) * 9 + t];
-		}
-	}
-}
-
 // latent_conv3x3_pool_grad_w computes, for output channels [co0, co1), the
 // weight and bias gradients of a 3×3 "same" convolution x [n, cin, h, wd]
 // → [n, cout, h, wd] followed by a ReLU and a 2×2 max pooling of stride 2,
@@ -2004,15 +2082,11 @@ static void latent_weights_last(float *wt, const float *w, long cin, long cout) 
 __attribute__((target("avx512f,avx512bw,avx512vl")))
 static void latent_conv3x3_pool_grad_w(float *dw, float *db, const float *x, const float *dy, const uint8_t *where,
 		long n, long cin, long cout, long h, long wd, long co0, long co1, float *scratch) {
-	const long W2 = wd + 2, P = (h + 2) * W2, hw = h * wd, ohw = h / 2 * (wd / 2), nco = co1 - co0;
-	float *xt = scratch, *tot = xt + P * cin;
-	int32_t *off = (int32_t *)(tot + nco * 9 * cin), *lane = off + ohw + LATENT_LIST_SLACK;
-	float *val = (float *)(lane + ohw + LATENT_LIST_SLACK);
-	__builtin_memset(xt, 0, P * cin * sizeof(float));
-	__builtin_memset(tot, 0, nco * 9 * cin * sizeof(float));
-	for (long co = co0; co < co1; co++) db[co] = 0;
-	long koff[9];
-	for (int t = 0; t < 9; t++) koff[t] = ((t / 3 - 1) * W2 + t % 3 - 1) * cin;
+	const long hw = h * wd, ohw = h / 2 * (wd / 2);
+	const latent_sparse_w g = latent_sparse_w_start(scratch, db, cin, h, wd, co0, co1);
+	float *xt = g.xt, *tot = g.tot, *val = g.list.val;
+	int32_t *off = g.list.off, *lane = g.list.lane;
+	const long *koff = g.koff;
 	for (long s = 0; s < n; s++) {
 		for (long cb = 0; cb < cin; cb += 16) latent_planes_to_last(xt + cb, cin, x + (s * cin + cb) * hw, h, wd);
 		for (long co = co0; co < co1; co++) {
@@ -2034,9 +2108,7 @@ static void latent_conv3x3_pool_grad_w(float *dw, float *db, const float *x, con
 				float *tc = tot + (co - co0) * 9 * cin + cb;
 				_Pragma("GCC unroll 9") for (int t = 0; t < 9; t++) _mm512_storeu_ps(tc + t * cin, _mm512_add_ps(_mm512_loadu_ps(tc + t * cin), a[t]));
 			}
-			float bs[4];
-			_mm_storeu_ps(bs, b);
-			db[co] += (bs[0] + bs[1]) + (bs[2] + bs[3]);
+			db[co] += latent_sum4(b);
 		}
 	}
 	latent_sparse_w_out(dw, tot, cin, co0, co1);
@@ -2057,13 +2129,11 @@ static void latent_conv3x3_pool_grad_w(float *dw, float *db, const float *x, con
 __attribute__((target("avx512f,avx512bw,avx512vl")))
 static void latent_conv3x3_pool_grad_x(float *dx, const float *w, const float *dy, const uint8_t *where,
 		long s0, long s1, long cin, long cout, long h, long wd, float *scratch) {
-	const long W2 = wd + 2, P = (h + 2) * W2, hw = h * wd, ohw = h / 2 * (wd / 2);
-	float *wt = scratch, *dxt = wt + cout * 9 * cin;
-	int32_t *off = (int32_t *)(dxt + P * cin), *lane = off + ohw + LATENT_LIST_SLACK;
-	float *val = (float *)(lane + ohw + LATENT_LIST_SLACK);
-	latent_weights_last(wt, w, cin, cout);
-	long koff[9];
-	for (int t = 0; t < 9; t++) koff[t] = ((t / 3 - 1) * W2 + t % 3 - 1) * cin;
+	const long P = (h + 2) * (wd + 2), hw = h * wd, ohw = h / 2 * (wd / 2);
+	const latent_sparse_x g = latent_sparse_x_start(scratch, w, cin, cout, h, wd);
+	float *wt = g.wt, *dxt = g.dxt, *val = g.list.val;
+	int32_t *off = g.list.off, *lane = g.list.lane;
+	const long *koff = g.koff;
 	for (long s = s0; s < s1; s++) {
 		for (long t = 0; t < P * cin; t += 16) _mm512_storeu_ps(dxt + t, _mm512_setzero_ps());
 		for (long co = 0; co < cout; co++) {
@@ -2130,6 +2200,30 @@ static void latent_last_to_planes8(float *x, const float *xt, long c, long h, lo
 	}
 }
 
+// latent_sparse_w_taps8 adds, for taps [t0, t0+nt) (nt ≤ 6), each listed
+// place's value times the 16 input channels at xc + off[i]·cin + koff[t]
+// (both registers) to tc + t·cin: the sums of latent_conv3x3_pool_grad_w_avx2,
+// one chain a weight over the places in order, from +0.
+__attribute__((target("avx2,fma"), always_inline))
+static inline void latent_sparse_w_taps8(float *tc, long cin, const float *xc, const int32_t *off, const float *val, long m,
+		const long koff[9], const int t0, const int nt) {
+	__m256 a[6][2];
+	_Pragma("GCC unroll 6") for (int t = 0; t < nt; t++) a[t][0] = a[t][1] = _mm256_setzero_ps();
+	for (long i = 0; i < m; i++) {
+		const __m256 d = _mm256_broadcast_ss(val + i);
+		const float *p = xc + off[i] * cin;
+		_Pragma("GCC unroll 6") for (int t = 0; t < nt; t++) {
+			a[t][0] = _mm256_fmadd_ps(d, _mm256_loadu_ps(p + koff[t0 + t]), a[t][0]);
+			a[t][1] = _mm256_fmadd_ps(d, _mm256_loadu_ps(p + koff[t0 + t] + 8), a[t][1]);
+		}
+	}
+	_Pragma("GCC unroll 6") for (int t = 0; t < nt; t++) {
+		float *q = tc + (t0 + t) * cin;
+		_mm256_storeu_ps(q, _mm256_add_ps(_mm256_loadu_ps(q), a[t][0]));
+		_mm256_storeu_ps(q + 8, _mm256_add_ps(_mm256_loadu_ps(q + 8), a[t][1]));
+	}
+}
+
 // latent_conv3x3_pool_grad_w_avx2 is latent_conv3x3_pool_grad_w with AVX2
 // and FMA, the same bits: blocks of 16 input channels, two registers, the
 // list taken twice, for the first six taps (12 sums in flight) and then
@@ -2138,15 +2232,11 @@ static void latent_last_to_planes8(float *x, const float *xt, long c, long h, lo
 __attribute__((target("avx2,fma")))
 static void latent_conv3x3_pool_grad_w_avx2(float *dw, float *db, const float *x, const float *dy, const uint8_t *where,
 		long n, long cin, long cout, long h, long wd, long co0, long co1, float *scratch) {
-	const long W2 = wd + 2, P = (h + 2) * W2, hw = h * wd, ohw = h / 2 * (wd / 2), nco = co1 - co0;
-	float *xt = scratch, *tot = xt + P * cin;
-	int32_t *off = (int32_t *)(tot + nco * 9 * cin), *lane = off + ohw + LATENT_LIST_SLACK;
-	float *val = (float *)(lane + ohw + LATENT_LIST_SLACK);
-	__builtin_memset(xt, 0, P * cin * sizeof(float));
-	__builtin_memset(tot, 0, nco * 9 * cin * sizeof(float));
-	for (long co = co0; co < co1; co++) db[co] = 0;
-	long koff[9];
-	for (int t = 0; t < 9; t++) koff[t] = ((t / 3 - 1) * W2 + t % 3 - 1) * cin;
+	const long hw = h * wd, ohw = h / 2 * (wd / 2);
+	const latent_sparse_w g = latent_sparse_w_start(scratch, db, cin, h, wd, co0, co1);
+	float *xt = g.xt, *tot = g.tot, *val = g.list.val;
+	int32_t *off = g.list.off, *lane = g.list.lane;
+	const long *koff = g.koff;
 	__m128 lanes[4];
 	for (int l = 0; l < 4; l++) lanes[l] = _mm_castsi128_ps(_mm_cmpeq_epi32(_mm_setr_epi32(0, 1, 2, 3), _mm_set1_epi32(l)));
 	for (long s = 0; s < n; s++) {
@@ -2158,40 +2248,12 @@ static void latent_conv3x3_pool_grad_w_avx2(float *dw, float *db, const float *x
 			for (long i = 0; i < m; i++) b = _mm_add_ps(b, _mm_and_ps(_mm_set1_ps(val[i]), lanes[lane[i]]));
 			for (long cb = 0; cb < cin; cb += 16) {
 				float *tc = tot + (co - co0) * 9 * cin + cb;
-				// Taps 0–5 (the first two rows), both registers of 16
-				// input channels: 12 sums in flight.
-				__m256 a[6][2];
-				_Pragma("GCC unroll 6") for (int t = 0; t < 6; t++) a[t][0] = a[t][1] = _mm256_setzero_ps();
-				for (long i = 0; i < m; i++) {
-					const __m256 d = _mm256_broadcast_ss(val + i);
-					const float *xc = xt + off[i] * cin + cb;
-					_Pragma("GCC unroll 6") for (int t = 0; t < 6; t++) {
-						a[t][0] = _mm256_fmadd_ps(d, _mm256_loadu_ps(xc + koff[t]), a[t][0]);
-						a[t][1] = _mm256_fmadd_ps(d, _mm256_loadu_ps(xc + koff[t] + 8), a[t][1]);
-					}
-				}
-				_Pragma("GCC unroll 6") for (int t = 0; t < 6; t++) {
-					_mm256_storeu_ps(tc + t * cin, _mm256_add_ps(_mm256_loadu_ps(tc + t * cin), a[t][0]));
-					_mm256_storeu_ps(tc + t * cin + 8, _mm256_add_ps(_mm256_loadu_ps(tc + t * cin + 8), a[t][1]));
-				}
-				// Taps 6–8.
-				_Pragma("GCC unroll 3") for (int t = 0; t < 3; t++) a[t][0] = a[t][1] = _mm256_setzero_ps();
-				for (long i = 0; i < m; i++) {
-					const __m256 d = _mm256_broadcast_ss(val + i);
-					const float *xc = xt + off[i] * cin + cb;
-					_Pragma("GCC unroll 3") for (int t = 0; t < 3; t++) {
-						a[t][0] = _mm256_fmadd_ps(d, _mm256_loadu_ps(xc + koff[6 + t]), a[t][0]);
-						a[t][1] = _mm256_fmadd_ps(d, _mm256_loadu_ps(xc + koff[6 + t] + 8), a[t][1]);
-					}
-				}
-				_Pragma("GCC unroll 3") for (int t = 0; t < 3; t++) {
-					_mm256_storeu_ps(tc + (6 + t) * cin, _mm256_add_ps(_mm256_loadu_ps(tc + (6 + t) * cin), a[t][0]));
-					_mm256_storeu_ps(tc + (6 + t) * cin + 8, _mm256_add_ps(_mm256_loadu_ps(tc + (6 + t) * cin + 8), a[t][1]));
-				}
+				// The first six taps (12 sums in flight), then the last
+				// three.
+				latent_sparse_w_taps8(tc, cin, xt + cb, off, val, m, koff, 0, 6);
+				latent_sparse_w_taps8(tc, cin, xt + cb, off, val, m, koff, 6, 3);
 			}
-			float bs[4];
-			_mm_storeu_ps(bs, b);
-			db[co] += (bs[0] + bs[1]) + (bs[2] + bs[3]);
+			db[co] += latent_sum4(b);
 		}
 	}
 	latent_sparse_w_out(dw, tot, cin, co0, co1);
@@ -2208,13 +2270,11 @@ static void latent_conv3x3_pool_grad_w_avx2(float *dw, float *db, const float *x
 __attribute__((target("avx2,fma")))
 static void latent_conv3x3_pool_grad_x_avx2(float *dx, const float *w, const float *dy, const uint8_t *where,
 		long s0, long s1, long cin, long cout, long h, long wd, float *scratch) {
-	const long W2 = wd + 2, P = (h + 2) * W2, hw = h * wd, ohw = h / 2 * (wd / 2);
-	float *wt = scratch, *dxt = wt + cout * 9 * cin;
-	int32_t *off = (int32_t *)(dxt + P * cin), *lane = off + ohw + LATENT_LIST_SLACK;
-	float *val = (float *)(lane + ohw + LATENT_LIST_SLACK);
-	latent_weights_last(wt, w, cin, cout);
-	long koff[9];
-	for (int t = 0; t < 9; t++) koff[t] = ((t / 3 - 1) * W2 + t % 3 - 1) * cin;
+	const long P = (h + 2) * (wd + 2), hw = h * wd, ohw = h / 2 * (wd / 2);
+	const latent_sparse_x g = latent_sparse_x_start(scratch, w, cin, cout, h, wd);
+	float *wt = g.wt, *dxt = g.dxt, *val = g.list.val;
+	int32_t *off = g.list.off, *lane = g.list.lane;
+	const long *koff = g.koff;
 	for (long s = s0; s < s1; s++) {
 		__builtin_memset(dxt, 0, P * cin * sizeof(float));
 		for (long co = 0; co < cout; co++) {
