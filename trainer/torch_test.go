@@ -2,12 +2,15 @@ package trainer
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/latent-ai/latent/checkpoint"
+	"github.com/latent-ai/latent/internal/mnisttest"
 	"github.com/latent-ai/latent/internal/torchtest"
 	"github.com/latent-ai/latent/models"
 )
@@ -204,5 +207,64 @@ func TestPyTorchWeightsLoad(t *testing.T) {
 				t.Errorf("reconstructions differ from PyTorch's by up to %g", d)
 			}
 		})
+	}
+}
+
+// TestDeadUnitsScript runs bench/dead_units.py, which the README's recipe
+// search uses to count the ReLU units that never fire, on a conv model with
+// planted units: a Linear feature and a convolution channel whose biases
+// (-1e6) keep them below zero on every image, and a feature whose bias
+// (+1e6) keeps it above. The script must list the first two and not the
+// third, on real test images, with each ReLU's width from the architecture.
+func TestDeadUnitsScript(t *testing.T) {
+	torchtest.Need(t)
+	dir := mnisttest.Dir(t)
+	arch, err := models.New("conv", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := Init(arch, 0)
+	plant := map[string]struct {
+		unit int
+		bias float32
+	}{"encoder.7.bias": {5, -1e6}, "encoder.0.bias": {3, -1e6}, "decoder.0.bias": {7, 1e6}}
+	for i, p := range w.Params {
+		if pl, ok := plant[p.Name]; ok {
+			w.Values[i][pl.unit] = pl.bias
+		}
+	}
+	model := filepath.Join(t.TempDir(), "model.safetensors")
+	if err := w.Model().Save(model); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(torchtest.Python, torchtest.Script("dead_units.py"), model, "--data", dir,
+		"--split", "test", "--limit", "300", "--json").CombinedOutput()
+	if err != nil {
+		t.Fatalf("dead_units.py: %v\n%s", err, out)
+	}
+	var report map[string]struct {
+		Units int   `json:"units"`
+		Dead  []int `json:"dead"`
+	}
+	if err := json.Unmarshal(out, &report); err != nil {
+		t.Fatalf("dead_units.py printed %q: %v", out, err)
+	}
+	want := map[string]int{"encoder.1": 16, "encoder.4": 32, "encoder.8": 128, "decoder.1": 128, "decoder.3": 1568, "decoder.6": 16}
+	if len(report) != len(want) {
+		t.Fatalf("dead_units.py reports %d ReLUs, want %d: %s", len(report), len(want), out)
+	}
+	for name, units := range want {
+		if r := report[name]; r.Units != units {
+			t.Errorf("%s: %d units, want %d", name, r.Units, units)
+		}
+	}
+	for _, c := range []struct {
+		relu string
+		unit int
+		dead bool
+	}{{"encoder.8", 5, true}, {"encoder.1", 3, true}, {"decoder.1", 7, false}} {
+		if got := slices.Contains(report[c.relu].Dead, c.unit); got != c.dead {
+			t.Errorf("%s unit %d: listed as dead %v, want %v (dead: %v)", c.relu, c.unit, got, c.dead, report[c.relu].Dead)
+		}
 	}
 }
