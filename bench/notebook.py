@@ -377,3 +377,29 @@ def load_model(path):
         raise ModelLoadError("%s: state dict does not match the notebook's %s model (bottleneck %d): %s" % (path, kind, b, e))
     model.eval()
     return model, meta
+
+
+def lr_scale_groups(model, spec, lr):
+    """Parameter groups for torch.optim of model with the learning-rate
+    factors spec, latent's --lr-scale ("encoder.7.weight=0.1,decoder.2=0.3":
+    a state-dict name, or a module name for all its parameters): each
+    parameter learns at lr times its factor (1 where spec names none). An
+    unknown name raises ValueError."""
+    scales = {}
+    for pair in filter(None, (p.strip() for p in spec.split(","))):
+        name, _, v = pair.partition("=")
+        scales[name] = float(v)
+    groups = {}
+    used = set()
+    for pname, p in model.named_parameters():
+        module = pname.rsplit(".", 1)[0]
+        f = 1.0
+        for key in (module, pname):  # a parameter's own factor wins
+            if key in scales:
+                f = scales[key]
+                used.add(key)
+        groups.setdefault(f, []).append(p)
+    unknown = set(scales) - used
+    if unknown:
+        raise ValueError("no parameter or module named %s" % ", ".join(sorted(unknown)))
+    return [{"params": ps, "lr": lr * f} for f, ps in sorted(groups.items())]

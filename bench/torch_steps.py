@@ -33,6 +33,7 @@ def main():
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--tol", type=float, default=1e-5)
     ap.add_argument("--weight-decay", type=float, default=0, help="AdamW's weight decay (0: Adam)")
+    ap.add_argument("--lr-scale", default="", help="learning-rate factors, as latent train --lr-scale")
     ap.add_argument("--eps", default="", help="VAEs: the noise of each step, a .npy of steps*batch rows of b values (the Go trainer's)")
     ap.add_argument("--beta", type=float, default=1.0, help="VAEs: the weight of the KL term")
     ap.add_argument("--max-over", type=int, default=0, help="values allowed over --tol (each still within steps·lr)")
@@ -46,10 +47,11 @@ def main():
         return 2
     x, _ = notebook.load_mnist(args.data, "train")
     x = torch.as_tensor(x[: args.steps * args.batch])
+    params = notebook.lr_scale_groups(model, args.lr_scale, 1e-3)
     if args.weight_decay > 0:
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=args.weight_decay)
+        opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=args.weight_decay)
     else:
-        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        opt = torch.optim.Adam(params, lr=1e-3)
     losses = []
     eps = None
     if args.eps:

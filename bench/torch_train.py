@@ -132,6 +132,8 @@ def main(argv=None):
                    help="cosine: linear warm-up over --warmup-steps, then half a cosine to 0, stepped every batch (latent's)")
     p.add_argument("--warmup-steps", type=int, default=0, dest="warmup_lr")
     p.add_argument("--weight-decay", type=float, default=0.0, help="AdamW's decoupled weight decay (0: Adam)")
+    p.add_argument("--lr-scale", default="",
+                   help="learning-rate factors, as latent train --lr-scale (encoder.7.weight=0.1): parameter groups")
     a = p.parse_args(argv)
     variational = a.model.endswith("-vae")
 
@@ -165,10 +167,17 @@ def main(argv=None):
         model = init
     model.train()
     loss_fn = nn.MSELoss()
+    try:
+        groups = notebook.lr_scale_groups(model, a.lr_scale, a.lr)
+    except ValueError as e:
+        log("error: --lr-scale: %s" % e)
+        return 2
+    for g in groups:
+        g["factor"] = g["lr"] / a.lr
     if a.weight_decay > 0:
-        opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=a.weight_decay)
+        opt = torch.optim.AdamW(groups, lr=a.lr, weight_decay=a.weight_decay)
     else:
-        opt = torch.optim.Adam(model.parameters(), lr=a.lr)
+        opt = torch.optim.Adam(groups, lr=a.lr)
     steps_per_epoch = (n + a.batch - 1) // a.batch
     sched = argparse.Namespace(schedule=a.schedule, lr=a.lr, warmup=a.warmup_lr, epochs=a.epochs)
     taken = 0
@@ -177,7 +186,7 @@ def main(argv=None):
         nonlocal taken
         taken += 1
         for group in opt.param_groups:
-            group["lr"] = lr_at(sched, taken, steps_per_epoch)
+            group["lr"] = lr_at(sched, taken, steps_per_epoch) * group["factor"]
         opt.zero_grad()
         if variational:
             recon, mu, logvar = model.sample_forward(xb)
@@ -256,7 +265,8 @@ def main(argv=None):
         nelbo, kl = test_neg_elbo(model, xte, seed=a.seed)
         log("test negative ELBO %.4f nats (KL %.4f)" % (nelbo, kl))
         extra = {"test_neg_elbo": nelbo, "test_kl": kl, "beta": a.beta}
-    recipe = {"shuffle": a.shuffle, "schedule": a.schedule, "warmup_steps": a.warmup_lr, "weight_decay": a.weight_decay}
+    recipe = {"shuffle": a.shuffle, "schedule": a.schedule, "warmup_steps": a.warmup_lr, "weight_decay": a.weight_decay,
+              "lr_scale": a.lr_scale}
     if a.save:
         notebook.save_model(a.save, model, {"producer": "bench/torch_train.py", "epochs": a.epochs, "seed": a.seed})
         log("saved %s" % a.save)

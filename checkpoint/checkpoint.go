@@ -71,7 +71,10 @@ type Meta struct {
 	Validation float64 `json:"validation,omitempty"`
 	// WeightDecay is AdamW's decoupled weight decay (0: Adam).
 	WeightDecay float64 `json:"weight_decay,omitempty"`
-	Patience    int     `json:"patience,omitempty"`
+	// LRScale multiplies the learning rate of some parameters, by their
+	// state-dict or module names (nil: every parameter learns at LR).
+	LRScale  map[string]float64 `json:"lr_scale,omitempty"`
+	Patience int                `json:"patience,omitempty"`
 	// ValLoss holds the validation MSE of each completed epoch.
 	ValLoss []float64 `json:"val_loss,omitempty"`
 	// Stopped is whether the run stopped early, before its planned epochs.

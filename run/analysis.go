@@ -245,6 +245,9 @@ func optimizer(meta checkpoint.Meta) string {
 			o += fmt.Sprintf(" after %d warm-up steps", s.Warmup)
 		}
 	}
+	if len(meta.LRScale) > 0 {
+		o += ", lr factors " + trainer.LRScaleString(meta.LRScale)
+	}
 	return o
 }
 

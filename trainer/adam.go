@@ -1,7 +1,12 @@
 package trainer
 
 import (
+	"fmt"
+	"maps"
 	"math"
+	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/latent-ai/latent/trainer/internal/kernels"
 )
@@ -35,6 +40,12 @@ type Adam struct {
 	// M and V are the first and second moments, one slice per parameter,
 	// with the parameters' layout.
 	M, V [][]float32
+	// Scale, when not nil, holds a factor for each parameter: its step
+	// size lr/(1-β1ᵗ) and its decay lr·λ are multiplied by it (in float32),
+	// so that it learns at Scale[i]·LR, as a PyTorch parameter group with
+	// its own lr does (within a float32 rounding of the step size). A
+	// factor of 1 leaves the step's bits alone.
+	Scale []float32
 }
 
 // NewAdam returns an optimizer for parameters of the given sizes with
@@ -61,6 +72,7 @@ func (a *Adam) Update(params, grads [][]float32) {
 // on GOMAXPROCS goroutines where it is large. Each value is updated alone,
 // so the split does not change the result.
 func (a *Adam) updateParam(s kernels.AdamStep, i int, p, g []float32) {
+	s = a.stepOf(s, i)
 	g = g[:len(p)]
 	parallelFor(len(p), 1<<15, func(lo, hi int) { a.update(s, i, p[lo:hi], g[lo:hi], lo) })
 }
@@ -86,6 +98,16 @@ func (a *Adam) begin() kernels.AdamStep {
 	}
 }
 
+// stepOf is step s for parameter i: s with its step size and decay
+// multiplied by Scale[i], where that is not 1.
+func (a *Adam) stepOf(s kernels.AdamStep, i int) kernels.AdamStep {
+	if i < len(a.Scale) && a.Scale[i] != 1 {
+		s.StepSize *= a.Scale[i]
+		s.WeightDecay *= a.Scale[i]
+	}
+	return s
+}
+
 // update applies step s to the values of parameter i from offset off: p and
 // g are the parameter's and its gradient's values [off, off+len(p)).
 func (a *Adam) update(s kernels.AdamStep, i int, p, g []float32, off int) {
@@ -96,3 +118,39 @@ func (a *Adam) update(s kernels.AdamStep, i int, p, g []float32, off int) {
 // fusedKernel is whether deferredLinear.step uses kernels.LinearWeightStep
 // where the CPU has it (tests turn it off to check the band path).
 var fusedKernel = kernels.Vector
+
+// ParseLRScale reads the learning-rate factors of Config.LRScale from
+// their command-line form, NAME=F pairs separated by commas, such as
+// "encoder.7.weight=0.1,decoder.2=0.3". An empty string gives nil. It does
+// not check the names, which depend on the model (Config.check does).
+func ParseLRScale(s string) (map[string]float64, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	m := map[string]float64{}
+	for _, pair := range strings.Split(s, ",") {
+		name, v, ok := strings.Cut(strings.TrimSpace(pair), "=")
+		if !ok || name == "" {
+			return nil, fmt.Errorf("learning-rate factor %q: want NAME=FACTOR, such as encoder.7.weight=0.1", pair)
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || !(f > 0) || math.IsInf(f, 0) {
+			return nil, fmt.Errorf("learning-rate factor %q: want a positive number after the =", pair)
+		}
+		if _, dup := m[name]; dup {
+			return nil, fmt.Errorf("learning-rate factor for %s given twice", name)
+		}
+		m[name] = f
+	}
+	return m, nil
+}
+
+// LRScaleString is ParseLRScale's form of m, its names in order ("" for
+// none).
+func LRScaleString(m map[string]float64) string {
+	var parts []string
+	for _, name := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, name+"="+strconv.FormatFloat(m[name], 'g', -1, 64))
+	}
+	return strings.Join(parts, ",")
+}

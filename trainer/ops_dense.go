@@ -279,6 +279,7 @@ const linearBand = 128 << 10
 // gradient, to the bit (TestDeferredLinearSameSteps). w is the weight,
 // [in, out].
 func (d *deferredLinear) step(a *Adam, s kernels.AdamStep, w []float32) {
+	s = a.stepOf(s, d.param)
 	x := d.x.Value().Data().([]float32)
 	// Within a run, the op that computes dz may not have handed its output
 	// to its node yet; the output is the op's own buffer either way.

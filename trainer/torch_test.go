@@ -68,20 +68,31 @@ func TestPyTorchSameSteps(t *testing.T) {
 	train, _ := realMNIST(t)
 	trainFloats := floats(firstN(train, 3*64))
 	for _, tc := range []struct {
-		kind  string
-		decay float64
-	}{{"classic", 0}, {"conv", 0}, {"classic", 10}, {"conv", 10}} {
+		kind    string
+		decay   float64
+		lrScale string
+	}{{"classic", 0, ""}, {"conv", 0, ""}, {"classic", 10, ""}, {"conv", 10, ""}, {"conv", 10, "encoder.7.weight=0.1,decoder.2=3"}} {
 		// A decay of 10 moves each weight by 1% a step: without it, the
 		// weights would differ from PyTorch's AdamW by far more than 1e-4.
+		// The factors make a step of encoder.7's weight 1e-4 and one of
+		// decoder.2's weight and bias 3e-3: without them, 9e-4 and 2e-3 from
+		// PyTorch's parameter groups.
 		kind := tc.kind
 		name := kind
 		if tc.decay > 0 {
 			name += "-adamw"
 		}
+		if tc.lrScale != "" {
+			name += "-lr-scale"
+		}
 		t.Run(name, func(t *testing.T) {
 			arch, _ := models.New(kind, 10)
 			cfg := DefaultConfig(arch)
 			cfg.WeightDecay = tc.decay
+			var err error
+			if cfg.LRScale, err = ParseLRScale(tc.lrScale); err != nil {
+				t.Fatal(err)
+			}
 			tr, err := New(cfg)
 			if err != nil {
 				t.Fatal(err)
@@ -100,7 +111,7 @@ func TestPyTorchSameSteps(t *testing.T) {
 				t.Fatal(err)
 			}
 			out, err := exec.Command(torchtest.Python, torchtest.Script("torch_steps.py"), "--init", init, "--trained", trained,
-				"--data", mnistDirFor(t), "--steps", "3", "--tol", "1e-4", "--weight-decay", fmt.Sprint(tc.decay)).CombinedOutput()
+				"--data", mnistDirFor(t), "--steps", "3", "--tol", "1e-4", "--weight-decay", fmt.Sprint(tc.decay), "--lr-scale", tc.lrScale).CombinedOutput()
 			if err != nil {
 				t.Fatalf("torch_steps.py: %v\n%s", err, out)
 			}

@@ -29,11 +29,13 @@ import (
 	"errors"
 	"fmt"
 	"github.com/latent-ai/latent/internal/pixel"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/latent-ai/latent/atomicfile"
@@ -99,6 +101,11 @@ type Config struct {
 	// WeightDecay, when above 0, makes the optimizer AdamW, with this
 	// decoupled weight decay (PyTorch's AdamW default is 0.01).
 	WeightDecay float64
+	// LRScale multiplies the learning rate (and AdamW's decay step, which
+	// is lr·λ) of some parameters by a factor: each key is a parameter's
+	// state-dict name (encoder.7.weight) or its module's (encoder.7, both
+	// its weight and its bias). nil: every parameter learns at LR.
+	LRScale map[string]float64
 	// Beta weighs the KL term of a variational model's loss (Arch.Variational):
 	// the loss is the binary cross-entropy summed over each image plus
 	// Beta·KL, averaged over the batch. DefaultConfig sets 1, the standard
@@ -164,7 +171,7 @@ func New(cfg Config) (*Trainer, error) {
 	t := newTrainer(cfg, w)
 	t.meta = checkpoint.Meta{Dataset: cfg.Dataset, Source: cfg.Source, Seed: cfg.Seed, Batch: cfg.Batch, LR: cfg.LR,
 		Shuffle: cfg.Shuffle, Limit: cfg.Limit, EpochsPlanned: cfg.Epochs, Schedule: cfg.Schedule,
-		Validation: cfg.Validation, Patience: cfg.Patience, WeightDecay: cfg.WeightDecay}
+		Validation: cfg.Validation, Patience: cfg.Patience, WeightDecay: cfg.WeightDecay, LRScale: cfg.LRScale}
 	if cfg.Arch.Variational {
 		t.meta.Beta = cfg.Beta
 	}
@@ -188,6 +195,9 @@ func (c Config) check() error {
 	if !(c.WeightDecay >= 0 && c.LR*c.WeightDecay < 1) {
 		return fmt.Errorf("weight decay %v: want 0 (Adam) or more, with lr·decay below 1", c.WeightDecay)
 	}
+	if _, err := lrScales(c.Arch, c.LRScale); err != nil {
+		return err
+	}
 	if !(c.Validation >= 0 && c.Validation < 1) || c.Patience < 0 || (c.Patience > 0 && c.Validation == 0) {
 		return fmt.Errorf("validation %v, patience %d: want a share in [0, 1), a patience of 0 or more, and a validation share for a patience", c.Validation, c.Patience)
 	}
@@ -204,6 +214,42 @@ func (c Config) check() error {
 	return c.Arch.Validate()
 }
 
+// lrScales returns the factor of each of arch's parameters (Adam.Scale)
+// from scales, keyed by parameter or module names (Config.LRScale); nil
+// where scales is empty. A name that is no parameter's or module's, or a
+// factor that is not a positive number, is an error.
+func lrScales(arch models.Arch, scales map[string]float64) ([]float32, error) {
+	if len(scales) == 0 {
+		return nil, nil
+	}
+	params := arch.Params()
+	out := make([]float32, len(params))
+	for i := range out {
+		out[i] = 1
+	}
+	for _, name := range slices.Sorted(maps.Keys(scales)) {
+		f := scales[name]
+		if !(f > 0) || math.IsInf(f, 0) {
+			return nil, fmt.Errorf("learning-rate factor %v for %s: want a positive number", f, name)
+		}
+		found := false
+		for i, p := range params {
+			if p.Name == name || p.Module == name {
+				out[i], found = float32(f), true
+			}
+		}
+		if !found {
+			var names []string
+			for _, p := range params {
+				names = append(names, p.Name)
+			}
+			return nil, fmt.Errorf("learning-rate factor for %q: the %s model has no such parameter or module; its parameters are %s",
+				name, arch.Kind, strings.Join(names, ", "))
+		}
+	}
+	return out, nil
+}
+
 func newTrainer(cfg Config, w *Weights) *Trainer {
 	t := &Trainer{cfg: cfg, w: w, train: map[int]*graph{}, eval: map[int]*graph{}}
 	sizes := make([]int, len(w.Values))
@@ -217,6 +263,7 @@ func newTrainer(cfg Config, w *Weights) *Trainer {
 	}
 	t.adam = NewAdam(cfg.LR, sizes)
 	t.adam.WeightDecay = cfg.WeightDecay
+	t.adam.Scale, _ = lrScales(cfg.Arch, cfg.LRScale) // checked by Config.check
 	t.grads = make([][]float32, len(w.Values))
 	return t
 }
@@ -239,7 +286,7 @@ func Resume(files Files, epochs int) (*Trainer, error) {
 	}
 	cfg := Config{Arch: m.Arch, Dataset: m.Meta.Dataset, Epochs: m.Meta.EpochsPlanned, Batch: m.Meta.Batch,
 		LR: m.Meta.LR, Seed: m.Meta.Seed, Shuffle: m.Meta.Shuffle, Limit: m.Meta.Limit, Source: m.Meta.Source, Schedule: m.Meta.Schedule,
-		Validation: m.Meta.Validation, Patience: m.Meta.Patience, WeightDecay: m.Meta.WeightDecay, Beta: m.Meta.Beta}
+		Validation: m.Meta.Validation, Patience: m.Meta.Patience, WeightDecay: m.Meta.WeightDecay, LRScale: m.Meta.LRScale, Beta: m.Meta.Beta}
 	if epochs > 0 {
 		cfg.Epochs = epochs
 	}

@@ -94,7 +94,7 @@ func TestResumeIsBitIdentical(t *testing.T) {
 	for _, tc := range []struct {
 		kind    string
 		shuffle bool
-		recipe  bool // a cosine schedule with warm-up, AdamW and a validation share
+		recipe  bool // a cosine schedule with warm-up, AdamW, learning-rate factors and a validation share
 	}{
 		{"classic", false, false}, {"classic", true, false}, {"classic-vae", true, true},
 	} {
@@ -105,6 +105,7 @@ func TestResumeIsBitIdentical(t *testing.T) {
 		if tc.recipe {
 			cfg.Schedule = &checkpoint.Schedule{Kind: ScheduleCosine, Warmup: 3}
 			cfg.WeightDecay, cfg.Validation, cfg.Beta = 0.1, 0.2, 0.5
+			cfg.LRScale = map[string]float64{"encoder.2": 0.5, "decoder.0.weight": 2}
 		}
 
 		straight, _ := New(cfg)

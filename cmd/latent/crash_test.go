@@ -41,7 +41,8 @@ func TestKillAndResume(t *testing.T) {
 	for _, recipe := range [][]string{
 		{"--model", "classic"},
 		// A VAE (its noise) and the options beyond the notebook's recipe.
-		{"--model", "classic-vae", "--shuffle", "--schedule", "cosine", "--warmup", "30", "--weight-decay", "0.05", "--validation", "0.1"},
+		{"--model", "classic-vae", "--shuffle", "--schedule", "cosine", "--warmup", "30", "--weight-decay", "0.05", "--validation", "0.1",
+			"--lr-scale", "encoder.2=0.5,decoder.0.weight=2"},
 	} {
 		t.Run(recipe[1], func(t *testing.T) { killAndResume(t, data, recipe) })
 	}
@@ -158,11 +159,24 @@ func TestRecipeQuality(t *testing.T) {
 	}
 	meta := m.Meta
 	if meta.EpochsPlanned != 1 || meta.LR != 5e-3 || meta.WeightDecay != 0.01 || !meta.Shuffle ||
-		meta.Schedule == nil || meta.Schedule.Kind != "cosine" || meta.Schedule.Warmup != 500 {
+		meta.Schedule == nil || meta.Schedule.Kind != "cosine" || meta.Schedule.Warmup != 500 ||
+		len(meta.LRScale) != 2 || meta.LRScale["encoder.7.weight"] != 0.1 || meta.LRScale["decoder.2.weight"] != 0.3 {
 		t.Errorf("recorded recipe %+v (schedule %+v): want conv's quality recipe with 1 epoch", meta, meta.Schedule)
 	}
 	cmd := latentCmd("train", "--recipe", "fast", "--data", data, "--out", t.TempDir())
 	if out, err := cmd.CombinedOutput(); cmd.ProcessState.ExitCode() != 2 || !strings.Contains(string(out), `--recipe "fast": want notebook or quality`) {
 		t.Errorf("unknown recipe: %v\n%s", err, out)
+	}
+	// Learning-rate factors that name no parameter, or are no number, are
+	// usage errors that say what to give.
+	for _, tc := range []struct{ scale, want string }{
+		{"encoder.8=0.5", "its parameters are encoder.0.weight"},
+		{"encoder.7.weight", "want NAME=FACTOR"},
+		{"encoder.7=-2", "want a positive number"},
+	} {
+		cmd := latentCmd("train", "--model", "conv", "--lr-scale", tc.scale, "--data", data, "--out", t.TempDir())
+		if out, err := cmd.CombinedOutput(); cmd.ProcessState.ExitCode() != 2 || !strings.Contains(string(out), tc.want) {
+			t.Errorf("--lr-scale %s: %v\n%s", tc.scale, err, out)
+		}
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/latent-ai/latent/exporter"
 	"github.com/latent-ai/latent/models"
 	"github.com/latent-ai/latent/run"
+	"github.com/latent-ai/latent/trainer"
 )
 
 func init() {
@@ -89,6 +90,9 @@ func setupInfo(fs *flag.FlagSet) func(context.Context, []string) error {
 			}
 			if m.Meta.WeightDecay > 0 {
 				fmt.Printf(", AdamW weight decay %g", m.Meta.WeightDecay)
+			}
+			if len(m.Meta.LRScale) > 0 {
+				fmt.Printf(", lr factors %s", trainer.LRScaleString(m.Meta.LRScale))
 			}
 			if m.Arch.Variational {
 				fmt.Printf(", loss BCE + %g·KL", m.Meta.Beta)

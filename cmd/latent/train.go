@@ -48,6 +48,7 @@ func setupTrain(fs *flag.FlagSet) func(context.Context, []string) error {
 		gamma      = fs.Float64("gamma", 0.5, "step schedule: the factor of each decay")
 		validation = fs.Float64("validation", 0, "share of the training images held out (seeded) to validate on after each epoch; the test set stays untouched")
 		decay      = fs.Float64("weight-decay", 0, "AdamW's decoupled weight decay (0: Adam, the notebook's; PyTorch's AdamW default is 0.01)")
+		lrScale    = fs.String("lr-scale", "", "learning-rate factors of some parameters, NAME=FACTOR pairs separated by commas, by state-dict\nname (encoder.7.weight) or module (encoder.7: weight and bias), such as encoder.7.weight=0.1")
 		patience   = fs.Int("patience", 0, "with --validation: stop once this many epochs in a row have not bettered the best validation MSE (0: never)")
 		beta       = fs.Float64("beta", 1, "classic-vae and conv-vae: the weight of the KL term (1: the standard VAE)")
 		recipe     = fs.String("recipe", "notebook", "notebook (the notebook's: 5 epochs of Adam 1e-3, in order) or quality (the best found for the model\nwithin 10 minutes on 2 cores; see the README); flags given explicitly override it")
@@ -74,7 +75,7 @@ func setupTrain(fs *flag.FlagSet) func(context.Context, []string) error {
 		set := map[string]bool{}
 		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 		if *resume != "" {
-			for _, name := range []string{"model", "bottleneck", "batch", "lr", "seed", "shuffle", "limit", "out", "input", "fit", "test-fraction", "format", "beta", "recipe"} {
+			for _, name := range []string{"model", "bottleneck", "batch", "lr", "seed", "shuffle", "limit", "out", "input", "fit", "test-fraction", "format", "beta", "recipe", "lr-scale"} {
 				if set[name] {
 					return usageError("--%s cannot change a resumed run; it keeps its recorded recipe", name)
 				}
@@ -118,8 +119,13 @@ func setupTrain(fs *flag.FlagSet) func(context.Context, []string) error {
 			if err := applyRecipe(fs, *recipe, *kind, set); err != nil {
 				return err
 			}
+			scales, err := trainer.ParseLRScale(*lrScale)
+			if err != nil {
+				return usageError("--lr-scale: %v", err)
+			}
 			cfg := trainer.Config{Arch: arch, Dataset: data.name, Epochs: *epochs, Batch: *batch, LR: *lr,
-				Seed: *seed, Shuffle: *shuffle, Limit: *limit, Validation: *validation, Patience: *patience, WeightDecay: *decay, Beta: *beta}
+				Seed: *seed, Shuffle: *shuffle, Limit: *limit, Validation: *validation, Patience: *patience, WeightDecay: *decay,
+				LRScale: scales, Beta: *beta}
 			switch *schedule {
 			case "constant":
 			case trainer.ScheduleCosine, trainer.ScheduleStep:
@@ -295,7 +301,12 @@ var (
 	// classic-vae keeps the 20 epochs that classic's recipe had before its
 	// products changed their order of summation (see the README).
 	qualityClassicVAE = map[string]string{"epochs": "20", "shuffle": "true", "schedule": "cosine", "warmup": "500", "lr": "3e-3", "weight-decay": "0.1"}
-	qualityConv       = map[string]string{"epochs": "75", "shuffle": "true", "schedule": "cosine", "warmup": "500", "lr": "5e-3", "weight-decay": "0.01"}
+	// conv's encoder.7 (1568→128) and decoder.2 (128→1568) learn at a tenth
+	// and three tenths of the rate: Adam moves all of a feature's weights
+	// at once, over inputs that are all ReLU outputs, and at the full rate
+	// it left most of encoder.7's features dead (see the README).
+	qualityConv = map[string]string{"epochs": "75", "shuffle": "true", "schedule": "cosine", "warmup": "500", "lr": "5e-3", "weight-decay": "0.01",
+		"lr-scale": "encoder.7.weight=0.1,decoder.2.weight=0.3"}
 	// conv-vae keeps the 40 epochs that conv's recipe had before its step
 	// got faster: its own step is slower, and 40 took it 10.9 minutes.
 	qualityConvVAE = map[string]string{"epochs": "40", "shuffle": "true", "schedule": "cosine", "warmup": "500", "lr": "5e-3", "weight-decay": "0.01"}
@@ -340,6 +351,9 @@ func recipeNotes(cfg trainer.Config) string {
 	}
 	if cfg.WeightDecay > 0 {
 		fmt.Fprintf(&b, ", AdamW decay %g", cfg.WeightDecay)
+	}
+	if len(cfg.LRScale) > 0 {
+		fmt.Fprintf(&b, ", lr factors %s", trainer.LRScaleString(cfg.LRScale))
 	}
 	if cfg.Validation > 0 {
 		fmt.Fprintf(&b, ", %g held out to validate", cfg.Validation)
