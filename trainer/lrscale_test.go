@@ -89,10 +89,12 @@ func TestLRScaleNames(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "encoder.7.weight") {
 		t.Errorf("a module without parameters: %v; want an error that lists the parameters", err)
 	}
-	cfg := DefaultConfig(arch)
-	cfg.LRScale = map[string]float64{"encoder.7": -1}
-	if _, err := New(cfg); err == nil {
-		t.Error("New took a negative factor")
+	for _, f := range []float64{-1, 0, 1e-50, 1e40, math.NaN()} {
+		cfg := DefaultConfig(arch)
+		cfg.LRScale = map[string]float64{"encoder.7": f}
+		if _, err := New(cfg); err == nil {
+			t.Errorf("New took a factor of %v", f)
+		}
 	}
 }
 

@@ -104,7 +104,8 @@ type Config struct {
 	// LRScale multiplies the learning rate (and AdamW's decay step, which
 	// is lr·λ) of some parameters by a factor: each key is a parameter's
 	// state-dict name (encoder.7.weight) or its module's (encoder.7, both
-	// its weight and its bias). nil: every parameter learns at LR.
+	// its weight and its bias); a parameter's own name wins over its
+	// module's. nil: every parameter learns at LR.
 	LRScale map[string]float64
 	// Beta weighs the KL term of a variational model's loss (Arch.Variational):
 	// the loss is the binary cross-entropy summed over each image plus
@@ -229,8 +230,8 @@ func lrScales(arch models.Arch, scales map[string]float64) ([]float32, error) {
 	}
 	for _, name := range slices.Sorted(maps.Keys(scales)) {
 		f := scales[name]
-		if !(f > 0) || math.IsInf(f, 0) {
-			return nil, fmt.Errorf("learning-rate factor %v for %s: want a positive number", f, name)
+		if f32 := float32(f); !(f32 > 0) || math.IsInf(float64(f32), 0) {
+			return nil, fmt.Errorf("learning-rate factor %v for %s: want a positive number within float32's range", f, name)
 		}
 		found := false
 		for i, p := range params {
