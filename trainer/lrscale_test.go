@@ -89,6 +89,11 @@ func TestLRScaleNames(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "encoder.7.weight") {
 		t.Errorf("a module without parameters: %v; want an error that lists the parameters", err)
 	}
+	cfg := DefaultConfig(arch)
+	cfg.WeightDecay, cfg.LRScale = 100, map[string]float64{"encoder.7": 20} // lr·factor·decay = 2: a step would flip the weights' signs
+	if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "lr·factor·decay below 1") {
+		t.Errorf("New took a decay step of 2: %v", err)
+	}
 	for _, f := range []float64{-1, 0, 1e-50, 1e40, math.NaN()} {
 		cfg := DefaultConfig(arch)
 		cfg.LRScale = map[string]float64{"encoder.7": f}

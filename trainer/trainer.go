@@ -196,8 +196,12 @@ func (c Config) check() error {
 	if !(c.WeightDecay >= 0 && c.LR*c.WeightDecay < 1) {
 		return fmt.Errorf("weight decay %v: want 0 (Adam) or more, with lr·decay below 1", c.WeightDecay)
 	}
-	if _, err := lrScales(c.Arch, c.LRScale); err != nil {
+	scales, err := lrScales(c.Arch, c.LRScale)
+	if err != nil {
 		return err
+	}
+	if f := float64(slices.Max(append(scales, 1))); c.LR*f*c.WeightDecay >= 1 {
+		return fmt.Errorf("weight decay %v with a learning-rate factor of %v: want lr·factor·decay below 1", c.WeightDecay, f)
 	}
 	if !(c.Validation >= 0 && c.Validation < 1) || c.Patience < 0 || (c.Patience > 0 && c.Validation == 0) {
 		return fmt.Errorf("validation %v, patience %d: want a share in [0, 1), a patience of 0 or more, and a validation share for a patience", c.Validation, c.Patience)
