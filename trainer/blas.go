@@ -199,9 +199,12 @@ type pool struct {
 	workers  []*poolWorker
 	waiting  atomic.Bool   // whether the caller blocks on finished
 	finished chan struct{} // capacity 1: the last part is done
+	bg       backlog
 }
 
 type poolWorker struct {
+	id       int // its index for body's w: 1, 2, …
+	pool     *pool
 	task     atomic.Pointer[poolTask]
 	sleeping atomic.Bool
 	wake     chan struct{} // capacity 1
@@ -242,10 +245,15 @@ func (p *pool) run(n, parts int, body func(w, lo, hi int)) bool {
 
 // wait returns once done is 0: it spins for up to callerSpin, then blocks
 // until the worker that finishes last says so, so that a caller whose
-// worker was descheduled (on a busy machine) does not burn a core.
+// worker was descheduled (on a busy machine) does not burn a core. While it
+// waits it runs tasks of the backlog, if any.
 func (p *pool) wait(done *atomic.Int32) {
 	start := time.Now()
 	for i := 0; done.Load() != 0; i++ {
+		if p.bg.runOne(0) {
+			start = time.Now()
+			continue
+		}
 		if i%64 == 63 {
 			if time.Since(start) > callerSpin {
 				break
@@ -267,8 +275,8 @@ func (p *pool) wait(done *atomic.Int32) {
 
 func (p *pool) start() {
 	p.finished = make(chan struct{}, 1)
-	for range runtime.GOMAXPROCS(0) - 1 {
-		wk := &poolWorker{wake: make(chan struct{}, 1)}
+	for i := range runtime.GOMAXPROCS(0) - 1 {
+		wk := &poolWorker{id: i + 1, pool: p, wake: make(chan struct{}, 1)}
 		p.workers = append(p.workers, wk)
 		go wk.loop()
 	}
@@ -279,10 +287,12 @@ func (wk *poolWorker) loop() {
 		t := wk.spin()
 		if t == nil {
 			wk.sleeping.Store(true)
-			// Look once more after saying so: a task stored before
-			// sleeping was set came with no wake-up.
+			// Look once more after saying so: a task, or a backlog, stored
+			// before sleeping was set came with no wake-up.
 			if t = wk.task.Swap(nil); t == nil {
-				<-wk.wake
+				if wk.pool.bg.queued.Load() == 0 {
+					<-wk.wake
+				}
 				wk.sleeping.Store(false)
 				continue
 			}
@@ -298,12 +308,17 @@ func (wk *poolWorker) loop() {
 	}
 }
 
-// spin looks for a task for up to workerSpin.
+// spin looks for a task for up to workerSpin, running the backlog's tasks
+// meanwhile.
 func (wk *poolWorker) spin() *poolTask {
 	start := time.Now()
 	for i := 0; ; i++ {
 		if t := wk.task.Swap(nil); t != nil {
 			return t
+		}
+		if wk.pool.bg.runOne(wk.id) {
+			start = time.Now()
+			continue
 		}
 		if i%256 == 255 {
 			if time.Since(start) > workerSpin {
@@ -312,6 +327,94 @@ func (wk *poolWorker) spin() *poolTask {
 			runtime.Gosched()
 		}
 	}
+}
+
+// backlog is work that may run at any time until the caller that queued it
+// waits for it (see later): the pool's goroutines take its tasks whenever
+// they have no part of parallelParts to run, so that a core that would
+// wait for the other fills the gap.
+type backlog struct {
+	mu     sync.Mutex
+	tasks  []backlogTask
+	next   int          // tasks[next:] are queued
+	queued atomic.Int32 // len(tasks) - next, read without mu
+}
+
+type backlogTask struct {
+	run  func(w int)
+	left *atomic.Int32 // its group's tasks not yet finished
+}
+
+// later queues tasks, each run once as run(w) on a goroutine of the pool:
+// w is 0 on parallelParts' caller and a worker's own index on a worker, as
+// in parallelParts. left counts the tasks not yet finished; later adds
+// them, and each task's end takes one off. Wait for the group with
+// workPool.finish(left). With no worker (GOMAXPROCS 1), later runs the
+// tasks at once.
+func (p *pool) later(left *atomic.Int32, tasks ...func(w int)) {
+	p.once.Do(p.start)
+	if len(p.workers) == 0 {
+		for _, t := range tasks {
+			t(0)
+		}
+		return
+	}
+	left.Add(int32(len(tasks)))
+	p.bg.mu.Lock()
+	if p.bg.next == len(p.bg.tasks) {
+		p.bg.tasks, p.bg.next = p.bg.tasks[:0], 0
+	}
+	for _, t := range tasks {
+		p.bg.tasks = append(p.bg.tasks, backlogTask{run: t, left: left})
+	}
+	p.bg.queued.Add(int32(len(tasks)))
+	p.bg.mu.Unlock()
+	for _, wk := range p.workers {
+		if wk.sleeping.Load() {
+			select {
+			case wk.wake <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// size is the number of goroutines that run the pool's work, the caller
+// included: the w of parallelParts and later is below it.
+func (p *pool) size() int {
+	p.once.Do(p.start)
+	return len(p.workers) + 1
+}
+
+// finish returns once the tasks that later counted in left have all run,
+// running queued tasks (its own or others') on the caller meanwhile.
+func (p *pool) finish(left *atomic.Int32) {
+	for i := 0; left.Load() != 0; i++ {
+		if !p.bg.runOne(0) && i%64 == 63 {
+			runtime.Gosched()
+		}
+	}
+}
+
+// runOne runs the next queued task, if any, as w, and reports whether it
+// did.
+func (q *backlog) runOne(w int) bool {
+	if q.queued.Load() == 0 {
+		return false
+	}
+	q.mu.Lock()
+	if q.next == len(q.tasks) {
+		q.mu.Unlock()
+		return false
+	}
+	t := q.tasks[q.next]
+	q.tasks[q.next] = backlogTask{}
+	q.next++
+	q.queued.Add(-1)
+	q.mu.Unlock()
+	t.run(w)
+	t.left.Add(-1)
+	return true
 }
 
 // scratchPool holds one scratch buffer per worker of parallelParts, kept by

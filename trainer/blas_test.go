@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"gonum.org/v1/gonum/blas"
@@ -98,4 +99,55 @@ func TestGemmMatchesGonum(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestBacklogRunsEachTaskOnce queues tasks on the pool's backlog in two
+// groups, from two goroutines that also call parallelParts meanwhile, and
+// checks that finish returns only once each of its group's tasks has run,
+// that every task runs exactly once, and on a goroutine w of the pool.
+func TestBacklogRunsEachTaskOnce(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	size := workPool.size()
+	var wg sync.WaitGroup
+	for g := range 2 {
+		wg.Go(func() {
+			for round := range 50 {
+				const n = 40
+				var ran [n]atomic.Int32
+				var left atomic.Int32
+				tasks := make([]func(int), n)
+				for i := range tasks {
+					tasks[i] = func(w int) {
+						if w < 0 || w >= size {
+							t.Errorf("task ran as w=%d, want [0, %d)", w, size)
+						}
+						for j := 0; j < 2000*(i%3); j++ { // tasks of uneven length
+							_ = math.Sqrt(float64(j))
+						}
+						ran[i].Add(1)
+					}
+				}
+				workPool.later(&left, tasks[:n/2]...)
+				seen := make([]int32, 97)
+				parallelParts(len(seen), 2, func(_, lo, hi int) {
+					for j := lo; j < hi; j++ {
+						seen[j]++
+					}
+				})
+				workPool.later(&left, tasks[n/2:]...)
+				workPool.finish(&left)
+				for i := range ran {
+					if c := ran[i].Load(); c != 1 {
+						t.Fatalf("goroutine %d, round %d: task %d ran %d times by the time finish returned", g, round, i, c)
+					}
+				}
+				for j, c := range seen {
+					if c != 1 {
+						t.Fatalf("parallelParts beside the backlog: index %d visited %d times", j, c)
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

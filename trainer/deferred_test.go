@@ -32,6 +32,66 @@ func TestDeferredLinearSameSteps(t *testing.T) {
 	}
 }
 
+// TestOverlappedUpdatesSameBits checks that queueing the deferred weight
+// updates on the pool's backlog (overlapUpdates), to run beside the rest of
+// the backward pass, gives the same weights and Adam moments, to the bit,
+// as running each at once, on each of step's paths, for every model kind.
+func TestOverlappedUpdatesSameBits(t *testing.T) {
+	const batch, steps = 64, 3
+	images, _ := benchImages(batch)
+	paths := []string{"bands"}
+	if fusedKernel {
+		paths = append(paths, "fused")
+	}
+	defer func(on, fused bool) { overlapUpdates, fusedKernel = on, fused }(overlapUpdates, fusedKernel)
+	for _, path := range paths {
+		fusedKernel = path == "fused"
+		for _, kind := range []string{"classic", "conv", "classic-vae"} {
+			t.Run(path+"/"+kind, func(t *testing.T) {
+				overlapped, direct := notebookTrainer(t, kind), notebookTrainer(t, kind)
+				for s := 0; s < steps; s++ {
+					x := images[s*batch*784 : (s+1)*batch*784]
+					overlapUpdates = true
+					lossO, err := overlapped.Step(x, batch)
+					if err != nil {
+						t.Fatal(err)
+					}
+					overlapUpdates = false
+					lossD, err := direct.Step(x, batch)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if lossO != lossD {
+						t.Fatalf("step %d: loss %v overlapped, %v not", s+1, lossO, lossD)
+					}
+				}
+				queued := 0
+				for _, d := range overlapped.train[batch].deferred {
+					queued += len(d.tasks)
+				}
+				if queued == 0 && !blasThreaded {
+					t.Fatal("no update was queued on the backlog")
+				}
+				for i, p := range overlapped.w.Params {
+					for _, c := range []struct {
+						what      string
+						got, want []float32
+					}{
+						{"weight", overlapped.w.Values[i], direct.w.Values[i]},
+						{"m", overlapped.adam.M[i], direct.adam.M[i]},
+						{"v", overlapped.adam.V[i], direct.adam.V[i]},
+					} {
+						if !slices.Equal(c.got, c.want) {
+							at, d := farthest(c.got, c.want)
+							t.Errorf("%s %s after %d steps: overlapped updates differ ([%d] %v against %v, %.2g apart)", p.Name, c.what, steps, at, c.got[at], c.want[at], d)
+						}
+					}
+				}
+			})
+		}
+	}
+}
+
 // Tolerances of TestDeferredLinearSameSteps, after 4 steps from the same
 // weights. Where a gradient is the sum of terms that nearly cancel, its
 // rounding can change its sign, and Adam then moves the weight by up to lr

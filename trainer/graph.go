@@ -2,6 +2,7 @@ package trainer
 
 import (
 	"fmt"
+	"sync/atomic"
 
 	"github.com/latent-ai/latent/models"
 	G "gorgonia.org/gorgonia"
@@ -52,7 +53,19 @@ type deferredUpdate struct {
 	adam    *Adam
 	step    kernels.AdamStep
 	weights [][]float32 // by parameter index
+	// left counts the update's tasks queued on workPool's backlog that
+	// have not finished (deferredLinear.stepLater): the run's caller waits
+	// for it to reach 0 (workPool.finish) before it reads the weights.
+	left atomic.Int32
 }
+
+// overlapUpdates is whether a run queues its deferred weight updates on
+// workPool's backlog (deferredLinear.stepLater), for a core to take up
+// whenever it would otherwise wait for the other, instead of running each
+// at once on all of them (deferredLinear.step). Both give the same bits;
+// tests turn it off to check so. With a BLAS that runs its own threads
+// (blasThreaded) the updates run at once.
+var overlapUpdates = true
 
 // gradients says which gradients a graph computes.
 type gradients int
@@ -345,7 +358,11 @@ func (gr *graph) hookDeferred() {
 				prev()
 			}
 			if u := gr.update; u != nil && gr.mse.finite {
-				d.step(u.adam, u.step, u.weights[d.param])
+				if overlapUpdates && !blasThreaded {
+					d.stepLater(u.adam, u.step, u.weights[d.param], &u.left)
+				} else {
+					d.step(u.adam, u.step, u.weights[d.param])
+				}
 			}
 		}
 	}

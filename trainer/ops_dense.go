@@ -2,6 +2,7 @@ package trainer
 
 import (
 	"fmt"
+	"sync/atomic"
 	"unsafe"
 
 	G "gorgonia.org/gorgonia"
@@ -255,10 +256,11 @@ func biasGrad[T float](op *biasGradOp, db []T, a [6][]T) {
 // gradient dz [n, out] at its activation's input, and updates the weight
 // with it at once.
 type deferredLinear struct {
-	param int       // the weight's index in Arch.Params()
-	x     *G.Node   // the layer's input
-	op    *linearOp // the layer, whose dz the backward pass set
-	bands scratchPool
+	param int            // the weight's index in Arch.Params()
+	x     *G.Node        // the layer's input
+	op    *linearOp      // the layer, whose dz the backward pass set
+	bands scratchPool    // a band of dW for each goroutine of the pool
+	tasks []func(wk int) // stepLater's, kept from run to run
 	// inRun is whether the graph runs step itself, at the end of the last
 	// op that needs the weight's old value or computes dz (hookDeferred).
 	inRun bool
@@ -279,7 +281,45 @@ const linearBand = 128 << 10
 // gradient, to the bit (TestDeferredLinearSameSteps). w is the weight,
 // [in, out].
 func (d *deferredLinear) step(a *Adam, s kernels.AdamStep, w []float32) {
-	s = a.stepOf(s, d.param)
+	u := d.update(a, s, w)
+	parallelParts(d.op.in, u.parts, func(wk, lo, hi int) {
+		for r0 := lo; r0 < hi; r0 += u.rows {
+			u.rowsOf(wk, r0, min(r0+u.rows, hi))
+		}
+	})
+}
+
+// stepLater is step queued on workPool's backlog, a band of rows a task,
+// for the pool's goroutines to run when they have nothing else to do: the
+// rest of the backward pass reads neither the weight nor its moments, and
+// x and dz stay as they are until the next run. The bands are step's, so
+// the result is step's to the bit. left counts the tasks until they end
+// (pool.later); the run's caller waits for it before it reads the weight
+// or runs the graph again.
+func (d *deferredLinear) stepLater(a *Adam, s kernels.AdamStep, w []float32, left *atomic.Int32) {
+	u := d.update(a, s, w)
+	d.tasks = d.tasks[:0]
+	for p := 0; p < u.parts; p++ {
+		lo, hi := p*d.op.in/u.parts, (p+1)*d.op.in/u.parts
+		for r0 := lo; r0 < hi; r0 += u.rows {
+			r1 := min(r0+u.rows, hi)
+			d.tasks = append(d.tasks, func(wk int) { u.rowsOf(wk, r0, r1) })
+		}
+	}
+	workPool.later(left, d.tasks...)
+}
+
+// weightUpdate is one step's update of a deferred layer's weight, a band of
+// rows at a time.
+type weightUpdate struct {
+	d           *deferredLinear
+	a           *Adam
+	s           kernels.AdamStep
+	w, x, dz    []float32
+	parts, rows int
+}
+
+func (d *deferredLinear) update(a *Adam, s kernels.AdamStep, w []float32) *weightUpdate {
 	x := d.x.Value().Data().([]float32)
 	// Within a run, the op that computes dz may not have handed its output
 	// to its node yet; the output is the op's own buffer either way.
@@ -289,22 +329,24 @@ func (d *deferredLinear) step(a *Adam, s kernels.AdamStep, w []float32) {
 	} else {
 		dz = d.op.dz.Value().Data().([]float32)
 	}
-	n, in, out := d.op.n, d.op.in, d.op.out
-	rows := max(1, linearBand/4/out)
+	in, out := d.op.in, d.op.out
 	parts := workers(in*out, 1<<15)
-	d.bands.grow(parts)
-	parallelParts(in, parts, func(wk, lo, hi int) {
-		if fusedKernel && kernels.LinearWeightStep(x, dz, n, in, out, lo, hi, w, a.M[d.param], a.V[d.param], s) {
-			return
-		}
-		band := poolScratch[float32](d.bands, wk, min(rows, hi-lo)*out)
-		for r0 := lo; r0 < hi; r0 += rows {
-			r1 := min(r0+rows, hi)
-			g := band[:(r1-r0)*out]
-			gemmCall(true, false, r1-r0, out, n, x[r0:], in, dz, out, 0, g, out)
-			a.update(s, d.param, w[r0*out:r1*out], g, r0*out)
-		}
-	})
+	d.bands.grow(max(parts, workPool.size()))
+	return &weightUpdate{d: d, a: a, s: a.stepOf(s, d.param), w: w, x: x, dz: dz,
+		parts: parts, rows: max(1, linearBand/4/out)}
+}
+
+// rowsOf updates rows [r0, r1) of the weight on goroutine wk of
+// parallelParts (whose scratch band it uses).
+func (u *weightUpdate) rowsOf(wk, r0, r1 int) {
+	d, a := u.d, u.a
+	n, in, out := d.op.n, d.op.in, d.op.out
+	if fusedKernel && kernels.LinearWeightStep(u.x, u.dz, n, in, out, r0, r1, u.w, a.M[d.param], a.V[d.param], u.s) {
+		return
+	}
+	g := poolScratch[float32](d.bands, wk, (r1-r0)*out)
+	gemmCall(true, false, r1-r0, out, n, u.x[r0:], in, u.dz, out, 0, g, out)
+	a.update(u.s, d.param, u.w[r0*out:r1*out], g, r0*out)
 }
 
 // asFloat32 is v as a []float32 where T is float32.

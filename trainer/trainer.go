@@ -376,8 +376,10 @@ func (t *Trainer) Step(images []float32, n int) (float64, error) {
 		}
 	}
 	s := t.adam.begin()
-	gr.update = &deferredUpdate{adam: t.adam, step: s, weights: t.w.Values}
+	u := &deferredUpdate{adam: t.adam, step: s, weights: t.w.Values}
+	gr.update = u
 	err = gr.run()
+	workPool.finish(&u.left)
 	gr.update = nil
 	if err != nil {
 		t.adam.Step--
