@@ -249,6 +249,18 @@ func (o *opBase) timedAfter() func() {
 	}
 }
 
+// timedFinish is workPool.finish(left), timed for opTimes as the deferred
+// weight updates still queued when the run ends.
+func timedFinish(left *atomic.Int32) {
+	if opTimes == nil {
+		workPool.finish(left)
+		return
+	}
+	t0 := time.Now()
+	workPool.finish(left)
+	opTimes["weight updates left at the run's end"] += time.Since(t0)
+}
+
 func (o *opBase) timeKey() string { return fmt.Sprintf("%s#%d %v", o.name, o.id, o.shape) }
 
 // base returns the opBase of an op of this package, or nil.
@@ -416,6 +428,19 @@ func applyActGrad(act activation, y, grad *G.Node) (*G.Node, error) {
 	if mm, ok := grad.Op().(*matMulOp); ok && act == actReLU && mm.relu {
 		return grad, nil
 	}
+	if act == actSigmoid {
+		// y feeds the loss alone, or through reshapes (else its gradient
+		// would be a sum): the loss's gradient op computes the sigmoid's
+		// too, and grad is it or a view of it.
+		g := grad
+		for rs, ok := g.Op().(*reshapeOp); ok; rs, ok = g.Op().(*reshapeOp) {
+			g = rs.x
+		}
+		if lg, ok := g.Op().(*mseGradOp); ok && !lg.bce {
+			lg.sigmoid = true
+			return grad, nil
+		}
+	}
 	if rs, ok := grad.Op().(*reshapeOp); ok && act == actReLU {
 		if gx, ok := rs.x.Op().(*convTGradXOp); ok && gx.relu {
 			return grad, nil // a view of gx's output, which passed the ReLU's gradient
@@ -560,11 +585,16 @@ func (op *mseOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) 
 // It is the first op of the backward pass, which every other depends on:
 // finite says whether the run's output, and so its loss, is finite, before
 // any gradient is computed from it.
+//
+// With sigmoid, y is a sigmoid's output whose gradient the op passes on
+// too: it computes dz = SigmoidGrad(dy, y), in the same pass, with the
+// same bits as actGradOp after it (see applyActGrad).
 type mseGradOp struct {
 	opBase
-	finite bool
-	bce    bool
-	images int
+	finite  bool
+	bce     bool
+	sigmoid bool
+	images  int
 }
 
 func (op *mseGradOp) Do(in ...G.Value) (G.Value, error) {
@@ -593,7 +623,32 @@ func lossGrad[T float](op *mseGradOp, dy, y, x []T, g float64) bool {
 	if op.bce {
 		return bceGrad(dy, y, x, g/float64(op.images))
 	}
+	if op.sigmoid {
+		return mseSigmoidGrad(dy, y, x, g)
+	}
 	return mseGrad(dy, y, x, g)
+}
+
+// mseSigmoidGrad is mseGrad followed by the sigmoid's gradient at y, in one
+// pass (kernels.MSESigmoidGrad): dz = SigmoidGrad(k·(y − x), y), with
+// mseGrad's k. It reports whether every y − x is finite.
+func mseSigmoidGrad[T float](dz, y, x []T, g float64) bool {
+	k := T(2 * g / float64(len(y)))
+	var bad atomic.Bool
+	parallelFor(len(dz), grain, func(lo, hi int) {
+		var ok bool
+		if dz32, is32 := asFloat32(dz[lo:hi]); is32 {
+			y32, _ := asFloat32(y[lo:hi])
+			x32, _ := asFloat32(x[lo:hi])
+			ok = kernels.MSESigmoidGrad(dz32, y32, x32, float32(k))
+		} else {
+			ok = kernels.MSESigmoidGradGo(dz[lo:hi], y[lo:hi], x[lo:hi], k)
+		}
+		if !ok {
+			bad.Store(true)
+		}
+	})
+	return !bad.Load()
 }
 
 // bceGrad sets dy = k·(y − x)/max(y·(1 − y), 1e-12) and reports whether

@@ -543,3 +543,48 @@ func poolGradCase(t *testing.T, seed uint64, n, cin, C, side int, scale float64)
 	}
 	return g, pgeom, x, w, b, random(n*C*pgeom.ohw(), 0.01)
 }
+
+// TestLossSigmoidGrad checks that the classic model's loss gradient also
+// passes its sigmoid's (mseGradOp.sigmoid), with no sigmoid-grad op left in
+// the graph, and that the fused gradient has the bits of the two steps
+// apart: the loss's gradient k·(y − x), then kernels.SigmoidGrad.
+func TestLossSigmoidGrad(t *testing.T) {
+	const batch = 64
+	tr := notebookTrainer(t, "classic")
+	gr, err := newGraph(tr.cfg.Arch, partAutoencoder, batch, tr.tensors, allGradients)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lg *mseGradOp
+	for _, n := range gr.g.AllNodes() {
+		switch op := n.Op().(type) {
+		case *mseGradOp:
+			lg = op
+		case *actGradOp:
+			t.Errorf("graph still has a %s op", op.name)
+		}
+	}
+	if lg == nil || !lg.sigmoid {
+		t.Fatal("the loss's gradient does not pass the sigmoid's")
+	}
+	images, _ := benchImages(batch)
+	x := images[:batch*784]
+	copy(gr.inputData(), x)
+	if err := gr.run(); err != nil {
+		t.Fatal(err)
+	}
+	y := gr.outputData()
+	got := lg.outData.([]float32)
+	k := float32(2.0 / float64(len(y)))
+	flushed := 0
+	for i, v := range y {
+		want := kernels.SigmoidGrad(k*(v-x[i]), v)
+		if math.Float32bits(got[i]) != math.Float32bits(want) {
+			t.Fatalf("dz[%d] = %v, want %v (y %v, x %v)", i, got[i], want, v, x[i])
+		}
+		if want == 0 && v != x[i] {
+			flushed++
+		}
+	}
+	t.Logf("%d of %d values; %d flushed to zero", len(y), len(y), flushed)
+}

@@ -379,7 +379,7 @@ func (t *Trainer) Step(images []float32, n int) (float64, error) {
 	u := &deferredUpdate{adam: t.adam, step: s, weights: t.w.Values}
 	gr.update = u
 	err = gr.run()
-	workPool.finish(&u.left)
+	timedFinish(&u.left)
 	gr.update = nil
 	if err != nil {
 		t.adam.Step--

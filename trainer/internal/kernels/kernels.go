@@ -345,6 +345,21 @@ func SigmoidGrad[T float](dy, y T) T {
 	return g
 }
 
+// MSESigmoidGradGo sets dz[i] = SigmoidGrad(k·(y[i] − x[i]), y[i]): the
+// gradient at a sigmoid's input z of the loss k/2·Σ(y − x)², y the
+// sigmoid's output, the loss's gradient k·(y − x) rounded to T first. It
+// reports whether every y[i] − x[i] is finite. y and x hold at least
+// len(dz) values.
+func MSESigmoidGradGo[T float](dz, y, x []T, k T) bool {
+	var sum T // NaN once any difference is not finite
+	for i, v := range y[:len(dz)] {
+		d := v - x[i]
+		sum += d - d
+		dz[i] = SigmoidGrad(k*d, v)
+	}
+	return sum == 0
+}
+
 // Interleave2Go writes one channel's output plane dst [2h, 2w] of a
 // ConvTranspose2d with kernel and stride 2 from its four rows of the
 // product Y = Wᵀ·x, src [4, h·w], row p·2+q holding the values of the

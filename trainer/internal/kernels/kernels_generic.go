@@ -173,3 +173,6 @@ func Conv3x3PoolGradXScratch(cin, cout, h, wd int) int { return 0 }
 // Conv3x3PoolGradSparseFits is false: there are no such kernels without
 // cgo.
 func Conv3x3PoolGradSparseFits(cin, h, wd int) bool { return false }
+
+// MSESigmoidGrad is MSESigmoidGradGo.
+func MSESigmoidGrad(dz, y, x []float32, k float32) bool { return MSESigmoidGradGo(dz, y, x, k) }

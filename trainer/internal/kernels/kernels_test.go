@@ -205,6 +205,24 @@ func testElementwiseKernels(t *testing.T) {
 			t.Fatalf("n=%d: BiasReLU %v, Go loop %v (v %v, b %v)", n, got, want, v, b)
 		}
 		got, want = make([]float32, n), make([]float32, n)
+		for _, k := range []float32{2.0 / 50176, -1e-3, 3} {
+			okGot, okWant := MSESigmoidGrad(got, y, v, k), MSESigmoidGradGo(want, y, v, k)
+			if !same(got, want) || okGot != okWant {
+				t.Fatalf("n=%d k=%v: MSESigmoidGrad %v (finite %v), Go loop %v (%v) (y %v, x %v)", n, k, got, okGot, want, okWant, y, v)
+			}
+			// The sigmoid's outputs, the images and the loss's gradient of
+			// a trained model: y in [0, 1], saturated ones among them, and
+			// products near SigmoidGradFloor.
+			sy, sx := make([]float32, n), make([]float32, n)
+			for i := range sy {
+				sy[i] = []float32{0, 1, 1 - 0x1p-24, 0x1p-90, 0x1p-60, rng.Float32()}[rng.IntN(6)]
+				sx[i] = []float32{0, 1, rng.Float32()}[rng.IntN(3)]
+			}
+			okGot, okWant = MSESigmoidGrad(got, sy, sx, k), MSESigmoidGradGo(want, sy, sx, k)
+			if !same(got, want) || okGot != okWant || !okWant {
+				t.Fatalf("n=%d k=%v: MSESigmoidGrad %v (finite %v), Go loop %v (%v) (y %v, x %v)", n, k, got, okGot, want, okWant, sy, sx)
+			}
+		}
 		ReLUGrad(got, y, v)
 		ReLUGradGo(want, y, v)
 		if !same(got, want) {
