@@ -62,6 +62,7 @@ test: vet
 	$(GO) test -timeout 10m ./trainer/... ./dataset/...
 	CGO_ENABLED=0 $(GO) test -timeout 10m ./trainer/... ./evaluation/...
 	$(GO) test -race -timeout 10m ./inference ./server
+	$(GO) test -race -timeout 10m -run 'Backlog|TwoTrainers|ParallelParts' ./trainer
 
 clean:
 	rm -rf bin

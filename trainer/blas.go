@@ -346,8 +346,8 @@ type backlogTask struct {
 }
 
 // later queues tasks, each run once as run(w) on a goroutine of the pool:
-// w is 0 on parallelParts' caller and a worker's own index on a worker, as
-// in parallelParts. left counts the tasks not yet finished; later adds
+// w is 0 on the goroutine that owns the pool (parallelParts' caller, or
+// finish's) and a worker's own index on a worker, as in parallelParts. left counts the tasks not yet finished; later adds
 // them, and each task's end takes one off. Wait for the group with
 // workPool.finish(left). With no worker (GOMAXPROCS 1), later runs the
 // tasks at once.
@@ -386,13 +386,27 @@ func (p *pool) size() int {
 	return len(p.workers) + 1
 }
 
-// finish returns once the tasks that later counted in left have all run,
-// running queued tasks (its own or others') on the caller meanwhile.
+// finish returns once the tasks that later counted in left have all run.
+// Meanwhile it runs queued tasks (its own or others') on the caller, as
+// w = 0, if it can own the pool as parallelParts' caller does: two
+// goroutines never run tasks as the same w at once, so that a task may
+// use a scratch buffer of its w's. Else the pool's owner and workers run
+// them.
 func (p *pool) finish(left *atomic.Int32) {
+	if left.Load() == 0 {
+		return
+	}
+	own := p.busy.CompareAndSwap(false, true)
 	for i := 0; left.Load() != 0; i++ {
-		if !p.bg.runOne(0) && i%64 == 63 {
+		if own && p.bg.runOne(0) {
+			continue
+		}
+		if i%64 == 63 {
 			runtime.Gosched()
 		}
+	}
+	if own {
+		p.busy.Store(false)
 	}
 }
 

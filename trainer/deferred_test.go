@@ -4,6 +4,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -88,6 +89,44 @@ func TestOverlappedUpdatesSameBits(t *testing.T) {
 					}
 				}
 			})
+		}
+	}
+}
+
+// TestOverlappedUpdatesTwoTrainers steps two trainers at once, on two
+// goroutines that share the pool's backlog (and may run each other's
+// tasks), and checks that both end with the weights of a trainer stepped
+// alone with its updates run at once, to the bit.
+func TestOverlappedUpdatesTwoTrainers(t *testing.T) {
+	const batch, steps = 64, 6
+	images, _ := benchImages(batch)
+	defer func(on bool) { overlapUpdates = on }(overlapUpdates)
+	overlapUpdates = true
+	both := []*Trainer{notebookTrainer(t, "classic"), notebookTrainer(t, "classic")}
+	var wg sync.WaitGroup
+	for _, tr := range both {
+		wg.Go(func() {
+			for s := 0; s < steps; s++ {
+				if _, err := tr.Step(images[s*batch*784:(s+1)*batch*784], batch); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	overlapUpdates = false
+	alone := notebookTrainer(t, "classic")
+	for s := 0; s < steps; s++ {
+		if _, err := alone.Step(images[s*batch*784:(s+1)*batch*784], batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for k, tr := range both {
+		for i, p := range tr.w.Params {
+			if !slices.Equal(tr.w.Values[i], alone.w.Values[i]) || !slices.Equal(tr.adam.M[i], alone.adam.M[i]) || !slices.Equal(tr.adam.V[i], alone.adam.V[i]) {
+				t.Errorf("trainer %d: %s after %d steps beside another differs from a trainer's alone", k, p.Name, steps)
+			}
 		}
 	}
 }

@@ -2,6 +2,7 @@ package trainer
 
 import (
 	"fmt"
+	"sync"
 	"sync/atomic"
 
 	"github.com/latent-ai/latent/models"
@@ -67,6 +68,9 @@ type deferredUpdate struct {
 // (blasThreaded) the updates run at once.
 var overlapUpdates = true
 
+// buildMu serializes newGraph.
+var buildMu sync.Mutex
+
 // gradients says which gradients a graph computes.
 type gradients int
 
@@ -90,6 +94,12 @@ var SupportedOps = []models.Op{models.Linear, models.Conv2d, models.ConvTranspos
 // says which gradients it computes, with the loss; only the autoencoder
 // computes any.
 func newGraph(arch models.Arch, part string, batch int, values []tensor.Tensor, grads gradients) (*graph, error) {
+	// Gorgonia's symbolic differentiation shares constant nodes among all
+	// graphs and caches their hashes lazily, so two graphs built at once
+	// race (found by TestOverlappedUpdatesTwoTrainers under -race): build
+	// one at a time.
+	buildMu.Lock()
+	defer buildMu.Unlock()
 	train := grads != noGradients
 	dt := values[0].Dtype()
 	gr := &graph{g: G.NewGraph(), batch: batch, params: make([]*G.Node, len(values))}
