@@ -623,32 +623,7 @@ func lossGrad[T float](op *mseGradOp, dy, y, x []T, g float64) bool {
 	if op.bce {
 		return bceGrad(dy, y, x, g/float64(op.images))
 	}
-	if op.sigmoid {
-		return mseSigmoidGrad(dy, y, x, g)
-	}
-	return mseGrad(dy, y, x, g)
-}
-
-// mseSigmoidGrad is mseGrad followed by the sigmoid's gradient at y, in one
-// pass (kernels.MSESigmoidGrad): dz = SigmoidGrad(k·(y − x), y), with
-// mseGrad's k. It reports whether every y − x is finite.
-func mseSigmoidGrad[T float](dz, y, x []T, g float64) bool {
-	k := T(2 * g / float64(len(y)))
-	var bad atomic.Bool
-	parallelFor(len(dz), grain, func(lo, hi int) {
-		var ok bool
-		if dz32, is32 := asFloat32(dz[lo:hi]); is32 {
-			y32, _ := asFloat32(y[lo:hi])
-			x32, _ := asFloat32(x[lo:hi])
-			ok = kernels.MSESigmoidGrad(dz32, y32, x32, float32(k))
-		} else {
-			ok = kernels.MSESigmoidGradGo(dz[lo:hi], y[lo:hi], x[lo:hi], k)
-		}
-		if !ok {
-			bad.Store(true)
-		}
-	})
-	return !bad.Load()
+	return mseGrad(dy, y, x, g, op.sigmoid)
 }
 
 // bceGrad sets dy = k·(y − x)/max(y·(1 − y), 1e-12) and reports whether
@@ -669,18 +644,32 @@ func bceGrad[T float](dy, y, x []T, k float64) bool {
 	return !bad.Load()
 }
 
-// mseGrad sets dy and reports whether every y - x is finite.
-func mseGrad[T float](dy, y, x []T, g float64) bool {
+// mseGrad sets dy = k·(y − x), with k = 2g/N, and reports whether every
+// y − x is finite. With sigmoid, y is a sigmoid's output and it sets its
+// input's gradient instead, SigmoidGrad(k·(y − x), y), in the same pass
+// (kernels.MSESigmoidGrad).
+func mseGrad[T float](dy, y, x []T, g float64, sigmoid bool) bool {
 	k := T(2 * g / float64(len(y)))
 	var bad atomic.Bool
 	parallelFor(len(dy), grain, func(lo, hi int) {
-		var sum T // NaN or ±Inf once any difference is
-		for i, v := range y[lo:hi] {
-			d := v - x[lo+i]
-			sum += d - d
-			dy[lo+i] = k * d
+		var ok bool
+		switch dy32, is32 := asFloat32(dy[lo:hi]); {
+		case sigmoid && is32:
+			y32, _ := asFloat32(y[lo:hi])
+			x32, _ := asFloat32(x[lo:hi])
+			ok = kernels.MSESigmoidGrad(dy32, y32, x32, float32(k))
+		case sigmoid:
+			ok = kernels.MSESigmoidGradGo(dy[lo:hi], y[lo:hi], x[lo:hi], k)
+		default:
+			var sum T // NaN or ±Inf once any difference is
+			for i, v := range y[lo:hi] {
+				d := v - x[lo+i]
+				sum += d - d
+				dy[lo+i] = k * d
+			}
+			ok = sum == 0
 		}
-		if sum != 0 {
+		if !ok {
 			bad.Store(true)
 		}
 	})
