@@ -140,12 +140,22 @@ func TestConv3x3ReLUPool(t *testing.T) {
 	for _, width := range widths() {
 		t.Run(fmt.Sprintf("width=%d", width), func(t *testing.T) { testConv3x3ReLUPool(t, width) })
 	}
+	// The AVX2 form's other way for layers of 16 output channels or more:
+	// the rows as the lanes.
+	if slices.Contains(widths(), 8) {
+		t.Run("width=8/rows", func(t *testing.T) {
+			setConvPoolCL(false)
+			defer setConvPoolCL(true)
+			testConv3x3ReLUPool(t, 8)
+		})
+	}
 }
 
 func testConv3x3ReLUPool(t *testing.T, width int) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	for _, s := range []struct{ cin, cout, h, wd int }{
 		{16, 32, 14, 14}, {1, 16, 28, 28}, {3, 8, 6, 10}, {2, 4, 4, 30}, {1, 8, 2, 2}, {2, 12, 8, 16},
+		{4, 48, 6, 10}, {2, 16, 2, 2},
 	} {
 		for _, withWhere := range []bool{true, false} {
 			const smp = 2 // samples
@@ -750,6 +760,17 @@ func BenchmarkConv3x3ReLUPool(b *testing.B) {
 				}
 				b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOPS")
 			})
+			if width == 8 && l.cout%16 == 0 && l.cin >= 2 {
+				// The AVX2 form's other way for this layer: the rows as the lanes.
+				b.Run(fmt.Sprintf("width=8/%d-%d/rows", l.cin, l.cout), func(b *testing.B) {
+					setConvPoolCL(false)
+					defer setConvPoolCL(true)
+					for b.Loop() {
+						conv3x3ReLUPoolWidth(width, nil, x, w, bias, n, l.cin, l.cout, l.hw, l.hw, pooled, where)
+					}
+					b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOPS")
+				})
+			}
 		}
 	}
 }

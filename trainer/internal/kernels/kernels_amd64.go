@@ -1318,11 +1318,128 @@ static void latent_conv3x3_avx2_30(float *y, const float *x, const float *w, lon
 	latent_conv3x3_body8(y, x, w, n, cin, cout, h, wd, bias, pooled, where, 2, 1);
 }
 
+// latent_conv3x3_pool_cl is whether latent_conv3x3_avx2 takes the layers
+// it can with latent_conv3x3_pool_cl_avx2 (the tests set it to check both).
+static int latent_conv3x3_pool_cl = 1;
+static void latent_set_conv3x3_pool_cl(int on) { latent_conv3x3_pool_cl = on; }
+
+// latent_conv3x3_pool_cl_avx2 is latent_conv3x3_body8 with its bias, ReLU
+// and pooling and no y, for rows of up to 14 values, 16 output channels or
+// more (a multiple of 16) and 2 input channels or more, with the output
+// channels as the lanes: a block of 6 positions (in the plane's order,
+// across rows) × 16 channels is 12 registers, and each term a broadcast
+// input value times 8 channels' weights, so no lane idles past a row's
+// end and each input value is loaded once for 16 channels. Every value is
+// the same chain of fused multiply-adds over ci, ky, kx in order, from
+// zero, so the same bits. A sample's sums go to cl [h·wd, cout] (the
+// channels last), which the pooling reads 8 channels at a time (the same
+// bias, ReLU, maxima and codes as latent_pool8), into [ph·pw, cout], then
+// out to pooled and where in their layout.
+#define LATENT_CL_P 5
+__attribute__((target("avx2,fma"), noinline))
+static void latent_conv3x3_pool_cl_avx2(const float *x, const float *w, long n, long cin, long cout, long h, long wd,
+	const float *bias, float *pooled, uint8_t *where) {
+	float pad[LATENT_CONV_MAX] __attribute__((aligned(32))), wq[LATENT_CONV_MAX] __attribute__((aligned(32)));
+	float cl[LATENT_CONV_MAX] __attribute__((aligned(32))), pcl[LATENT_CONV_MAX / 4] __attribute__((aligned(32)));
+	uint8_t ccl[LATENT_CONV_MAX / 4];
+	long off[LATENT_CONV_MAX / 16 + LATENT_CL_P];
+	const long plane = (h + 2) * 16, hw = h * wd, ph = h / 2, pw = wd / 2, phw = ph * pw;
+	for (long t = 0; t < cin * plane + 48; t++) pad[t] = 0;
+	// wq [cout/16][cin][9][16]: each tap's 16 channels' weights side by side.
+	for (long g = 0; g < cout / 16; g++)
+		for (long ci = 0; ci < cin; ci++)
+			for (int t = 0; t < 9; t++)
+				for (int l = 0; l < 16; l++) wq[((g * cin + ci) * 9 + t) * 16 + l] = w[((g * 16 + l) * cin + ci) * 9 + t];
+	// Each position's place in a padded plane (past hw: the first's, read
+	// and not stored).
+	const long blocks = (hw + LATENT_CL_P - 1) / LATENT_CL_P;
+	for (long p = 0; p < blocks * LATENT_CL_P; p++) off[p] = p < hw ? p / wd * 16 + p % wd : 0;
+	const __m256 zero = _mm256_setzero_ps();
+	const __m256i one = _mm256_set1_epi32(1), two = _mm256_set1_epi32(2), four = _mm256_set1_epi32(4);
+	for (long s = 0; s < n; s++) {
+		for (long ci = 0; ci < cin; ci++)
+			for (long r = 0; r < h; r++) latent_copy8(pad + ci * plane + (r + 1) * 16 + 1, x + ((s * cin + ci) * h + r) * wd, wd);
+		for (long g = 0; g < cout / 16; g++) {
+			for (long b = 0; b < blocks; b++) {
+				const long *o = off + b * LATENT_CL_P;
+				__m256 a[LATENT_CL_P][2];
+				_Pragma("GCC unroll 5") for (int j = 0; j < LATENT_CL_P; j++) a[j][0] = a[j][1] = zero;
+				const float *q[LATENT_CL_P];
+				_Pragma("GCC unroll 5") for (int j = 0; j < LATENT_CL_P; j++) q[j] = pad + o[j];
+				const float *wc = wq + g * cin * 9 * 16;
+				for (long ci = 0; ci < cin; ci++, wc += 9 * 16) {
+					_Pragma("GCC unroll 3") for (int ky = 0; ky < 3; ky++) {
+						_Pragma("GCC unroll 3") for (int kx = 0; kx < 3; kx++) {
+							const __m256 w0 = _mm256_load_ps(wc + (ky * 3 + kx) * 16), w1 = _mm256_load_ps(wc + (ky * 3 + kx) * 16 + 8);
+							_Pragma("GCC unroll 5") for (int j = 0; j < LATENT_CL_P; j++) {
+								const __m256 v = _mm256_broadcast_ss(q[j] + ky * 16 + kx);
+								a[j][0] = _mm256_fmadd_ps(v, w0, a[j][0]);
+								a[j][1] = _mm256_fmadd_ps(v, w1, a[j][1]);
+							}
+						}
+					}
+					_Pragma("GCC unroll 5") for (int j = 0; j < LATENT_CL_P; j++) q[j] += plane;
+				}
+				_Pragma("GCC unroll 5") for (int j = 0; j < LATENT_CL_P; j++) {
+					const long p = b * LATENT_CL_P + j;
+					if (p < hw) {
+						_mm256_store_ps(cl + p * cout + g * 16, a[j][0]);
+						_mm256_store_ps(cl + p * cout + g * 16 + 8, a[j][1]);
+					}
+				}
+			}
+		}
+		for (long q = 0; q < phw; q++) {
+			const long p = q / pw * 2 * wd + q % pw * 2; // the window's first place
+			for (long c = 0; c < cout; c += 8) {
+				const __m256 bv = _mm256_loadu_ps(bias + c);
+				__m256 v[4];
+				const long at[4] = {p, p + 1, p + wd, p + wd + 1};
+				_Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) {
+					const __m256 z = _mm256_add_ps(_mm256_load_ps(cl + at[k] * cout + c), bv);
+					v[k] = _mm256_and_ps(_mm256_cmp_ps(z, zero, _CMP_NLE_UQ), z);
+				}
+				const __m256 m0 = latent_relumax8(v[0], v[1]), m1 = latent_relumax8(v[2], v[3]), m = latent_relumax8(m0, m1);
+				const __m256i s0 = _mm256_and_si256(_mm256_castps_si256(_mm256_cmp_ps(v[1], v[0], _CMP_GT_OQ)), one);
+				const __m256i s1 = _mm256_add_epi32(two, _mm256_and_si256(_mm256_castps_si256(_mm256_cmp_ps(v[3], v[2], _CMP_GT_OQ)), one));
+				__m256i code = _mm256_blendv_epi8(s0, s1, _mm256_castps_si256(_mm256_cmp_ps(m1, m0, _CMP_GT_OQ)));
+				code = _mm256_add_epi32(code, _mm256_and_si256(_mm256_castps_si256(_mm256_cmp_ps(m, zero, _CMP_NLE_UQ)), four));
+				_mm256_store_ps(pcl + q * cout + c, m);
+				const __m256i pick = _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+					0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+				const __m256i bytes = _mm256_shuffle_epi8(code, pick);
+				const uint32_t lo = (uint32_t)_mm_cvtsi128_si32(_mm256_castsi256_si128(bytes)),
+					       hi = (uint32_t)_mm_cvtsi128_si32(_mm256_extracti128_si256(bytes, 1));
+				__builtin_memcpy(ccl + q * cout + c, &lo, 4);
+				__builtin_memcpy(ccl + q * cout + c + 4, &hi, 4);
+			}
+		}
+		// Out to [cout, ph, pw]: the channels first.
+		float *ps = pooled + s * cout * phw;
+		for (long c = 0; c < cout; c++)
+			for (long q = 0; q < phw; q++) ps[c * phw + q] = pcl[q * cout + c];
+		if (where) {
+			uint8_t *ws = where + s * cout * phw;
+			for (long c = 0; c < cout; c++)
+				for (long q = 0; q < phw; q++) ws[c * phw + q] = ccl[q * cout + c];
+		}
+	}
+}
+
+// latent_conv3x3_pool_cl_fits says whether latent_conv3x3_pool_cl_avx2
+// takes a layer (its scratch on the stack included).
+static int latent_conv3x3_pool_cl_fits(long cin, long cout, long h, long wd) {
+	return cin >= 2 && cout >= 16 && cout % 16 == 0 && wd <= 14 && h % 2 == 0 && wd % 2 == 0 && h * wd * cout <= LATENT_CONV_MAX &&
+		cout * cin * 9 <= LATENT_CONV_MAX && cin * (h + 2) * 16 + 48 <= LATENT_CONV_MAX && h * wd <= LATENT_CONV_MAX / 16;
+}
+
 // Each form a function of its own, so that the compiler allocates each
 // one's registers alone.
 static void latent_conv3x3_avx2(float *y, const float *x, const float *w, long n, long cin, long cout, long h, long wd,
 	const float *bias, float *pooled, uint8_t *where) {
-	if (wd <= 14) latent_conv3x3_avx2_14(y, x, w, n, cin, cout, h, wd, bias, pooled, where);
+	if (!y && bias && pooled && latent_conv3x3_pool_cl && latent_conv3x3_pool_cl_fits(cin, cout, h, wd))
+		latent_conv3x3_pool_cl_avx2(x, w, n, cin, cout, h, wd, bias, pooled, where);
+	else if (wd <= 14) latent_conv3x3_avx2_14(y, x, w, n, cin, cout, h, wd, bias, pooled, where);
 	else latent_conv3x3_avx2_30(y, x, w, n, cin, cout, h, wd, bias, pooled, where);
 }
 
@@ -2740,6 +2857,12 @@ func conv3x3Width(width int, y, x, w []float32, n, cin, cout, h, wd int) bool {
 func Conv3x3ReLUPool(y, x, w, bias []float32, n, cin, cout, h, wd int, pooled []float32, where []uint8) bool {
 	return conv3x3ReLUPoolWidth(fmaWidth, y, x, w, bias, n, cin, cout, h, wd, pooled, where)
 }
+
+// setConvPoolCL sets whether the AVX2 form of Conv3x3ReLUPool takes the
+// layers it can with the output channels as the lanes (the default), or
+// with the rows as the lanes as for every other layer: the tests check
+// both.
+func setConvPoolCL(on bool) { C.latent_set_conv3x3_pool_cl(cBool(on)) }
 
 // conv3x3ReLUPoolWidth is Conv3x3ReLUPool with width values at a time (one
 // of widths).
