@@ -1326,10 +1326,11 @@ static void latent_set_conv3x3_pool_cl(int on) { latent_conv3x3_pool_cl = on; }
 // latent_conv3x3_pool_cl_avx2 is latent_conv3x3_body8 with its bias, ReLU
 // and pooling and no y, for rows of up to 14 values, 16 output channels or
 // more (a multiple of 16) and 2 input channels or more, with the output
-// channels as the lanes: a block of 6 positions (in the plane's order,
-// across rows) × 16 channels is 12 registers, and each term a broadcast
-// input value times 8 channels' weights, so no lane idles past a row's
-// end and each input value is loaded once for 16 channels. Every value is
+// channels as the lanes: a block of LATENT_CL_P = 5 positions (in the
+// plane's order, across rows) × 16 channels is 10 registers, and each term
+// a broadcast input value times 8 channels' weights, so no lane idles past
+// a row's end and each input value is loaded once for 16 channels (6
+// positions, 12 registers, had the compiler spill). Every value is
 // the same chain of fused multiply-adds over ci, ky, kx in order, from
 // zero, so the same bits. A sample's sums go to cl [h·wd, cout] (the
 // channels last), which the pooling reads 8 channels at a time (the same
