@@ -1340,11 +1340,14 @@ static void latent_set_conv3x3_pool_cl(int on) { latent_conv3x3_pool_cl = on; }
 __attribute__((target("avx2,fma"), noinline))
 static void latent_conv3x3_pool_cl_avx2(const float *x, const float *w, long n, long cin, long cout, long h, long wd,
 	const float *bias, float *pooled, uint8_t *where) {
-	float pad[LATENT_CONV_MAX] __attribute__((aligned(32))), wq[LATENT_CONV_MAX] __attribute__((aligned(32)));
-	float cl[LATENT_CONV_MAX] __attribute__((aligned(32))), pcl[LATENT_CONV_MAX / 4] __attribute__((aligned(32)));
-	uint8_t ccl[LATENT_CONV_MAX / 4];
-	long off[LATENT_CONV_MAX / 16 + LATENT_CL_P];
 	const long plane = (h + 2) * 16, hw = h * wd, ph = h / 2, pw = wd / 2, phw = ph * pw;
+	const long blocks = (hw + LATENT_CL_P - 1) / LATENT_CL_P;
+	// On the stack, each the size the layer needs (the 16→32 layer's: 70
+	// KB in all), which latent_conv3x3_pool_cl_fits bounds.
+	float pad[cin * plane + 48] __attribute__((aligned(32))), wq[cout * cin * 9] __attribute__((aligned(32)));
+	float cl[hw * cout] __attribute__((aligned(32))), pcl[phw * cout] __attribute__((aligned(32)));
+	uint8_t ccl[phw * cout];
+	long off[blocks * LATENT_CL_P];
 	for (long t = 0; t < cin * plane + 48; t++) pad[t] = 0;
 	// wq [cout/16][cin][9][16]: each tap's 16 channels' weights side by side.
 	for (long g = 0; g < cout / 16; g++)
@@ -1353,7 +1356,6 @@ static void latent_conv3x3_pool_cl_avx2(const float *x, const float *w, long n, 
 				for (int l = 0; l < 16; l++) wq[((g * cin + ci) * 9 + t) * 16 + l] = w[((g * 16 + l) * cin + ci) * 9 + t];
 	// Each position's place in a padded plane (past hw: the first's, read
 	// and not stored).
-	const long blocks = (hw + LATENT_CL_P - 1) / LATENT_CL_P;
 	for (long p = 0; p < blocks * LATENT_CL_P; p++) off[p] = p < hw ? p / wd * 16 + p % wd : 0;
 	const __m256 zero = _mm256_setzero_ps();
 	const __m256i one = _mm256_set1_epi32(1), two = _mm256_set1_epi32(2), four = _mm256_set1_epi32(4);
