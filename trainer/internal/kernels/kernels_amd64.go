@@ -30,7 +30,9 @@ package kernels
 // one or two registers, with the bits of Conv3x3Ref (its own order of the
 // sums, not a BLAS's); Conv3x3ReLUPool adds the bias, the ReLU and the 2×2
 // max-pooling while the rows are in registers, the bits of the separate
-// kernels. Conv3x3GradW: its weight gradient, the output channels the
+// kernels (in the AVX2 form, for 16 output channels or more, with the
+// channels as the lanes and the pooling from the cache: the same sums).
+// Conv3x3GradW: its weight gradient, the output channels the
 // lanes of the registers of sums, each a sum over the samples in order of
 // a sum over a sample's rows and columns in order, the bits of
 // Conv3x3GradWRef. Conv3x3PoolGrad: the first layer's weight and bias
