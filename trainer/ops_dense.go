@@ -260,7 +260,8 @@ type deferredLinear struct {
 	x     *G.Node        // the layer's input
 	op    *linearOp      // the layer, whose dz the backward pass set
 	bands scratchPool    // a band of dW for each goroutine of the pool
-	tasks []func(wk int) // stepLater's, kept from run to run
+	u     weightUpdate   // this run's update (update), which tasks read
+	tasks []func(wk int) // stepLater's, one a band of u, made once
 	// inRun is whether the graph runs step itself, at the end of the last
 	// op that needs the weight's old value or computes dz (hookDeferred).
 	inRun bool
@@ -298,12 +299,15 @@ func (d *deferredLinear) step(a *Adam, s kernels.AdamStep, w []float32) {
 // or runs the graph again.
 func (d *deferredLinear) stepLater(a *Adam, s kernels.AdamStep, w []float32, left *atomic.Int32) {
 	u := d.update(a, s, w)
-	d.tasks = d.tasks[:0]
-	for p := 0; p < u.parts; p++ {
-		lo, hi := p*d.op.in/u.parts, (p+1)*d.op.in/u.parts
-		for r0 := lo; r0 < hi; r0 += u.rows {
-			r1 := min(r0+u.rows, hi)
-			d.tasks = append(d.tasks, func(wk int) { u.rowsOf(wk, r0, r1) })
+	if d.tasks == nil {
+		// The bands depend on the layer's shape and GOMAXPROCS alone, and
+		// each task reads this run's update from d.u.
+		for p := 0; p < u.parts; p++ {
+			lo, hi := p*d.op.in/u.parts, (p+1)*d.op.in/u.parts
+			for r0 := lo; r0 < hi; r0 += u.rows {
+				r1 := min(r0+u.rows, hi)
+				d.tasks = append(d.tasks, func(wk int) { d.u.rowsOf(wk, r0, r1) })
+			}
 		}
 	}
 	workPool.later(left, d.tasks...)
@@ -332,8 +336,9 @@ func (d *deferredLinear) update(a *Adam, s kernels.AdamStep, w []float32) *weigh
 	in, out := d.op.in, d.op.out
 	parts := workers(in*out, 1<<15)
 	d.bands.grow(max(parts, workPool.size()))
-	return &weightUpdate{d: d, a: a, s: a.stepOf(s, d.param), w: w, x: x, dz: dz,
+	d.u = weightUpdate{d: d, a: a, s: a.stepOf(s, d.param), w: w, x: x, dz: dz,
 		parts: parts, rows: max(1, linearBand/4/out)}
+	return &d.u
 }
 
 // rowsOf updates rows [r0, r1) of the weight on goroutine wk of
