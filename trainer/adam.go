@@ -27,7 +27,7 @@ import (
 // under 1e-33 (lr · 1.2e-38 / ε), far below a float32 rounding of any
 // weight but the tiniest.
 //
-// It updates parameters in place, on GOMAXPROCS goroutines for large
+// It updates parameters in place, on the trainer's goroutines for large
 // tensors, and allocates no tensor memory.
 type Adam struct {
 	LR, Beta1, Beta2, Eps float64
@@ -69,7 +69,7 @@ func (a *Adam) Update(params, grads [][]float32) {
 }
 
 // updateParam applies step s to all of parameter i, p, with its gradient g,
-// on GOMAXPROCS goroutines where it is large. Each value is updated alone,
+// on the trainer's goroutines where it is large. Each value is updated alone,
 // so the split does not change the result.
 func (a *Adam) updateParam(s kernels.AdamStep, i int, p, g []float32) {
 	s = a.stepOf(s, i)

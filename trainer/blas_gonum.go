@@ -4,12 +4,11 @@ package trainer
 
 import (
 	"fmt"
-	"runtime"
 )
 
 // BLAS describes the BLAS that the trainer uses, for logs and benchmarks.
 func BLAS() string {
-	return fmt.Sprintf("gonum (pure Go, %d goroutines)", runtime.GOMAXPROCS(0))
+	return fmt.Sprintf("gonum (pure Go, %d goroutines)", workPool.size())
 }
 
 // gemmTransBSlow is false: convGradWOp keeps the products that gonum's

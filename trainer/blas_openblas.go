@@ -16,7 +16,7 @@ package trainer
 // set already.
 //
 // By default each OpenBLAS call runs on one thread, and the trainer shares
-// the work among GOMAXPROCS goroutines: gemm splits large products, and the
+// the work among the pool's goroutines (workPool): gemm splits large products, and the
 // convolutions share their samples. OpenBLAS's own threads spin while they
 // wait for work, taking the CPU from the trainer's other loops and from
 // other processes; on a busy machine this halves the CPU time of a step.
@@ -47,7 +47,6 @@ import "C"
 import (
 	"fmt"
 	"os"
-	"runtime"
 
 	"gonum.org/v1/netlib/blas/netlib"
 	G "gorgonia.org/gorgonia"
@@ -78,7 +77,7 @@ var gemmTransBSlow = C.GoString(C.openblas_get_corename()) == "SkylakeX"
 func BLAS() string {
 	how := fmt.Sprintf("%d threads per call", int(C.openblas_get_num_threads()))
 	if gemmSplit {
-		how = fmt.Sprintf("1 thread per call, split among %d goroutines", runtime.GOMAXPROCS(0))
+		how = fmt.Sprintf("1 thread per call, split among %d goroutines", workPool.size())
 	}
 	return fmt.Sprintf("OpenBLAS (%s kernels, %s)", C.GoString(C.openblas_get_corename()), how)
 }

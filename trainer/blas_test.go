@@ -17,6 +17,7 @@ import (
 // fall back to new goroutines, and checks that every call visits each
 // index of [0, n) exactly once, in the ranges it promises.
 func TestParallelPartsCoversEachIndexOnce(t *testing.T) {
+	workPool.size() // started, if not yet, at the process's GOMAXPROCS
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
 	var wg sync.WaitGroup
 	for g := range 6 {
@@ -101,13 +102,39 @@ func TestGemmMatchesGonum(t *testing.T) {
 	}
 }
 
+// TestPoolSparesAProcessor checks that the pool, once started, computes on
+// as many goroutines as GOMAXPROCS was, and that in a build with cgo it
+// keeps a processor to spare, so that the runtime does not take one from a
+// goroutine in a long C call (see workPool); and that a later change of
+// GOMAXPROCS leaves the pool's size as it is.
+func TestPoolSparesAProcessor(t *testing.T) {
+	size := workPool.size()
+	if size < 1 {
+		t.Fatalf("the pool computes on %d goroutines", size)
+	}
+	want := size
+	if spareProc {
+		want++
+	}
+	if got := runtime.GOMAXPROCS(0); got != want {
+		t.Errorf("GOMAXPROCS is %d with a pool of %d goroutines, want %d (spareProc %v)", got, size, want, spareProc)
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(size + 3))
+	if got := workPool.size(); got != size {
+		t.Errorf("after GOMAXPROCS changed, the pool's size went from %d to %d", size, got)
+	}
+	if got := workers(1<<20, 1); got != size {
+		t.Errorf("workers(2^20, 1) = %d, want the pool's %d", got, size)
+	}
+}
+
 // TestBacklogRunsEachTaskOnce queues tasks on the pool's backlog in two
 // groups, from two goroutines that also call parallelParts meanwhile, and
 // checks that finish returns only once each of its group's tasks has run,
 // that every task runs exactly once, and on a goroutine w of the pool.
 func TestBacklogRunsEachTaskOnce(t *testing.T) {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
 	size := workPool.size()
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
 	var wg sync.WaitGroup
 	for g := range 2 {
 		wg.Go(func() {

@@ -46,6 +46,9 @@ type graph struct {
 	// nil; a graph with one draws ε before each run that samples.
 	vae *gaussOp
 	vm  G.VM
+	// tape runs vm's program on the caller's goroutine, or is nil where
+	// run calls vm.RunAll (see tape).
+	tape *tape
 }
 
 // deferredUpdate is the Adam step that a run applies to the deferred
@@ -193,6 +196,7 @@ func newGraph(arch models.Arch, part string, batch int, values []tensor.Tensor, 
 	// gradient node from the last run, which the run overwrites: gradients
 	// do not add up from run to run.
 	gr.vm = G.NewTapeMachine(gr.g)
+	gr.tape = newTape(gr.vm)
 	return gr, nil
 }
 
@@ -316,6 +320,9 @@ func (bd *builder) layer(l models.Layer, x, w, b *G.Node, act activation) (*G.No
 // the machine so that the next run computes again.
 func (gr *graph) run() error {
 	defer gr.vm.Reset()
+	if gr.tape != nil {
+		return gr.tape.run()
+	}
 	return gr.vm.RunAll()
 }
 

@@ -7,7 +7,8 @@ package trainer
 // backward pass from a few more ops of this package, so that Gorgonia
 // builds, differentiates and schedules the graph while the arithmetic runs
 // in fused loops and in gemm (blas.go). The loops have no branches on the
-// data and share large work among GOMAXPROCS goroutines, each value always
+// data and share large work among the pool's goroutines (as many as
+// GOMAXPROCS when the first step ran; see workPool), each value always
 // computed by one goroutine in one order: results do not depend on the
 // goroutines, and training stays deterministic.
 //

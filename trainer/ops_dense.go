@@ -274,7 +274,7 @@ const linearBand = 128 << 10
 
 // step computes the weight's gradient dW = xᵀ·dz and applies Adam's step s
 // to it as it goes, where the graph's matMulOp would write all of dW out to
-// memory for Adam to read back. Its rows are shared among GOMAXPROCS
+// memory for Adam to read back. Its rows are shared among the pool's
 // goroutines. Each goroutine runs the fused kernel of the openblas build
 // (kernels.LinearWeightStep: dW in registers) or, without one, computes its rows a
 // band at a time with gemm and updates each band while it is in cache.
@@ -300,7 +300,7 @@ func (d *deferredLinear) step(a *Adam, s kernels.AdamStep, w []float32) {
 func (d *deferredLinear) stepLater(a *Adam, s kernels.AdamStep, w []float32, left *atomic.Int32) {
 	u := d.update(a, s, w)
 	if d.tasks == nil {
-		// The bands depend on the layer's shape and GOMAXPROCS alone, and
+		// The bands depend on the layer's shape and workPool.size() alone, and
 		// each task reads this run's update from d.u.
 		for p := 0; p < u.parts; p++ {
 			lo, hi := p*d.op.in/u.parts, (p+1)*d.op.in/u.parts
