@@ -177,8 +177,8 @@ func parallelParts(n, parts int, body func(w, lo, hi int)) {
 // fewer than GOMAXPROCS when the pool started (the trainer's first step),
 // the caller being the other (size).
 //
-// In a build with cgo (the C kernels, OpenBLAS) the pool's start then
-// raises GOMAXPROCS by one, which it leaves idle: while every processor
+// In a build with cgo (the C kernels, OpenBLAS) each run of a graph then
+// keeps GOMAXPROCS one above that (keepSpare), a processor left idle: while every processor
 // (P) is in a long C call, the Go runtime's monitor takes one from its
 // goroutine and wakes a thread to look for other work, and the goroutine
 // waits for a processor when its call returns. With a P to spare the
@@ -289,9 +289,6 @@ func (p *pool) wait(done *atomic.Int32) {
 func (p *pool) start() {
 	p.finished = make(chan struct{}, 1)
 	p.threads = runtime.GOMAXPROCS(0)
-	if spareProc {
-		runtime.GOMAXPROCS(p.threads + 1)
-	}
 	for i := range p.threads - 1 {
 		wk := &poolWorker{id: i + 1, pool: p, wake: make(chan struct{}, 1)}
 		p.workers = append(p.workers, wk)
@@ -393,6 +390,19 @@ func (p *pool) later(left *atomic.Int32, tasks ...func(w int)) {
 			default:
 			}
 		}
+	}
+}
+
+// keepSpare starts the pool if it has not started, and raises GOMAXPROCS
+// to the pool's size plus one, in a build with cgo, where it is the pool's
+// size. Each run of a graph calls it first: the first raises GOMAXPROCS,
+// and the others raise it again where a caller set it back (the testing
+// package does so before each benchmark's timed runs). A GOMAXPROCS set
+// lower or higher stays as it is.
+func (p *pool) keepSpare() {
+	p.once.Do(p.start)
+	if spareProc && runtime.GOMAXPROCS(0) == p.threads {
+		runtime.GOMAXPROCS(p.threads + 1)
 	}
 }
 

@@ -102,29 +102,51 @@ func TestGemmMatchesGonum(t *testing.T) {
 	}
 }
 
-// TestPoolSparesAProcessor checks that the pool, once started, computes on
-// as many goroutines as GOMAXPROCS was, and that in a build with cgo it
-// keeps a processor to spare, so that the runtime does not take one from a
-// goroutine in a long C call (see workPool); and that a later change of
-// GOMAXPROCS leaves the pool's size as it is.
+// TestPoolSparesAProcessor checks that a graph's run keeps GOMAXPROCS one
+// above the pool's size in a build with cgo, and as it is in pure Go (see
+// workPool): after a step, again after GOMAXPROCS was set back to the
+// pool's size (as the testing package does before a benchmark's timed
+// runs), and not where it was set lower. The pool's size stays as it was
+// when it started, whatever GOMAXPROCS becomes.
 func TestPoolSparesAProcessor(t *testing.T) {
+	const batch = 64
+	images, _ := benchImages(batch)
+	tr := notebookTrainer(t, "classic")
+	step := func() {
+		t.Helper()
+		if _, err := tr.Step(images[:batch*784], batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	step()
 	size := workPool.size()
-	if size < 1 {
-		t.Fatalf("the pool computes on %d goroutines", size)
-	}
-	want := size
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	spare := size
 	if spareProc {
-		want++
+		spare++
 	}
-	if got := runtime.GOMAXPROCS(0); got != want {
-		t.Errorf("GOMAXPROCS is %d with a pool of %d goroutines, want %d (spareProc %v)", got, size, want, spareProc)
-	}
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(size + 3))
-	if got := workPool.size(); got != size {
-		t.Errorf("after GOMAXPROCS changed, the pool's size went from %d to %d", size, got)
-	}
-	if got := workers(1<<20, 1); got != size {
-		t.Errorf("workers(2^20, 1) = %d, want the pool's %d", got, size)
+	for _, c := range []struct {
+		name      string
+		set, want int
+	}{
+		{"after a step", 0, spare},
+		{"set back to the pool's size", size, spare},
+		{"set lower", max(1, size-1), max(1, size-1)},
+		{"set higher", size + 3, size + 3},
+	} {
+		if c.set > 0 {
+			runtime.GOMAXPROCS(c.set)
+		}
+		step()
+		if got := runtime.GOMAXPROCS(0); got != c.want {
+			t.Errorf("%s: GOMAXPROCS %d with a pool of %d goroutines, want %d (spareProc %v)", c.name, got, size, c.want, spareProc)
+		}
+		if got := workPool.size(); got != size {
+			t.Errorf("%s: the pool's size went from %d to %d", c.name, size, got)
+		}
+		if got := workers(1<<20, 1); got != size {
+			t.Errorf("%s: workers(2^20, 1) = %d, want the pool's %d", c.name, got, size)
+		}
 	}
 }
 

@@ -319,6 +319,7 @@ func (bd *builder) layer(l models.Layer, x, w, b *G.Node, act activation) (*G.No
 // run executes the graph once on the values in its input node and resets
 // the machine so that the next run computes again.
 func (gr *graph) run() error {
+	workPool.keepSpare()
 	defer gr.vm.Reset()
 	if gr.tape != nil {
 		return gr.tape.run()
