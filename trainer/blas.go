@@ -182,9 +182,9 @@ func parallelParts(n, parts int, body func(w, lo, hi int)) {
 // (P) is in a long C call, the Go runtime's monitor takes one from its
 // goroutine and wakes a thread to look for other work, and the goroutine
 // waits for a processor when its call returns. With a P to spare the
-// monitor leaves calls of under 10 ms alone. On a 2-vCPU machine that made
-// training steps 17% (classic) and 29% (conv) faster, with the steps run
-// on the caller's goroutine (tape); see "A processor to spare" in the
+// monitor leaves calls of under 10 ms alone. On a 2-vCPU machine, with the
+// graphs run on the caller's goroutine (tape), that made training steps
+// 19% (classic) and 14% (conv) faster; see "A processor to spare" in the
 // README.
 //
 // A training step hands out work some forty times, a few hundred

@@ -17,7 +17,7 @@ import (
 // training step, and the threads that the Go scheduler woke for those
 // hand-offs took cores from the two that compute. On a 2-vCPU virtual
 // machine, with the pool's processor to spare (see workPool), classic's
-// steps ran 17% faster this way and conv's 29% (see "A processor to
+// steps ran 19% faster this way and conv's 14% (see "A processor to
 // spare" in the README).
 //
 // The trainer uses no CUDA and no batched BLAS, which are what RunAll adds
