@@ -178,8 +178,8 @@ func parallelParts(n, parts int, body func(w, lo, hi int)) {
 // the caller being the other (size).
 //
 // In a build with cgo (the C kernels, OpenBLAS) each run of a graph then
-// keeps GOMAXPROCS one above that (keepSpare), a processor left idle: while every processor
-// (P) is in a long C call, the Go runtime's monitor takes one from its
+// keeps GOMAXPROCS one above that (keepSpare), a processor left idle:
+// while every processor (P) is in a long C call, the Go runtime's monitor takes one from its
 // goroutine and wakes a thread to look for other work, and the goroutine
 // waits for a processor when its call returns. With a P to spare the
 // monitor leaves calls of under 10 ms alone. On a 2-vCPU machine, with the
@@ -207,7 +207,6 @@ const callerSpin = 50 * time.Microsecond
 
 type pool struct {
 	busy     atomic.Bool // whether a call owns the pool
-	threads  int         // the goroutines that compute: the workers and the caller
 	once     sync.Once
 	workers  []*poolWorker
 	waiting  atomic.Bool   // whether the caller blocks on finished
@@ -288,8 +287,7 @@ func (p *pool) wait(done *atomic.Int32) {
 
 func (p *pool) start() {
 	p.finished = make(chan struct{}, 1)
-	p.threads = runtime.GOMAXPROCS(0)
-	for i := range p.threads - 1 {
+	for i := range runtime.GOMAXPROCS(0) - 1 {
 		wk := &poolWorker{id: i + 1, pool: p, wake: make(chan struct{}, 1)}
 		p.workers = append(p.workers, wk)
 		go wk.loop()
@@ -400,9 +398,8 @@ func (p *pool) later(left *atomic.Int32, tasks ...func(w int)) {
 // package does so before each benchmark's timed runs). A GOMAXPROCS set
 // lower or higher stays as it is.
 func (p *pool) keepSpare() {
-	p.once.Do(p.start)
-	if spareProc && runtime.GOMAXPROCS(0) == p.threads {
-		runtime.GOMAXPROCS(p.threads + 1)
+	if n := p.size(); spareProc && runtime.GOMAXPROCS(0) == n {
+		runtime.GOMAXPROCS(n + 1)
 	}
 }
 
@@ -414,7 +411,7 @@ func (p *pool) keepSpare() {
 // their bits, depend on it.
 func (p *pool) size() int {
 	p.once.Do(p.start)
-	return p.threads
+	return len(p.workers) + 1
 }
 
 // finish returns once the tasks that later counted in left have all run.

@@ -18,8 +18,9 @@
 // Trainers compute on as many goroutines as GOMAXPROCS was at the first
 // step of the process's first trainer, from then on (some sums are split
 // in bands by that number, so the bits depend on it, never on the
-// machine). In a build with cgo, that first step then raises GOMAXPROCS by
-// one and leaves that processor idle, so that the Go runtime does not take
+// machine). In a build with cgo, each step then keeps GOMAXPROCS one above
+// that number (raising it where it is that number) and leaves that
+// processor idle, so that the Go runtime does not take
 // a processor from a goroutine in a long C call (see workPool).
 //
 // A run folder holds:
